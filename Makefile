@@ -1,0 +1,41 @@
+# `make serve` and `make test` work on a fresh machine with python3 >= 3.11 and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: serve test lint format bench schema clean
+
+# (Re)install when the venv is missing or pyproject.toml changed since the last install.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/gql-blog db upgrade
+	$(BIN)/gql-blog serve --host $(HOST) --port $(PORT)
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check gql_blog tests bench
+	$(BIN)/ruff format --check gql_blog tests bench
+	$(BIN)/mypy --strict gql_blog
+
+format: $(STAMP)
+	$(BIN)/ruff format gql_blog tests bench
+	$(BIN)/ruff check --fix gql_blog tests bench
+
+schema: $(STAMP)
+	$(BIN)/gql-blog export-schema --output schema.graphql
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,148 @@
+"""Settings from the environment: every `GQL_BLOG_*` variable, read once into one frozen object."""
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Self, TypeVar
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+T = TypeVar("T")
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./blog.db"
+
+# A plain URL names no async driver; these are the ones gql_blog runs on.
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "mysql": "mysql+asyncmy",
+    "mariadb": "mariadb+asyncmy",
+}
+_SUPPORTED = {
+    "sqlite+aiosqlite",
+    "postgresql+asyncpg",
+    "mysql+asyncmy",
+    "mariadb+asyncmy",
+}
+
+
+class ConfigError(ValueError):
+    """A setting is missing or has a value of the wrong shape; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    database_replica_url: str | None = None
+    pool_size: int = 10
+    max_overflow: int = 10
+    pool_recycle_seconds: int = 1800
+    echo_sql: bool = False
+    debug: bool = False
+    token_lifetime_seconds: int = 14 * 24 * 3600
+    default_page_size: int = 20
+    max_page_size: int = 100
+    max_filter_depth: int = 10
+    secret_key: str = field(default="", repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Self:
+        """Read and validate the environment; a bad value raises `ConfigError` naming it."""
+        reader = _Reader(environ)
+        settings = cls(
+            database_url=normalize_database_url(
+                environ.get("GQL_BLOG_DATABASE_URL", DEFAULT_DATABASE_URL),
+                variable="GQL_BLOG_DATABASE_URL",
+            ),
+            database_replica_url=_optional_url(environ, "GQL_BLOG_DATABASE_REPLICA_URL"),
+            pool_size=reader.integer("POOL_SIZE", 10, minimum=1),
+            max_overflow=reader.integer("MAX_OVERFLOW", 10, minimum=0),
+            pool_recycle_seconds=reader.integer("POOL_RECYCLE_SECONDS", 1800, minimum=1),
+            echo_sql=reader.boolean("ECHO_SQL", False),
+            debug=reader.boolean("DEBUG", False),
+            token_lifetime_seconds=reader.integer("TOKEN_LIFETIME_SECONDS", 14 * 24 * 3600, minimum=60),
+            default_page_size=reader.integer("DEFAULT_PAGE_SIZE", 20, minimum=1),
+            max_page_size=reader.integer("MAX_PAGE_SIZE", 100, minimum=1),
+            max_filter_depth=reader.integer("MAX_FILTER_DEPTH", 10, minimum=1),
+            secret_key=environ.get("GQL_BLOG_SECRET_KEY", ""),
+        )
+        if settings.default_page_size > settings.max_page_size:
+            raise ConfigError(
+                "GQL_BLOG_DEFAULT_PAGE_SIZE must not exceed GQL_BLOG_MAX_PAGE_SIZE "
+                f"({settings.default_page_size} > {settings.max_page_size})"
+            )
+        return settings
+
+    @property
+    def dialect(self) -> str:
+        return make_url(self.database_url).get_backend_name()
+
+
+def normalize_database_url(raw: str, *, variable: str = "GQL_BLOG_DATABASE_URL") -> str:
+    """Move a plain database URL to its async driver, or refuse it with the URL to use."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(
+            f"{variable}: expected a database URL such as {DEFAULT_DATABASE_URL}, got {raw!r}"
+        ) from None
+    if url.drivername in _SUPPORTED:
+        return _render(url)
+    backend = url.get_backend_name()
+    if url.drivername == backend and backend in _ASYNC_DRIVERS:
+        return _render(url.set(drivername=_ASYNC_DRIVERS[backend]))
+    wanted = _ASYNC_DRIVERS.get(backend)
+    if wanted is None:
+        raise ConfigError(
+            f"{variable}: unsupported database {backend!r}; use sqlite+aiosqlite://, "
+            "postgresql+asyncpg:// or mysql+asyncmy://"
+        )
+    raise ConfigError(
+        f"{variable}: driver {url.drivername!r} is not supported; use a {wanted}:// URL"
+    )
+
+
+def _render(url: URL) -> str:
+    return url.render_as_string(hide_password=False)
+
+
+def _optional_url(environ: Mapping[str, str], variable: str) -> str | None:
+    raw = environ.get(variable)
+    if not raw:
+        return None
+    return normalize_database_url(raw, variable=variable)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    environ: Mapping[str, str]
+
+    def integer(self, name: str, default: int, *, minimum: int) -> int:
+        def parse(raw: str) -> int:
+            value = int(raw)
+            if value < minimum:
+                raise ValueError
+            return value
+
+        return self._read(name, default, parse, f"a whole number >= {minimum}")
+
+    def boolean(self, name: str, default: bool) -> bool:
+        words = {"1": True, "true": True, "yes": True, "on": True}
+        words |= {"0": False, "false": False, "no": False, "off": False}
+
+        def parse(raw: str) -> bool:
+            return words[raw.strip().lower()]
+
+        return self._read(name, default, parse, "one of true/false, 1/0, yes/no, on/off")
+
+    def _read(self, name: str, default: T, parse: Callable[[str], T], expected: str) -> T:
+        variable = f"GQL_BLOG_{name}"
+        raw = self.environ.get(variable)
+        if raw is None or raw == "":
+            return default
+        try:
+            return parse(raw)
+        except (ValueError, KeyError):
+            raise ConfigError(f"{variable}: expected {expected}, got {raw!r}") from None

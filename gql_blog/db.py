@@ -1,0 +1,135 @@
+"""Engines and sessions per dialect, the request's serialized session, and the SQL statement counter."""
+
+import asyncio
+import contextvars
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import Executable, Result, event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql import Select
+
+from gql_blog.config import Settings
+
+T = TypeVar("T")
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+_TRANSACTION_CONTROL = ("SAVEPOINT", "RELEASE", "ROLLBACK")
+
+
+@dataclass(slots=True)
+class StatementCount:
+    """How many SQL statements ran while this count was current (transaction control excluded)."""
+
+    total: int = 0
+    statements: list[str] = field(default_factory=list)
+
+
+_current_count: contextvars.ContextVar[StatementCount | None] = contextvars.ContextVar(
+    "gql_blog_statement_count", default=None
+)
+
+
+@contextmanager
+def count_statements() -> Iterator[StatementCount]:
+    """Count the statements the current task (and tasks it starts) send to any engine."""
+    counted = StatementCount()
+    token = _current_count.set(counted)
+    try:
+        yield counted
+    finally:
+        _current_count.reset(token)
+
+
+def _before_cursor_execute(
+    conn: Connection, cursor: Any, statement: str, *args: Any
+) -> None:
+    counted = _current_count.get()
+    if counted is None or statement.lstrip().upper().startswith(_TRANSACTION_CONTROL):
+        return
+    counted.total += 1
+    counted.statements.append(statement)
+
+
+def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
+    """The process's engine for `url` (default: the settings' database), tuned for its dialect."""
+    target = make_url(url or settings.database_url)
+    options: dict[str, Any] = {"echo": settings.echo_sql, "pool_pre_ping": True}
+    backend = target.get_backend_name()
+    if backend == "sqlite":
+        if target.database in (None, "", ":memory:"):
+            # One in-memory database, shared by every session of this engine.
+            options |= {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+        options["connect_args"] = options.get("connect_args", {}) | {
+            "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000
+        }
+    else:
+        options |= {
+            "pool_size": settings.pool_size,
+            "max_overflow": settings.max_overflow,
+            "pool_recycle": settings.pool_recycle_seconds,
+        }
+        if backend == "mysql" and "charset" not in target.query:
+            target = target.update_query_dict({"charset": "utf8mb4"})
+    engine = create_async_engine(target, **options)
+    event.listen(engine.sync_engine, "before_cursor_execute", _before_cursor_execute)
+    if backend == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """Foreign keys on, WAL, busy timeout, and SQLAlchemy-managed BEGIN so savepoints work."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # The sqlite3 module's own transaction handling breaks SAVEPOINT; SQLAlchemy emits BEGIN.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # expire_on_commit=False: rows returned by a mutation stay readable after its commit.
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+class SerialSession:
+    """The request's one session; its statements run one at a time.
+
+    Dataloaders of one request dispatch in the same event-loop tick, and an AsyncSession refuses
+    concurrent operations, so every statement of the request goes through this lock.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._lock = asyncio.Lock()
+
+    async def scalars(self, stmt: Select[tuple[T]]) -> Sequence[T]:
+        async with self._lock:
+            return (await self.session.scalars(stmt)).all()
+
+    async def scalar(self, stmt: Executable) -> Any:
+        async with self._lock:
+            return await self.session.scalar(stmt)
+
+    async def rows(self, stmt: Executable) -> Sequence[Any]:
+        async with self._lock:
+            result: Result[Any] = await self.session.execute(stmt)
+            return result.all()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            await self.session.flush()

@@ -1,0 +1,342 @@
+"""The blog's tables as SQLAlchemy 2 models: users, posts, comments, tags, audit log, sign-in tokens.
+
+Every rule about a single value lives here, in a validator, so it holds whichever layer writes:
+a broken rule raises `InvalidValue`, which names the attribute it is about.
+"""
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    and_,
+    case,
+    literal,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import TypeEngine
+
+# Constraint names are the same on every dialect, so migrations can name what they drop.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Case-sensitive, code-point ordered text on every dialect: the API promises identical filters and
+# orderings on SQLite (binary by default), PostgreSQL and MariaDB (case-insensitive by default).
+MYSQL_TABLE_OPTIONS = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
+
+USERNAME_MAX = 32
+EMAIL_MAX = 254
+TITLE_MAX = 200
+TAG_NAME_MAX = 50
+AGE_RANGE = range(0, 151)
+
+
+class InvalidValue(ValueError):
+    """A value breaks a model rule; `field` is the model attribute it belongs to."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcNow(FunctionElement[datetime]):
+    """The current UTC time as a column default, with microseconds, on every dialect."""
+
+    type = DateTime()
+    inherit_cache = True
+
+
+@compiles(UtcNow, "postgresql")
+def _utc_now_postgresql(element: UtcNow, compiler: Any, **kw: Any) -> str:
+    return "now()"
+
+
+@compiles(UtcNow, "mysql")
+@compiles(UtcNow, "mariadb")
+def _utc_now_mysql(element: UtcNow, compiler: Any, **kw: Any) -> str:
+    return "utc_timestamp(6)"
+
+
+@compiles(UtcNow, "sqlite")
+def _utc_now_sqlite(element: UtcNow, compiler: Any, **kw: Any) -> str:
+    # The same text layout SQLAlchemy writes, so values compare correctly as strings.
+    return "(strftime('%Y-%m-%d %H:%M:%f000', 'now'))"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python; timestamptz on PostgreSQL, UTC DATETIME(6) elsewhere."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: gql_blog stores aware UTC times only")
+        value = value.astimezone(UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def long_text() -> TypeEngine[str]:
+    """Text of up to 100,000 characters: MariaDB's TEXT holds only 64 KB."""
+    return Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _created_at() -> Mapped[datetime]:
+    return mapped_column(UtcDateTime(), default=utc_now, server_default=UtcNow())
+
+
+def _clean_optional_text(value: str | None) -> str | None:
+    """Blank optional text is stored as NULL."""
+    if value is None or not value.strip():
+        return None
+    return value
+
+
+def _require_text(field: str, value: str, *, maximum: int) -> str:
+    if not value or not value.strip():
+        raise InvalidValue(field, f"{field} must not be blank")
+    if len(value) > maximum:
+        raise InvalidValue(field, f"{field} must be at most {maximum} characters")
+    return value
+
+
+post_tags = Table(
+    "post_tags",
+    Base.metadata,
+    Column("post_id", ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(USERNAME_MAX), unique=True, index=True)
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX), unique=True, index=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
+    bio: Mapped[str | None] = mapped_column(Text)
+    age: Mapped[int | None] = mapped_column(Integer)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    created_at: Mapped[datetime] = _created_at()
+
+    posts: Mapped[list["Post"]] = relationship(
+        back_populates="author", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
+    )
+    comments: Mapped[list["Comment"]] = relationship(
+        back_populates="author", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @hybrid_property
+    def full_name(self) -> str | None:
+        names = [name for name in (self.first_name, self.last_name) if name]
+        return " ".join(names) or None
+
+    @full_name.inplace.expression
+    @classmethod
+    def _full_name_expression(cls) -> ColumnElement[str | None]:
+        # NULL-safe on every dialect: `||`/CONCAT with a NULL operand would yield NULL.
+        return case(
+            (
+                and_(cls.first_name.is_not(None), cls.last_name.is_not(None)),
+                cls.first_name + literal(" ") + cls.last_name,
+            ),
+            (cls.first_name.is_not(None), cls.first_name),
+            else_=cls.last_name,
+        )
+
+    @validates("username")
+    def _validate_username(self, key: str, value: str) -> str:
+        return _require_text("username", value, maximum=USERNAME_MAX)
+
+    @validates("email")
+    def _validate_email(self, key: str, value: str) -> str:
+        local, at, domain = value.strip().partition("@")
+        if not at or not local or not domain or "@" in domain:
+            raise InvalidValue("email", "email must contain one '@' with text on both sides")
+        if len(value.strip()) > EMAIL_MAX:
+            raise InvalidValue("email", f"email must be at most {EMAIL_MAX} characters")
+        return value.strip().lower()
+
+    @validates("age")
+    def _validate_age(self, key: str, value: int | None) -> int | None:
+        if value is not None and value not in AGE_RANGE:
+            raise InvalidValue("age", "age must be between 0 and 150")
+        return value
+
+    @validates("first_name", "last_name")
+    def _validate_name(self, key: str, value: str | None) -> str | None:
+        return _clean_optional_text(value)
+
+
+class Post(Base):
+    __tablename__ = "posts"
+    __table_args__ = (
+        Index("ix_posts_user_id_created_at", "user_id", "created_at"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(TITLE_MAX))
+    content: Mapped[str] = mapped_column(long_text())
+    published: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(
+        UtcDateTime(), default=utc_now, server_default=UtcNow(), index=True
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        UtcDateTime(), default=utc_now, onupdate=utc_now, server_default=UtcNow()
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+
+    author: Mapped[User] = relationship(back_populates="posts", lazy="raise")
+    comments: Mapped[list["Comment"]] = relationship(
+        back_populates="post", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
+    )
+    tags: Mapped[list["Tag"]] = relationship(
+        secondary=post_tags, back_populates="posts", lazy="raise", passive_deletes=True
+    )
+
+    @validates("title")
+    def _validate_title(self, key: str, value: str) -> str:
+        return _require_text("title", value, maximum=TITLE_MAX)
+
+    @validates("content")
+    def _validate_content(self, key: str, value: str) -> str:
+        return _require_text("content", value, maximum=100_000)
+
+
+class Comment(Base):
+    __tablename__ = "comments"
+    __table_args__ = (
+        Index("ix_comments_post_id_created_at", "post_id", "created_at"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created_at()
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+
+    author: Mapped[User] = relationship(back_populates="comments", lazy="raise")
+    post: Mapped[Post] = relationship(back_populates="comments", lazy="raise")
+
+    @validates("content")
+    def _validate_content(self, key: str, value: str) -> str:
+        return _require_text("content", value, maximum=10_000)
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(TAG_NAME_MAX), unique=True)
+
+    posts: Mapped[list[Post]] = relationship(
+        secondary=post_tags, back_populates="tags", lazy="raise", passive_deletes=True
+    )
+
+    @validates("name")
+    def _validate_name(self, key: str, value: str) -> str:
+        return _require_text("name", value.strip().lower(), maximum=TAG_NAME_MAX)
+
+
+class AuditAction(enum.StrEnum):
+    CREATE = "CREATE"
+    UPDATE = "UPDATE"
+    DELETE = "DELETE"
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_logs"
+    __table_args__ = (
+        Index("ix_audit_logs_entity", "entity_type", "entity_id"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    entity_type: Mapped[str] = mapped_column(String(20))
+    entity_id: Mapped[int] = mapped_column(Integer)
+    action: Mapped[AuditAction] = mapped_column(String(10))
+    actor_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(
+        UtcDateTime(), default=utc_now, server_default=UtcNow(), index=True
+    )
+
+    actor: Mapped[User | None] = relationship(lazy="raise")
+
+
+class AuthToken(Base):
+    """A sign-in token; only its SHA-256 digest is stored, so a database leak reveals no token."""
+
+    __tablename__ = "auth_tokens"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    user: Mapped[User] = relationship(lazy="raise")
