@@ -1,4 +1,4 @@
-"""Engines and sessions per dialect, the request's serialized session, and the SQL statement counter."""
+"""Engines and sessions per dialect, the request's serialized session, the statement counter."""
 
 import asyncio
 import contextvars
@@ -9,7 +9,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Executable, Result, event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import Select
 
@@ -29,8 +34,9 @@ class StatementCount:
     statements: list[str] = field(default_factory=list)
 
 
-_current_count: contextvars.ContextVar[StatementCount | None] = contextvars.ContextVar(
-    "gql_blog_statement_count", default=None
+# Every count open in this context (counts nest: a test counts around a request that counts too).
+_open_counts: contextvars.ContextVar[tuple[StatementCount, ...]] = contextvars.ContextVar(
+    "gql_blog_statement_counts", default=()
 )
 
 
@@ -38,21 +44,20 @@ _current_count: contextvars.ContextVar[StatementCount | None] = contextvars.Cont
 def count_statements() -> Iterator[StatementCount]:
     """Count the statements the current task (and tasks it starts) send to any engine."""
     counted = StatementCount()
-    token = _current_count.set(counted)
+    token = _open_counts.set((*_open_counts.get(), counted))
     try:
         yield counted
     finally:
-        _current_count.reset(token)
+        _open_counts.reset(token)
 
 
-def _before_cursor_execute(
-    conn: Connection, cursor: Any, statement: str, *args: Any
-) -> None:
-    counted = _current_count.get()
-    if counted is None or statement.lstrip().upper().startswith(_TRANSACTION_CONTROL):
+def _before_cursor_execute(conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
+    counts = _open_counts.get()
+    if not counts or statement.lstrip().upper().startswith(_TRANSACTION_CONTROL):
         return
-    counted.total += 1
-    counted.statements.append(statement)
+    for counted in counts:
+        counted.total += 1
+        counted.statements.append(statement)
 
 
 def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
@@ -117,7 +122,7 @@ class SerialSession:
         self.session = session
         self._lock = asyncio.Lock()
 
-    async def scalars(self, stmt: Select[tuple[T]]) -> Sequence[T]:
+    async def scalars(self, stmt: Select[T]) -> Sequence[T]:
         async with self._lock:
             return (await self.session.scalars(stmt)).all()
 

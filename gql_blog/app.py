@@ -1,0 +1,114 @@
+"""The Starlette app: /graphql (HTTP, GraphiQL) and /healthz; one engine, one session per request."""
+
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, TypedDict
+
+import orjson
+from cross_web import HTTPException
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from gql_blog import auth, db, graphiql
+from gql_blog.config import Settings
+from gql_blog.loaders import Loaders
+from gql_blog.schema import schema
+from gql_blog.schema.context import Context
+
+logger = logging.getLogger(__name__)
+
+_SESSION_KEY = "gql_blog.session"
+
+
+class State(TypedDict):
+    sessions: async_sessionmaker[AsyncSession]
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    """strawberry's ASGI view with one session per request, orjson, and JSON error bodies."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(schema, graphql_ide="graphiql")
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sessions: async_sessionmaker[AsyncSession] = scope["state"]["sessions"]
+        # The session closes here whatever happens: success, error or client disconnect.
+        async with sessions() as session:
+            scope[_SESSION_KEY] = session
+            await self._respond(scope, receive, send)
+
+    async def _respond(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as error:
+            response = JSONResponse(
+                {"errors": [{"message": error.reason}]}, status_code=error.status_code
+            )
+        await response(scope, receive, send)
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        session: AsyncSession = request.scope[_SESSION_KEY]
+        token = auth.bearer_token(request.headers.get("authorization"))
+        viewer = await auth.viewer_from_token(session, token)
+        serial = db.SerialSession(session)
+        return Context(
+            db=serial,
+            viewer=viewer,
+            loaders=Loaders(serial, viewer),
+            settings=self.settings,
+            request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
+        )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # strawberry's page loads GraphiQL from a CDN; ours uses the vendored copy.
+        return graphiql.graphiql_page(request.scope.get("root_path", ""))
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sessions: async_sessionmaker[AsyncSession] | None = None,
+) -> Starlette:
+    """The ASGI app; settings default to the environment's. Tests pass their own `sessions`."""
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        if sessions is not None:
+            yield {"sessions": sessions}
+            return
+        engine = db.create_engine(settings)
+        try:
+            yield {"sessions": db.create_sessionmaker(engine)}
+        finally:
+            await engine.dispose()
+
+    graphql = GraphQLApp(settings)
+    return Starlette(
+        debug=settings.debug,
+        routes=[
+            graphiql.static_mount(),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )

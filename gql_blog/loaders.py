@@ -1,0 +1,338 @@
+"""Batched loaders, one set per request: rows by id, pages of children for many parents in one
+statement, tags of posts, grouped counts, and the root connections' page and count queries.
+
+Every query here applies the viewer's visibility predicate, so pages, counts and `node` agree.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from aiodataloader import DataLoader
+from sqlalchemy import ColumnElement, SQLColumnExpression, exists, func, select, true
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql import Select
+
+from gql_blog import models
+from gql_blog.db import SerialSession
+from gql_blog.filters import Ordering
+
+RowT = TypeVar("RowT", bound=models.Base)
+LoaderT = TypeVar("LoaderT", bound=DataLoader[Any, Any])
+
+# Stays under every dialect's bind-parameter limit (SQLite's is the smallest, 32,766).
+MAX_BATCH = 1000
+
+
+def visible_posts(viewer: models.User | None) -> ColumnElement[bool]:
+    """Drafts are visible to their author and to admins only."""
+    if viewer is None:
+        return models.Post.published.is_(True)
+    if viewer.is_admin:
+        return true()
+    return models.Post.published.is_(True) | (models.Post.user_id == viewer.id)
+
+
+def visible_comments(viewer: models.User | None) -> ColumnElement[bool]:
+    """A comment is visible when its post is."""
+    if viewer is not None and viewer.is_admin:
+        return true()
+    return exists().where(models.Post.id == models.Comment.post_id, visible_posts(viewer))
+
+
+def visible(model: type[models.Base], viewer: models.User | None) -> ColumnElement[bool]:
+    if model is models.Post:
+        return visible_posts(viewer)
+    if model is models.Comment:
+        return visible_comments(viewer)
+    return true()
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """One connection's page arguments, decoded; hashable so it can key a loader."""
+
+    ordering: Ordering
+    size: int
+    backward: bool = False
+    after: tuple[Any, ...] | None = None
+    before: tuple[Any, ...] | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        found = []
+        if self.after is not None:
+            found.append(self.ordering.beyond(self.after, forward=True))
+        if self.before is not None:
+            found.append(self.ordering.beyond(self.before, forward=False))
+        return found
+
+    def page(self, rows: Sequence[Any]) -> "Page":
+        """Cut the `size + 1` rows fetched into a page; the extra row says there is more."""
+        has_more = len(rows) > self.size
+        kept = list(rows[: self.size])
+        if self.backward:
+            kept.reverse()
+        return Page(rows=kept, has_more=has_more, request=self)
+
+
+@dataclass(slots=True)
+class Page:
+    rows: list[Any]
+    has_more: bool
+    request: PageRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """A to-many relation: the child model and the column holding the parent's id."""
+
+    name: str
+    model: type[models.Base]
+    parent_key: Callable[[], SQLColumnExpression[int]]
+    through_tags: bool = False
+
+    def select_from(self, *columns: Any) -> Select[Any]:
+        stmt = select(*columns).select_from(self.model)
+        if self.through_tags:
+            stmt = stmt.join(models.post_tags, models.post_tags.c.post_id == models.Post.id)
+        return stmt
+
+
+RELATIONS = {
+    relation.name: relation
+    for relation in (
+        Relation("User.posts", models.Post, lambda: models.Post.user_id),
+        Relation("User.comments", models.Comment, lambda: models.Comment.user_id),
+        Relation("Post.comments", models.Comment, lambda: models.Comment.post_id),
+        Relation("Tag.posts", models.Post, lambda: models.post_tags.c.tag_id, through_tags=True),
+    )
+}
+
+
+class ById(DataLoader[int, RowT | None], Generic[RowT]):
+    """Rows of one model by id, visibility applied; `loaded` answers without awaiting."""
+
+    def __init__(self, db: SerialSession, model: type[RowT], condition: ColumnElement[bool]):
+        super().__init__(max_batch_size=MAX_BATCH)
+        self._db = db
+        self._model = model
+        self._condition = condition
+        self.loaded: dict[int, RowT | None] = {}
+
+    async def batch_load_fn(self, ids: list[int]) -> list[RowT | None]:
+        model: Any = self._model
+        rows = await self._db.scalars(select(model).where(model.id.in_(ids), self._condition))
+        by_id = {row.id: row for row in rows}
+        found = [by_id.get(row_id) for row_id in ids]
+        self.loaded.update(zip(ids, found, strict=True))
+        return found
+
+    def remember(self, row: RowT) -> None:
+        row_id: int = row.id  # type: ignore[attr-defined]
+        if row_id not in self.loaded:
+            self.loaded[row_id] = row
+            self.prime(row_id, row)
+
+
+class ChildPages(DataLoader[int, "Page"]):
+    """One page of children per parent, for all parents in one statement (ROW_NUMBER per parent)."""
+
+    def __init__(self, loaders: "Loaders", relation: Relation, request: PageRequest):
+        super().__init__(max_batch_size=MAX_BATCH)
+        self._loaders = loaders
+        self._relation = relation
+        self._request = request
+
+    async def batch_load_fn(self, parent_ids: list[int]) -> list[Page]:
+        relation, request = self._relation, self._request
+        parent = relation.parent_key()
+        position = func.row_number().over(
+            partition_by=parent, order_by=request.ordering.clauses(reverse=request.backward)
+        )
+        ranked = (
+            relation.select_from(relation.model, parent.label("parent_key"), position.label("pos"))
+            .where(
+                parent.in_(parent_ids),
+                visible(relation.model, self._loaders.viewer),
+                *request.conditions(),
+            )
+            .subquery()
+        )
+        # Keep size + 1 rows per parent: the extra row answers hasNextPage without a COUNT.
+        stmt = (
+            select(aliased(relation.model, ranked), ranked.c.parent_key)
+            .where(ranked.c.pos <= request.size + 1)
+            .order_by(ranked.c.parent_key, ranked.c.pos)
+        )
+        grouped: dict[int, list[Any]] = defaultdict(list)
+        for row, parent_id in await self._loaders.db.rows(stmt):
+            grouped[parent_id].append(row)
+            self._loaders.remember(row)
+        return [request.page(grouped[parent_id]) for parent_id in parent_ids]
+
+
+class ChildCounts(DataLoader[int, int]):
+    """How many visible children each parent has: one GROUP BY for all parents."""
+
+    def __init__(self, loaders: "Loaders", relation: Relation):
+        super().__init__(max_batch_size=MAX_BATCH)
+        self._loaders = loaders
+        self._relation = relation
+
+    async def batch_load_fn(self, parent_ids: list[int]) -> list[int]:
+        parent = self._relation.parent_key()
+        stmt = (
+            self._relation.select_from(parent, func.count())
+            .where(parent.in_(parent_ids), visible(self._relation.model, self._loaders.viewer))
+            .group_by(parent)
+        )
+        counts = dict(await self._loaders.db.rows(stmt))
+        return [counts.get(parent_id, 0) for parent_id in parent_ids]
+
+
+class ChildrenBeyond(DataLoader[int, bool]):
+    """Whether each parent has children at or past a cursor: the far side of a page's pageInfo."""
+
+    def __init__(
+        self,
+        loaders: "Loaders",
+        relation: Relation,
+        ordering: Ordering,
+        values: tuple[Any, ...],
+        forward: bool,
+    ):
+        super().__init__(max_batch_size=MAX_BATCH)
+        self._loaders = loaders
+        self._relation = relation
+        self._condition = ordering.at_or_beyond(values, forward=forward)
+
+    async def batch_load_fn(self, parent_ids: list[int]) -> list[bool]:
+        parent = self._relation.parent_key()
+        stmt = (
+            self._relation.select_from(parent)
+            .where(
+                parent.in_(parent_ids),
+                visible(self._relation.model, self._loaders.viewer),
+                self._condition,
+            )
+            .distinct()
+        )
+        found = {parent_id for (parent_id,) in await self._loaders.db.rows(stmt)}
+        return [parent_id in found for parent_id in parent_ids]
+
+
+class TagsOfPosts(DataLoader[int, list[models.Tag]]):
+    """Each post's tags, by name: one join through post_tags for all posts."""
+
+    def __init__(self, loaders: "Loaders"):
+        super().__init__(max_batch_size=MAX_BATCH)
+        self._loaders = loaders
+
+    async def batch_load_fn(self, post_ids: list[int]) -> list[list[models.Tag]]:
+        stmt = (
+            select(models.post_tags.c.post_id, models.Tag)
+            .join(models.Tag, models.Tag.id == models.post_tags.c.tag_id)
+            .where(models.post_tags.c.post_id.in_(post_ids))
+            .order_by(models.Tag.name, models.Tag.id)
+        )
+        grouped: dict[int, list[models.Tag]] = defaultdict(list)
+        for post_id, tag in await self._loaders.db.rows(stmt):
+            grouped[post_id].append(tag)
+            self._loaders.tags.remember(tag)
+        return [grouped[post_id] for post_id in post_ids]
+
+
+class Loaders:
+    """The request's loaders; their caches live and die with the request."""
+
+    def __init__(self, db: SerialSession, viewer: models.User | None) -> None:
+        self.db = db
+        self.viewer = viewer
+        self.users = ById(db, models.User, true())
+        self.posts = ById(db, models.Post, visible_posts(viewer))
+        self.comments = ById(db, models.Comment, visible_comments(viewer))
+        self.tags = ById(db, models.Tag, true())
+        self.tags_of_posts = TagsOfPosts(self)
+        self._by_model: dict[type[models.Base], ById[Any]] = {
+            models.User: self.users,
+            models.Post: self.posts,
+            models.Comment: self.comments,
+            models.Tag: self.tags,
+        }
+        self._keyed: dict[Hashable, DataLoader[Any, Any]] = {}
+
+    def by_model(self, model: type[models.Base]) -> ById[Any]:
+        return self._by_model[model]
+
+    def remember(self, row: models.Base) -> None:
+        """Prime the by-id loader with a row some other path loaded (visibility already applied)."""
+        self._by_model[type(row)].remember(row)
+
+    def _keyed_loader(self, key: Hashable, create: Callable[[], LoaderT]) -> LoaderT:
+        loader = self._keyed.get(key)
+        if loader is None:
+            loader = self._keyed[key] = create()
+        return loader  # type: ignore[return-value]
+
+    def pages(self, relation: str, request: PageRequest) -> ChildPages:
+        spec = RELATIONS[relation]
+        return self._keyed_loader(
+            ("pages", relation, request), lambda: ChildPages(self, spec, request)
+        )
+
+    def counts(self, relation: str) -> ChildCounts:
+        spec = RELATIONS[relation]
+        return self._keyed_loader(("counts", relation), lambda: ChildCounts(self, spec))
+
+    def beyond(
+        self, relation: str, ordering: Ordering, values: tuple[Any, ...], *, forward: bool
+    ) -> ChildrenBeyond:
+        spec = RELATIONS[relation]
+        return self._keyed_loader(
+            ("beyond", relation, ordering, values, forward),
+            lambda: ChildrenBeyond(self, spec, ordering, values, forward),
+        )
+
+    async def user_by_username(self, username: str) -> models.User | None:
+        stmt = select(models.User).where(func.lower(models.User.username) == username.lower())
+        row = next(iter(await self.db.scalars(stmt)), None)
+        if row is not None:
+            self.remember(row)
+        return row
+
+    async def tag_by_name(self, name: str) -> models.Tag | None:
+        stmt = select(models.Tag).where(models.Tag.name == name.strip().lower())
+        row = next(iter(await self.db.scalars(stmt)), None)
+        if row is not None:
+            self.remember(row)
+        return row
+
+    async def root_page(self, model: type[models.Base], request: PageRequest) -> Page:
+        entity: Any = model
+        stmt = (
+            select(entity)
+            .where(visible(model, self.viewer), *request.conditions())
+            .order_by(*request.ordering.clauses(reverse=request.backward))
+            .limit(request.size + 1)
+        )
+        rows = await self.db.scalars(stmt)
+        for row in rows:
+            self.remember(row)
+        return request.page(rows)
+
+    async def root_count(self, model: type[models.Base]) -> int:
+        stmt = select(func.count()).select_from(model).where(visible(model, self.viewer))
+        return int(await self.db.scalar(stmt))
+
+    async def root_beyond(
+        self,
+        model: type[models.Base],
+        ordering: Ordering,
+        values: tuple[Any, ...],
+        *,
+        forward: bool,
+    ) -> bool:
+        condition = ordering.at_or_beyond(values, forward=forward)
+        stmt = select(exists().where(visible(model, self.viewer), condition))
+        return bool(await self.db.scalar(stmt))

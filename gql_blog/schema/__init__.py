@@ -1,0 +1,28 @@
+"""The GraphQL schema: strawberry types over the ORM models."""
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import ExecutionContext
+
+from gql_blog.schema.errors import MaskUnexpectedErrors
+from gql_blog.schema.metrics import OperationMetrics
+from gql_blog.schema.query import Query
+from gql_blog.schema.types import Comment, Post, Tag, User
+
+
+class BlogSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # MaskUnexpectedErrors logs what is unexpected, with its error id; the rest is the
+        # client's mistake and is answered, not logged as a server error.
+        return
+
+
+schema = BlogSchema(
+    query=Query,
+    types=[User, Post, Comment, Tag],
+    extensions=[OperationMetrics, MaskUnexpectedErrors],
+)
+
+__all__ = ["schema"]

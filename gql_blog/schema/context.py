@@ -1,0 +1,17 @@
+"""What every resolver of one request shares: its session, viewer, loaders and the settings."""
+
+from dataclasses import dataclass
+
+from gql_blog import models
+from gql_blog.config import Settings
+from gql_blog.db import SerialSession
+from gql_blog.loaders import Loaders
+
+
+@dataclass(slots=True)
+class Context:
+    db: SerialSession
+    viewer: models.User | None
+    loaders: Loaders
+    settings: Settings
+    request_id: str

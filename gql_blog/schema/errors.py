@@ -1,0 +1,62 @@
+"""Top-level GraphQL errors with codes, and masking of unexpected failures.
+
+Expected failures of mutations are values (the `Error` types); what reaches the top level is
+either a `UserInputError` (BAD_USER_INPUT: invalid id, cursor, argument or filter) or something
+unexpected, which `MaskUnexpectedErrors` replaces by a generic message and an error id that the
+server log carries beside the traceback.
+"""
+
+import logging
+import uuid
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+logger = logging.getLogger(__name__)
+
+BAD_USER_INPUT = "BAD_USER_INPUT"
+INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+
+class UserInputError(GraphQLError):
+    """The request itself is wrong: a malformed id or cursor, a bad argument or filter."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, extensions={"code": BAD_USER_INPUT})
+
+
+def _is_expected(error: GraphQLError) -> bool:
+    original = error.original_error
+    return original is None or isinstance(original, GraphQLError)
+
+
+class MaskUnexpectedErrors(SchemaExtension):
+    """Replace unexpected exceptions by a generic error with an id; log the detail under that id."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        result.errors = [self._mask(error) for error in result.errors]
+
+    def _mask(self, error: GraphQLError) -> GraphQLError:
+        if _is_expected(error):
+            return error
+        error_id = uuid.uuid4().hex
+        logger.error(
+            "graphql.unexpected_error",
+            exc_info=error.original_error,
+            extra={"error_id": error_id, "path": error.path},
+        )
+        extensions: dict[str, object] = {"code": INTERNAL_SERVER_ERROR, "errorId": error_id}
+        context = self.execution_context.context
+        if getattr(getattr(context, "settings", None), "debug", False):
+            extensions["detail"] = repr(error.original_error)
+        return GraphQLError(
+            f"Internal server error (error id {error_id}).",
+            path=error.path,
+            nodes=error.nodes,
+            extensions=extensions,
+        )

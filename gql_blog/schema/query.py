@@ -1,0 +1,142 @@
+"""The root Query: nodes by global id, the viewer, single lookups and root connections."""
+
+import asyncio
+from typing import Any
+
+import strawberry
+
+from gql_blog import models
+from gql_blog.schema.connections import (
+    Connection,
+    RootSource,
+    connection,
+    ordering_of,
+    page_request,
+)
+from gql_blog.schema.ids import decode_global_id
+from gql_blog.schema.types import (
+    NODE_TYPES,
+    BlogInfo,
+    Node,
+    Post,
+    PostOrder,
+    Tag,
+    TagOrder,
+    User,
+    UserOrder,
+)
+
+
+async def _node(info: BlogInfo, type_name: str, row_id: int) -> Node | None:
+    model, convert = NODE_TYPES[type_name]
+    row = await info.context.loaders.by_model(model).load(row_id)
+    return None if row is None else convert(row)
+
+
+async def _root_connection(
+    info: BlogInfo, model: type[models.Base], entity: str, convert: Any, args: dict[str, Any]
+) -> Connection[Any]:
+    context = info.context
+    ordering = ordering_of(entity, args.pop("order_by"))
+    request = page_request(context.settings, ordering, **args)
+    page = await context.loaders.root_page(model, request)
+    return connection(page, RootSource(context.loaders, model, ordering), convert)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        description="Any object by its global id; null if it does not exist or is hidden."
+    )
+    async def node(self, info: BlogInfo, id: strawberry.ID) -> Node | None:
+        type_name, row_id = decode_global_id(id, known_types=NODE_TYPES)
+        return await _node(info, type_name, row_id)
+
+    @strawberry.field(description="Objects by global id, in order; one batch per type.")
+    async def nodes(self, info: BlogInfo, ids: list[strawberry.ID]) -> list[Node | None]:
+        decoded = [decode_global_id(value, known_types=NODE_TYPES) for value in ids]
+        return list(await asyncio.gather(*(_node(info, *pair) for pair in decoded)))
+
+    @strawberry.field(description="The signed-in user, or null.")
+    def viewer(self, info: BlogInfo) -> User | None:
+        viewer = info.context.viewer
+        return None if viewer is None else User.from_model(viewer)
+
+    @strawberry.field(description="A user by username (compared ignoring case).")
+    async def user(self, info: BlogInfo, username: str) -> User | None:
+        row = await info.context.loaders.user_by_username(username)
+        return None if row is None else User.from_model(row)
+
+    @strawberry.field(description="All users; by username unless ordered otherwise.")
+    async def users(
+        self,
+        info: BlogInfo,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        order_by: list[UserOrder] | None = None,
+    ) -> Connection[User]:
+        args = {
+            "first": first,
+            "after": after,
+            "last": last,
+            "before": before,
+            "order_by": order_by,
+        }
+        return await _root_connection(info, models.User, "User", User.from_model, args)
+
+    @strawberry.field(
+        description="A post by global id; null if missing, hidden or of another type."
+    )
+    async def post(self, info: BlogInfo, id: strawberry.ID) -> Post | None:
+        type_name, row_id = decode_global_id(id, known_types=NODE_TYPES)
+        if type_name != "Post":
+            return None
+        row = await info.context.loaders.posts.load(row_id)
+        return None if row is None else Post.from_model(row)
+
+    @strawberry.field(
+        description="Posts the viewer may see; newest first unless ordered otherwise."
+    )
+    async def posts(
+        self,
+        info: BlogInfo,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        order_by: list[PostOrder] | None = None,
+    ) -> Connection[Post]:
+        args = {
+            "first": first,
+            "after": after,
+            "last": last,
+            "before": before,
+            "order_by": order_by,
+        }
+        return await _root_connection(info, models.Post, "Post", Post.from_model, args)
+
+    @strawberry.field(description="A tag by name (trimmed, lower-cased).")
+    async def tag(self, info: BlogInfo, name: str) -> Tag | None:
+        row = await info.context.loaders.tag_by_name(name)
+        return None if row is None else Tag.from_model(row)
+
+    @strawberry.field(description="All tags; by name unless ordered otherwise.")
+    async def tags(
+        self,
+        info: BlogInfo,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        order_by: list[TagOrder] | None = None,
+    ) -> Connection[Tag]:
+        args = {
+            "first": first,
+            "after": after,
+            "last": last,
+            "before": before,
+            "order_by": order_by,
+        }
+        return await _root_connection(info, models.Tag, "Tag", Tag.from_model, args)

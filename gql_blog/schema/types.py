@@ -1,0 +1,354 @@
+"""The GraphQL object types: thin views over the ORM rows, relations resolved through loaders."""
+
+import enum
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, ClassVar, Self, TypeVar
+
+import strawberry
+from strawberry.types import Info
+
+from gql_blog import models
+from gql_blog.schema.connections import (
+    ChildSource,
+    Connection,
+    NullsOrder,
+    OrderDirection,
+    connection,
+    ordering_of,
+    page_request,
+)
+from gql_blog.schema.context import Context
+from gql_blog.schema.ids import encode_global_id
+
+NodeT = TypeVar("NodeT")
+RowT = TypeVar("RowT")
+BlogInfo = Info[Context, None]
+
+
+@strawberry.enum(description="Fields users can be ordered by.")
+class UserOrderField(enum.Enum):
+    ID = "ID"
+    USERNAME = "USERNAME"
+    AGE = "AGE"
+    CREATED_AT = "CREATED_AT"
+    FULL_NAME = "FULL_NAME"
+
+
+@strawberry.enum(description="Fields posts can be ordered by.")
+class PostOrderField(enum.Enum):
+    ID = "ID"
+    TITLE = "TITLE"
+    CREATED_AT = "CREATED_AT"
+    UPDATED_AT = "UPDATED_AT"
+
+
+@strawberry.enum(description="Fields comments can be ordered by.")
+class CommentOrderField(enum.Enum):
+    ID = "ID"
+    CREATED_AT = "CREATED_AT"
+
+
+@strawberry.enum(description="Fields tags can be ordered by.")
+class TagOrderField(enum.Enum):
+    ID = "ID"
+    NAME = "NAME"
+
+
+@strawberry.input(description="One sort key for users; the id always breaks ties.")
+class UserOrder:
+    field: UserOrderField
+    direction: OrderDirection = OrderDirection.ASC
+    nulls: NullsOrder | None = None
+
+
+@strawberry.input(description="One sort key for posts; the id always breaks ties.")
+class PostOrder:
+    field: PostOrderField
+    direction: OrderDirection = OrderDirection.ASC
+    nulls: NullsOrder | None = None
+
+
+@strawberry.input(description="One sort key for comments; the id always breaks ties.")
+class CommentOrder:
+    field: CommentOrderField
+    direction: OrderDirection = OrderDirection.ASC
+    nulls: NullsOrder | None = None
+
+
+@strawberry.input(description="One sort key for tags; the id always breaks ties.")
+class TagOrder:
+    field: TagOrderField
+    direction: OrderDirection = OrderDirection.ASC
+    nulls: NullsOrder | None = None
+
+
+@strawberry.interface(description="An object with a globally unique, opaque id.")
+class Node:
+    row_id: strawberry.Private[int]
+    type_name: ClassVar[str]
+
+    @strawberry.field(description="The globally unique, opaque id of this object.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(encode_global_id(self.type_name, self.row_id))
+
+
+async def _children(
+    info: BlogInfo,
+    *,
+    relation: str,
+    parent_id: int,
+    entity: str,
+    convert: Callable[[Any], NodeT],
+    args: dict[str, Any],
+) -> Connection[NodeT]:
+    """A nested connection: this parent's page comes from one loader batch for all parents."""
+    context = info.context
+    ordering = ordering_of(entity, args.pop("order_by"))
+    request = page_request(context.settings, ordering, **args)
+    page = await context.loaders.pages(relation, request).load(parent_id)
+    return connection(page, ChildSource(context.loaders, relation, parent_id, ordering), convert)
+
+
+def _row_or_raise(row: RowT | None, what: str) -> RowT:
+    # A non-null foreign key without its row is a bug, not a user error.
+    if row is None:
+        raise LookupError(f"missing {what}")
+    return row
+
+
+@strawberry.type(description="A member of the blog.")
+class User(Node):
+    type_name: ClassVar[str] = "User"
+    username: str
+    first_name: str | None
+    last_name: str | None
+    full_name: str | None
+    bio: str | None
+    age: int | None
+    is_active: bool
+    is_admin: bool
+    created_at: datetime
+    private_email: strawberry.Private[str]
+
+    @classmethod
+    def from_model(cls, row: models.User) -> Self:
+        return cls(
+            row_id=row.id,
+            username=row.username,
+            first_name=row.first_name,
+            last_name=row.last_name,
+            full_name=row.full_name,
+            bio=row.bio,
+            age=row.age,
+            is_active=row.is_active,
+            is_admin=row.is_admin,
+            created_at=row.created_at,
+            private_email=row.email,
+        )
+
+    @strawberry.field(description="Only the user and admins see it; null for everyone else.")
+    def email(self, info: BlogInfo) -> str | None:
+        viewer = info.context.viewer
+        if viewer is None or not (viewer.is_admin or viewer.id == self.row_id):
+            return None
+        return self.private_email
+
+    @strawberry.field(description="The user's posts; drafts only for the user and admins.")
+    async def posts(
+        self,
+        info: BlogInfo,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        order_by: list[PostOrder] | None = None,
+    ) -> Connection["Post"]:
+        return await _children(
+            info,
+            relation="User.posts",
+            parent_id=self.row_id,
+            entity="Post",
+            convert=Post.from_model,
+            args={
+                "first": first,
+                "after": after,
+                "last": last,
+                "before": before,
+                "order_by": order_by,
+            },
+        )
+
+    @strawberry.field(description="The user's comments on posts the viewer may see.")
+    async def comments(
+        self,
+        info: BlogInfo,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        order_by: list[CommentOrder] | None = None,
+    ) -> Connection["Comment"]:
+        return await _children(
+            info,
+            relation="User.comments",
+            parent_id=self.row_id,
+            entity="Comment",
+            convert=Comment.from_model,
+            args={
+                "first": first,
+                "after": after,
+                "last": last,
+                "before": before,
+                "order_by": order_by,
+            },
+        )
+
+
+def _load_user(info: BlogInfo, user_id: int) -> User | Awaitable[User]:
+    """The user from the request's cache without awaiting, or through the batched loader."""
+    users = info.context.loaders.users
+    row = users.loaded.get(user_id)
+    if row is not None:
+        return User.from_model(row)
+
+    async def load() -> User:
+        return User.from_model(_row_or_raise(await users.load(user_id), f"user {user_id}"))
+
+    return load()
+
+
+@strawberry.type(description="A blog post; drafts are visible to their author and admins only.")
+class Post(Node):
+    type_name: ClassVar[str] = "Post"
+    title: str
+    content: str
+    published: bool
+    created_at: datetime
+    updated_at: datetime
+    user_id: strawberry.Private[int]
+
+    @classmethod
+    def from_model(cls, row: models.Post) -> Self:
+        return cls(
+            row_id=row.id,
+            title=row.title,
+            content=row.content,
+            published=row.published,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            user_id=row.user_id,
+        )
+
+    @strawberry.field(description="Who wrote the post.", graphql_type=User)
+    def author(self, info: BlogInfo) -> User | Awaitable[User]:
+        return _load_user(info, self.user_id)
+
+    @strawberry.field(description="The post's tags, by name.")
+    async def tags(self, info: BlogInfo) -> list["Tag"]:
+        rows = await info.context.loaders.tags_of_posts.load(self.row_id)
+        return [Tag.from_model(row) for row in rows]
+
+    @strawberry.field(description="Comments on the post.")
+    async def comments(
+        self,
+        info: BlogInfo,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        order_by: list[CommentOrder] | None = None,
+    ) -> Connection["Comment"]:
+        return await _children(
+            info,
+            relation="Post.comments",
+            parent_id=self.row_id,
+            entity="Comment",
+            convert=Comment.from_model,
+            args={
+                "first": first,
+                "after": after,
+                "last": last,
+                "before": before,
+                "order_by": order_by,
+            },
+        )
+
+
+@strawberry.type(description="A comment on a post.")
+class Comment(Node):
+    type_name: ClassVar[str] = "Comment"
+    content: str
+    created_at: datetime
+    user_id: strawberry.Private[int]
+    post_id: strawberry.Private[int]
+
+    @classmethod
+    def from_model(cls, row: models.Comment) -> Self:
+        return cls(
+            row_id=row.id,
+            content=row.content,
+            created_at=row.created_at,
+            user_id=row.user_id,
+            post_id=row.post_id,
+        )
+
+    @strawberry.field(description="Who wrote the comment.", graphql_type=User)
+    def author(self, info: BlogInfo) -> User | Awaitable[User]:
+        return _load_user(info, self.user_id)
+
+    @strawberry.field(description="The post commented on.", graphql_type=Post)
+    def post(self, info: BlogInfo) -> Post | Awaitable[Post]:
+        posts = info.context.loaders.posts
+        row = posts.loaded.get(self.post_id)
+        if row is not None:
+            return Post.from_model(row)
+
+        async def load() -> Post:
+            loaded = await posts.load(self.post_id)
+            return Post.from_model(_row_or_raise(loaded, f"post {self.post_id}"))
+
+        return load()
+
+
+@strawberry.type(description="A tag; posts carry up to ten.")
+class Tag(Node):
+    type_name: ClassVar[str] = "Tag"
+    name: str
+
+    @classmethod
+    def from_model(cls, row: models.Tag) -> Self:
+        return cls(row_id=row.id, name=row.name)
+
+    @strawberry.field(description="Posts with this tag.")
+    async def posts(
+        self,
+        info: BlogInfo,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        order_by: list[PostOrder] | None = None,
+    ) -> Connection[Post]:
+        return await _children(
+            info,
+            relation="Tag.posts",
+            parent_id=self.row_id,
+            entity="Post",
+            convert=Post.from_model,
+            args={
+                "first": first,
+                "after": after,
+                "last": last,
+                "before": before,
+                "order_by": order_by,
+            },
+        )
+
+
+NODE_TYPES: dict[str, tuple[type[models.Base], Callable[[Any], Node]]] = {
+    "User": (models.User, User.from_model),
+    "Post": (models.Post, Post.from_model),
+    "Comment": (models.Comment, Comment.from_model),
+    "Tag": (models.Tag, Tag.from_model),
+}

@@ -1,0 +1,88 @@
+"""Fixtures: every database test runs on SQLite, and on PostgreSQL and MariaDB when their URL is set.
+
+Each dialect's database is migrated once per run; each test runs inside an outer transaction that
+is rolled back at its end, so every test starts from an empty database.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from gql_blog import migrations
+from gql_blog.config import Settings
+from gql_blog.db import StatementCount, count_statements, create_engine
+from tests.databases import DIALECTS, empty_database
+from tests.graphql_client import GraphQLClient, serve_api
+
+StatementCounter = Callable[[], AbstractContextManager[StatementCount]]
+
+
+@pytest.fixture(scope="session", params=DIALECTS)
+def dialect(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+async def database_url(
+    dialect: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A database of this dialect migrated to head, for the whole run."""
+    async with empty_database(dialect, tmp_path_factory.mktemp("db")) as url:
+        await asyncio.to_thread(migrations.upgrade, url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url)
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection inside a transaction that is rolled back when the test ends."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        yield connection
+        if transaction.is_active:
+            await transaction.rollback()
+
+
+@pytest.fixture
+async def db(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    """A session joined to the test's transaction: its commits are savepoints."""
+    session = AsyncSession(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    yield session
+    await session.close()
+
+
+@pytest.fixture
+def count_sql() -> StatementCounter:
+    """`with count_sql() as counted:` counts the statements run inside the block."""
+    return count_statements
+
+
+@pytest.fixture
+def tmp_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+
+
+@pytest.fixture
+async def api(
+    settings: Settings, connection: AsyncConnection, db: AsyncSession
+) -> AsyncIterator[GraphQLClient]:
+    """Real HTTP through the ASGI app; each request's session joins the test's transaction."""
+    async with serve_api(settings, connection, db) as client:
+        yield client

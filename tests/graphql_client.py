@@ -1,0 +1,76 @@
+"""A GraphQL client for tests: real HTTP requests through the ASGI app, on the test's transaction."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from asgi_lifespan import LifespanManager
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from gql_blog import auth, models
+from gql_blog.app import create_app
+from gql_blog.config import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLResult:
+    data: Any
+    errors: list[dict[str, Any]] | None
+    status: int
+
+    @property
+    def error_messages(self) -> list[str]:
+        return [error["message"] for error in self.errors or []]
+
+    @property
+    def error_codes(self) -> list[str | None]:
+        return [(error.get("extensions") or {}).get("code") for error in self.errors or []]
+
+
+class GraphQLClient:
+    def __init__(self, http: httpx.AsyncClient, db: AsyncSession) -> None:
+        self.http = http
+        self._db = db
+        self._tokens: dict[int, str] = {}
+
+    async def token_for(self, user: models.User) -> str:
+        """A sign-in token for `user` (issued once per test)."""
+        if user.id not in self._tokens:
+            self._tokens[user.id] = await auth.issue_token(
+                self._db, user, lifetime=timedelta(hours=1)
+            )
+        return self._tokens[user.id]
+
+    async def query(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        viewer: models.User | None = None,
+    ) -> GraphQLResult:
+        headers = {}
+        if viewer is not None:
+            headers["Authorization"] = f"Bearer {await self.token_for(viewer)}"
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        body = response.json()
+        return GraphQLResult(body.get("data"), body.get("errors"), response.status_code)
+
+
+@asynccontextmanager
+async def serve_api(
+    settings: Settings, connection: AsyncConnection, db: AsyncSession
+) -> AsyncIterator[GraphQLClient]:
+    """The app with `settings`, its request sessions joined to the test's transaction."""
+    sessions = async_sessionmaker(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    app = create_app(settings, sessions=sessions)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield GraphQLClient(http, db)

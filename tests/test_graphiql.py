@@ -1,0 +1,125 @@
+"""GraphiQL in a real browser: served by the app with no internet, it runs a query against /graphql.
+
+Drives Debian's chromium through chromium-driver (selenium). Without them the test skips, except
+in CI (CI=true), where it fails; .ci/run installs them.
+"""
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.wait import WebDriverWait
+
+from gql_blog import migrations
+from gql_blog.app import create_app
+from gql_blog.config import Settings
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,800",
+]
+WAIT_SECONDS = 10
+
+# The value of CodeMirror 5's editor under a GraphiQL section (query editor, response pane).
+_EDITOR_VALUE = (
+    "return document.querySelector(arguments[0] + ' .CodeMirror')?.CodeMirror.getValue()"
+)
+
+
+def _browser_paths() -> tuple[str, str]:
+    """chromium and chromedriver, or skip (fail in CI) naming what is missing."""
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if chromium and chromedriver:
+        return chromium, chromedriver
+    missing = " and ".join(
+        name for name, path in [("chromium", chromium), ("chromedriver", chromedriver)] if not path
+    )
+    reason = f"{missing} not installed (apt-get install chromium chromium-driver)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    chromium, chromedriver = _browser_paths()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def server_url(tmp_path: Path) -> Iterator[str]:
+    """The real app under uvicorn, in a thread, on a free loopback port, over a migrated SQLite."""
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'blog.sqlite'}"
+    migrations.upgrade(database_url)
+    app = create_app(Settings(database_url=database_url))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                pytest.fail("uvicorn did not start")
+            time.sleep(0.02)
+        try:
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        finally:
+            server.should_exit = True
+            thread.join(WAIT_SECONDS)
+
+
+def test_graphiql_runs_a_query_with_local_assets_only(
+    server_url: str, browser: WebDriver, tmp_path: Path
+) -> None:
+    query = "{ viewer { id } }"
+    browser.get(f"{server_url}/graphql")  # GET ?query= would run the query, not open GraphiQL
+    wait = WebDriverWait(browser, WAIT_SECONDS)
+    wait.until(lambda d: d.execute_script(_EDITOR_VALUE, ".graphiql-query-editor") is not None)
+    browser.find_element(By.CSS_SELECTOR, ".graphiql-query-editor .CodeMirror").click()
+    select_all = ActionChains(browser).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL)
+    select_all.send_keys(query).perform()  # typed; the editor's closing brackets are typed over
+    assert browser.execute_script(_EDITOR_VALUE, ".graphiql-query-editor") == query
+    assert browser.find_elements(By.XPATH, "//button[normalize-space()='Headers']")
+
+    browser.find_element(By.CSS_SELECTOR, ".graphiql-execute-button").click()
+    result = wait.until(lambda d: d.execute_script(_EDITOR_VALUE, ".graphiql-response") or None)
+    browser.save_screenshot(str(tmp_path / "graphiql.png"))
+    assert '"viewer": null' in result, result
+
+    resources: list[str] = browser.execute_script(
+        "return performance.getEntriesByType('resource').map((entry) => entry.name)"
+    )
+    assert any(url.endswith("/graphiql.min.js") for url in resources), resources
+    assert all(url.startswith(f"{server_url}/") for url in resources), resources
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
