@@ -62,7 +62,9 @@ class Settings:
             pool_recycle_seconds=reader.integer("POOL_RECYCLE_SECONDS", 1800, minimum=1),
             echo_sql=reader.boolean("ECHO_SQL", False),
             debug=reader.boolean("DEBUG", False),
-            token_lifetime_seconds=reader.integer("TOKEN_LIFETIME_SECONDS", 14 * 24 * 3600, minimum=60),
+            token_lifetime_seconds=reader.integer(
+                "TOKEN_LIFETIME_SECONDS", 14 * 24 * 3600, minimum=60
+            ),
             default_page_size=reader.integer("DEFAULT_PAGE_SIZE", 20, minimum=1),
             max_page_size=reader.integer("MAX_PAGE_SIZE", 100, minimum=1),
             max_filter_depth=reader.integer("MAX_FILTER_DEPTH", 10, minimum=1),

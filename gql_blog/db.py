@@ -23,7 +23,8 @@ from gql_blog.config import Settings
 T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
-_TRANSACTION_CONTROL = ("SAVEPOINT", "RELEASE", "ROLLBACK")
+# BEGIN too: SQLite gets an explicit BEGIN (see _configure_sqlite), the other dialects none.
+_TRANSACTION_CONTROL = ("BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK")
 
 
 @dataclass(slots=True)

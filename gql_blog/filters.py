@@ -1,7 +1,7 @@
 """Orderings and keyset cursors: sort keys per entity, ORDER BY clauses, and cursor predicates.
 
 A cursor encodes the sort-key values of a row plus its id, and a short fingerprint of the ordering
-(and filter) it was made for, so reusing it elsewhere is an `InvalidCursor`, never a wrong page.
+(and filter) it was made for: reused elsewhere it is an `InvalidCursorError`, never a wrong page.
 NULLs sort as the contract says on every dialect: a nullable key orders first by an is-NULL flag.
 """
 
@@ -10,17 +10,17 @@ import binascii
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, case, false, literal, or_, tuple_
+from sqlalchemy import BigInteger, ColumnElement, and_, case, false, literal, or_, tuple_
 from sqlalchemy.sql.elements import UnaryExpression
 
 from gql_blog import models
 
 
-class InvalidCursor(ValueError):
+class InvalidCursorError(ValueError):
     """A cursor that does not decode, or was made for another ordering or filter."""
 
 
@@ -200,18 +200,18 @@ class Ordering:
         return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
     def decode_cursor(self, cursor: str, *, scope: str = "") -> list[Any]:
-        """The sort-key values a cursor carries; `InvalidCursor` if it is not one of ours."""
+        """The sort-key values a cursor carries; `InvalidCursorError` if it is not one of ours."""
         try:
             padded = cursor + "=" * (-len(cursor) % 4)
             fingerprint, raw_values = orjson.loads(base64.urlsafe_b64decode(padded))
         except (binascii.Error, ValueError, TypeError):
-            raise InvalidCursor(f"invalid cursor {cursor!r}: it does not decode") from None
+            raise InvalidCursorError(f"invalid cursor {cursor!r}: it does not decode") from None
         if fingerprint != self.fingerprint(scope):
-            raise InvalidCursor(
+            raise InvalidCursorError(
                 f"invalid cursor {cursor!r}: it was made for another ordering or filter"
             )
         if not isinstance(raw_values, list) or len(raw_values) != len(self.terms):
-            raise InvalidCursor(f"invalid cursor {cursor!r}: wrong number of values")
+            raise InvalidCursorError(f"invalid cursor {cursor!r}: wrong number of values")
         return [
             _load(self._key(term), raw, cursor)
             for term, raw in zip(self.terms, raw_values, strict=True)
@@ -229,11 +229,9 @@ def _past(atom: _Atom, value: Any, *, forward: bool) -> ColumnElement[bool]:
     if value is None:
         # Rows sharing the NULL flag tie on a NULL value; the flag atom orders the rest.
         return false()
-    past: ColumnElement[bool]
-    if forward != atom.descending:
-        past = atom.expression > value
-    else:
-        past = atom.expression < value
+    past: ColumnElement[bool] = (
+        atom.expression > value if forward != atom.descending else atom.expression < value
+    )
     return past
 
 
@@ -241,6 +239,14 @@ def _dump(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return value
+
+
+def _storable_int(key: SortKey, raw: Any) -> bool:
+    """An int the key's column can hold: no row lies beyond, and PostgreSQL refuses to bind it."""
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        return False
+    limit = 2**63 if isinstance(key.expression().type, BigInteger) else 2**31
+    return -limit <= raw < limit
 
 
 def _load(key: SortKey, raw: Any, cursor: str) -> Any:
@@ -253,11 +259,12 @@ def _load(key: SortKey, raw: Any, cursor: str) -> Any:
             parsed = datetime.fromisoformat(raw)
             if parsed.tzinfo is None:
                 raise TypeError
-            return parsed
-        if key.kind is int and isinstance(raw, int) and not isinstance(raw, bool):
+            return parsed.astimezone(UTC)  # OverflowError near datetime.min/max
+        if key.kind is int and _storable_int(key, raw):
             return raw
-        if key.kind is str and isinstance(raw, str):
+        # No stored text holds NUL, and PostgreSQL refuses to bind it.
+        if key.kind is str and isinstance(raw, str) and "\x00" not in raw:
             return raw
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
-    raise InvalidCursor(f"invalid cursor {cursor!r}: bad value for {key.name}")
+    raise InvalidCursorError(f"invalid cursor {cursor!r}: bad value for {key.name}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
-from sqlalchemy import ColumnElement, SQLColumnExpression, exists, func, select, true
+from sqlalchemy import BigInteger, ColumnElement, SQLColumnExpression, exists, func, select, true
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 
@@ -111,10 +111,15 @@ RELATIONS = {
 
 
 class ById(DataLoader[int, RowT | None], Generic[RowT]):
-    """Rows of one model by id, visibility applied; `loaded` answers without awaiting."""
+    """Rows of one model by id, visibility applied; rows known already cost no statement.
+
+    Known rows are not answered from aiodataloader's cache: every key waits for its tick's batch,
+    so siblings resolve together. Were a cached parent to resolve earlier, its children's loaders
+    would dispatch without the other parents' keys, and the statement count would depend on data.
+    """
 
     def __init__(self, db: SerialSession, model: type[RowT], condition: ColumnElement[bool]):
-        super().__init__(max_batch_size=MAX_BATCH)
+        super().__init__(max_batch_size=MAX_BATCH, cache=False)
         self._db = db
         self._model = model
         self._condition = condition
@@ -122,17 +127,18 @@ class ById(DataLoader[int, RowT | None], Generic[RowT]):
 
     async def batch_load_fn(self, ids: list[int]) -> list[RowT | None]:
         model: Any = self._model
-        rows = await self._db.scalars(select(model).where(model.id.in_(ids), self._condition))
-        by_id = {row.id: row for row in rows}
-        found = [by_id.get(row_id) for row_id in ids]
-        self.loaded.update(zip(ids, found, strict=True))
-        return found
+        # An id beyond the column's range names no row, and PostgreSQL refuses to bind it.
+        limit = 2**63 if isinstance(model.id.type, BigInteger) else 2**31
+        wanted = {row_id for row_id in ids if row_id < limit and row_id not in self.loaded}
+        if wanted:
+            stmt = select(model).where(model.id.in_(sorted(wanted)), self._condition)
+            by_id = {row.id: row for row in await self._db.scalars(stmt)}
+            self.loaded.update({row_id: by_id.get(row_id) for row_id in wanted})
+        return [self.loaded.get(row_id) for row_id in ids]
 
     def remember(self, row: RowT) -> None:
         row_id: int = row.id  # type: ignore[attr-defined]
-        if row_id not in self.loaded:
-            self.loaded[row_id] = row
-            self.prime(row_id, row)
+        self.loaded.setdefault(row_id, row)
 
 
 class ChildPages(DataLoader[int, "Page"]):
@@ -261,6 +267,8 @@ class Loaders:
             models.Tag: self.tags,
         }
         self._keyed: dict[Hashable, DataLoader[Any, Any]] = {}
+        if viewer is not None:
+            self.users.remember(viewer)
 
     def by_model(self, model: type[models.Base]) -> ById[Any]:
         return self._by_model[model]

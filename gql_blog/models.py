@@ -1,10 +1,11 @@
-"""The blog's tables as SQLAlchemy 2 models: users, posts, comments, tags, audit log, sign-in tokens.
+"""The blog's tables as SQLAlchemy 2 models: users, posts, comments, tags, audit log, tokens.
 
 Every rule about a single value lives here, in a validator, so it holds whichever layer writes:
-a broken rule raises `InvalidValue`, which names the attribute it is about.
+a broken rule raises `InvalidValueError`, which names the attribute it is about.
 """
 
 import enum
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ from sqlalchemy import (
     literal,
 )
 from sqlalchemy.dialects import mysql
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
@@ -45,21 +47,29 @@ NAMING_CONVENTION = {
 }
 
 # Case-sensitive, code-point ordered text on every dialect: the API promises identical filters and
-# orderings on SQLite (binary by default), PostgreSQL and MariaDB (case-insensitive by default).
-MYSQL_TABLE_OPTIONS = {
+# orderings on SQLite (binary by default), PostgreSQL (the database's collation, often linguistic,
+# unless a column says "C") and MariaDB (case-insensitive by default; utf8mb4_bin would still pad
+# with spaces, so 'a' = 'a ' there: the NO PAD binary collation compares like the others).
+MYSQL_TABLE_OPTIONS: dict[str, Any] = {
     "mysql_engine": "InnoDB",
     "mysql_charset": "utf8mb4",
-    "mysql_collate": "utf8mb4_bin",
+    "mysql_collate": "utf8mb4_nopad_bin",
 }
+POSTGRESQL_COLLATION = "C"
 
 USERNAME_MAX = 32
 EMAIL_MAX = 254
 TITLE_MAX = 200
 TAG_NAME_MAX = 50
+NAME_MAX = 100
+BIO_MAX = 2_000
+POST_CONTENT_MAX = 100_000
+COMMENT_CONTENT_MAX = 10_000
 AGE_RANGE = range(0, 151)
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_]{3,32}")
 
 
-class InvalidValue(ValueError):
+class InvalidValueError(ValueError):
     """A value breaks a model rule; `field` is the model attribute it belongs to."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -123,9 +133,23 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+def string(length: int) -> TypeEngine[str]:
+    """VARCHAR compared and ordered by code point on every dialect (see MYSQL_TABLE_OPTIONS)."""
+    return String(length).with_variant(String(length, collation=POSTGRESQL_COLLATION), "postgresql")
+
+
+def text() -> TypeEngine[str]:
+    """TEXT compared and ordered by code point on every dialect (see MYSQL_TABLE_OPTIONS)."""
+    return Text().with_variant(Text(collation=POSTGRESQL_COLLATION), "postgresql")
+
+
 def long_text() -> TypeEngine[str]:
     """Text of up to 100,000 characters: MariaDB's TEXT holds only 64 KB."""
-    return Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+    return (
+        Text()
+        .with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+        .with_variant(Text(collation=POSTGRESQL_COLLATION), "postgresql")
+    )
 
 
 class Base(DeclarativeBase):
@@ -136,18 +160,35 @@ def _created_at() -> Mapped[datetime]:
     return mapped_column(UtcDateTime(), default=utc_now, server_default=UtcNow())
 
 
-def _clean_optional_text(value: str | None) -> str | None:
+def _created_at_of_row(context: DefaultExecutionContext) -> datetime:
+    """A new row's updated_at is its created_at (computed just before it, in column order)."""
+    # SQLAlchemy leaves get_current_parameters unannotated.
+    created_at: datetime = context.get_current_parameters()["created_at"]  # type: ignore[no-untyped-call]
+    return created_at
+
+
+def _refuse_nul(field: str, value: str) -> None:
+    # PostgreSQL cannot store NUL in text; refuse it everywhere so every dialect behaves alike.
+    if "\x00" in value:
+        raise InvalidValueError(field, f"{field} must not contain NUL characters")
+
+
+def _clean_optional_text(field: str, value: str | None, *, maximum: int) -> str | None:
     """Blank optional text is stored as NULL."""
     if value is None or not value.strip():
         return None
+    _refuse_nul(field, value)
+    if len(value) > maximum:
+        raise InvalidValueError(field, f"{field} must be at most {maximum} characters")
     return value
 
 
 def _require_text(field: str, value: str, *, maximum: int) -> str:
     if not value or not value.strip():
-        raise InvalidValue(field, f"{field} must not be blank")
+        raise InvalidValueError(field, f"{field} must not be blank")
+    _refuse_nul(field, value)
     if len(value) > maximum:
-        raise InvalidValue(field, f"{field} must be at most {maximum} characters")
+        raise InvalidValueError(field, f"{field} must be at most {maximum} characters")
     return value
 
 
@@ -165,12 +206,12 @@ class User(Base):
     __table_args__ = MYSQL_TABLE_OPTIONS
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(USERNAME_MAX), unique=True, index=True)
-    email: Mapped[str] = mapped_column(String(EMAIL_MAX), unique=True, index=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
-    first_name: Mapped[str | None] = mapped_column(String(100))
-    last_name: Mapped[str | None] = mapped_column(String(100))
-    bio: Mapped[str | None] = mapped_column(Text)
+    username: Mapped[str] = mapped_column(string(USERNAME_MAX), unique=True, index=True)
+    email: Mapped[str] = mapped_column(string(EMAIL_MAX), unique=True, index=True)
+    password_hash: Mapped[str] = mapped_column(string(255))
+    first_name: Mapped[str | None] = mapped_column(string(NAME_MAX))
+    last_name: Mapped[str | None] = mapped_column(string(NAME_MAX))
+    bio: Mapped[str | None] = mapped_column(text())
     age: Mapped[int | None] = mapped_column(Integer)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
@@ -203,26 +244,41 @@ class User(Base):
 
     @validates("username")
     def _validate_username(self, key: str, value: str) -> str:
-        return _require_text("username", value, maximum=USERNAME_MAX)
+        _require_text("username", value, maximum=USERNAME_MAX)
+        if not USERNAME_PATTERN.fullmatch(value):
+            raise InvalidValueError(
+                "username", "username must be 3 to 32 letters, digits or underscores"
+            )
+        return value
 
     @validates("email")
     def _validate_email(self, key: str, value: str) -> str:
+        _refuse_nul("email", value)
         local, at, domain = value.strip().partition("@")
         if not at or not local or not domain or "@" in domain:
-            raise InvalidValue("email", "email must contain one '@' with text on both sides")
+            raise InvalidValueError("email", "email must contain one '@' with text on both sides")
         if len(value.strip()) > EMAIL_MAX:
-            raise InvalidValue("email", f"email must be at most {EMAIL_MAX} characters")
+            raise InvalidValueError("email", f"email must be at most {EMAIL_MAX} characters")
         return value.strip().lower()
 
     @validates("age")
     def _validate_age(self, key: str, value: int | None) -> int | None:
         if value is not None and value not in AGE_RANGE:
-            raise InvalidValue("age", "age must be between 0 and 150")
+            raise InvalidValueError("age", "age must be between 0 and 150")
         return value
 
     @validates("first_name", "last_name")
     def _validate_name(self, key: str, value: str | None) -> str | None:
-        return _clean_optional_text(value)
+        return _clean_optional_text(key, value, maximum=NAME_MAX)
+
+    @validates("bio")
+    def _validate_bio(self, key: str, value: str | None) -> str | None:
+        if value is None:
+            return None
+        _refuse_nul("bio", value)
+        if len(value) > BIO_MAX:
+            raise InvalidValueError("bio", f"bio must be at most {BIO_MAX} characters")
+        return value
 
 
 class Post(Base):
@@ -233,14 +289,14 @@ class Post(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    title: Mapped[str] = mapped_column(String(TITLE_MAX))
+    title: Mapped[str] = mapped_column(string(TITLE_MAX))
     content: Mapped[str] = mapped_column(long_text())
     published: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(
         UtcDateTime(), default=utc_now, server_default=UtcNow(), index=True
     )
     updated_at: Mapped[datetime] = mapped_column(
-        UtcDateTime(), default=utc_now, onupdate=utc_now, server_default=UtcNow()
+        UtcDateTime(), default=_created_at_of_row, onupdate=utc_now, server_default=UtcNow()
     )
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
 
@@ -258,7 +314,7 @@ class Post(Base):
 
     @validates("content")
     def _validate_content(self, key: str, value: str) -> str:
-        return _require_text("content", value, maximum=100_000)
+        return _require_text("content", value, maximum=POST_CONTENT_MAX)
 
 
 class Comment(Base):
@@ -269,7 +325,7 @@ class Comment(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    content: Mapped[str] = mapped_column(Text)
+    content: Mapped[str] = mapped_column(text())
     created_at: Mapped[datetime] = _created_at()
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
@@ -279,7 +335,7 @@ class Comment(Base):
 
     @validates("content")
     def _validate_content(self, key: str, value: str) -> str:
-        return _require_text("content", value, maximum=10_000)
+        return _require_text("content", value, maximum=COMMENT_CONTENT_MAX)
 
 
 class Tag(Base):
@@ -287,7 +343,7 @@ class Tag(Base):
     __table_args__ = MYSQL_TABLE_OPTIONS
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(TAG_NAME_MAX), unique=True)
+    name: Mapped[str] = mapped_column(string(TAG_NAME_MAX), unique=True)
 
     posts: Mapped[list[Post]] = relationship(
         secondary=post_tags, back_populates="tags", lazy="raise", passive_deletes=True
@@ -312,9 +368,9 @@ class AuditLog(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    entity_type: Mapped[str] = mapped_column(String(20))
+    entity_type: Mapped[str] = mapped_column(string(20))
     entity_id: Mapped[int] = mapped_column(Integer)
-    action: Mapped[AuditAction] = mapped_column(String(10))
+    action: Mapped[AuditAction] = mapped_column(string(10))
     actor_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
@@ -333,7 +389,7 @@ class AuthToken(Base):
     __table_args__ = MYSQL_TABLE_OPTIONS
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(string(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = _created_at()
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -1,13 +1,12 @@
-"""Fixtures: every database test runs on SQLite, and on PostgreSQL and MariaDB when their URL is set.
+"""Fixtures: database tests run on SQLite, and on PostgreSQL and MariaDB when their URL is set.
 
 Each dialect's database is migrated once per run; each test runs inside an outer transaction that
 is rolled back at its end, so every test starts from an empty database.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -72,11 +71,6 @@ async def db(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
 def count_sql() -> StatementCounter:
     """`with count_sql() as counted:` counts the statements run inside the block."""
     return count_statements
-
-
-@pytest.fixture
-def tmp_dir(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path
 
 
 @pytest.fixture

@@ -14,7 +14,17 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from gql_blog.config import normalize_database_url
 
 DIALECTS = ["sqlite", "postgresql", "mariadb"]
-SERVER_VARIABLES = {"postgresql": "GQL_BLOG_TEST_POSTGRES_URL", "mariadb": "GQL_BLOG_TEST_MYSQL_URL"}
+SERVER_VARIABLES = {
+    "postgresql": "GQL_BLOG_TEST_POSTGRES_URL",
+    "mariadb": "GQL_BLOG_TEST_MYSQL_URL",
+}
+
+# Scratch databases default to a linguistic, case-insensitive collation, as many servers do, so the
+# tests prove that comparisons and orderings do not depend on how the server was set up.
+_CREATE_OPTIONS = {
+    "postgresql": "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en'",
+    "mariadb": "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+}
 
 
 def server_url(dialect: str) -> str:
@@ -38,7 +48,7 @@ async def empty_database(dialect: str, tmp_dir: Path) -> AsyncIterator[str]:
     quoted = f'"{name}"' if dialect == "postgresql" else f"`{name}`"
     try:
         async with admin.connect() as connection:
-            await connection.execute(text(f"CREATE DATABASE {quoted}"))
+            await connection.execute(text(f"CREATE DATABASE {quoted} {_CREATE_OPTIONS[dialect]}"))
     except Exception as error:  # an unreachable server given by the caller is a failure
         await admin.dispose()
         pytest.fail(f"{SERVER_VARIABLES[dialect]}={admin_url} is unreachable: {error}")

@@ -1,4 +1,4 @@
-"""Factories: each returns a flushed row with unique defaults; a test names only what matters to it."""
+"""Factories: each returns a flushed row with unique defaults; tests name only what matters."""
 
 import itertools
 from datetime import datetime

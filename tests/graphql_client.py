@@ -1,4 +1,4 @@
-"""A GraphQL client for tests: real HTTP requests through the ASGI app, on the test's transaction."""
+"""A GraphQL client for tests: real HTTP through the ASGI app, inside the test's transaction."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager

@@ -18,26 +18,36 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Text compares and orders by code point on every dialect: collation "C" on PostgreSQL columns,
+# the NO PAD binary collation on MariaDB tables (see gql_blog.models.MYSQL_TABLE_OPTIONS).
+def _string(length: int) -> sa.types.TypeEngine[str]:
+    return sa.String(length=length).with_variant(sa.String(length=length, collation="C"), "postgresql")
+
+
+def _text() -> sa.types.TypeEngine[str]:
+    return sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+
+
 def upgrade() -> None:
     op.create_table(
         "tags",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("name", sa.String(length=50), nullable=False),
+        sa.Column("name", _string(50), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tags")),
         sa.UniqueConstraint("name", name=op.f("uq_tags_name")),
         mysql_charset="utf8mb4",
-        mysql_collate="utf8mb4_bin",
+        mysql_collate="utf8mb4_nopad_bin",
         mysql_engine="InnoDB",
     )
     op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("username", sa.String(length=32), nullable=False),
-        sa.Column("email", sa.String(length=254), nullable=False),
-        sa.Column("password_hash", sa.String(length=255), nullable=False),
-        sa.Column("first_name", sa.String(length=100), nullable=True),
-        sa.Column("last_name", sa.String(length=100), nullable=True),
-        sa.Column("bio", sa.Text(), nullable=True),
+        sa.Column("username", _string(32), nullable=False),
+        sa.Column("email", _string(254), nullable=False),
+        sa.Column("password_hash", _string(255), nullable=False),
+        sa.Column("first_name", _string(100), nullable=True),
+        sa.Column("last_name", _string(100), nullable=True),
+        sa.Column("bio", _text(), nullable=True),
         sa.Column("age", sa.Integer(), nullable=True),
         sa.Column("is_active", sa.Boolean(), server_default="1", nullable=False),
         sa.Column("is_admin", sa.Boolean(), server_default="0", nullable=False),
@@ -49,7 +59,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         mysql_charset="utf8mb4",
-        mysql_collate="utf8mb4_bin",
+        mysql_collate="utf8mb4_nopad_bin",
         mysql_engine="InnoDB",
     )
     with op.batch_alter_table("users", schema=None) as batch_op:
@@ -59,9 +69,9 @@ def upgrade() -> None:
     op.create_table(
         "audit_logs",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("entity_type", sa.String(length=20), nullable=False),
+        sa.Column("entity_type", _string(20), nullable=False),
         sa.Column("entity_id", sa.Integer(), nullable=False),
-        sa.Column("action", sa.String(length=10), nullable=False),
+        sa.Column("action", _string(10), nullable=False),
         sa.Column("actor_id", sa.Integer(), nullable=True),
         sa.Column("changes", sa.JSON(), nullable=False),
         sa.Column(
@@ -78,7 +88,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_logs")),
         mysql_charset="utf8mb4",
-        mysql_collate="utf8mb4_bin",
+        mysql_collate="utf8mb4_nopad_bin",
         mysql_engine="InnoDB",
     )
     with op.batch_alter_table("audit_logs", schema=None) as batch_op:
@@ -89,12 +99,13 @@ def upgrade() -> None:
     op.create_table(
         "posts",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("title", sa.String(length=200), nullable=False),
+        sa.Column("title", _string(200), nullable=False),
         sa.Column(
             "content",
             sa.Text()
             .with_variant(mysql.MEDIUMTEXT(), "mariadb")
-            .with_variant(mysql.MEDIUMTEXT(), "mysql"),
+            .with_variant(mysql.MEDIUMTEXT(), "mysql")
+            .with_variant(sa.Text(collation="C"), "postgresql"),
             nullable=False,
         ),
         sa.Column("published", sa.Boolean(), server_default="0", nullable=False),
@@ -116,7 +127,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_posts")),
         mysql_charset="utf8mb4",
-        mysql_collate="utf8mb4_bin",
+        mysql_collate="utf8mb4_nopad_bin",
         mysql_engine="InnoDB",
     )
     with op.batch_alter_table("posts", schema=None) as batch_op:
@@ -128,7 +139,7 @@ def upgrade() -> None:
     op.create_table(
         "comments",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("content", sa.Text(), nullable=False),
+        sa.Column("content", _text(), nullable=False),
         sa.Column(
             "created_at",
             gql_blog.models.UtcDateTime(timezone=True),
@@ -145,7 +156,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_comments")),
         mysql_charset="utf8mb4",
-        mysql_collate="utf8mb4_bin",
+        mysql_collate="utf8mb4_nopad_bin",
         mysql_engine="InnoDB",
     )
     with op.batch_alter_table("comments", schema=None) as batch_op:
@@ -166,7 +177,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("post_id", "tag_id", name=op.f("pk_post_tags")),
         mysql_charset="utf8mb4",
-        mysql_collate="utf8mb4_bin",
+        mysql_collate="utf8mb4_nopad_bin",
         mysql_engine="InnoDB",
     )
     with op.batch_alter_table("post_tags", schema=None) as batch_op:

@@ -18,11 +18,16 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Text compares and orders by code point: collation "C" on PostgreSQL (as in 0001).
+def _string(length: int) -> sa.types.TypeEngine[str]:
+    return sa.String(length=length).with_variant(sa.String(length=length, collation="C"), "postgresql")
+
+
 def upgrade() -> None:
     op.create_table(
         "auth_tokens",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("token_hash", _string(64), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column(
             "created_at",
@@ -38,7 +43,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_auth_tokens")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_auth_tokens_token_hash")),
         mysql_charset="utf8mb4",
-        mysql_collate="utf8mb4_bin",
+        mysql_collate="utf8mb4_nopad_bin",
         mysql_engine="InnoDB",
     )
     with op.batch_alter_table("auth_tokens", schema=None) as batch_op:

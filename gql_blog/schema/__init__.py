@@ -2,6 +2,7 @@
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types import ExecutionContext
 
 from gql_blog.schema.errors import MaskUnexpectedErrors
@@ -22,7 +23,13 @@ class BlogSchema(strawberry.Schema):
 schema = BlogSchema(
     query=Query,
     types=[User, Post, Comment, Tag],
-    extensions=[OperationMetrics, MaskUnexpectedErrors],
+    # Parsing and validating a document once per distinct query text, not once per request.
+    extensions=[
+        lambda: ParserCache(maxsize=1024),
+        lambda: ValidationCache(maxsize=1024),
+        OperationMetrics,
+        MaskUnexpectedErrors,
+    ],
 )
 
 __all__ = ["schema"]

@@ -9,7 +9,7 @@ import strawberry
 
 from gql_blog import models
 from gql_blog.config import Settings
-from gql_blog.filters import InvalidCursor, Ordering, OrderTerm
+from gql_blog.filters import InvalidCursorError, Ordering, OrderTerm
 from gql_blog.loaders import Loaders, Page, PageRequest
 from gql_blog.schema.errors import UserInputError
 
@@ -55,7 +55,7 @@ def _decode(
         return None
     try:
         return tuple(ordering.decode_cursor(cursor, scope=scope))
-    except InvalidCursor as error:
+    except InvalidCursorError as error:
         raise UserInputError(f"`{name}`: {error}") from None
 
 

@@ -1,4 +1,4 @@
-"""Per-operation observability: statement count and duration, logged; in debug mode also returned."""
+"""Per-operation observability: statement count and duration, logged (returned in debug mode)."""
 
 import logging
 import time

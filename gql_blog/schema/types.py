@@ -1,7 +1,7 @@
 """The GraphQL object types: thin views over the ORM rows, relations resolved through loaders."""
 
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -205,17 +205,9 @@ class User(Node):
         )
 
 
-def _load_user(info: BlogInfo, user_id: int) -> User | Awaitable[User]:
-    """The user from the request's cache without awaiting, or through the batched loader."""
-    users = info.context.loaders.users
-    row = users.loaded.get(user_id)
-    if row is not None:
-        return User.from_model(row)
-
-    async def load() -> User:
-        return User.from_model(_row_or_raise(await users.load(user_id), f"user {user_id}"))
-
-    return load()
+async def _load_user(info: BlogInfo, user_id: int) -> User:
+    row = await info.context.loaders.users.load(user_id)
+    return User.from_model(_row_or_raise(row, f"user {user_id}"))
 
 
 @strawberry.type(description="A blog post; drafts are visible to their author and admins only.")
@@ -240,9 +232,9 @@ class Post(Node):
             user_id=row.user_id,
         )
 
-    @strawberry.field(description="Who wrote the post.", graphql_type=User)
-    def author(self, info: BlogInfo) -> User | Awaitable[User]:
-        return _load_user(info, self.user_id)
+    @strawberry.field(description="Who wrote the post.")
+    async def author(self, info: BlogInfo) -> User:
+        return await _load_user(info, self.user_id)
 
     @strawberry.field(description="The post's tags, by name.")
     async def tags(self, info: BlogInfo) -> list["Tag"]:
@@ -293,22 +285,14 @@ class Comment(Node):
             post_id=row.post_id,
         )
 
-    @strawberry.field(description="Who wrote the comment.", graphql_type=User)
-    def author(self, info: BlogInfo) -> User | Awaitable[User]:
-        return _load_user(info, self.user_id)
+    @strawberry.field(description="Who wrote the comment.")
+    async def author(self, info: BlogInfo) -> User:
+        return await _load_user(info, self.user_id)
 
-    @strawberry.field(description="The post commented on.", graphql_type=Post)
-    def post(self, info: BlogInfo) -> Post | Awaitable[Post]:
-        posts = info.context.loaders.posts
-        row = posts.loaded.get(self.post_id)
-        if row is not None:
-            return Post.from_model(row)
-
-        async def load() -> Post:
-            loaded = await posts.load(self.post_id)
-            return Post.from_model(_row_or_raise(loaded, f"post {self.post_id}"))
-
-        return load()
+    @strawberry.field(description="The post commented on.")
+    async def post(self, info: BlogInfo) -> Post:
+        row = await info.context.loaders.posts.load(self.post_id)
+        return Post.from_model(_row_or_raise(row, f"post {self.post_id}"))
 
 
 @strawberry.type(description="A tag; posts carry up to ten.")

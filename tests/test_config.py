@@ -1,0 +1,219 @@
+"""Settings from the environment: defaults, parsing, and errors that name the variable."""
+
+import dataclasses
+
+import pytest
+
+from gql_blog.config import DEFAULT_DATABASE_URL, ConfigError, Settings
+
+
+def test_empty_environment_gives_the_defaults() -> None:
+    assert Settings.from_env({}) == Settings()
+
+
+def test_defaults_use_sqlite_and_the_contracts_page_sizes() -> None:
+    settings = Settings()
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.dialect == "sqlite"
+    assert (settings.default_page_size, settings.max_page_size) == (20, 100)
+    assert settings.max_filter_depth == 10
+    assert settings.database_replica_url is None
+    assert (settings.debug, settings.echo_sql) == (False, False)
+
+
+def test_unrelated_variables_are_ignored() -> None:
+    assert Settings.from_env({"HOME": "/root", "GQL_BLOG": "x", "DEBUG": "maybe"}) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "attribute", "value"),
+    [
+        ("GQL_BLOG_POOL_SIZE", "3", "pool_size", 3),
+        ("GQL_BLOG_MAX_OVERFLOW", "0", "max_overflow", 0),
+        ("GQL_BLOG_POOL_RECYCLE_SECONDS", "60", "pool_recycle_seconds", 60),
+        ("GQL_BLOG_ECHO_SQL", "true", "echo_sql", True),
+        ("GQL_BLOG_DEBUG", "Yes", "debug", True),
+        ("GQL_BLOG_DEBUG", "0", "debug", False),
+        ("GQL_BLOG_DEBUG", " off ", "debug", False),
+        ("GQL_BLOG_TOKEN_LIFETIME_SECONDS", "3600", "token_lifetime_seconds", 3600),
+        ("GQL_BLOG_DEFAULT_PAGE_SIZE", "5", "default_page_size", 5),
+        ("GQL_BLOG_MAX_PAGE_SIZE", "500", "max_page_size", 500),
+        ("GQL_BLOG_MAX_FILTER_DEPTH", "3", "max_filter_depth", 3),
+        ("GQL_BLOG_SECRET_KEY", "s3cret", "secret_key", "s3cret"),
+        (
+            "GQL_BLOG_DATABASE_URL",
+            "sqlite+aiosqlite:///blog.sqlite",
+            "database_url",
+            "sqlite+aiosqlite:///blog.sqlite",
+        ),
+        (
+            "GQL_BLOG_DATABASE_REPLICA_URL",
+            "postgresql+asyncpg://reader:pw@replica/blog",
+            "database_replica_url",
+            "postgresql+asyncpg://reader:pw@replica/blog",
+        ),
+    ],
+    ids=[
+        "pool-size",
+        "max-overflow",
+        "pool-recycle",
+        "echo-sql",
+        "debug-yes",
+        "debug-0",
+        "debug-off-padded",
+        "token-lifetime",
+        "default-page-size",
+        "max-page-size",
+        "max-filter-depth",
+        "secret-key",
+        "database-url",
+        "replica-url",
+    ],
+)
+def test_variable_is_parsed(variable: str, raw: str, attribute: str, value: object) -> None:
+    settings = Settings.from_env({variable: raw})
+    assert getattr(settings, attribute) == value
+    untouched = {field.name for field in dataclasses.fields(Settings)} - {attribute}
+    defaults = Settings()
+    assert all(getattr(settings, name) == getattr(defaults, name) for name in untouched)
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "expected"),
+    [
+        ("GQL_BLOG_POOL_SIZE", "ten", "a whole number >= 1"),
+        ("GQL_BLOG_POOL_SIZE", "0", "a whole number >= 1"),
+        ("GQL_BLOG_MAX_OVERFLOW", "-1", "a whole number >= 0"),
+        ("GQL_BLOG_POOL_RECYCLE_SECONDS", "1.5", "a whole number >= 1"),
+        ("GQL_BLOG_TOKEN_LIFETIME_SECONDS", "59", "a whole number >= 60"),
+        ("GQL_BLOG_DEFAULT_PAGE_SIZE", "0", "a whole number >= 1"),
+        ("GQL_BLOG_MAX_PAGE_SIZE", "many", "a whole number >= 1"),
+        ("GQL_BLOG_MAX_FILTER_DEPTH", "-3", "a whole number >= 1"),
+        ("GQL_BLOG_DEBUG", "maybe", "one of true/false"),
+        ("GQL_BLOG_ECHO_SQL", "2", "one of true/false"),
+        ("GQL_BLOG_DATABASE_URL", "not a url", "a database URL"),
+        ("GQL_BLOG_DATABASE_REPLICA_URL", "::", "a database URL"),
+    ],
+    ids=[
+        "pool-size-word",
+        "pool-size-zero",
+        "max-overflow-negative",
+        "pool-recycle-fraction",
+        "token-lifetime-too-short",
+        "default-page-size-zero",
+        "max-page-size-word",
+        "filter-depth-negative",
+        "debug-maybe",
+        "echo-sql-2",
+        "database-url-garbage",
+        "replica-url-garbage",
+    ],
+)
+def test_bad_value_is_refused_naming_variable_and_expectation(
+    variable: str, raw: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({variable: raw})
+    message = str(caught.value)
+    assert variable in message
+    assert expected in message
+    assert repr(raw) in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized", "dialect"),
+    [
+        (
+            "postgresql://blog:pw@db:5432/blog",
+            "postgresql+asyncpg://blog:pw@db:5432/blog",
+            "postgresql",
+        ),
+        ("postgres://blog@db/blog", "postgresql+asyncpg://blog@db/blog", "postgresql"),
+        ("mysql://root@db:3306/blog", "mysql+asyncmy://root@db:3306/blog", "mysql"),
+        ("mariadb://root@db/blog", "mariadb+asyncmy://root@db/blog", "mariadb"),
+        ("sqlite:///blog.sqlite", "sqlite+aiosqlite:///blog.sqlite", "sqlite"),
+        ("sqlite+aiosqlite://", "sqlite+aiosqlite://", "sqlite"),
+        ("mysql+asyncmy://root@db/blog", "mysql+asyncmy://root@db/blog", "mysql"),
+    ],
+    ids=[
+        "postgresql",
+        "postgres-alias",
+        "mysql",
+        "mariadb",
+        "sqlite",
+        "sqlite-memory",
+        "already-async",
+    ],
+)
+def test_database_url_gets_its_async_driver(raw: str, normalized: str, dialect: str) -> None:
+    settings = Settings.from_env({"GQL_BLOG_DATABASE_URL": raw})
+    assert settings.database_url == normalized
+    assert settings.dialect == dialect
+
+
+def test_replica_url_gets_its_async_driver() -> None:
+    settings = Settings.from_env(
+        {"GQL_BLOG_DATABASE_REPLICA_URL": "postgresql://reader@replica/blog"}
+    )
+    assert settings.database_replica_url == "postgresql+asyncpg://reader@replica/blog"
+
+
+@pytest.mark.parametrize(
+    ("raw", "wanted"),
+    [
+        ("postgresql+psycopg2://blog@db/blog", "postgresql+asyncpg://"),
+        ("postgresql+psycopg://blog@db/blog", "postgresql+asyncpg://"),
+        ("mysql+pymysql://root@db/blog", "mysql+asyncmy://"),
+        ("sqlite+pysqlite:///blog.sqlite", "sqlite+aiosqlite://"),
+    ],
+    ids=["psycopg2", "psycopg3", "pymysql", "pysqlite"],
+)
+def test_sync_driver_is_refused_naming_the_async_one(raw: str, wanted: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"GQL_BLOG_DATABASE_URL": raw})
+    assert "GQL_BLOG_DATABASE_URL" in str(caught.value)
+    assert wanted in str(caught.value)
+
+
+def test_unsupported_database_is_refused_naming_the_supported_ones() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"GQL_BLOG_DATABASE_URL": "oracle://scott@db/blog"})
+    message = str(caught.value)
+    assert "GQL_BLOG_DATABASE_URL" in message
+    assert "'oracle'" in message
+    assert "postgresql+asyncpg://" in message
+
+
+def test_default_page_size_above_max_page_size_is_refused() -> None:
+    environ = {"GQL_BLOG_DEFAULT_PAGE_SIZE": "50", "GQL_BLOG_MAX_PAGE_SIZE": "40"}
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(environ)
+    assert "GQL_BLOG_DEFAULT_PAGE_SIZE" in str(caught.value)
+    assert "GQL_BLOG_MAX_PAGE_SIZE" in str(caught.value)
+
+
+def test_default_page_size_equal_to_max_page_size_is_accepted() -> None:
+    settings = Settings.from_env(
+        {"GQL_BLOG_DEFAULT_PAGE_SIZE": "40", "GQL_BLOG_MAX_PAGE_SIZE": "40"}
+    )
+    assert (settings.default_page_size, settings.max_page_size) == (40, 40)
+
+
+def test_empty_value_means_the_default() -> None:
+    assert Settings.from_env({"GQL_BLOG_POOL_SIZE": "", "GQL_BLOG_DEBUG": ""}) == Settings()
+
+
+def test_secret_key_is_not_in_repr() -> None:
+    settings = Settings.from_env({"GQL_BLOG_SECRET_KEY": "hunter2-hunter2"})
+    assert "hunter2" not in repr(settings)
+
+
+def test_password_in_database_url_is_kept() -> None:
+    url = "postgresql://blog:p%40ss@db/blog"
+    settings = Settings.from_env({"GQL_BLOG_DATABASE_URL": url})
+    assert settings.database_url == "postgresql+asyncpg://blog:p%40ss@db/blog"
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Settings().debug = True  # type: ignore[misc]

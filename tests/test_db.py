@@ -1,0 +1,213 @@
+"""Engines, sessions, the serialized request session and the SQL statement counter."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import literal, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from gql_blog import models
+from gql_blog.config import Settings
+from gql_blog.db import SerialSession, count_statements, create_engine, create_sessionmaker
+from tests.factories import make_user
+
+
+async def usernames(db: AsyncSession) -> list[str]:
+    return list((await db.scalars(select(models.User.username).order_by(models.User.id))).all())
+
+
+# The statement counter
+
+
+async def test_count_statements_counts_each_statement(db: AsyncSession) -> None:
+    with count_statements() as counted:
+        await db.scalar(select(literal(1)))
+        await db.scalar(select(literal(2)))
+        await db.scalar(select(literal(3)))
+    assert counted.total == 3
+    assert len(counted.statements) == 3
+    assert all(statement.lstrip().upper().startswith("SELECT") for statement in counted.statements)
+
+
+async def test_count_statements_ignores_savepoints_and_their_release(db: AsyncSession) -> None:
+    with count_statements() as counted:
+        async with db.begin_nested():
+            await db.scalar(select(literal(1)))
+        nested = await db.begin_nested()
+        await db.scalar(select(literal(2)))
+        await nested.rollback()
+        await db.commit()
+    assert counted.total == 2
+
+
+async def test_first_statement_of_a_session_counts_one_on_every_dialect(
+    engine: AsyncEngine,
+) -> None:
+    async with create_sessionmaker(engine)() as session:
+        with count_statements() as counted:
+            await session.scalar(select(literal(1)))
+            await session.rollback()
+    assert counted.total == 1
+
+
+async def test_statements_outside_the_block_are_not_counted(db: AsyncSession) -> None:
+    with count_statements() as counted:
+        await db.scalar(select(literal(1)))
+    await db.scalar(select(literal(2)))
+    assert counted.total == 1
+
+
+async def test_statements_of_tasks_started_inside_the_block_are_counted(db: AsyncSession) -> None:
+    serial = SerialSession(db)
+    with count_statements() as counted:
+        await asyncio.gather(*(serial.scalar(select(literal(n))) for n in range(4)))
+    assert counted.total == 4
+
+
+async def test_outer_count_includes_the_statements_of_a_nested_count(db: AsyncSession) -> None:
+    with count_statements() as outer:
+        await db.scalar(select(literal(1)))
+        with count_statements() as inner:
+            await db.scalar(select(literal(2)))
+        await db.scalar(select(literal(3)))
+    assert (outer.total, inner.total) == (3, 1)
+
+
+# SerialSession
+
+
+@pytest.fixture
+async def fresh_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session of its own on the engine, not yet holding a connection."""
+    async with create_sessionmaker(engine)() as session:
+        yield session
+
+
+async def test_serial_session_runs_concurrent_scalars_one_at_a_time(
+    fresh_session: AsyncSession,
+) -> None:
+    serial = SerialSession(fresh_session)
+    results = await asyncio.gather(*(serial.scalars(select(literal(n))) for n in range(8)))
+    assert [list(result) for result in results] == [[n] for n in range(8)]
+
+
+async def test_serial_session_runs_concurrent_mixed_calls(db: AsyncSession) -> None:
+    user = await make_user(db)
+    serial = SerialSession(db)
+    scalar, rows, scalars = await asyncio.gather(
+        serial.scalar(select(models.User.username).where(models.User.id == user.id)),
+        serial.rows(select(models.User.id, models.User.email)),
+        serial.scalars(select(models.User.id)),
+    )
+    assert scalar == user.username
+    assert [tuple(row) for row in rows] == [(user.id, user.email)]
+    assert list(scalars) == [user.id]
+
+
+# SQLite specifics: one shared in-memory database, foreign keys, savepoints.
+
+
+async def sqlite_engine(url: str) -> AsyncEngine:
+    engine = create_engine(Settings(database_url=url))
+    async with engine.begin() as connection:
+        await connection.run_sync(models.Base.metadata.create_all)
+    return engine
+
+
+@pytest.fixture
+async def memory_engine() -> AsyncIterator[AsyncEngine]:
+    engine = await sqlite_engine("sqlite+aiosqlite://")
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def file_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = await sqlite_engine(f"sqlite+aiosqlite:///{tmp_path / 'blog.sqlite'}")
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(params=["memory", "file"])
+async def any_sqlite_engine(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[AsyncEngine]:
+    url = {"memory": "sqlite+aiosqlite://", "file": f"sqlite+aiosqlite:///{tmp_path / 'b.sqlite'}"}
+    engine = await sqlite_engine(url[request.param])
+    yield engine
+    await engine.dispose()
+
+
+async def test_sqlite_memory_database_is_shared_by_sessions_of_one_engine(
+    memory_engine: AsyncEngine,
+) -> None:
+    sessions = create_sessionmaker(memory_engine)
+    async with sessions() as writer:
+        await make_user(writer, username="ada")
+        await writer.commit()
+    async with sessions() as reader:
+        assert await usernames(reader) == ["ada"]
+
+
+async def test_sqlite_connections_have_foreign_keys_on(any_sqlite_engine: AsyncEngine) -> None:
+    async with any_sqlite_engine.connect() as connection:
+        assert await connection.scalar(text("PRAGMA foreign_keys")) == 1
+
+
+async def test_sqlite_released_savepoint_is_undone_by_the_outer_rollback(
+    file_engine: AsyncEngine,
+) -> None:
+    async with create_sessionmaker(file_engine)() as session:
+        async with session.begin_nested():
+            await make_user(session, username="ada")
+        await session.rollback()
+        assert await usernames(session) == []
+
+
+async def test_sqlite_rolled_back_savepoint_keeps_the_outer_work(file_engine: AsyncEngine) -> None:
+    sessions = create_sessionmaker(file_engine)
+    async with sessions() as session:
+        await make_user(session, username="ada")
+        nested = await session.begin_nested()
+        await make_user(session, username="bob")
+        await nested.rollback()
+        await session.commit()
+    async with sessions() as session:
+        assert await usernames(session) == ["ada"]
+
+
+# Savepoints on every dialect (as importPosts uses them)
+
+
+async def test_rolled_back_savepoint_discards_only_its_own_rows(db: AsyncSession) -> None:
+    await make_user(db, username="ada")
+    nested = await db.begin_nested()
+    await make_user(db, username="bob")
+    await nested.rollback()
+    assert await usernames(db) == ["ada"]
+
+
+async def test_failed_statement_in_savepoint_leaves_the_transaction_usable(
+    db: AsyncSession,
+) -> None:
+    await make_user(db, username="ada")
+    with pytest.raises(IntegrityError):
+        async with db.begin_nested():
+            await make_user(db, username="ada")
+    await make_user(db, username="bob")
+    assert await usernames(db) == ["ada", "bob"]
+
+
+async def test_outer_rollback_undoes_a_released_savepoint(connection: AsyncConnection) -> None:
+    nested = await connection.begin_nested()
+    await connection.execute(
+        models.User.__table__.insert().values(
+            username="ada", email="ada@example.test", password_hash="x"
+        )
+    )
+    await nested.commit()
+    await connection.rollback()
+    assert await connection.scalar(select(models.User.id)) is None

@@ -1,0 +1,122 @@
+"""Migrations on every dialect: each test migrates its own empty database."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, inspect, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gql_blog import migrations, models
+from gql_blog.config import Settings
+from gql_blog.db import create_engine
+from tests.databases import DIALECTS, empty_database
+
+pytestmark = pytest.mark.parametrize("dialect", DIALECTS)
+
+FIRST_REVISION = "0001"
+
+
+@asynccontextmanager
+async def engine_for(url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(Settings(database_url=url))
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def upgrade(url: str, revision: str = "head") -> None:
+    await asyncio.to_thread(migrations.upgrade, url, revision)
+
+
+async def downgrade(url: str, revision: str) -> None:
+    await asyncio.to_thread(migrations.downgrade, url, revision)
+
+
+def _table_names(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names())
+
+
+async def inspect_database(url: str) -> tuple[str | None, list[object], set[str]]:
+    """The database's revision, its differences from the models, and its tables."""
+    async with engine_for(url) as engine, engine.connect() as connection:
+        revision = await connection.run_sync(migrations.current_revision)
+        differences = await connection.run_sync(migrations.schema_differences)
+        tables = await connection.run_sync(_table_names)
+    return revision, differences, tables
+
+
+async def test_upgrade_head_on_empty_database_matches_the_models(
+    dialect: str, tmp_path: Path
+) -> None:
+    async with empty_database(dialect, tmp_path) as url:
+        await upgrade(url)
+        revision, differences, tables = await inspect_database(url)
+    assert differences == []
+    assert revision == migrations.head_revision()
+    assert tables == set(models.Base.metadata.tables) | {"alembic_version"}
+
+
+async def test_downgrade_base_leaves_only_the_version_table(dialect: str, tmp_path: Path) -> None:
+    async with empty_database(dialect, tmp_path) as url:
+        await upgrade(url)
+        await downgrade(url, "base")
+        revision, _, tables = await inspect_database(url)
+    assert revision is None
+    assert tables == {"alembic_version"}
+
+
+async def test_data_written_at_first_revision_survives_upgrade_head(
+    dialect: str, tmp_path: Path
+) -> None:
+    users, posts = models.User.__table__, models.Post.__table__
+    async with empty_database(dialect, tmp_path) as url:
+        await upgrade(url, FIRST_REVISION)
+        async with engine_for(url) as engine, engine.begin() as connection:
+            await connection.execute(
+                insert(users).values(
+                    id=1, username="ada", email="ada@example.test", password_hash="x"
+                )
+            )
+            await connection.execute(
+                insert(posts).values(id=1, title="Notes", content="On engines.", user_id=1)
+            )
+        await upgrade(url)
+        async with engine_for(url) as engine, engine.connect() as connection:
+            user_rows = (await connection.execute(select(users.c.id, users.c.username))).all()
+            post_rows = (
+                await connection.execute(select(posts.c.id, posts.c.title, posts.c.user_id))
+            ).all()
+            revision = await connection.run_sync(migrations.current_revision)
+    assert revision == migrations.head_revision()
+    assert [tuple(row) for row in user_rows] == [(1, "ada")]
+    assert [tuple(row) for row in post_rows] == [(1, "Notes", 1)]
+
+
+async def test_upgrade_after_downgrade_base_matches_the_models(
+    dialect: str, tmp_path: Path
+) -> None:
+    async with empty_database(dialect, tmp_path) as url:
+        await upgrade(url)
+        await downgrade(url, "base")
+        await upgrade(url)
+        revision, differences, _ = await inspect_database(url)
+    assert differences == []
+    assert revision == migrations.head_revision()
+
+
+async def test_downgrade_to_first_revision_restores_its_tables(
+    dialect: str, tmp_path: Path
+) -> None:
+    async with empty_database(dialect, tmp_path) as url:
+        await upgrade(url, FIRST_REVISION)
+        _, _, tables_at_first = await inspect_database(url)
+        await upgrade(url)
+        await downgrade(url, FIRST_REVISION)
+        revision, _, tables = await inspect_database(url)
+    assert revision == FIRST_REVISION
+    assert tables == tables_at_first
