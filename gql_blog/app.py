@@ -1,4 +1,4 @@
-"""The Starlette app: /graphql (HTTP, GraphiQL) and /healthz; one engine, one session per request."""
+"""The Starlette app: /graphql (HTTP, GraphiQL), /healthz; one engine, a session per request."""
 
 import contextlib
 import logging

@@ -1,5 +1,6 @@
 """Passwords (argon2id), sign-in tokens (random, stored as SHA-256 digests) and the viewer."""
 
+import functools
 import hashlib
 import secrets
 from datetime import timedelta
@@ -12,9 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gql_blog import models
 
 _hasher = PasswordHasher()
-# Verified when the username is unknown, so both failures take about the same time.
-_DUMMY_HASH = _hasher.hash("gql_blog: no such user")
 BEARER = "bearer "
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the username is unknown, so both failures take about the same time."""
+    return _hasher.hash("gql_blog: no such user")
 
 
 def hash_password(password: str) -> str:
@@ -24,9 +29,10 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True when `password` matches; an absent hash still costs one verification."""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        matches = _hasher.verify(password_hash or _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return False
+    return matches and password_hash is not None
 
 
 def token_digest(token: str) -> str:

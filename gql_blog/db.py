@@ -79,7 +79,7 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
             "max_overflow": settings.max_overflow,
             "pool_recycle": settings.pool_recycle_seconds,
         }
-        if backend == "mysql" and "charset" not in target.query:
+        if backend in ("mysql", "mariadb") and "charset" not in target.query:
             target = target.update_query_dict({"charset": "utf8mb4"})
     engine = create_async_engine(target, **options)
     event.listen(engine.sync_engine, "before_cursor_execute", _before_cursor_execute)

@@ -1,0 +1,380 @@
+"""The `gql-blog` command: serve, migrate and inspect the database, seed it, add admins, export SDL.
+
+Each command parses its arguments, calls the module that owns the work, reports and exits.
+Expected failures (bad configuration, an unreachable database, migrations not at head, a bad
+argument) print one line on stderr and exit with status 1; they never show a traceback.
+"""
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import uvicorn
+from alembic.util import CommandError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gql_blog import auth, db, logs, migrations, models, seed
+from gql_blog.config import ConfigError, Settings
+
+T = TypeVar("T")
+
+APP_FACTORY = "gql_blog.app:create_app"
+UPGRADE_HINT = "run gql-blog db upgrade"
+
+
+class Failure(click.ClickException):
+    """An expected failure: `Error: <message>` on stderr, indented details below it, exit 1."""
+
+    def __init__(self, message: str, details: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.details = tuple(details)
+
+    def format_message(self) -> str:
+        return "\n".join([self.message, *(f"  {line}" for line in self.details)])
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as error:
+        raise Failure(str(error)) from None
+
+
+def shown_url(url: str) -> str:
+    """The URL as it may be printed: the password masked."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def error_reason(error: BaseException) -> str:
+    """The driver's own message, on one line."""
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    args = cause.args
+    # (errno, message) from OSError; (code, message) from asyncmy.
+    text = str(args[1]) if len(args) == 2 and isinstance(args[0], int) else str(cause)
+    lines = text.strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
+
+
+@asynccontextmanager
+async def connected_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """An engine whose database has answered; an unreachable one is a `Failure` naming it."""
+    engine = db.create_engine(settings)
+    try:
+        try:
+            async with engine.connect():
+                pass
+        except (OSError, DBAPIError) as error:
+            raise Failure(
+                f"cannot reach the database at {shown_url(settings.database_url)}: "
+                f"{error_reason(error)}"
+            ) from None
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def read_revision(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as connection:
+        return await connection.run_sync(migrations.current_revision)
+
+
+def head_revision() -> str:
+    try:
+        return migrations.head_revision()
+    except migrations.MigrationError as error:
+        raise Failure(str(error)) from None
+
+
+async def require_head(engine: AsyncEngine) -> None:
+    """Refuse a database whose migrations are not at head, saying what to run."""
+    current, head = await read_revision(engine), head_revision()
+    if current == head:
+        return
+    at = "never migrated" if current is None else f"at {current}"
+    raise Failure(f"database is not at the latest migration ({at}, head is {head}): {UPGRADE_HINT}")
+
+
+async def ensure_database_ready(settings: Settings) -> None:
+    """What `serve` checks before starting: the database answers and is at the latest migration."""
+    async with connected_engine(settings) as engine:
+        await require_head(engine)
+
+
+def run_async(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
+    """Run one command's database work; a driver error becomes one line naming the database."""
+    try:
+        return asyncio.run(work)
+    except DBAPIError as error:
+        raise Failure(
+            f"database error at {shown_url(settings.database_url)}: {error_reason(error)}"
+        ) from None
+
+
+@click.group()
+@click.version_option(package_name="gql-blog")
+def main() -> None:
+    """gql_blog: a GraphQL API for a blog, on SQLite, PostgreSQL or MariaDB.
+
+    Settings come from GQL_BLOG_* environment variables (see the README).
+    """
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--port", default=8000, type=click.IntRange(0, 65535), show_default=True, help="TCP port."
+)
+@click.option(
+    "--workers",
+    default=1,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="Worker processes; each keeps its own connection pool.",
+)
+@click.option("--reload", is_flag=True, help="Restart when the code changes (development only).")
+def serve(host: str, port: int, workers: int, reload: bool) -> None:
+    """Serve the API once the database is at head.
+
+    GraphiQL is at /graphql. A database that is unreachable or behind the latest migration
+    stops the command before the server starts.
+    """
+    settings = load_settings()
+    run_async(settings, ensure_database_ready(settings))
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        # uvicorn applies this once in every worker process, replacing its own logging setup.
+        log_config=logs.logging_config(debug=settings.debug),
+    )
+
+
+@main.group("db")
+def database() -> None:
+    """Migrate and inspect the database schema."""
+
+
+@database.command()
+@click.argument("revision", default="head")
+def upgrade(revision: str) -> None:
+    """Migrate up to REVISION (default: head)."""
+    settings = load_settings()
+    run_async(settings, _reachable(settings))
+    _migrate(migrations.upgrade, settings.database_url, revision)
+    click.echo(run_async(settings, _revision_report(settings)))
+
+
+@database.command()
+@click.argument("revision")
+@click.option("--yes", is_flag=True, help="Do not ask before dropping tables and data.")
+def downgrade(revision: str, yes: bool) -> None:
+    """Migrate down to REVISION; destroys data.
+
+    "base" drops every table. Asks first unless --yes is given.
+    """
+    settings = load_settings()
+    run_async(settings, _reachable(settings))
+    if not yes:
+        click.confirm(
+            f"Downgrade {shown_url(settings.database_url)} to {revision}? "
+            "Tables and columns added after it are dropped with their data.",
+            abort=True,
+            err=True,
+        )
+    _migrate(migrations.downgrade, settings.database_url, revision)
+    click.echo(run_async(settings, _revision_report(settings)))
+
+
+@database.command()
+def current() -> None:
+    """Print the database's revision and whether it is head."""
+    settings = load_settings()
+    click.echo(run_async(settings, _revision_report(settings)))
+
+
+@database.command()
+def check() -> None:
+    """Fail unless the database is at head and matches the models.
+
+    The differences Alembic's autogenerate finds are listed on stderr.
+    """
+    settings = load_settings()
+    differences = run_async(settings, _schema_differences(settings))
+    if differences:
+        raise Failure(
+            f"the database differs from the models ({len(differences)} differences): "
+            "add a migration",
+            details=[_describe(difference) for difference in differences],
+        )
+    click.echo(f"database is at {head_revision()} (head) and matches the models")
+
+
+async def _reachable(settings: Settings) -> None:
+    async with connected_engine(settings):
+        pass
+
+
+def _migrate(step: Callable[[str, str], None], database_url: str, revision: str) -> None:
+    try:
+        step(database_url, revision)
+    except CommandError as error:
+        raise Failure(str(error)) from None
+    except (OSError, DBAPIError) as error:
+        raise Failure(f"migrating to {revision} failed: {error_reason(error)}") from None
+
+
+async def _revision_report(settings: Settings) -> str:
+    async with connected_engine(settings) as engine:
+        current = await read_revision(engine)
+    head = head_revision()
+    if current == head:
+        return f"{current} (head)"
+    return f"{current or 'none'} (not at head; head is {head})"
+
+
+async def _schema_differences(settings: Settings) -> list[object]:
+    async with connected_engine(settings) as engine:
+        await require_head(engine)
+        async with engine.connect() as connection:
+            return await connection.run_sync(migrations.schema_differences)
+
+
+def _describe(difference: object) -> str:
+    """One autogenerate difference, e.g. `add_column users nickname`."""
+    if isinstance(difference, list):
+        return "; ".join(_describe(item) for item in difference)
+    if not isinstance(difference, tuple) or not difference:
+        return str(difference)
+    return " ".join(_subject(item) for item in difference if item is not None)
+
+
+def _subject(item: object) -> str:
+    name = getattr(item, "name", None)
+    return name if isinstance(name, str) else str(item)
+
+
+@main.command("create-admin")
+@click.argument("username")
+@click.option("--email", required=True, help="E-mail address, used when the account is new.")
+@click.password_option(help="Password for the account; prompted (hidden, twice) when omitted.")
+def create_admin(username: str, email: str, password: str) -> None:
+    """Create an admin, or promote an existing USERNAME.
+
+    An existing account keeps its e-mail address and gets the new password.
+    """
+    settings = load_settings()
+    if not password.strip():
+        raise Failure("the password must not be blank")
+    run_async(settings, _ensure_admin(settings, username=username, email=email, password=password))
+    click.echo(f"{username} is an admin.")
+
+
+async def _ensure_admin(settings: Settings, *, username: str, email: str, password: str) -> None:
+    async with connected_engine(settings) as engine:
+        await require_head(engine)
+        try:
+            async with db.create_sessionmaker(engine).begin() as session:
+                await auth.ensure_admin(session, username=username, email=email, password=password)
+        except models.InvalidValueError as error:
+            raise Failure(error.message) from None
+        except IntegrityError:
+            raise Failure(
+                f"cannot create {username}: another account already uses that e-mail address"
+            ) from None
+
+
+@main.command("seed")
+@click.option(
+    "--users", default=100, type=click.IntRange(min=0), show_default=True, help="Users to add."
+)
+@click.option(
+    "--posts-per-user",
+    default=10,
+    type=click.IntRange(min=0),
+    show_default=True,
+    help="Posts by each user.",
+)
+@click.option(
+    "--comments-per-post",
+    default=2,
+    type=click.IntRange(min=0),
+    show_default=True,
+    help="Comments on every post, by random seeded users.",
+)
+@click.option(
+    "--seed",
+    "random_seed",
+    default=42,
+    show_default=True,
+    help="Random seed: the same seed gives the same data on an empty database.",
+)
+def seed_command(users: int, posts_per_user: int, comments_per_post: int, random_seed: int) -> None:
+    """Add deterministic demo data.
+
+    Users, posts (about 15% drafts), comments and tags, in one transaction. Every seeded user's
+    password is "demo-password".
+    """
+    settings = load_settings()
+    plan = seed.SeedPlan(
+        users=users,
+        posts_per_user=posts_per_user,
+        comments_per_post=comments_per_post,
+        random_seed=random_seed,
+    )
+    # Checked before the progress bar starts, so a failure stays one line on stderr.
+    run_async(settings, ensure_database_ready(settings))
+    started = time.perf_counter()
+    with click.progressbar(length=plan.rows, label="Seeding", file=sys.stderr) as bar:
+        counts = run_async(settings, _seed(settings, plan, on_progress=bar.update))
+    elapsed = time.perf_counter() - started
+    click.echo(
+        f"Added {counts.users} users, {counts.posts} posts ({counts.drafts} drafts), "
+        f"{counts.comments} comments, {counts.post_tags} post tags and {counts.tags} new tags "
+        f"in {elapsed:.1f}s. Seeded users sign in with the password {seed.DEMO_PASSWORD!r}."
+    )
+
+
+async def _seed(
+    settings: Settings, plan: seed.SeedPlan, *, on_progress: Callable[[int], None]
+) -> seed.SeedCounts:
+    async with connected_engine(settings) as engine:
+        try:
+            async with engine.begin() as connection:
+                return await seed.seed_database(connection, plan, on_progress=on_progress)
+        except IntegrityError as error:
+            raise Failure(f"seeding failed, nothing was added: {error_reason(error)}") from None
+
+
+@main.command("export-schema")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the SDL to this file instead of stdout.",
+)
+def export_schema(output: Path | None) -> None:
+    """Print the GraphQL schema as SDL.
+
+    `make schema` writes it to schema.graphql.
+    """
+    # Imported here: the database commands need not load strawberry and every resolver module.
+    from gql_blog.schema import schema
+
+    sdl = str(schema).rstrip("\n") + "\n"
+    if output is None:
+        click.echo(sdl, nl=False)
+        return
+    output.write_text(sdl, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,437 @@
+"""The gql-blog command: migrations, the serve check, one-line failures, admins, seeding, SDL."""
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import Executable, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gql_blog import auth, cli, migrations, models, seed
+from gql_blog.config import Settings
+from gql_blog.db import create_engine
+from gql_blog.schema import schema
+from tests.databases import DIALECTS, empty_database
+
+HEAD = migrations.head_revision()
+FIRST_REVISION = "0001"
+UNREACHABLE_URL = "postgresql://gql:secret@127.0.0.1:1/blog"
+SMALL_PLAN = seed.SeedPlan(users=40, posts_per_user=2, comments_per_post=1, random_seed=7)
+
+
+def invoke(url: str, *args: str, stdin: str | None = None, **env: str) -> Result:
+    """Run `gql-blog ARGS` in this process with GQL_BLOG_DATABASE_URL=url."""
+    return CliRunner().invoke(
+        cli.main, list(args), input=stdin, env={"GQL_BLOG_DATABASE_URL": url, **env}
+    )
+
+
+async def run(url: str, *args: str, stdin: str | None = None, **env: str) -> Result:
+    """`invoke` in a thread: the command runs its own event loop."""
+    return await asyncio.to_thread(invoke, url, *args, stdin=stdin, **env)
+
+
+def error_line(result: Result) -> str:
+    """The one line an expected failure prints; a crash or a traceback fails the test."""
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@asynccontextmanager
+async def engine_for(url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(Settings(database_url=url))
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def fetch(url: str, stmt: Executable) -> list[Any]:
+    async with engine_for(url) as engine, engine.connect() as connection:
+        return list((await connection.execute(stmt)).all())
+
+
+async def upgrade(url: str, revision: str = "head") -> None:
+    await asyncio.to_thread(migrations.upgrade, url, revision)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite file that does not exist yet."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'blog.db'}"
+
+
+@pytest.fixture
+async def migrated_sqlite_url(sqlite_url: str) -> str:
+    await upgrade(sqlite_url)
+    return sqlite_url
+
+
+# db upgrade / current / check / downgrade
+
+
+async def test_db_upgrade_migrates_a_new_database_to_head(sqlite_url: str) -> None:
+    result = await run(sqlite_url, "db", "upgrade")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"{HEAD} (head)\n"
+    async with engine_for(sqlite_url) as engine, engine.connect() as connection:
+        assert await connection.run_sync(migrations.current_revision) == HEAD
+
+
+async def test_db_upgrade_to_a_revision_stops_there(sqlite_url: str) -> None:
+    result = await run(sqlite_url, "db", "upgrade", FIRST_REVISION)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"{FIRST_REVISION} (not at head; head is {HEAD})\n"
+
+
+async def test_db_upgrade_to_an_unknown_revision_is_one_line(sqlite_url: str) -> None:
+    result = await run(sqlite_url, "db", "upgrade", "nosuchrevision")
+    assert "nosuchrevision" in error_line(result)
+
+
+async def test_db_current_reports_head_after_upgrade(migrated_sqlite_url: str) -> None:
+    result = await run(migrated_sqlite_url, "db", "current")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"{HEAD} (head)\n"
+
+
+async def test_db_current_reports_an_unmigrated_database(sqlite_url: str) -> None:
+    result = await run(sqlite_url, "db", "current")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"none (not at head; head is {HEAD})\n"
+
+
+async def test_db_check_fails_before_upgrade(sqlite_url: str) -> None:
+    result = await run(sqlite_url, "db", "check")
+    assert error_line(result) == (
+        f"Error: database is not at the latest migration (never migrated, head is {HEAD}): "
+        "run gql-blog db upgrade"
+    )
+    assert result.stdout == ""
+
+
+async def test_db_check_passes_after_upgrade(migrated_sqlite_url: str) -> None:
+    result = await run(migrated_sqlite_url, "db", "check")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"database is at {HEAD} (head) and matches the models\n"
+
+
+async def test_db_check_lists_differences_from_the_models(migrated_sqlite_url: str) -> None:
+    async with engine_for(migrated_sqlite_url) as engine, engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE stray (id INTEGER PRIMARY KEY)"))
+    result = await run(migrated_sqlite_url, "db", "check")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "Error: the database differs from the models (1 differences): add a migration",
+        "  remove_table stray",
+    ]
+
+
+async def test_db_downgrade_asks_first_and_keeps_the_database_on_no(
+    migrated_sqlite_url: str,
+) -> None:
+    result = await run(migrated_sqlite_url, "db", "downgrade", FIRST_REVISION, stdin="n\n")
+    assert result.exit_code == 1
+    assert "Aborted!" in result.stderr
+    assert (await run(migrated_sqlite_url, "db", "current")).stdout == f"{HEAD} (head)\n"
+
+
+async def test_db_downgrade_with_yes_migrates_down(migrated_sqlite_url: str) -> None:
+    result = await run(migrated_sqlite_url, "db", "downgrade", FIRST_REVISION, "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"{FIRST_REVISION} (not at head; head is {HEAD})\n"
+
+
+async def test_installed_command_works_from_any_directory(
+    migrated_sqlite_url: str, tmp_path: Path
+) -> None:
+    command = Path(sys.executable).with_name("gql-blog")
+    assert command.is_file(), f"{command} is not installed"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [str(command), "db", "current"],
+        cwd=elsewhere,
+        env=os.environ | {"GQL_BLOG_DATABASE_URL": migrated_sqlite_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"{HEAD} (head)\n", "")
+
+
+# serve's readiness check
+
+
+async def test_serve_check_refuses_a_database_behind_head(sqlite_url: str) -> None:
+    await upgrade(sqlite_url, FIRST_REVISION)
+    with pytest.raises(click.ClickException) as raised:
+        await cli.ensure_database_ready(Settings(database_url=sqlite_url))
+    assert raised.value.format_message() == (
+        f"database is not at the latest migration (at {FIRST_REVISION}, head is {HEAD}): "
+        "run gql-blog db upgrade"
+    )
+
+
+async def test_serve_check_accepts_a_database_at_head(migrated_sqlite_url: str) -> None:
+    await cli.ensure_database_ready(Settings(database_url=migrated_sqlite_url))
+
+
+async def test_serve_refuses_an_unmigrated_database_before_starting(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def start_server(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the server started on an unmigrated database")
+
+    monkeypatch.setattr(cli.uvicorn, "run", start_server)
+    result = await run(sqlite_url, "serve")
+    assert error_line(result).endswith(": run gql-blog db upgrade")
+
+
+# one-line failures
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["db", "current"],
+        ["db", "upgrade"],
+        ["db", "check"],
+        ["db", "downgrade", "base", "--yes"],
+        ["serve"],
+        ["seed", "--users", "1"],
+        ["create-admin", "root", "--email", "root@example.com", "--password", "pw"],
+    ],
+    ids=["current", "upgrade", "check", "downgrade", "serve", "seed", "create-admin"],
+)
+async def test_unreachable_database_is_one_line_without_the_password(args: list[str]) -> None:
+    result = await run(UNREACHABLE_URL, *args)
+    line = error_line(result)
+    assert line.startswith(
+        "Error: cannot reach the database at postgresql+asyncpg://gql:***@127.0.0.1:1/blog: "
+    )
+    assert "secret" not in result.output
+
+
+async def test_bad_pool_size_names_the_variable(migrated_sqlite_url: str) -> None:
+    result = await run(migrated_sqlite_url, "db", "current", GQL_BLOG_POOL_SIZE="lots")
+    assert error_line(result) == (
+        "Error: GQL_BLOG_POOL_SIZE: expected a whole number >= 1, got 'lots'"
+    )
+
+
+async def test_unsupported_database_url_names_the_variable() -> None:
+    result = await run("oracle://scott@db/blog", "db", "upgrade")
+    assert error_line(result).startswith("Error: GQL_BLOG_DATABASE_URL: unsupported database")
+
+
+# create-admin
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_create_admin_creates_an_admin_account(dialect: str, tmp_path: Path) -> None:
+    async with empty_database(dialect, tmp_path) as url:
+        await upgrade(url)
+        result = await run(
+            url, "create-admin", "root", "--email", "Root@Example.com", "--password", "s3cret!"
+        )
+        rows = await fetch(url, select(models.User))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "root is an admin.\n"
+    [user] = rows
+    assert (user.username, user.email, user.is_admin, user.is_active) == (
+        "root",
+        "root@example.com",
+        True,
+        True,
+    )
+    assert auth.verify_password(user.password_hash, "s3cret!")
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_create_admin_promotes_an_existing_user(dialect: str, tmp_path: Path) -> None:
+    async with empty_database(dialect, tmp_path) as url:
+        await upgrade(url)
+        async with engine_for(url) as engine, engine.begin() as connection:
+            await connection.execute(
+                insert(models.User).values(
+                    username="alice",
+                    email="alice@example.com",
+                    password_hash=auth.hash_password("old password"),
+                )
+            )
+        result = await run(
+            url, "create-admin", "alice", "--email", "other@example.com", "--password", "new pw"
+        )
+        rows = await fetch(url, select(models.User))
+    assert result.exit_code == 0, result.stderr
+    [user] = rows
+    assert (user.username, user.email, user.is_admin) == ("alice", "alice@example.com", True)
+    assert auth.verify_password(user.password_hash, "new pw")
+    assert not auth.verify_password(user.password_hash, "old password")
+
+
+async def test_create_admin_prompts_twice_for_a_hidden_password(migrated_sqlite_url: str) -> None:
+    result = await run(
+        migrated_sqlite_url,
+        "create-admin",
+        "root",
+        "--email",
+        "root@example.com",
+        stdin="typed secret\ntyped secret\n",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "typed secret" not in result.output
+    [(password_hash,)] = await fetch(migrated_sqlite_url, select(models.User.password_hash))
+    assert auth.verify_password(password_hash, "typed secret")
+
+
+async def test_create_admin_rejects_an_invalid_email_in_one_line(
+    migrated_sqlite_url: str,
+) -> None:
+    result = await run(
+        migrated_sqlite_url, "create-admin", "root", "--email", "nowhere", "--password", "pw"
+    )
+    assert error_line(result) == "Error: email must contain one '@' with text on both sides"
+    assert await fetch(migrated_sqlite_url, select(models.User.id)) == []
+
+
+# seed: the module, on every dialect, inside the test's rolled-back transaction
+
+
+async def seeded_names(connection: AsyncConnection) -> tuple[list[str], list[str]]:
+    usernames = await connection.scalars(select(models.User.username).order_by(models.User.id))
+    titles = await connection.scalars(select(models.Post.title).order_by(models.Post.id))
+    return list(usernames), list(titles)
+
+
+async def count_rows(connection: AsyncConnection, stmt: Executable) -> int:
+    return int((await connection.execute(stmt)).scalar_one())
+
+
+async def test_seed_creates_the_planned_rows(connection: AsyncConnection) -> None:
+    counts = await seed.seed_database(connection, SMALL_PLAN)
+    stored = seed.SeedCounts(
+        users=await count_rows(connection, select(func.count(models.User.id))),
+        posts=await count_rows(connection, select(func.count(models.Post.id))),
+        drafts=await count_rows(
+            connection, select(func.count()).where(models.Post.published.is_(False))
+        ),
+        comments=await count_rows(connection, select(func.count(models.Comment.id))),
+        tags=await count_rows(connection, select(func.count(models.Tag.id))),
+        post_tags=await count_rows(connection, select(func.count()).select_from(models.post_tags)),
+    )
+    assert counts == stored
+    assert (counts.users, counts.posts, counts.comments, counts.tags) == (40, 80, 80, 40)
+    assert 0 < counts.drafts < 40
+    assert counts.post_tags > 0
+
+
+async def test_seed_users_look_real(connection: AsyncConnection) -> None:
+    await seed.seed_database(connection, SMALL_PLAN)
+    users = (await connection.execute(select(models.User))).all()
+    assert any(user.first_name is None or user.last_name is None for user in users)
+    assert any(user.age is None for user in users)
+    assert any(user.bio for user in users)
+    assert len({user.password_hash for user in users}) == 1
+    assert auth.verify_password(users[0].password_hash, seed.DEMO_PASSWORD)
+
+
+async def test_seed_with_the_same_seed_repeats_names_and_titles(
+    connection: AsyncConnection,
+) -> None:
+    runs = []
+    for _ in range(2):
+        savepoint = await connection.begin_nested()
+        await seed.seed_database(connection, SMALL_PLAN)
+        runs.append(await seeded_names(connection))
+        await savepoint.rollback()
+    await seed.seed_database(connection, seed.SeedPlan(users=40, posts_per_user=2, random_seed=8))
+    other = await seeded_names(connection)
+    assert runs[0] == runs[1]
+    assert len(runs[0][0]) == 40
+    assert other[1] != runs[0][1]
+
+
+async def test_seed_adds_to_a_database_that_already_has_rows(connection: AsyncConnection) -> None:
+    first = await seed.seed_database(connection, SMALL_PLAN)
+    second = await seed.seed_database(connection, SMALL_PLAN)
+    usernames, titles = await seeded_names(connection)
+    assert (first.tags, second.tags) == (len(seed.TAGS), 0)
+    assert len(usernames) == len(set(usernames)) == 80
+    assert len(titles) == 160
+
+
+async def test_rows_inserted_after_seeding_get_fresh_ids(connection: AsyncConnection) -> None:
+    await seed.seed_database(connection, SMALL_PLAN)
+    # On PostgreSQL this needs the sequences moved past the seeded ids.
+    result = await connection.execute(
+        insert(models.User).values(username="late", email="late@example.com", password_hash="x")
+    )
+    highest = await connection.scalar(select(func.max(models.User.id)))
+    assert result.inserted_primary_key is not None
+    assert result.inserted_primary_key[0] == highest
+
+
+# seed: the command
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_seed_command_adds_the_requested_rows(dialect: str, tmp_path: Path) -> None:
+    async with empty_database(dialect, tmp_path) as url:
+        await upgrade(url)
+        result = await run(
+            url, "seed", "--users", "3", "--posts-per-user", "4", "--comments-per-post", "2"
+        )
+        [(users, posts, comments)] = await fetch(
+            url,
+            select(
+                select(func.count(models.User.id)).scalar_subquery(),
+                select(func.count(models.Post.id)).scalar_subquery(),
+                select(func.count(models.Comment.id)).scalar_subquery(),
+            ),
+        )
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("Added 3 users, 12 posts (")
+    assert (users, posts, comments) == (3, 12, 24)
+
+
+async def test_seed_command_refuses_an_unmigrated_database(sqlite_url: str) -> None:
+    result = await run(sqlite_url, "seed", "--users", "1")
+    assert error_line(result).endswith(": run gql-blog db upgrade")
+
+
+async def test_seed_command_rejects_negative_counts(migrated_sqlite_url: str) -> None:
+    result = await run(migrated_sqlite_url, "seed", "--users", "-1")
+    assert result.exit_code == 2
+    assert "--users" in result.stderr
+
+
+# export-schema
+
+
+def test_export_schema_prints_the_sdl_with_one_final_newline() -> None:
+    result = CliRunner().invoke(cli.main, ["export-schema"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == str(schema) + "\n"
+
+
+def test_export_schema_writes_the_output_file(tmp_path: Path) -> None:
+    output = tmp_path / "schema.graphql"
+    result = CliRunner().invoke(cli.main, ["export-schema", "--output", str(output)])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert output.read_text(encoding="utf-8") == str(schema) + "\n"
