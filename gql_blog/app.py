@@ -66,7 +66,7 @@ class GraphQLApp(GraphQL[Context, None]):
         return Context(
             db=serial,
             viewer=viewer,
-            loaders=Loaders(serial, viewer),
+            loaders=Loaders(serial, viewer, max_filter_depth=self.settings.max_filter_depth),
             settings=self.settings,
             request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
         )

@@ -88,6 +88,10 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     return engine
 
 
+def _lower_text(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     """Foreign keys on, WAL, busy timeout, and SQLAlchemy-managed BEGIN so savepoints work."""
 
@@ -96,6 +100,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # The sqlite3 module's own transaction handling breaks SAVEPOINT; SQLAlchemy emits BEGIN.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Filters are case-sensitive on every dialect; INSENSITIVE mode lowers both sides with
+        # a lower() that folds non-ASCII letters too, as PostgreSQL and MariaDB do.
+        dbapi_connection.create_function("lower", 1, _lower_text, deterministic=True)
+        cursor.execute("PRAGMA case_sensitive_like = ON")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         if engine.url.database not in (None, "", ":memory:"):

@@ -5,18 +5,27 @@ Every query here applies the viewer's visibility predicate, so pages, counts and
 """
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
-from sqlalchemy import BigInteger, ColumnElement, SQLColumnExpression, exists, func, select, true
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    SQLColumnExpression,
+    exists,
+    false,
+    func,
+    select,
+    true,
+)
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 
 from gql_blog import models
 from gql_blog.db import SerialSession
-from gql_blog.filters import Ordering
+from gql_blog.filters import Ordering, WhereCompiler, canonical_where
 
 RowT = TypeVar("RowT", bound=models.Base)
 LoaderT = TypeVar("LoaderT", bound=DataLoader[Any, Any])
@@ -38,7 +47,21 @@ def visible_comments(viewer: models.User | None) -> ColumnElement[bool]:
     """A comment is visible when its post is."""
     if viewer is not None and viewer.is_admin:
         return true()
-    return exists().where(models.Post.id == models.Comment.post_id, visible_posts(viewer))
+    # Its own alias of posts, so the EXISTS never correlates with a posts table around it.
+    post = aliased(models.Post)
+    shown: ColumnElement[bool] = post.published.is_(True)
+    if viewer is not None:
+        shown = shown | (post.user_id == viewer.id)
+    return exists().where(post.id == models.Comment.post_id, shown)
+
+
+def can_see_emails(viewer: models.User | None) -> ColumnElement[bool]:
+    """Which users' e-mail addresses the viewer may see (and so filter on)."""
+    if viewer is None:
+        return false()
+    if viewer.is_admin:
+        return true()
+    return models.User.id == viewer.id
 
 
 def visible(model: type[models.Base], viewer: models.User | None) -> ColumnElement[bool]:
@@ -50,6 +73,18 @@ def visible(model: type[models.Base], viewer: models.User | None) -> ColumnEleme
 
 
 @dataclass(frozen=True, slots=True)
+class Filter:
+    """A compiled `where`; equal (as a loader key) when its canonical text is."""
+
+    key: str
+    predicate: ColumnElement[bool] = field(compare=False, hash=False)
+
+
+def filter_conditions(where: Filter | None) -> list[ColumnElement[bool]]:
+    return [] if where is None else [where.predicate]
+
+
+@dataclass(frozen=True, slots=True)
 class PageRequest:
     """One connection's page arguments, decoded; hashable so it can key a loader."""
 
@@ -58,9 +93,10 @@ class PageRequest:
     backward: bool = False
     after: tuple[Any, ...] | None = None
     before: tuple[Any, ...] | None = None
+    where: Filter | None = None
 
     def conditions(self) -> list[ColumnElement[bool]]:
-        found = []
+        found = filter_conditions(self.where)
         if self.after is not None:
             found.append(self.ordering.beyond(self.after, forward=True))
         if self.before is not None:
@@ -98,6 +134,13 @@ class Relation:
             stmt = stmt.join(models.post_tags, models.post_tags.c.post_id == models.Post.id)
         return stmt
 
+
+_MODELS: dict[str, type[models.Base]] = {
+    "User": models.User,
+    "Post": models.Post,
+    "Comment": models.Comment,
+    "Tag": models.Tag,
+}
 
 RELATIONS = {
     relation.name: relation
@@ -181,16 +224,21 @@ class ChildPages(DataLoader[int, "Page"]):
 class ChildCounts(DataLoader[int, int]):
     """How many visible children each parent has: one GROUP BY for all parents."""
 
-    def __init__(self, loaders: "Loaders", relation: Relation):
+    def __init__(self, loaders: "Loaders", relation: Relation, where: Filter | None):
         super().__init__(max_batch_size=MAX_BATCH)
         self._loaders = loaders
         self._relation = relation
+        self._where = where
 
     async def batch_load_fn(self, parent_ids: list[int]) -> list[int]:
         parent = self._relation.parent_key()
         stmt = (
             self._relation.select_from(parent, func.count())
-            .where(parent.in_(parent_ids), visible(self._relation.model, self._loaders.viewer))
+            .where(
+                parent.in_(parent_ids),
+                visible(self._relation.model, self._loaders.viewer),
+                *filter_conditions(self._where),
+            )
             .group_by(parent)
         )
         counts = dict(await self._loaders.db.rows(stmt))
@@ -207,11 +255,15 @@ class ChildrenBeyond(DataLoader[int, bool]):
         ordering: Ordering,
         values: tuple[Any, ...],
         forward: bool,
+        where: Filter | None,
     ):
         super().__init__(max_batch_size=MAX_BATCH)
         self._loaders = loaders
         self._relation = relation
-        self._condition = ordering.at_or_beyond(values, forward=forward)
+        self._conditions = [
+            ordering.at_or_beyond(values, forward=forward),
+            *filter_conditions(where),
+        ]
 
     async def batch_load_fn(self, parent_ids: list[int]) -> list[bool]:
         parent = self._relation.parent_key()
@@ -220,7 +272,7 @@ class ChildrenBeyond(DataLoader[int, bool]):
             .where(
                 parent.in_(parent_ids),
                 visible(self._relation.model, self._loaders.viewer),
-                self._condition,
+                *self._conditions,
             )
             .distinct()
         )
@@ -252,9 +304,16 @@ class TagsOfPosts(DataLoader[int, list[models.Tag]]):
 class Loaders:
     """The request's loaders; their caches live and die with the request."""
 
-    def __init__(self, db: SerialSession, viewer: models.User | None) -> None:
+    def __init__(
+        self, db: SerialSession, viewer: models.User | None, *, max_filter_depth: int = 10
+    ) -> None:
         self.db = db
         self.viewer = viewer
+        self._where_compiler = WhereCompiler(
+            visible=lambda entity: visible(_MODELS[entity], viewer),
+            can_see_email=lambda: can_see_emails(viewer),
+            max_depth=max_filter_depth,
+        )
         self.users = ById(db, models.User, true())
         self.posts = ById(db, models.Post, visible_posts(viewer))
         self.comments = ById(db, models.Comment, visible_comments(viewer))
@@ -289,18 +348,33 @@ class Loaders:
             ("pages", relation, request), lambda: ChildPages(self, spec, request)
         )
 
-    def counts(self, relation: str) -> ChildCounts:
+    def counts(self, relation: str, where: Filter | None = None) -> ChildCounts:
         spec = RELATIONS[relation]
-        return self._keyed_loader(("counts", relation), lambda: ChildCounts(self, spec))
+        return self._keyed_loader(
+            ("counts", relation, where), lambda: ChildCounts(self, spec, where)
+        )
 
     def beyond(
-        self, relation: str, ordering: Ordering, values: tuple[Any, ...], *, forward: bool
+        self,
+        relation: str,
+        ordering: Ordering,
+        values: tuple[Any, ...],
+        *,
+        forward: bool,
+        where: Filter | None = None,
     ) -> ChildrenBeyond:
         spec = RELATIONS[relation]
         return self._keyed_loader(
-            ("beyond", relation, ordering, values, forward),
-            lambda: ChildrenBeyond(self, spec, ordering, values, forward),
+            ("beyond", relation, ordering, values, forward, where),
+            lambda: ChildrenBeyond(self, spec, ordering, values, forward, where),
         )
+
+    def where(self, entity: str, plain: Mapping[str, Any] | None) -> Filter | None:
+        """Compile a plain `where` for this viewer (visibility inside every relation filter)."""
+        predicate = self._where_compiler.compile(entity, plain)
+        if predicate is None:
+            return None
+        return Filter(key=canonical_where(plain), predicate=predicate)
 
     async def user_by_username(self, username: str) -> models.User | None:
         stmt = select(models.User).where(func.lower(models.User.username) == username.lower())
@@ -329,8 +403,12 @@ class Loaders:
             self.remember(row)
         return request.page(rows)
 
-    async def root_count(self, model: type[models.Base]) -> int:
-        stmt = select(func.count()).select_from(model).where(visible(model, self.viewer))
+    async def root_count(self, model: type[models.Base], where: Filter | None = None) -> int:
+        stmt = (
+            select(func.count())
+            .select_from(model)
+            .where(visible(model, self.viewer), *filter_conditions(where))
+        )
         return int(await self.db.scalar(stmt))
 
     async def root_beyond(
@@ -340,7 +418,10 @@ class Loaders:
         values: tuple[Any, ...],
         *,
         forward: bool,
+        where: Filter | None = None,
     ) -> bool:
         condition = ordering.at_or_beyond(values, forward=forward)
-        stmt = select(exists().where(visible(model, self.viewer), condition))
+        stmt = select(
+            exists().where(visible(model, self.viewer), condition, *filter_conditions(where))
+        )
         return bool(await self.db.scalar(stmt))

@@ -9,9 +9,10 @@ import strawberry
 
 from gql_blog import models
 from gql_blog.config import Settings
-from gql_blog.filters import InvalidCursorError, Ordering, OrderTerm
-from gql_blog.loaders import Loaders, Page, PageRequest
+from gql_blog.filters import InvalidCursorError, InvalidFilterError, Ordering, OrderTerm
+from gql_blog.loaders import Filter, Loaders, Page, PageRequest
 from gql_blog.schema.errors import UserInputError
+from gql_blog.schema.inputs import plain_where
 
 NodeT = TypeVar("NodeT")
 
@@ -24,7 +25,7 @@ def page_request(
     after: str | None,
     last: int | None,
     before: str | None,
-    scope: str = "",
+    where: Filter | None = None,
 ) -> PageRequest:
     """Validate and decode `first/after/last/before`; errors name the argument at fault."""
     if first is not None and last is not None:
@@ -39,13 +40,24 @@ def page_request(
                 f"`{name}` must be at most {settings.max_page_size} (got {value})."
             )
     size = last if last is not None else first
+    # The cursor's fingerprint covers the filter: a cursor of another filter is refused.
+    scope = "" if where is None else where.key
     return PageRequest(
         ordering=ordering,
         size=settings.default_page_size if size is None else size,
         backward=last is not None,
         after=_decode(ordering, "after", after, scope),
         before=_decode(ordering, "before", before, scope),
+        where=where,
     )
+
+
+def compile_filter(loaders: Loaders, entity: str, where: Any) -> Filter | None:
+    """A `where` input compiled for this request's viewer; a bad filter is BAD_USER_INPUT."""
+    try:
+        return loaders.where(entity, plain_where(where))
+    except InvalidFilterError as error:
+        raise UserInputError(str(error)) from None
 
 
 def _decode(
@@ -85,12 +97,15 @@ class RootSource:
     loaders: Loaders
     model: type[models.Base]
     ordering: Ordering
+    where: Filter | None = None
 
     def count(self) -> Awaitable[int]:
-        return self.loaders.root_count(self.model)
+        return self.loaders.root_count(self.model, self.where)
 
     def beyond(self, values: tuple[Any, ...], *, forward: bool) -> Awaitable[bool]:
-        return self.loaders.root_beyond(self.model, self.ordering, values, forward=forward)
+        return self.loaders.root_beyond(
+            self.model, self.ordering, values, forward=forward, where=self.where
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +114,17 @@ class ChildSource:
     relation: str
     parent_id: int
     ordering: Ordering
+    where: Filter | None = None
 
     def count(self) -> Awaitable[int]:
-        result: Awaitable[int] = self.loaders.counts(self.relation).load(self.parent_id)
+        loader = self.loaders.counts(self.relation, self.where)
+        result: Awaitable[int] = loader.load(self.parent_id)
         return result
 
     def beyond(self, values: tuple[Any, ...], *, forward: bool) -> Awaitable[bool]:
-        loader = self.loaders.beyond(self.relation, self.ordering, values, forward=forward)
+        loader = self.loaders.beyond(
+            self.relation, self.ordering, values, forward=forward, where=self.where
+        )
         result: Awaitable[bool] = loader.load(self.parent_id)
         return result
 
@@ -184,9 +203,11 @@ class Connection(Generic[NodeT]):
         return await self.source.count()
 
 
-def connection(
-    page: Page, source: Source, convert: Callable[[Any], NodeT], *, scope: str = ""
-) -> Connection[NodeT]:
+def connection(page: Page, source: Source, convert: Callable[[Any], NodeT]) -> Connection[NodeT]:
+    where = page.request.where
     return Connection(
-        nodes=[convert(row) for row in page.rows], page=page, source=source, scope=scope
+        nodes=[convert(row) for row in page.rows],
+        page=page,
+        source=source,
+        scope="" if where is None else where.key,
     )

@@ -9,11 +9,13 @@ from gql_blog import models
 from gql_blog.schema.connections import (
     Connection,
     RootSource,
+    compile_filter,
     connection,
     ordering_of,
     page_request,
 )
 from gql_blog.schema.ids import decode_global_id
+from gql_blog.schema.inputs import PostWhere, TagWhere, UserWhere
 from gql_blog.schema.types import (
     NODE_TYPES,
     BlogInfo,
@@ -38,9 +40,10 @@ async def _root_connection(
 ) -> Connection[Any]:
     context = info.context
     ordering = ordering_of(entity, args.pop("order_by"))
-    request = page_request(context.settings, ordering, **args)
+    where = compile_filter(context.loaders, entity, args.pop("where"))
+    request = page_request(context.settings, ordering, where=where, **args)
     page = await context.loaders.root_page(model, request)
-    return connection(page, RootSource(context.loaders, model, ordering), convert)
+    return connection(page, RootSource(context.loaders, model, ordering, where), convert)
 
 
 @strawberry.type
@@ -75,6 +78,7 @@ class Query:
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
+        where: UserWhere | None = None,
         order_by: list[UserOrder] | None = None,
     ) -> Connection[User]:
         args = {
@@ -82,6 +86,7 @@ class Query:
             "after": after,
             "last": last,
             "before": before,
+            "where": where,
             "order_by": order_by,
         }
         return await _root_connection(info, models.User, "User", User.from_model, args)
@@ -106,6 +111,7 @@ class Query:
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
+        where: PostWhere | None = None,
         order_by: list[PostOrder] | None = None,
     ) -> Connection[Post]:
         args = {
@@ -113,6 +119,7 @@ class Query:
             "after": after,
             "last": last,
             "before": before,
+            "where": where,
             "order_by": order_by,
         }
         return await _root_connection(info, models.Post, "Post", Post.from_model, args)
@@ -130,6 +137,7 @@ class Query:
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
+        where: TagWhere | None = None,
         order_by: list[TagOrder] | None = None,
     ) -> Connection[Tag]:
         args = {
@@ -137,6 +145,7 @@ class Query:
             "after": after,
             "last": last,
             "before": before,
+            "where": where,
             "order_by": order_by,
         }
         return await _root_connection(info, models.Tag, "Tag", Tag.from_model, args)

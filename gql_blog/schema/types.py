@@ -14,12 +14,14 @@ from gql_blog.schema.connections import (
     Connection,
     NullsOrder,
     OrderDirection,
+    compile_filter,
     connection,
     ordering_of,
     page_request,
 )
 from gql_blog.schema.context import Context
 from gql_blog.schema.ids import encode_global_id
+from gql_blog.schema.inputs import CommentWhere, PostWhere
 
 NodeT = TypeVar("NodeT")
 RowT = TypeVar("RowT")
@@ -105,9 +107,11 @@ async def _children(
     """A nested connection: this parent's page comes from one loader batch for all parents."""
     context = info.context
     ordering = ordering_of(entity, args.pop("order_by"))
-    request = page_request(context.settings, ordering, **args)
+    where = compile_filter(context.loaders, entity, args.pop("where"))
+    request = page_request(context.settings, ordering, where=where, **args)
     page = await context.loaders.pages(relation, request).load(parent_id)
-    return connection(page, ChildSource(context.loaders, relation, parent_id, ordering), convert)
+    source = ChildSource(context.loaders, relation, parent_id, ordering, where)
+    return connection(page, source, convert)
 
 
 def _row_or_raise(row: RowT | None, what: str) -> RowT:
@@ -162,6 +166,7 @@ class User(Node):
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
+        where: PostWhere | None = None,
         order_by: list[PostOrder] | None = None,
     ) -> Connection["Post"]:
         return await _children(
@@ -175,6 +180,7 @@ class User(Node):
                 "after": after,
                 "last": last,
                 "before": before,
+                "where": where,
                 "order_by": order_by,
             },
         )
@@ -187,6 +193,7 @@ class User(Node):
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
+        where: CommentWhere | None = None,
         order_by: list[CommentOrder] | None = None,
     ) -> Connection["Comment"]:
         return await _children(
@@ -200,6 +207,7 @@ class User(Node):
                 "after": after,
                 "last": last,
                 "before": before,
+                "where": where,
                 "order_by": order_by,
             },
         )
@@ -249,6 +257,7 @@ class Post(Node):
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
+        where: CommentWhere | None = None,
         order_by: list[CommentOrder] | None = None,
     ) -> Connection["Comment"]:
         return await _children(
@@ -262,6 +271,7 @@ class Post(Node):
                 "after": after,
                 "last": last,
                 "before": before,
+                "where": where,
                 "order_by": order_by,
             },
         )
@@ -312,6 +322,7 @@ class Tag(Node):
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
+        where: PostWhere | None = None,
         order_by: list[PostOrder] | None = None,
     ) -> Connection[Post]:
         return await _children(
@@ -325,6 +336,7 @@ class Tag(Node):
                 "after": after,
                 "last": last,
                 "before": before,
+                "where": where,
                 "order_by": order_by,
             },
         )
