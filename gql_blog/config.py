@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Self, TypeVar
 
 from sqlalchemy.engine import URL, make_url
@@ -35,7 +35,6 @@ class ConfigError(ValueError):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
-    database_replica_url: str | None = None
     pool_size: int = 10
     max_overflow: int = 10
     pool_recycle_seconds: int = 1800
@@ -45,7 +44,6 @@ class Settings:
     default_page_size: int = 20
     max_page_size: int = 100
     max_filter_depth: int = 10
-    secret_key: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Self:
@@ -56,7 +54,6 @@ class Settings:
                 environ.get("GQL_BLOG_DATABASE_URL", DEFAULT_DATABASE_URL),
                 variable="GQL_BLOG_DATABASE_URL",
             ),
-            database_replica_url=_optional_url(environ, "GQL_BLOG_DATABASE_REPLICA_URL"),
             pool_size=reader.integer("POOL_SIZE", 10, minimum=1),
             max_overflow=reader.integer("MAX_OVERFLOW", 10, minimum=0),
             pool_recycle_seconds=reader.integer("POOL_RECYCLE_SECONDS", 1800, minimum=1),
@@ -68,7 +65,6 @@ class Settings:
             default_page_size=reader.integer("DEFAULT_PAGE_SIZE", 20, minimum=1),
             max_page_size=reader.integer("MAX_PAGE_SIZE", 100, minimum=1),
             max_filter_depth=reader.integer("MAX_FILTER_DEPTH", 10, minimum=1),
-            secret_key=environ.get("GQL_BLOG_SECRET_KEY", ""),
         )
         if settings.default_page_size > settings.max_page_size:
             raise ConfigError(
@@ -108,13 +104,6 @@ def normalize_database_url(raw: str, *, variable: str = "GQL_BLOG_DATABASE_URL")
 
 def _render(url: URL) -> str:
     return url.render_as_string(hide_password=False)
-
-
-def _optional_url(environ: Mapping[str, str], variable: str) -> str | None:
-    raw = environ.get(variable)
-    if not raw:
-        return None
-    return normalize_database_url(raw, variable=variable)
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,7 @@ SORT_KEYS: dict[str, dict[str, SortKey]] = {
     ),
     "Comment": _keys(models.Comment, ("CREATED_AT", "created_at", datetime, False)),
     "Tag": _keys(models.Tag, ("NAME", "name", str, False)),
+    "AuditLogEntry": _keys(models.AuditLog, ("CREATED_AT", "created_at", datetime, False)),
 }
 
 DEFAULT_ORDER: dict[str, tuple[OrderTerm, ...]] = {
@@ -101,6 +102,7 @@ DEFAULT_ORDER: dict[str, tuple[OrderTerm, ...]] = {
     "Post": (OrderTerm("CREATED_AT", descending=True),),
     "Comment": (OrderTerm("CREATED_AT", descending=True),),
     "Tag": (OrderTerm("NAME"),),
+    "AuditLogEntry": (OrderTerm("CREATED_AT", descending=True),),
 }
 
 
@@ -365,6 +367,11 @@ WHERE_FIELDS: dict[str, dict[str, _Field]] = {
         "id": _field(models.Tag, "id", "id"),
         "name": _field(models.Tag, "name", "string"),
     },
+    "AuditLogEntry": {
+        "entity_type": _field(models.AuditLog, "entity_type", "string"),
+        "action": _field(models.AuditLog, "action", "string"),
+        "created_at": _field(models.AuditLog, "created_at", "datetime"),
+    },
 }
 
 
@@ -475,6 +482,9 @@ class WhereCompiler:
 
 
 def _join(path: str, key: str) -> str:
+    # Paths in messages use the GraphQL names the client wrote (fullName.notIn, not full_name).
+    head, *rest = key.split("_")
+    key = head + "".join(word.capitalize() for word in rest)
     return f"{path}.{key}" if path else key
 
 
@@ -512,6 +522,12 @@ def _compare(
         return column.is_(None) if value else column.is_not(None)
     if value is None:
         raise InvalidFilterError(path, "null is not a value to compare with: use isNull")
+    if any(
+        isinstance(item, datetime) and item.tzinfo is None
+        for item in (value if isinstance(value, list) else [value])
+    ):
+        # A time without an offset names no instant (and the column refuses it).
+        raise InvalidFilterError(path, "a DateTime needs a UTC offset, e.g. 2024-01-01T00:00:00Z")
     if insensitive:
         column = _lower(column)
         value = [item.lower() for item in value] if isinstance(value, list) else value.lower()
@@ -575,6 +591,7 @@ _RELATIONS: dict[str, dict[str, _ToOne | _ToMany]] = {
         "post": _ToOne("Post", _has(models.Comment.post)),
     },
     "Tag": {"posts": _ToMany("Post", _any(models.Tag.posts))},
+    "AuditLogEntry": {"actor": _ToOne("User", _has(models.AuditLog.actor))},
 }
 
 

@@ -17,7 +17,6 @@ def test_defaults_use_sqlite_and_the_contracts_page_sizes() -> None:
     assert settings.dialect == "sqlite"
     assert (settings.default_page_size, settings.max_page_size) == (20, 100)
     assert settings.max_filter_depth == 10
-    assert settings.database_replica_url is None
     assert (settings.debug, settings.echo_sql) == (False, False)
 
 
@@ -39,18 +38,11 @@ def test_unrelated_variables_are_ignored() -> None:
         ("GQL_BLOG_DEFAULT_PAGE_SIZE", "5", "default_page_size", 5),
         ("GQL_BLOG_MAX_PAGE_SIZE", "500", "max_page_size", 500),
         ("GQL_BLOG_MAX_FILTER_DEPTH", "3", "max_filter_depth", 3),
-        ("GQL_BLOG_SECRET_KEY", "s3cret", "secret_key", "s3cret"),
         (
             "GQL_BLOG_DATABASE_URL",
             "sqlite+aiosqlite:///blog.sqlite",
             "database_url",
             "sqlite+aiosqlite:///blog.sqlite",
-        ),
-        (
-            "GQL_BLOG_DATABASE_REPLICA_URL",
-            "postgresql+asyncpg://reader:pw@replica/blog",
-            "database_replica_url",
-            "postgresql+asyncpg://reader:pw@replica/blog",
         ),
     ],
     ids=[
@@ -65,9 +57,7 @@ def test_unrelated_variables_are_ignored() -> None:
         "default-page-size",
         "max-page-size",
         "max-filter-depth",
-        "secret-key",
         "database-url",
-        "replica-url",
     ],
 )
 def test_variable_is_parsed(variable: str, raw: str, attribute: str, value: object) -> None:
@@ -92,7 +82,6 @@ def test_variable_is_parsed(variable: str, raw: str, attribute: str, value: obje
         ("GQL_BLOG_DEBUG", "maybe", "one of true/false"),
         ("GQL_BLOG_ECHO_SQL", "2", "one of true/false"),
         ("GQL_BLOG_DATABASE_URL", "not a url", "a database URL"),
-        ("GQL_BLOG_DATABASE_REPLICA_URL", "::", "a database URL"),
     ],
     ids=[
         "pool-size-word",
@@ -106,7 +95,6 @@ def test_variable_is_parsed(variable: str, raw: str, attribute: str, value: obje
         "debug-maybe",
         "echo-sql-2",
         "database-url-garbage",
-        "replica-url-garbage",
     ],
 )
 def test_bad_value_is_refused_naming_variable_and_expectation(
@@ -149,13 +137,6 @@ def test_database_url_gets_its_async_driver(raw: str, normalized: str, dialect: 
     settings = Settings.from_env({"GQL_BLOG_DATABASE_URL": raw})
     assert settings.database_url == normalized
     assert settings.dialect == dialect
-
-
-def test_replica_url_gets_its_async_driver() -> None:
-    settings = Settings.from_env(
-        {"GQL_BLOG_DATABASE_REPLICA_URL": "postgresql://reader@replica/blog"}
-    )
-    assert settings.database_replica_url == "postgresql+asyncpg://reader@replica/blog"
 
 
 @pytest.mark.parametrize(
@@ -201,11 +182,6 @@ def test_default_page_size_equal_to_max_page_size_is_accepted() -> None:
 
 def test_empty_value_means_the_default() -> None:
     assert Settings.from_env({"GQL_BLOG_POOL_SIZE": "", "GQL_BLOG_DEBUG": ""}) == Settings()
-
-
-def test_secret_key_is_not_in_repr() -> None:
-    settings = Settings.from_env({"GQL_BLOG_SECRET_KEY": "hunter2-hunter2"})
-    assert "hunter2" not in repr(settings)
 
 
 def test_password_in_database_url_is_kept() -> None:

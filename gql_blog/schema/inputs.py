@@ -153,6 +153,8 @@ class TagListFilter:
     every: TagWhere | None = UNSET
 
 
+_OPERATOR_INPUTS = (IntFilter, StringFilter, BooleanFilter, DateTimeFilter)
+
 # An id of another type can equal no row; 0 is an id no row has.
 _NO_ROW = 0
 _KNOWN_TYPES = frozenset({"User", "Post", "Comment", "Tag", "AuditLogEntry"})
@@ -181,7 +183,9 @@ def _plain(value: Any, *, entity: str | None) -> Any:
         raw = getattr(value, item.name)
         if raw is UNSET:
             continue
-        if raw is None and item.name in ("and_", "or_", "not_", "some", "none", "every"):
+        # null stands for no condition nowhere: refused, except as an operator's operand,
+        # which filters.py refuses with the operator's path (eq: null → "use isNull").
+        if raw is None and not isinstance(value, _OPERATOR_INPUTS):
             raise UserInputError(f"where: `{item.name.rstrip('_')}` must not be null")
         result[item.name.rstrip("_")] = _plain(raw, entity=own)
     return result
