@@ -8,6 +8,7 @@ from sqlalchemy.engine import Connection
 
 from gql_blog.config import Settings
 from gql_blog.db import create_engine
+from gql_blog.migrations import include_name
 from gql_blog.models import Base
 
 config = context.config
@@ -27,6 +28,7 @@ def _configure(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
+        include_name=include_name,
         # SQLite alters tables by copying them; batch mode does that for us.
         render_as_batch=connection.dialect.name == "sqlite",
     )

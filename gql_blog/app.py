@@ -69,6 +69,7 @@ class GraphQLApp(GraphQL[Context, None]):
             loaders=Loaders(serial, viewer, max_filter_depth=self.settings.max_filter_depth),
             settings=self.settings,
             request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
+            token=token,
         )
 
     async def render_graphql_ide(self, request: Request) -> Response:

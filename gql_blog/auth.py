@@ -1,5 +1,6 @@
 """Passwords (argon2id), sign-in tokens (random, stored as SHA-256 digests) and the viewer."""
 
+import asyncio
 import functools
 import hashlib
 import secrets
@@ -7,13 +8,14 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_blog import models
 
 _hasher = PasswordHasher()
 BEARER = "bearer "
+PASSWORD_LENGTH = range(8, 257)
 
 
 @functools.cache
@@ -33,6 +35,60 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     except (VerificationError, InvalidHashError):
         return False
     return matches and password_hash is not None
+
+
+def check_password(password: str) -> None:
+    """A new password is 8 to 256 characters without NUL; else `InvalidValueError("password")`."""
+    if len(password) not in PASSWORD_LENGTH:
+        raise models.InvalidValueError(
+            "password",
+            f"password must be {PASSWORD_LENGTH.start} to {PASSWORD_LENGTH.stop - 1} characters",
+        )
+    if "\x00" in password:
+        raise models.InvalidValueError("password", "password must not contain NUL characters")
+
+
+async def new_password_hash(password: str) -> str:
+    """Check a new password's rules, then hash it off the event loop (argon2 takes a while)."""
+    check_password(password)
+    return await asyncio.to_thread(hash_password, password)
+
+
+async def authenticate(db: AsyncSession, *, username: str, password: str) -> models.User | None:
+    """The active user with this username (any case) and password, else None.
+
+    Unknown usernames verify against a dummy hash and inactive users are verified too, so every
+    failure costs one argon2 verification: the timing does not tell them apart.
+    """
+    user = None
+    # NUL cannot be stored (PostgreSQL refuses to bind it), so no username has one.
+    if "\x00" not in username:
+        stmt = select(models.User).where(models.User.username_key == models.fold_username(username))
+        user = (await db.scalars(stmt)).one_or_none()
+    password_hash = None if user is None else user.password_hash
+    matches = await asyncio.to_thread(verify_password, password_hash, password)
+    if user is None or not matches or not user.is_active:
+        return None
+    return user
+
+
+async def revoke_token(db: AsyncSession, token: str | None) -> bool:
+    """Revoke a live token; False when there is none (absent, unknown, expired or revoked)."""
+    if not token:
+        return False
+    now = models.utc_now()
+    stmt = (
+        update(models.AuthToken)
+        .where(
+            models.AuthToken.token_hash == token_digest(token),
+            models.AuthToken.revoked_at.is_(None),
+            models.AuthToken.expires_at > now,
+        )
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    result = await db.execute(stmt)
+    return isinstance(result, CursorResult) and result.rowcount > 0
 
 
 def token_digest(token: str) -> str:
@@ -79,14 +135,16 @@ async def viewer_from_token(db: AsyncSession, token: str | None) -> models.User 
 async def ensure_admin(
     db: AsyncSession, *, username: str, email: str, password: str
 ) -> models.User:
-    """Create an admin account, or promote (and re-password) an existing USERNAME."""
-    user = (
-        await db.scalars(select(models.User).where(models.User.username == username))
-    ).one_or_none()
+    """Create an admin account, or promote (and re-password) an existing USERNAME.
+
+    The password obeys the same rules as everyone's (`InvalidValueError` otherwise).
+    """
+    stmt = select(models.User).where(models.User.username_key == models.fold_username(username))
+    user = (await db.scalars(stmt)).one_or_none()
     if user is None:
         user = models.User(username=username, email=email, password_hash="")
         db.add(user)
-    user.password_hash = hash_password(password)
+    user.password_hash = await new_password_hash(password)
     user.is_admin = True
     user.is_active = True
     await db.flush()

@@ -23,6 +23,8 @@ from gql_blog.config import Settings
 T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# Execution option: on SQLite, begin the transaction with BEGIN IMMEDIATE.
+SQLITE_IMMEDIATE = "gql_blog_sqlite_immediate"
 # BEGIN too: SQLite gets an explicit BEGIN (see _configure_sqlite), the other dialects none.
 _TRANSACTION_CONTROL = ("BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK")
 
@@ -112,12 +114,28 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # A writing transaction takes the write lock up front (see `begin_writing`).
+        immediate = conn.get_execution_options().get(SQLITE_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # expire_on_commit=False: rows returned by a mutation stay readable after its commit.
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def begin_writing(session: AsyncSession) -> None:
+    """SQLite: start the mutation's transaction holding the database's write lock.
+
+    A transaction that has read may not start writing while another writer holds the lock, nor
+    after another writer committed (SQLITE_BUSY at once: busy_timeout does not wait that out). So
+    the request's read-only transaction (the viewer lookup) ends here, and the next one begins
+    with BEGIN IMMEDIATE, waiting its turn as writers do. The other dialects lock rows.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    await session.commit()  # nothing to commit: the request has only read so far
+    await session.connection(execution_options={SQLITE_IMMEDIATE: True})
 
 
 class SerialSession:

@@ -65,6 +65,9 @@ def can_see_emails(viewer: models.User | None) -> ColumnElement[bool]:
 
 
 def visible(model: type[models.Base], viewer: models.User | None) -> ColumnElement[bool]:
+    if model is models.AuditLog:
+        # The audit log is for admins only.
+        return true() if viewer is not None and viewer.is_admin else false()
     if model is models.Post:
         return visible_posts(viewer)
     if model is models.Comment:
@@ -318,12 +321,14 @@ class Loaders:
         self.posts = ById(db, models.Post, visible_posts(viewer))
         self.comments = ById(db, models.Comment, visible_comments(viewer))
         self.tags = ById(db, models.Tag, true())
+        self.audit_logs = ById(db, models.AuditLog, visible(models.AuditLog, viewer))
         self.tags_of_posts = TagsOfPosts(self)
         self._by_model: dict[type[models.Base], ById[Any]] = {
             models.User: self.users,
             models.Post: self.posts,
             models.Comment: self.comments,
             models.Tag: self.tags,
+            models.AuditLog: self.audit_logs,
         }
         self._keyed: dict[Hashable, DataLoader[Any, Any]] = {}
         if viewer is not None:
@@ -377,7 +382,7 @@ class Loaders:
         return Filter(key=canonical_where(plain), predicate=predicate)
 
     async def user_by_username(self, username: str) -> models.User | None:
-        stmt = select(models.User).where(func.lower(models.User.username) == username.lower())
+        stmt = select(models.User).where(models.User.username_key == models.fold_username(username))
         row = next(iter(await self.db.scalars(stmt)), None)
         if row is not None:
             self.remember(row)

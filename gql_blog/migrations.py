@@ -4,6 +4,7 @@ The functions are synchronous (Alembic's env.py runs its own event loop); call t
 code with `asyncio.to_thread`.
 """
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from alembic import command
@@ -14,6 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 import gql_blog
+from gql_blog import search
 from gql_blog.models import Base
 
 
@@ -58,10 +60,19 @@ def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+def include_name(name: str | None, type_: str, parent_names: Mapping[str, str | None]) -> bool:
+    """Autogenerate compares what the models declare, not full-text search's objects."""
+    return not search.is_search_object(name, type_)
+
+
 def schema_differences(connection: Connection) -> list[object]:
     """What autogenerate would change to make the database match the models (empty: in sync)."""
     context = MigrationContext.configure(
         connection,
-        opts={"compare_type": True, "target_metadata": Base.metadata},
+        opts={
+            "compare_type": True,
+            "target_metadata": Base.metadata,
+            "include_name": include_name,
+        },
     )
     return list(compare_metadata(context, Base.metadata))

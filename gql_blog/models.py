@@ -167,6 +167,18 @@ def _created_at_of_row(context: DefaultExecutionContext) -> datetime:
     return created_at
 
 
+def _username_key_of_row(context: DefaultExecutionContext) -> str:
+    """A new row's username_key, for writers that insert users without the model (e.g. seeding)."""
+    # SQLAlchemy leaves get_current_parameters unannotated.
+    username: str = context.get_current_parameters()["username"]  # type: ignore[no-untyped-call]
+    return fold_username(username)
+
+
+def fold_username(username: str) -> str:
+    """What makes two usernames the same: usernames are compared ignoring case."""
+    return username.lower()
+
+
 def _refuse_nul(field: str, value: str) -> None:
     # PostgreSQL cannot store NUL in text; refuse it everywhere so every dialect behaves alike.
     if "\x00" in value:
@@ -207,6 +219,12 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(string(USERNAME_MAX), unique=True, index=True)
+    # The lower-cased username, unique: the database itself refuses "Ada" beside "ada", even when
+    # two registrations race. Kept by the username validator (and a default for bulk inserts);
+    # NULL only in rows written by raw SQL, which the unique index then does not guard.
+    username_key: Mapped[str | None] = mapped_column(
+        string(USERNAME_MAX), unique=True, index=True, default=_username_key_of_row
+    )
     email: Mapped[str] = mapped_column(string(EMAIL_MAX), unique=True, index=True)
     password_hash: Mapped[str] = mapped_column(string(255))
     first_name: Mapped[str | None] = mapped_column(string(NAME_MAX))
@@ -249,6 +267,7 @@ class User(Base):
             raise InvalidValueError(
                 "username", "username must be 3 to 32 letters, digits or underscores"
             )
+        self.username_key = fold_username(value)
         return value
 
     @validates("email")

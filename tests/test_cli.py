@@ -246,7 +246,13 @@ async def test_create_admin_creates_an_admin_account(dialect: str, tmp_path: Pat
     async with empty_database(dialect, tmp_path) as url:
         await upgrade(url)
         result = await run(
-            url, "create-admin", "root", "--email", "Root@Example.com", "--password", "s3cret!"
+            url,
+            "create-admin",
+            "root",
+            "--email",
+            "Root@Example.com",
+            "--password",
+            "s3cret-enough",
         )
         rows = await fetch(url, select(models.User))
     assert result.exit_code == 0, result.stderr
@@ -258,7 +264,7 @@ async def test_create_admin_creates_an_admin_account(dialect: str, tmp_path: Pat
         True,
         True,
     )
-    assert auth.verify_password(user.password_hash, "s3cret!")
+    assert auth.verify_password(user.password_hash, "s3cret-enough")
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -274,13 +280,19 @@ async def test_create_admin_promotes_an_existing_user(dialect: str, tmp_path: Pa
                 )
             )
         result = await run(
-            url, "create-admin", "alice", "--email", "other@example.com", "--password", "new pw"
+            url,
+            "create-admin",
+            "alice",
+            "--email",
+            "other@example.com",
+            "--password",
+            "new password",
         )
         rows = await fetch(url, select(models.User))
     assert result.exit_code == 0, result.stderr
     [user] = rows
     assert (user.username, user.email, user.is_admin) == ("alice", "alice@example.com", True)
-    assert auth.verify_password(user.password_hash, "new pw")
+    assert auth.verify_password(user.password_hash, "new password")
     assert not auth.verify_password(user.password_hash, "old password")
 
 
@@ -303,9 +315,31 @@ async def test_create_admin_rejects_an_invalid_email_in_one_line(
     migrated_sqlite_url: str,
 ) -> None:
     result = await run(
-        migrated_sqlite_url, "create-admin", "root", "--email", "nowhere", "--password", "pw"
+        migrated_sqlite_url,
+        "create-admin",
+        "root",
+        "--email",
+        "nowhere",
+        "--password",
+        "long-enough",
     )
     assert error_line(result) == "Error: email must contain one '@' with text on both sides"
+    assert await fetch(migrated_sqlite_url, select(models.User.id)) == []
+
+
+async def test_create_admin_refuses_a_short_password_in_one_line(
+    migrated_sqlite_url: str,
+) -> None:
+    result = await run(
+        migrated_sqlite_url,
+        "create-admin",
+        "root",
+        "--email",
+        "root@example.com",
+        "--password",
+        "pw",
+    )
+    assert error_line(result) == "Error: password must be 8 to 256 characters"
     assert await fetch(migrated_sqlite_url, select(models.User.id)) == []
 
 

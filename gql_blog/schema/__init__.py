@@ -3,8 +3,11 @@
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from gql_blog.schema.account_mutations import AccountMutation
+from gql_blog.schema.content_mutations import ContentMutation
 from gql_blog.schema.errors import MaskUnexpectedErrors
 from gql_blog.schema.metrics import OperationMetrics
 from gql_blog.schema.query import Query
@@ -22,6 +25,7 @@ class BlogSchema(strawberry.Schema):
 
 schema = BlogSchema(
     query=Query,
+    mutation=merge_types("Mutation", (AccountMutation, ContentMutation)),
     types=[User, Post, Comment, Tag],
     # Parsing and validating a document once per distinct query text, not once per request.
     extensions=[

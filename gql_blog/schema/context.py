@@ -15,3 +15,5 @@ class Context:
     loaders: Loaders
     settings: Settings
     request_id: str
+    # The sign-in token the request carried (`logout` revokes it); None when it had none.
+    token: str | None = None

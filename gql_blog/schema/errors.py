@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+FORBIDDEN = "FORBIDDEN"
 
 
 class UserInputError(GraphQLError):
@@ -24,6 +25,13 @@ class UserInputError(GraphQLError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, extensions={"code": BAD_USER_INPUT})
+
+
+class ForbiddenQueryError(GraphQLError):
+    """The viewer may not read this at all (a top-level error, unlike a mutation's value)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, extensions={"code": FORBIDDEN})
 
 
 def _is_expected(error: GraphQLError) -> bool:

@@ -6,6 +6,7 @@ from typing import Any
 import strawberry
 
 from gql_blog import models
+from gql_blog.schema.audit_log import AuditLogEntry, AuditLogWhere, audit_log_connection
 from gql_blog.schema.connections import (
     Connection,
     RootSource,
@@ -16,6 +17,15 @@ from gql_blog.schema.connections import (
 )
 from gql_blog.schema.ids import decode_global_id
 from gql_blog.schema.inputs import PostWhere, TagWhere, UserWhere
+from gql_blog.schema.search import PostSearchConnection, resolve_search_posts
+from gql_blog.schema.stats import (
+    PostGroup,
+    PostStats,
+    UserStats,
+    resolve_post_groups,
+    resolve_post_stats,
+    resolve_user_stats,
+)
 from gql_blog.schema.types import (
     NODE_TYPES,
     BlogInfo,
@@ -149,3 +159,29 @@ class Query:
             "order_by": order_by,
         }
         return await _root_connection(info, models.Tag, "Tag", Tag.from_model, args)
+
+    user_stats: UserStats = strawberry.field(
+        resolver=resolve_user_stats, description="Counts and ages of the users `where` matches."
+    )
+    post_stats: PostStats = strawberry.field(
+        resolver=resolve_post_stats, description="Counts and dates of the visible posts matched."
+    )
+    post_groups: list[PostGroup] = strawberry.field(
+        resolver=resolve_post_groups,
+        description="Visible posts grouped and counted; largest groups first, then by key.",
+    )
+
+    @strawberry.field(description="Who changed which user, post or comment; admins only.")
+    async def audit_log(
+        self,
+        info: BlogInfo,
+        first: int | None = None,
+        after: str | None = None,
+        where: AuditLogWhere | None = None,
+    ) -> Connection[AuditLogEntry]:
+        return await audit_log_connection(info, first=first, after=after, where=where)
+
+    search_posts: PostSearchConnection = strawberry.field(
+        resolver=resolve_search_posts,
+        description="Posts matching a full-text search of title and content, best match first.",
+    )

@@ -4,6 +4,7 @@ Every mutation field returns a union of its success type and these error types. 
 each mutation field in one transaction: an `Error` value or an exception rolls everything back.
 """
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -11,7 +12,9 @@ import strawberry
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_blog import models
+from gql_blog import db, models, writes
+from gql_blog.loaders import Loaders
+from gql_blog.schema.context import Context
 
 R = TypeVar("R")
 
@@ -80,14 +83,16 @@ def validation_error(error: models.InvalidValueError) -> ValidationError:
     return ValidationError(message=error.message, field=graphql_field_name(error.field))
 
 
-async def run_mutation(session: AsyncSession, body: Callable[[], Awaitable[R]]) -> R | Error:
+async def run_mutation(
+    session: AsyncSession, body: Callable[[], Awaitable[R]]
+) -> R | ValidationError:
     """One mutation field, one transaction; an Error value or an exception rolls it back.
 
     Model validators raising `InvalidValueError` become `ValidationError` values; a unique
     violation is mapped by `on_conflict` callers (see `conflict_field`), else re-raised.
     """
     try:
-        result: R | Error = await body()
+        result: R | ValidationError = await body()
     except models.InvalidValueError as error:
         await session.rollback()
         return validation_error(error)
@@ -101,14 +106,64 @@ async def run_mutation(session: AsyncSession, body: Callable[[], Awaitable[R]]) 
     return result
 
 
+def act_as(context: Context, viewer: models.User | None) -> None:
+    """The request's viewer from now on, with loaders that see what that viewer may see."""
+    context.viewer = viewer
+    context.loaders = Loaders(
+        context.db, viewer, max_filter_depth=context.settings.max_filter_depth
+    )
+
+
+async def transact(context: Context, body: Callable[[], Awaitable[R]]) -> R | ValidationError:
+    """`run_mutation` for a request's mutation field, leaving the session fit for the next one."""
+    session = context.db.session
+    await db.begin_writing(session)
+    try:
+        result = await run_mutation(session, body)
+    except Exception:
+        await _after_rollback(context)
+        raise
+    if isinstance(result, Error):
+        await _after_rollback(context)
+    else:
+        writes.confirm_published(session)
+    return result
+
+
+async def _after_rollback(context: Context) -> None:
+    """A rollback expired every row the session holds: reload the viewer, start fresh loaders."""
+    writes.discard_published(context.db.session)
+    if context.viewer is not None:
+        await context.db.session.refresh(context.viewer)
+    act_as(context, context.viewer)
+
+
 def conflict_field(error: IntegrityError, fields: dict[str, str]) -> str | None:
     """Which GraphQL input field a unique violation is about, from the constraint or column name.
 
     `fields` maps a substring of the database's message (constraint, index or column name, e.g.
     "username") to the GraphQL field name; None when the violation is not one of them.
     """
-    text = str(error.orig).lower()
+    text = _violated_constraint(str(error.orig)).lower()
     for needle, field in fields.items():
         if needle in text:
             return field
     return None
+
+
+# Where each dialect names the violated constraint. The messages also quote the duplicate value
+# (which may well contain "username" or "email"), so only the name is searched: PostgreSQL names
+# it before the value, MariaDB after it, SQLite shows table.column and no value.
+_CONSTRAINT_NAMES = (
+    (re.compile(r'unique constraint "([^"]+)"'), 0),
+    (re.compile(r"for key '([^']+)'"), -1),
+    (re.compile(r"UNIQUE constraint failed: ([\w., ]+)"), 0),
+)
+
+
+def _violated_constraint(message: str) -> str:
+    for pattern, position in _CONSTRAINT_NAMES:
+        found = pattern.findall(message)
+        if found:
+            return str(found[position])
+    return message

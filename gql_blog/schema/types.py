@@ -342,9 +342,17 @@ class Tag(Node):
         )
 
 
+def _audit_log_entry(row: models.AuditLog) -> Node:
+    # Imported here: the audit log's types build on this module's (admins only: see loaders).
+    from gql_blog.schema.audit_log import AuditLogEntry
+
+    return AuditLogEntry.from_model(row)
+
+
 NODE_TYPES: dict[str, tuple[type[models.Base], Callable[[Any], Node]]] = {
     "User": (models.User, User.from_model),
     "Post": (models.Post, Post.from_model),
     "Comment": (models.Comment, Comment.from_model),
     "Tag": (models.Tag, Tag.from_model),
+    "AuditLogEntry": (models.AuditLog, _audit_log_entry),
 }

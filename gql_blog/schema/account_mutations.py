@@ -1,0 +1,204 @@
+"""The account mutations: register, login, logout and updateViewer.
+
+Each runs in one transaction (`run_mutation`). The rules on values live in the models (and the
+password's in `auth.check_password`); a broken one is a `ValidationError` naming the input field.
+Usernames and e-mail addresses are unique in the database itself, so a taken one is found even
+when two requests race: the unique violation becomes a `ConflictError`.
+
+Signing in (register, login) or out (logout) applies to the rest of the request too, so the
+payload's `user { email }` shows what the new viewer may see.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, TypeVar
+
+import strawberry
+from sqlalchemy.exc import IntegrityError
+from strawberry import UNSET
+
+from gql_blog import audit, auth, models
+from gql_blog.schema.context import Context
+from gql_blog.schema.results import (
+    AuthenticationError,
+    ConflictError,
+    InvalidCredentialsError,
+    ValidationError,
+    act_as,
+    conflict_field,
+    transact,
+)
+from gql_blog.schema.types import BlogInfo, User
+
+R = TypeVar("R")
+
+# Which unique index a violation names → the input field it is about.
+UNIQUE_FIELDS = {"username": "username", "email": "email"}
+# The profile fields updateViewer may change, besides the password.
+PROFILE_FIELDS = ("email", "first_name", "last_name", "age", "bio")
+# Columns that cannot be null: a null input leaves them as they are.
+REQUIRED_FIELDS = {"email"}
+
+
+@strawberry.type(description="A signed-in session: the bearer token to send, and its user.")
+class AuthPayload:
+    token: str
+    user: User
+
+
+AuthResult = Annotated[
+    AuthPayload | ValidationError | ConflictError | InvalidCredentialsError,
+    strawberry.union("AuthResult"),
+]
+_SignInFailure = ValidationError | ConflictError | InvalidCredentialsError
+UserResult = Annotated[
+    User | ValidationError | ConflictError | AuthenticationError,
+    strawberry.union("UserResult"),
+]
+
+
+@strawberry.input(description="A new account; the username and e-mail address must be free.")
+class RegisterInput:
+    username: str
+    email: str
+    password: str
+    first_name: str | None = None
+    last_name: str | None = None
+    age: int | None = None
+    bio: str | None = None
+
+
+@strawberry.input(description="A username (any case) and its password.")
+class LoginInput:
+    username: str
+    password: str
+
+
+@strawberry.input(
+    description="Changes to the viewer's account: an omitted field stays as it is; null clears "
+    "firstName, lastName, age or bio (and leaves email and password as they are)."
+)
+class UpdateViewerInput:
+    email: str | None = UNSET
+    first_name: str | None = UNSET
+    last_name: str | None = UNSET
+    age: int | None = UNSET
+    bio: str | None = UNSET
+    password: str | None = UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class _SignedIn:
+    user: models.User
+    token: str
+
+
+def _sign_in_error() -> AuthenticationError:
+    return AuthenticationError(message="Sign in with an active account to do this.")
+
+
+async def _flush_unique(context: Context) -> ConflictError | None:
+    """Flush; a taken username or e-mail address is a `ConflictError` (other failures raise)."""
+    try:
+        await context.db.flush()
+    except IntegrityError as error:
+        field = conflict_field(error, UNIQUE_FIELDS)
+        if field is None:
+            raise
+        return ConflictError(message=f"That {field} is taken already.", field=field)
+    return None
+
+
+async def _issue_token(context: Context, user: models.User) -> str:
+    lifetime = timedelta(seconds=context.settings.token_lifetime_seconds)
+    return await auth.issue_token(context.db.session, user, lifetime=lifetime)
+
+
+async def _register(context: Context, account: RegisterInput) -> _SignedIn | ConflictError:
+    user = models.User(
+        username=account.username,
+        email=account.email,
+        first_name=account.first_name,
+        last_name=account.last_name,
+        age=account.age,
+        bio=account.bio,
+    )
+    user.password_hash = await auth.new_password_hash(account.password)
+    session = context.db.session
+    audit.act_as(session, user)  # the new user signs itself up
+    session.add(user)
+    conflict = await _flush_unique(context)
+    if conflict is not None:
+        return conflict
+    return _SignedIn(user, await _issue_token(context, user))
+
+
+async def _login(context: Context, credentials: LoginInput) -> _SignedIn | InvalidCredentialsError:
+    user = await auth.authenticate(
+        context.db.session, username=credentials.username, password=credentials.password
+    )
+    if user is None:
+        return InvalidCredentialsError(message="Wrong username or password.")
+    return _SignedIn(user, await _issue_token(context, user))
+
+
+async def _update_viewer(
+    context: Context, viewer: models.User, changes: UpdateViewerInput
+) -> User | ConflictError:
+    for name in PROFILE_FIELDS:
+        value = getattr(changes, name)
+        if value is UNSET or (value is None and name in REQUIRED_FIELDS):
+            continue
+        setattr(viewer, name, value)
+    if changes.password is not UNSET and changes.password is not None:
+        viewer.password_hash = await auth.new_password_hash(changes.password)
+    conflict = await _flush_unique(context)
+    if conflict is not None:
+        return conflict
+    return User.from_model(viewer)
+
+
+def _signed_in(context: Context, result: _SignedIn | _SignInFailure) -> AuthResult:
+    if not isinstance(result, _SignedIn):
+        return result
+    act_as(context, result.user)
+    return AuthPayload(token=result.token, user=User.from_model(result.user))
+
+
+@strawberry.type
+class AccountMutation:
+    @strawberry.mutation(description="Create an account and sign in to it.")
+    async def register(self, info: BlogInfo, input: RegisterInput) -> AuthResult:
+        context = info.context
+        result = await transact(context, lambda: _register(context, input))
+        return _signed_in(context, result)
+
+    @strawberry.mutation(
+        description="Sign in; an unknown username and a wrong password fail alike."
+    )
+    async def login(self, info: BlogInfo, input: LoginInput) -> AuthResult:
+        context = info.context
+        result = await transact(context, lambda: _login(context, input))
+        return _signed_in(context, result)
+
+    @strawberry.mutation(
+        description="Revoke the token this request was sent with; false when it had no live one."
+    )
+    async def logout(self, info: BlogInfo) -> bool:
+        context = info.context
+        revoked = await transact(
+            context, lambda: auth.revoke_token(context.db.session, context.token)
+        )
+        if revoked is not True:
+            return False
+        act_as(context, None)
+        return True
+
+    @strawberry.mutation(description="Change the signed-in user's account.")
+    async def update_viewer(self, info: BlogInfo, input: UpdateViewerInput) -> UserResult:
+        context = info.context
+        viewer = context.viewer
+        if viewer is None or not viewer.is_active:
+            return _sign_in_error()
+        audit.act_as(context.db.session, viewer)
+        return await transact(context, lambda: _update_viewer(context, viewer, input))

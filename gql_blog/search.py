@@ -1,0 +1,466 @@
+"""Full-text search over posts: ranked hits with snippets, in keyset pages, a strategy per dialect.
+
+- PostgreSQL: a stored generated `tsvector` column, `posts.search_vector` ('english'; title
+  weight A, content B) with a GIN index; `websearch_to_tsquery`, `ts_rank` (a real, cast to double
+  precision everywhere it is used) and `ts_headline`.
+- SQLite: the FTS5 table `posts_fts` (external content over posts, porter stemming), kept in sync
+  by triggers; the rank is `-bm25(posts_fts, 10.0, 1.0)` (bm25 is lower-is-better); `snippet()`.
+- MariaDB: InnoDB FULLTEXT indexes over stored copies of title and content, `search_title` and
+  `search_content`, under a case-insensitive collation (InnoDB matches words by the column's
+  collation, and posts' is binary): on both, and on the title alone. The rank is
+  `MATCH(title, content) + 2 * MATCH(title)` in natural language mode; the snippet is cut here
+  from the content. InnoDB skips words under 3 characters and its stop words, does not stem,
+  weighs words by the whole table's statistics and sees only committed rows.
+
+Migration 0003 creates these objects; `is_search_object` hides them from autogenerate.
+
+User text is a search, never syntax it did not mean. PostgreSQL reads it as a web search
+("quoted phrases", `or`, `-word`, all else AND); SQLite gets the same reading with every word
+quoted for FTS5; MariaDB's natural language mode matches any of the words. NUL characters and
+unpaired surrogates are dropped, only the first 64 words count, and words over 256 characters (no
+index holds them) are ignored. A text without a letter or digit finds nothing, and runs no SQL.
+
+Ranks are higher-is-better floats that depend only on the text and the stored rows. A cursor holds
+a hit's rank and id plus a fingerprint of the text and filter, and finds its place again with the
+same expression the ORDER BY uses: rank descending, then id descending. Hits are marked «so».
+"""
+
+import base64
+import binascii
+import hashlib
+import math
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    Double,
+    FromClause,
+    Integer,
+    Select,
+    SQLColumnExpression,
+    String,
+    and_,
+    cast,
+    column,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    type_coerce,
+)
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.selectable import Subquery
+
+from gql_blog import models
+from gql_blog.db import SerialSession
+from gql_blog.filters import InvalidCursorError
+from gql_blog.loaders import Filter, filter_conditions, visible_posts
+
+MAX_WORDS = 64
+MAX_WORD_LENGTH = 256
+SNIPPET_WORDS = 30
+HIT_START = "«"
+HIT_END = "»"
+ELLIPSIS = "…"
+
+# What migration 0003 adds beside the models, by the names reflection reports.
+SEARCH_TABLES = frozenset(
+    {
+        "posts_fts",
+        *(f"posts_fts_{part}" for part in ("data", "idx", "content", "docsize", "config")),
+    }
+)
+SEARCH_COLUMNS = frozenset({"search_vector", "search_title", "search_content"})
+SEARCH_INDEXES = frozenset(
+    {"ix_posts_search_vector", "ix_posts_title_content_fulltext", "ix_posts_title_fulltext"}
+)
+_SEARCH_OBJECTS = {"table": SEARCH_TABLES, "column": SEARCH_COLUMNS, "index": SEARCH_INDEXES}
+
+# InnoDB's default stop words: never matched there, so never marked in a MariaDB snippet.
+_INNODB_STOPWORDS = frozenset(
+    {
+        *("a", "about", "an", "are", "as", "at", "be", "by", "com", "de", "en", "for", "from"),
+        *("how", "i", "in", "is", "it", "la", "of", "on", "or", "that", "the", "this", "to"),
+        *("was", "what", "when", "where", "who", "will", "with", "und", "www"),
+    }
+)
+_INNODB_MIN_TOKEN = 3
+
+_ID_LIMIT = 2**31  # posts.id is an INTEGER; PostgreSQL refuses to bind a larger value
+_HEADLINE_OPTIONS = (
+    f"StartSel={HIT_START}, StopSel={HIT_END}, MaxWords={SNIPPET_WORDS}, MinWords=15"
+)
+_WEB_SEARCH_ITEM = re.compile(r'(-?)"([^"]*)"?|(-?)([^\s"]+)')
+_WORD = re.compile(r"\w+")
+
+_SEARCH_VECTOR = literal_column("posts.search_vector", postgresql.TSVECTOR)
+_FTS = table("posts_fts", column("rowid", Integer))
+_SEARCH_TITLE = literal_column("posts.search_title", String())
+_SEARCH_CONTENT = literal_column("posts.search_content", String())
+_FTS_TABLE: ColumnElement[Any] = literal_column("posts_fts")
+
+
+def is_search_object(name: str | None, type_: str) -> bool:
+    """Whether a reflected table, column or index is one of search's (migration 0003's)."""
+    return name in _SEARCH_OBJECTS.get(type_, frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    """One page of a search: its size, direction and the (rank, id) cursors it starts past."""
+
+    size: int
+    backward: bool = False
+    after: tuple[float, int] | None = None
+    before: tuple[float, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    post: models.Post
+    rank: float
+    snippet: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    hits: list[SearchHit]
+    has_more: bool
+
+
+class _Strategy(Protocol):
+    """How one dialect finds, ranks and quotes; `page` adds the snippet to a ranked page."""
+
+    def source(self) -> FromClause: ...
+
+    def match(self) -> ColumnElement[bool]: ...
+
+    def rank(self) -> ColumnElement[float]: ...
+
+    def page(self, ranked: Subquery) -> Select[Any]: ...
+
+    def snippet(self, post: models.Post, selected: Any) -> str: ...
+
+
+class _PostgreSQL:
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    def _query(self) -> ColumnElement[Any]:
+        return func.websearch_to_tsquery("english", self._text)
+
+    def source(self) -> FromClause:
+        return models.Post.__table__
+
+    def match(self) -> ColumnElement[bool]:
+        # A query of exclusions only ('-word') would match nearly every post: it finds nothing,
+        # as on SQLite, where FTS5 cannot express it.
+        return and_(
+            _SEARCH_VECTOR.bool_op("@@")(self._query()), func.querytree(self._query()) != "T"
+        )
+
+    def rank(self) -> ColumnElement[float]:
+        return cast(func.ts_rank(_SEARCH_VECTOR, self._query()), Double())
+
+    def page(self, ranked: Subquery) -> Select[Any]:
+        headline = func.ts_headline(
+            "english", models.Post.content, self._query(), _HEADLINE_OPTIONS
+        )
+        return select(models.Post, ranked.c.search_rank, headline).join_from(
+            ranked, models.Post, models.Post.id == ranked.c.id
+        )
+
+    def snippet(self, post: models.Post, selected: Any) -> str:
+        return str(selected)
+
+
+class _SQLite:
+    def __init__(self, query: str) -> None:
+        self._query = query
+
+    def source(self) -> FromClause:
+        return models.Post.__table__.join(_FTS, _FTS.c.rowid == models.Post.id)
+
+    def match(self) -> ColumnElement[bool]:
+        return _FTS_TABLE.bool_op("MATCH")(self._query)
+
+    def rank(self) -> ColumnElement[float]:
+        return -func.bm25(_FTS_TABLE, 10.0, 1.0, type_=Double())
+
+    def page(self, ranked: Subquery) -> Select[Any]:
+        # snippet() needs a MATCH on its own FTS cursor: one per hit of the page, found by rowid.
+        snippet = func.snippet(_FTS_TABLE, 1, HIT_START, HIT_END, ELLIPSIS, SNIPPET_WORDS)
+        return (
+            select(models.Post, ranked.c.search_rank, snippet)
+            .select_from(ranked)
+            .join(models.Post, models.Post.id == ranked.c.id)
+            .join(_FTS, _FTS.c.rowid == ranked.c.id)
+            .where(self.match())
+        )
+
+    def snippet(self, post: models.Post, selected: Any) -> str:
+        return str(selected)
+
+
+class _MariaDB:
+    def __init__(self, words: list[str]) -> None:
+        self._against = " ".join(words)
+        self._terms = frozenset(
+            word
+            for word in words
+            if len(word) >= _INNODB_MIN_TOKEN and word not in _INNODB_STOPWORDS
+        )
+
+    def _relevance(self, *columns: ColumnElement[str]) -> ColumnElement[float]:
+        match = mysql.match(*columns, against=self._against).in_natural_language_mode()
+        return type_coerce(match, Double())
+
+    def source(self) -> FromClause:
+        return models.Post.__table__
+
+    def match(self) -> ColumnElement[bool]:
+        return mysql.match(
+            _SEARCH_TITLE, _SEARCH_CONTENT, against=self._against
+        ).in_natural_language_mode()
+
+    def rank(self) -> ColumnElement[float]:
+        # A title hit outranks a hit in the content only: the title counts once more, twice.
+        whole = self._relevance(_SEARCH_TITLE, _SEARCH_CONTENT)
+        return whole + 2 * self._relevance(_SEARCH_TITLE)
+
+    def page(self, ranked: Subquery) -> Select[Any]:
+        return select(models.Post, ranked.c.search_rank).join_from(
+            ranked, models.Post, models.Post.id == ranked.c.id
+        )
+
+    def snippet(self, post: models.Post, selected: Any) -> str:
+        return cut_snippet(post.content, self._terms)
+
+
+def cut_snippet(content: str, terms: frozenset[str]) -> str:
+    """Up to 30 words of `content` around the first word in `terms`, each such word «marked»."""
+    words = content.split()
+    first = next((index for index, word in enumerate(words) if _hit(word, terms)), 0)
+    start = max(0, min(first - SNIPPET_WORDS // 3, len(words) - SNIPPET_WORDS))
+    end = start + SNIPPET_WORDS
+
+    def mark(found: re.Match[str]) -> str:
+        word = found.group()
+        return f"{HIT_START}{word}{HIT_END}" if word.lower() in terms else word
+
+    text = " ".join(_WORD.sub(mark, word) for word in words[start:end])
+    return (ELLIPSIS if start > 0 else "") + text + (ELLIPSIS if end < len(words) else "")
+
+
+def _hit(word: str, terms: frozenset[str]) -> bool:
+    return any(token.lower() in terms for token in _WORD.findall(word))
+
+
+def _clean(text: str) -> str:
+    """The text searched: no NUL or unpaired surrogate, at most 64 words, none absurdly long."""
+    # PostgreSQL refuses NUL in text, and no driver encodes an unpaired surrogate.
+    text = text.replace("\x00", " ").encode("utf-8", "ignore").decode("utf-8")
+    words = [word for word in text.split() if len(word) <= MAX_WORD_LENGTH]
+    return " ".join(words[:MAX_WORDS])
+
+
+def _is_token_character(character: str) -> bool:
+    # FTS5's unicode61 tokenizer: letters, numbers and private-use characters make tokens.
+    category = unicodedata.category(character)
+    return category[0] in "LN" or category == "Co"
+
+
+def _has_token(text: str) -> bool:
+    return any(_is_token_character(character) for character in text)
+
+
+def _web_search_items(text: str) -> Iterator[tuple[str, str]]:
+    """(operator, words) of a web-search text: operator "" (and), "or" or "-" (not)."""
+    pending_or = False
+    for item in _WEB_SEARCH_ITEM.finditer(text):
+        quoted = item[2] is not None
+        negated = bool(item[1] or item[3])
+        words = item[2] if quoted else item[4]
+        if not quoted and not negated and words.lower() == "or":
+            pending_or = True
+            continue
+        if _has_token(words):
+            yield ("-" if negated else "or" if pending_or else ""), words
+            pending_or = False
+
+
+def fts5_query(text: str) -> str | None:
+    """An FTS5 MATCH text reading `text` as a web search, every word quoted; None: no words."""
+    groups: list[list[str]] = []
+    excluded: list[str] = []
+    for operator, words in _web_search_items(text):
+        phrase = '"' + words + '"'  # the words hold no double quote; FTS5 reads them literally
+        if operator == "-":
+            excluded.append(phrase)
+        elif operator == "or" and groups:
+            groups[-1].append(phrase)
+        else:
+            groups.append([phrase])
+    if not groups:
+        return None
+    query = " AND ".join("(" + " OR ".join(group) + ")" for group in groups)
+    return f"({query}) NOT ({' OR '.join(excluded)})" if excluded else query
+
+
+def _strategy(dialect: str, text: str) -> _Strategy | None:
+    if not _has_token(text):
+        return None
+    if dialect == "postgresql":
+        return _PostgreSQL(text)
+    if dialect == "sqlite":
+        query = fts5_query(text)
+        return None if query is None else _SQLite(query)
+    if dialect in ("mysql", "mariadb"):
+        words = _WORD.findall(text.lower())
+        return _MariaDB(words) if words else None
+    raise NotImplementedError(f"no full-text search for {dialect}")
+
+
+def _order(
+    rank: SQLColumnExpression[float], row_id: SQLColumnExpression[int], *, reverse: bool
+) -> list[UnaryExpression[Any]]:
+    if reverse:
+        return [rank.asc(), row_id.asc()]
+    return [rank.desc(), row_id.desc()]
+
+
+def _past(
+    rank: ColumnElement[float],
+    values: tuple[float, int],
+    *,
+    forward: bool,
+    inclusive: bool = False,
+) -> ColumnElement[bool]:
+    """Hits after (`forward`: lower rank, then lower id) or before a cursor's position."""
+    cursor_rank, cursor_id = values
+    row_id = models.Post.id
+    if forward:
+        tie = row_id <= cursor_id if inclusive else row_id < cursor_id
+        return or_(rank < cursor_rank, and_(rank == cursor_rank, tie))
+    tie = row_id >= cursor_id if inclusive else row_id > cursor_id
+    return or_(rank > cursor_rank, and_(rank == cursor_rank, tie))
+
+
+class PostSearch:
+    """One search of posts: its text, the viewer's visibility and a filter, on one session."""
+
+    def __init__(
+        self,
+        db: SerialSession,
+        *,
+        text: str,
+        viewer: models.User | None,
+        where: Filter | None = None,
+    ) -> None:
+        self._db = db
+        self.text = _clean(text)
+        self._conditions = [visible_posts(viewer), *filter_conditions(where)]
+        # Cursors carry it: a cursor of another text or filter is refused, not misread.
+        scope = "" if where is None else where.key
+        self._fingerprint = hashlib.sha256(
+            orjson.dumps(["Post.search", self.text, scope])
+        ).hexdigest()[:12]
+        dialect = db.session.get_bind().dialect.name
+        self._strategy = _strategy(dialect, self.text)
+
+    def encode_cursor(self, hit: SearchHit) -> str:
+        payload = orjson.dumps([self._fingerprint, [hit.rank, hit.post.id]])
+        return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+    def decode_cursor(self, cursor: str) -> tuple[float, int]:
+        """The (rank, id) a cursor holds; `InvalidCursorError` unless this search made it."""
+        try:
+            padded = cursor + "=" * (-len(cursor) % 4)
+            fingerprint, (rank, row_id) = orjson.loads(base64.urlsafe_b64decode(padded))
+        except (binascii.Error, ValueError, TypeError):
+            raise InvalidCursorError(f"invalid cursor {cursor!r}: it does not decode") from None
+        if fingerprint != self._fingerprint:
+            raise InvalidCursorError(
+                f"invalid cursor {cursor!r}: it was made for another search or filter"
+            )
+        if not (_is_finite_number(rank) and _is_row_id(row_id)):
+            raise InvalidCursorError(f"invalid cursor {cursor!r}: bad rank or id")
+        return float(rank), row_id
+
+    async def page(self, request: SearchRequest) -> SearchPage:
+        """One page of hits, best first; one hit more is fetched to tell whether more follow."""
+        strategy = self._strategy
+        if strategy is None:
+            return SearchPage(hits=[], has_more=False)
+        rank = strategy.rank()
+        ranked = (
+            select(models.Post.id.label("id"), rank.label("search_rank"))
+            .select_from(strategy.source())
+            .where(strategy.match(), *self._conditions, *self._cursor_conditions(rank, request))
+            .order_by(*_order(rank, models.Post.id, reverse=request.backward))
+            .limit(request.size + 1)
+            .subquery("ranked")
+        )
+        order = _order(ranked.c.search_rank, ranked.c.id, reverse=request.backward)
+        rows = await self._db.rows(strategy.page(ranked).order_by(*order))
+        hits = [SearchHit(row[0], float(row[1]), strategy.snippet(row[0], row[-1])) for row in rows]
+        kept = hits[: request.size]
+        if request.backward:
+            kept.reverse()
+        return SearchPage(hits=kept, has_more=len(hits) > request.size)
+
+    async def count(self) -> int:
+        """How many posts the search finds (visibility and filter applied)."""
+        strategy = self._strategy
+        if strategy is None:
+            return 0
+        stmt = (
+            select(func.count())
+            .select_from(strategy.source())
+            .where(strategy.match(), *self._conditions)
+        )
+        return int(await self._db.scalar(stmt))
+
+    async def beyond(self, values: tuple[Any, ...], *, forward: bool) -> bool:
+        """Whether any hit lies at a cursor's position or past it in one direction."""
+        strategy = self._strategy
+        if strategy is None:
+            return False
+        found = (
+            select(models.Post.id)
+            .select_from(strategy.source())
+            .where(
+                strategy.match(),
+                *self._conditions,
+                _past(strategy.rank(), (values[0], values[1]), forward=forward, inclusive=True),
+            )
+        )
+        return bool(await self._db.scalar(select(found.exists())))
+
+    @staticmethod
+    def _cursor_conditions(
+        rank: ColumnElement[float], request: SearchRequest
+    ) -> Sequence[ColumnElement[bool]]:
+        found = []
+        if request.after is not None:
+            found.append(_past(rank, request.after, forward=True))
+        if request.before is not None:
+            found.append(_past(rank, request.before, forward=False))
+        return found
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_row_id(value: Any) -> bool:
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and -_ID_LIMIT <= value < _ID_LIMIT
+    )

@@ -1,0 +1,228 @@
+"""Aggregates over users and posts: counts, ages, dates and groups, computed in SQL.
+
+Each function runs one statement. Posts are seen through the viewer's visibility predicate, so
+stats and groups never count a draft the viewer may not see.
+"""
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    SQLColumnExpression,
+    String,
+    case,
+    func,
+    label,
+    literal_column,
+    select,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.functions import FunctionElement
+
+from gql_blog import models
+from gql_blog.db import SerialSession
+from gql_blog.loaders import Filter, filter_conditions, visible
+
+
+class CreatedMonth(FunctionElement[str]):
+    """A UTC timestamp's month as `YYYY-MM`, formatted by the database."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(CreatedMonth, "postgresql")
+def _created_month_postgresql(element: CreatedMonth, compiler: Any, **kw: Any) -> str:
+    # created_at is timestamptz: format it in UTC, not in the session's time zone.
+    (moment,) = element.clauses
+    utc = moment.op("AT TIME ZONE")(literal_column("'UTC'"))
+    return str(compiler.process(func.to_char(utc, literal_column("'YYYY-MM'")), **kw))
+
+
+@compiles(CreatedMonth, "mysql")
+@compiles(CreatedMonth, "mariadb")
+def _created_month_mysql(element: CreatedMonth, compiler: Any, **kw: Any) -> str:
+    # Stored as a UTC DATETIME; literal_column doubles the '%' for the driver's paramstyle.
+    (moment,) = element.clauses
+    return str(compiler.process(func.date_format(moment, literal_column("'%Y-%m'")), **kw))
+
+
+@compiles(CreatedMonth, "sqlite")
+def _created_month_sqlite(element: CreatedMonth, compiler: Any, **kw: Any) -> str:
+    # Stored as UTC text in SQLAlchemy's 'YYYY-MM-DD HH:MM:SS.ffffff' layout.
+    (moment,) = element.clauses
+    return str(compiler.process(func.strftime(literal_column("'%Y-%m'"), moment), **kw))
+
+
+class GroupField(enum.Enum):
+    AUTHOR = "AUTHOR"
+    TAG = "TAG"
+    PUBLISHED = "PUBLISHED"
+    CREATED_MONTH = "CREATED_MONTH"
+
+
+@dataclass(frozen=True, slots=True)
+class UserStats:
+    count: int
+    average_age: float | None
+    min_age: int | None
+    max_age: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PostStats:
+    count: int
+    published_count: int
+    first_created_at: datetime | None
+    last_created_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupKey:
+    """A group's key; only the fields grouped by are set (`tag_id` is None for untagged posts)."""
+
+    author_id: int | None = None
+    tag_id: int | None = None
+    published: bool | None = None
+    created_month: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PostGroup:
+    key: GroupKey
+    count: int
+    first_created_at: datetime | None
+    last_created_at: datetime | None
+
+
+async def user_stats(db: SerialSession, where: Filter | None) -> UserStats:
+    age = models.User.age
+    stmt = select(func.count(), func.sum(age), func.count(age), func.min(age), func.max(age)).where(
+        *filter_conditions(where)
+    )
+    ((count, age_sum, known, youngest, oldest),) = await db.rows(stmt)
+    # Sum and count, divided here: AVG's type and precision differ per dialect (MariaDB keeps
+    # four decimals), and an exact sum gives the same float everywhere.
+    return UserStats(
+        count=int(count),
+        average_age=int(age_sum) / int(known) if known else None,
+        min_age=youngest,
+        max_age=oldest,
+    )
+
+
+async def post_stats(
+    db: SerialSession, *, viewer: models.User | None, where: Filter | None
+) -> PostStats:
+    post = models.Post
+    stmt = select(
+        func.count(),
+        func.count(case((post.published.is_(True), 1))),
+        func.min(post.created_at),
+        func.max(post.created_at),
+    ).where(visible(post, viewer), *filter_conditions(where))
+    ((count, published, first, last),) = await db.rows(stmt)
+    return PostStats(
+        count=int(count),
+        published_count=int(published),
+        first_created_at=first,
+        last_created_at=last,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Grouping:
+    """One group field: its key column, what to GROUP BY and ORDER BY, and the joins it needs."""
+
+    field: GroupField
+    key: SQLColumnExpression[Any]
+    group_by: tuple[SQLColumnExpression[Any], ...]
+    order_by: tuple[SQLColumnExpression[Any], ...]
+    joins: tuple[tuple[Any, ColumnElement[bool], bool], ...] = ()
+
+
+def _grouping(field: GroupField) -> _Grouping:
+    # Own aliases, so the EXISTS of a `where` on author or tags never correlates with them.
+    post = models.Post
+    if field is GroupField.AUTHOR:
+        author = aliased(models.User, name="group_author")
+        return _Grouping(
+            field,
+            key=author.id,
+            group_by=(author.id, author.username),
+            order_by=(author.username,),
+            joins=((author, author.id == post.user_id, False),),
+        )
+    if field is GroupField.TAG:
+        link = models.post_tags.alias("group_post_tags")
+        tag = aliased(models.Tag, name="group_tag")
+        return _Grouping(
+            field,
+            key=tag.id,
+            group_by=(tag.id, tag.name),
+            # Among equal counts the untagged group comes last.
+            order_by=(tag.id.is_(None), tag.name),
+            joins=((link, link.c.post_id == post.id, True), (tag, tag.id == link.c.tag_id, True)),
+        )
+    if field is GroupField.PUBLISHED:
+        return _Grouping(
+            field, key=post.published, group_by=(post.published,), order_by=(post.published,)
+        )
+    month = CreatedMonth(post.created_at)
+    return _Grouping(field, key=month, group_by=(month,), order_by=(month,))
+
+
+_KEY_NAMES = {
+    GroupField.AUTHOR: "author_id",
+    GroupField.TAG: "tag_id",
+    GroupField.PUBLISHED: "published",
+    GroupField.CREATED_MONTH: "created_month",
+}
+
+
+def _groups_statement(groupings: Sequence[_Grouping], limit: int) -> Select[Any]:
+    count = func.count()
+    stmt = select(
+        *(label(_KEY_NAMES[grouping.field], grouping.key) for grouping in groupings),
+        count,
+        func.min(models.Post.created_at),
+        func.max(models.Post.created_at),
+    ).select_from(models.Post)
+    for grouping in groupings:
+        for target, onclause, outer in grouping.joins:
+            stmt = stmt.join(target, onclause, isouter=outer)
+    return (
+        stmt.group_by(*(column for grouping in groupings for column in grouping.group_by))
+        .order_by(count.desc(), *(column for grouping in groupings for column in grouping.order_by))
+        .limit(limit)
+    )
+
+
+async def post_groups(
+    db: SerialSession,
+    *,
+    viewer: models.User | None,
+    where: Filter | None,
+    group_by: Sequence[GroupField],
+    limit: int,
+) -> list[PostGroup]:
+    """Visible posts grouped by `group_by` (in that order of keys): count desc, then keys asc."""
+    groupings = [_grouping(field) for field in dict.fromkeys(group_by)]
+    stmt = _groups_statement(groupings, limit).where(
+        visible(models.Post, viewer), *filter_conditions(where)
+    )
+    groups = []
+    for row in await db.rows(stmt):
+        values, (count, first, last) = row[: len(groupings)], row[len(groupings) :]
+        keys = {
+            _KEY_NAMES[grouping.field]: value
+            for grouping, value in zip(groupings, values, strict=True)
+        }
+        groups.append(PostGroup(GroupKey(**keys), int(count), first, last))
+    return groups

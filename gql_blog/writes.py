@@ -1,0 +1,303 @@
+"""Writes behind the content mutations: posts and their tags, comments, the bulk operations.
+
+Every function works inside the caller's transaction and never commits: the mutation runner owns
+commit and rollback. A broken rule raises `models.InvalidValueError` naming the field at fault
+(`tags` for tag names), so nothing is half-written when the runner rolls back.
+
+Posts that become published are noted in `session.info` (pending until the mutation commits):
+the seam where the subscription event bus will pick them up.
+"""
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Insert,
+    Result,
+    and_,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Select
+
+from gql_blog import audit, models
+from gql_blog.loaders import visible_comments, visible_posts
+
+MAX_TAGS_PER_POST = 10
+# Ids of posts published by the current transaction, and by the request's committed mutations.
+PENDING_PUBLISHED_KEY = "gql_blog.pending_published_post_ids"
+PUBLISHED_KEY = "gql_blog.published_post_ids"
+# Posts, comments and tags have INTEGER ids; PostgreSQL refuses to bind a larger number.
+_ID_LIMIT = 2**31
+
+
+def can_edit(user: models.User, row: models.Post | models.Comment) -> bool:
+    """Only the author or an admin may change or delete a post or comment."""
+    return user.is_admin or row.user_id == user.id
+
+
+async def find_post(
+    session: AsyncSession, post_id: int, *, viewer: models.User
+) -> models.Post | None:
+    """The post, if it exists and the viewer may see it (another user's draft is not found)."""
+    if post_id >= _ID_LIMIT:
+        return None
+    stmt = select(models.Post).where(models.Post.id == post_id, visible_posts(viewer))
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def lock_post(
+    session: AsyncSession, post_id: int, *, viewer: models.User
+) -> models.Post | None:
+    """`find_post`, its row locked until the transaction ends: edits of one post take turns."""
+    if post_id >= _ID_LIMIT:
+        return None
+    stmt = (
+        select(models.Post)
+        .where(models.Post.id == post_id, visible_posts(viewer))
+        .with_for_update()
+        # Read what the previous editor committed, not the copy the session may hold.
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def find_comment(
+    session: AsyncSession, comment_id: int, *, viewer: models.User
+) -> models.Comment | None:
+    """The comment, if it exists and its post is visible to the viewer."""
+    if comment_id >= _ID_LIMIT:
+        return None
+    stmt = select(models.Comment).where(models.Comment.id == comment_id, visible_comments(viewer))
+    return (await session.scalars(stmt)).one_or_none()
+
+
+def normalize_tag_names(names: Iterable[str]) -> list[str]:
+    """Trimmed, lower-cased, distinct tag names in the order given; at most ten."""
+    found: dict[str, None] = {}
+    for raw in names:
+        name = raw.strip().lower()
+        if not name:
+            raise models.InvalidValueError("tags", "tag names must not be blank")
+        if "\x00" in name:
+            raise models.InvalidValueError("tags", "tag names must not contain NUL characters")
+        if len(name) > models.TAG_NAME_MAX:
+            raise models.InvalidValueError(
+                "tags", f"tag names must be at most {models.TAG_NAME_MAX} characters"
+            )
+        found[name] = None
+    if len(found) > MAX_TAGS_PER_POST:
+        raise models.InvalidValueError(
+            "tags", f"a post has at most {MAX_TAGS_PER_POST} tags (got {len(found)})"
+        )
+    return list(found)
+
+
+def _insert_missing_tags(session: AsyncSession, names: Sequence[str]) -> Insert:
+    """One INSERT of the names that skips any already taken, even by a concurrent writer."""
+    rows = [{"name": name} for name in names]
+    tags: Any = models.Tag.__table__
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(tags).values(rows).on_conflict_do_nothing(index_elements=["name"])
+    if dialect == "sqlite":
+        return sqlite.insert(tags).values(rows).on_conflict_do_nothing(index_elements=["name"])
+    # MariaDB: a duplicate key is skipped (lengths and NULs are checked before).
+    stmt: Insert = insert(tags).values(rows).prefix_with("IGNORE")
+    return stmt
+
+
+async def tags_named(session: AsyncSession, names: Sequence[str]) -> list[models.Tag]:
+    """The tags with these (normalized) names, created on first use; in the order given.
+
+    Tags that exist cost one read. Two transactions creating the same new tag both succeed with
+    one row: the insert waits for the other's commit and skips the name, and a locking read sees
+    the committed row (a plain read would not, inside MariaDB's repeatable-read snapshot). The
+    first read does not lock: MariaDB's gap locks on absent names would deadlock the inserts.
+    """
+    if not names:
+        return []
+    # Sorted, so concurrent writers take the unique-key locks in one order (no deadlock).
+    wanted = sorted(set(names))
+    found = {tag.name: tag for tag in await session.scalars(_tags_select(wanted))}
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        await session.execute(_insert_missing_tags(session, missing))
+        stmt = _tags_select(missing).with_for_update(read=True)
+        found |= {tag.name: tag for tag in await session.scalars(stmt)}
+    return [found[name] for name in names]
+
+
+def _tags_select(names: Sequence[str]) -> Select[models.Tag]:
+    return select(models.Tag).where(models.Tag.name.in_(names))
+
+
+async def _link_tags(session: AsyncSession, post: models.Post, names: Sequence[str]) -> None:
+    tags = await tags_named(session, names)
+    if tags:
+        await session.execute(
+            insert(models.post_tags).values(
+                [{"post_id": post.id, "tag_id": tag.id} for tag in tags]
+            )
+        )
+
+
+async def _tag_names_of(session: AsyncSession, post: models.Post) -> set[str]:
+    stmt = (
+        select(models.Tag.name)
+        .join(models.post_tags, models.post_tags.c.tag_id == models.Tag.id)
+        .where(models.post_tags.c.post_id == post.id)
+    )
+    return set(await session.scalars(stmt))
+
+
+async def _replace_tags(session: AsyncSession, post: models.Post, names: Sequence[str]) -> bool:
+    """Give the post exactly these tags; False when it had them already."""
+    if await _tag_names_of(session, post) == set(names):
+        return False
+    await session.execute(delete(models.post_tags).where(models.post_tags.c.post_id == post.id))
+    await _link_tags(session, post, names)
+    return True
+
+
+def _note_published(session: AsyncSession, post: models.Post) -> None:
+    session.info.setdefault(PENDING_PUBLISHED_KEY, []).append(post.id)
+
+
+def confirm_published(session: AsyncSession) -> None:
+    """The mutation committed: its published posts join the request's list of events to send."""
+    pending = session.info.pop(PENDING_PUBLISHED_KEY, [])
+    session.info.setdefault(PUBLISHED_KEY, []).extend(pending)
+
+
+def discard_published(session: AsyncSession) -> None:
+    """The mutation rolled back: nothing it published happened."""
+    session.info.pop(PENDING_PUBLISHED_KEY, None)
+
+
+async def create_post(
+    session: AsyncSession,
+    *,
+    author: models.User,
+    title: str,
+    content: str,
+    published: bool,
+    tag_names: Iterable[str],
+) -> models.Post:
+    names = normalize_tag_names(tag_names)
+    post = models.Post(title=title, content=content, published=published, user_id=author.id)
+    session.add(post)
+    await session.flush()
+    await _link_tags(session, post, names)
+    if published:
+        _note_published(session, post)
+    return post
+
+
+async def update_post(
+    session: AsyncSession,
+    post: models.Post,
+    *,
+    title: str | None = None,
+    content: str | None = None,
+    published: bool | None = None,
+    tag_names: Iterable[str] | None = None,
+) -> models.Post:
+    """Change what is given (None leaves a field as it is); updated_at moves only on a change."""
+    names = None if tag_names is None else normalize_tag_names(tag_names)
+    becomes_published = published is True and not post.published
+    if title is not None:
+        post.title = title
+    if content is not None:
+        post.content = content
+    if published is not None:
+        post.published = published
+    if names is not None and await _replace_tags(session, post, names):
+        # Column changes move updated_at by themselves (onupdate); a tag change must say so.
+        post.updated_at = models.utc_now()
+    await session.flush()
+    if becomes_published:
+        _note_published(session, post)
+    return post
+
+
+async def publish_post(session: AsyncSession, post: models.Post) -> models.Post:
+    return await update_post(session, post, published=True)
+
+
+async def delete_post(session: AsyncSession, post: models.Post) -> None:
+    """Delete the post; the database drops its comments and tag links (ON DELETE CASCADE)."""
+    await session.delete(post)
+    await session.flush()
+
+
+async def add_comment(
+    session: AsyncSession, *, post: models.Post, author: models.User, content: str
+) -> models.Comment:
+    comment = models.Comment(content=content, post_id=post.id, user_id=author.id)
+    session.add(comment)
+    await session.flush()
+    return comment
+
+
+async def delete_comment(session: AsyncSession, comment: models.Comment) -> None:
+    await session.delete(comment)
+    await session.flush()
+
+
+def _row_count(result: Result[Any]) -> int:
+    # An UPDATE or DELETE answers with a cursor result, whose rowcount says how many rows matched.
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"expected a cursor result, got {type(result).__name__}")
+    return result.rowcount
+
+
+async def deactivate_users(session: AsyncSession, condition: ColumnElement[bool]) -> int:
+    """Deactivate the matching active users in one UPDATE; how many were deactivated.
+
+    The bulk statement bypasses the audit listener: the rows it will change are read (and locked)
+    first, and their audit rows written beside it.
+    """
+    matched = and_(condition, models.User.is_active.is_(True))
+    ids = await session.scalars(select(models.User.id).where(matched).with_for_update())
+    changes = audit.differences(models.User, {"is_active": (True, False)})
+    stmt = (
+        update(models.User)
+        .where(matched)
+        .values(is_active=False)
+        .execution_options(synchronize_session=False)
+    )
+    affected = _row_count(await session.execute(stmt))
+    await _write_audit(session, models.User, dict.fromkeys(ids, changes))
+    return affected
+
+
+async def delete_posts(session: AsyncSession, condition: ColumnElement[bool]) -> int:
+    """Delete the matching posts in one DELETE (comments and tag links cascade); how many.
+
+    As for `deactivate_users`, the posts are read (and locked) first for their audit rows; their
+    comments go unlogged, as with `deletePost`.
+    """
+    columns = [getattr(models.Post, name) for name in audit.AUDITED[models.Post].fields]
+    stmt = select(models.Post.id, *columns).where(condition).with_for_update()
+    doomed = {
+        row.id: audit.snapshot(models.Post, row._asdict()) for row in await session.execute(stmt)
+    }
+    delete_stmt = delete(models.Post).where(condition).execution_options(synchronize_session=False)
+    affected = _row_count(await session.execute(delete_stmt))
+    await _write_audit(session, models.Post, doomed)
+    return affected
+
+
+async def _write_audit(
+    session: AsyncSession, model: type[models.Base], changes_by_id: dict[int, dict[str, Any]]
+) -> None:
+    action = models.AuditAction.UPDATE if model is models.User else models.AuditAction.DELETE
+    rows = audit.audit_rows(model, action, changes_by_id, actor=audit.actor_id(session))
+    await audit.write_audit_rows(session, rows)
