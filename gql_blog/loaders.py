@@ -202,8 +202,12 @@ class ChildPages(DataLoader[int, "Page"]):
         position = func.row_number().over(
             partition_by=parent, order_by=request.ordering.clauses(reverse=request.backward)
         )
+        model: Any = relation.model
+        # Rank ids only: sorting narrow rows, not whole posts, keeps the window in memory.
         ranked = (
-            relation.select_from(relation.model, parent.label("parent_key"), position.label("pos"))
+            relation.select_from(
+                model.id.label("row_id"), parent.label("parent_key"), position.label("pos")
+            )
             .where(
                 parent.in_(parent_ids),
                 visible(relation.model, self._loaders.viewer),
@@ -213,7 +217,8 @@ class ChildPages(DataLoader[int, "Page"]):
         )
         # Keep size + 1 rows per parent: the extra row answers hasNextPage without a COUNT.
         stmt = (
-            select(aliased(relation.model, ranked), ranked.c.parent_key)
+            select(model, ranked.c.parent_key)
+            .join(ranked, model.id == ranked.c.row_id)
             .where(ranked.c.pos <= request.size + 1)
             .order_by(ranked.c.parent_key, ranked.c.pos)
         )

@@ -1,6 +1,6 @@
 """What every resolver of one request shares: its session, viewer, loaders and the settings."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gql_blog import models
 from gql_blog.config import Settings
@@ -17,3 +17,5 @@ class Context:
     request_id: str
     # The sign-in token the request carried (`logout` revokes it); None when it had none.
     token: str | None = None
+    # Which fields each connection's nodes select, by connection field node (see lookahead.py).
+    lookahead: dict[int, frozenset[str]] = field(default_factory=dict)

@@ -36,6 +36,7 @@ from gql_blog.schema.types import (
     TagOrder,
     User,
     UserOrder,
+    node_converter,
 )
 
 
@@ -46,13 +47,14 @@ async def _node(info: BlogInfo, type_name: str, row_id: int) -> Node | None:
 
 
 async def _root_connection(
-    info: BlogInfo, model: type[models.Base], entity: str, convert: Any, args: dict[str, Any]
+    info: BlogInfo, model: type[models.Base], entity: str, args: dict[str, Any]
 ) -> Connection[Any]:
     context = info.context
     ordering = ordering_of(entity, args.pop("order_by"))
     where = compile_filter(context.loaders, entity, args.pop("where"))
     request = page_request(context.settings, ordering, where=where, **args)
     page = await context.loaders.root_page(model, request)
+    convert = await node_converter(info, entity, page.rows)
     return connection(page, RootSource(context.loaders, model, ordering, where), convert)
 
 
@@ -99,7 +101,7 @@ class Query:
             "where": where,
             "order_by": order_by,
         }
-        return await _root_connection(info, models.User, "User", User.from_model, args)
+        return await _root_connection(info, models.User, "User", args)
 
     @strawberry.field(
         description="A post by global id; null if missing, hidden or of another type."
@@ -132,7 +134,7 @@ class Query:
             "where": where,
             "order_by": order_by,
         }
-        return await _root_connection(info, models.Post, "Post", Post.from_model, args)
+        return await _root_connection(info, models.Post, "Post", args)
 
     @strawberry.field(description="A tag by name (trimmed, lower-cased).")
     async def tag(self, info: BlogInfo, name: str) -> Tag | None:
@@ -158,7 +160,7 @@ class Query:
             "where": where,
             "order_by": order_by,
         }
-        return await _root_connection(info, models.Tag, "Tag", Tag.from_model, args)
+        return await _root_connection(info, models.Tag, "Tag", args)
 
     user_stats: UserStats = strawberry.field(
         resolver=resolve_user_stats, description="Counts and ages of the users `where` matches."

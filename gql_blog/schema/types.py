@@ -1,7 +1,7 @@
 """The GraphQL object types: thin views over the ORM rows, relations resolved through loaders."""
 
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -22,6 +22,7 @@ from gql_blog.schema.connections import (
 from gql_blog.schema.context import Context
 from gql_blog.schema.ids import encode_global_id
 from gql_blog.schema.inputs import CommentWhere, PostWhere
+from gql_blog.schema.lookahead import node_fields
 
 NodeT = TypeVar("NodeT")
 RowT = TypeVar("RowT")
@@ -101,9 +102,8 @@ async def _children(
     relation: str,
     parent_id: int,
     entity: str,
-    convert: Callable[[Any], NodeT],
     args: dict[str, Any],
-) -> Connection[NodeT]:
+) -> Connection[Any]:
     """A nested connection: this parent's page comes from one loader batch for all parents."""
     context = info.context
     ordering = ordering_of(entity, args.pop("order_by"))
@@ -111,7 +111,42 @@ async def _children(
     request = page_request(context.settings, ordering, where=where, **args)
     page = await context.loaders.pages(relation, request).load(parent_id)
     source = ChildSource(context.loaders, relation, parent_id, ordering, where)
-    return connection(page, source, convert)
+    return connection(page, source, await node_converter(info, entity, page.rows))
+
+
+async def _rows_by_key(loader: Any, keys: list[int]) -> dict[int, Any]:
+    """Load `keys` in one batch (the page's siblings together); key → row."""
+    unique = list(dict.fromkeys(keys))
+    return dict(zip(unique, await loader.load_many(unique), strict=True))
+
+
+async def node_converter(info: BlogInfo, entity: str, rows: list[Any]) -> Callable[[Any], Any]:
+    """Rows → nodes, with the to-one relations their selection asks for loaded ahead."""
+    wanted = node_fields(info)
+    loaders = info.context.loaders
+    if entity == "Post":
+        authors = tags = None
+        if "author" in wanted:
+            authors = await _rows_by_key(loaders.users, [row.user_id for row in rows])
+        if "tags" in wanted:
+            tags = await _rows_by_key(loaders.tags_of_posts, [row.id for row in rows])
+        return lambda row: Post.from_model(
+            row,
+            author=None if authors is None else authors[row.user_id],
+            tags=None if tags is None else tags[row.id],
+        )
+    if entity == "Comment":
+        comment_authors = posts = None
+        if "author" in wanted:
+            comment_authors = await _rows_by_key(loaders.users, [row.user_id for row in rows])
+        if "post" in wanted:
+            posts = await _rows_by_key(loaders.posts, [row.post_id for row in rows])
+        return lambda row: Comment.from_model(
+            row,
+            author=None if comment_authors is None else comment_authors[row.user_id],
+            post=None if posts is None else posts[row.post_id],
+        )
+    return NODE_TYPES[entity][1]
 
 
 def _row_or_raise(row: RowT | None, what: str) -> RowT:
@@ -174,7 +209,6 @@ class User(Node):
             relation="User.posts",
             parent_id=self.row_id,
             entity="Post",
-            convert=Post.from_model,
             args={
                 "first": first,
                 "after": after,
@@ -201,7 +235,6 @@ class User(Node):
             relation="User.comments",
             parent_id=self.row_id,
             entity="Comment",
-            convert=Comment.from_model,
             args={
                 "first": first,
                 "after": after,
@@ -218,6 +251,16 @@ async def _load_user(info: BlogInfo, user_id: int) -> User:
     return User.from_model(_row_or_raise(row, f"user {user_id}"))
 
 
+async def _load_post(info: BlogInfo, post_id: int) -> "Post":
+    row = await info.context.loaders.posts.load(post_id)
+    return Post.from_model(_row_or_raise(row, f"post {post_id}"))
+
+
+async def _load_tags(info: BlogInfo, post_id: int) -> list["Tag"]:
+    rows = await info.context.loaders.tags_of_posts.load(post_id)
+    return [Tag.from_model(row) for row in rows]
+
+
 @strawberry.type(description="A blog post; drafts are visible to their author and admins only.")
 class Post(Node):
     type_name: ClassVar[str] = "Post"
@@ -227,9 +270,18 @@ class Post(Node):
     created_at: datetime
     updated_at: datetime
     user_id: strawberry.Private[int]
+    # Loaded ahead by the connection for the whole page (see lookahead.py), else None.
+    author_row: strawberry.Private[models.User | None] = None
+    tag_rows: strawberry.Private[list[models.Tag] | None] = None
 
     @classmethod
-    def from_model(cls, row: models.Post) -> Self:
+    def from_model(
+        cls,
+        row: models.Post,
+        *,
+        author: models.User | None = None,
+        tags: list[models.Tag] | None = None,
+    ) -> Self:
         return cls(
             row_id=row.id,
             title=row.title,
@@ -238,16 +290,21 @@ class Post(Node):
             created_at=row.created_at,
             updated_at=row.updated_at,
             user_id=row.user_id,
+            author_row=author,
+            tag_rows=tags,
         )
 
-    @strawberry.field(description="Who wrote the post.")
-    async def author(self, info: BlogInfo) -> User:
-        return await _load_user(info, self.user_id)
+    @strawberry.field(description="Who wrote the post.", graphql_type=User)
+    def author(self, info: BlogInfo) -> User | Awaitable[User]:
+        if self.author_row is not None:
+            return User.from_model(self.author_row)
+        return _load_user(info, self.user_id)
 
-    @strawberry.field(description="The post's tags, by name.")
-    async def tags(self, info: BlogInfo) -> list["Tag"]:
-        rows = await info.context.loaders.tags_of_posts.load(self.row_id)
-        return [Tag.from_model(row) for row in rows]
+    @strawberry.field(description="The post's tags, by name.", graphql_type=list["Tag"])
+    def tags(self, info: BlogInfo) -> list["Tag"] | Awaitable[list["Tag"]]:
+        if self.tag_rows is not None:
+            return [Tag.from_model(row) for row in self.tag_rows]
+        return _load_tags(info, self.row_id)
 
     @strawberry.field(description="Comments on the post.")
     async def comments(
@@ -265,7 +322,6 @@ class Post(Node):
             relation="Post.comments",
             parent_id=self.row_id,
             entity="Comment",
-            convert=Comment.from_model,
             args={
                 "first": first,
                 "after": after,
@@ -284,25 +340,39 @@ class Comment(Node):
     created_at: datetime
     user_id: strawberry.Private[int]
     post_id: strawberry.Private[int]
+    # Loaded ahead by the connection for the whole page (see lookahead.py), else None.
+    author_row: strawberry.Private[models.User | None] = None
+    post_row: strawberry.Private[models.Post | None] = None
 
     @classmethod
-    def from_model(cls, row: models.Comment) -> Self:
+    def from_model(
+        cls,
+        row: models.Comment,
+        *,
+        author: models.User | None = None,
+        post: models.Post | None = None,
+    ) -> Self:
         return cls(
             row_id=row.id,
             content=row.content,
             created_at=row.created_at,
             user_id=row.user_id,
             post_id=row.post_id,
+            author_row=author,
+            post_row=post,
         )
 
-    @strawberry.field(description="Who wrote the comment.")
-    async def author(self, info: BlogInfo) -> User:
-        return await _load_user(info, self.user_id)
+    @strawberry.field(description="Who wrote the comment.", graphql_type=User)
+    def author(self, info: BlogInfo) -> User | Awaitable[User]:
+        if self.author_row is not None:
+            return User.from_model(self.author_row)
+        return _load_user(info, self.user_id)
 
-    @strawberry.field(description="The post commented on.")
-    async def post(self, info: BlogInfo) -> Post:
-        row = await info.context.loaders.posts.load(self.post_id)
-        return Post.from_model(_row_or_raise(row, f"post {self.post_id}"))
+    @strawberry.field(description="The post commented on.", graphql_type=Post)
+    def post(self, info: BlogInfo) -> Post | Awaitable[Post]:
+        if self.post_row is not None:
+            return Post.from_model(self.post_row)
+        return _load_post(info, self.post_id)
 
 
 @strawberry.type(description="A tag; posts carry up to ten.")
@@ -330,7 +400,6 @@ class Tag(Node):
             relation="Tag.posts",
             parent_id=self.row_id,
             entity="Post",
-            convert=Post.from_model,
             args={
                 "first": first,
                 "after": after,
