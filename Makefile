@@ -34,8 +34,9 @@ format: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/gql-blog export-schema --output schema.graphql
 
+# `make bench BENCH_ARGS=--quick` checks the script on small data in about a minute.
 bench: $(STAMP)
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
