@@ -146,7 +146,7 @@ class _Strategy(Protocol):
 
     def page(self, ranked: Subquery) -> Select[Any]: ...
 
-    def snippet(self, post: models.Post, selected: Any) -> str: ...
+    def snippet(self, post: models.Post, selected: Sequence[Any]) -> str: ...
 
 
 class _PostgreSQL:
@@ -170,15 +170,16 @@ class _PostgreSQL:
         return cast(func.ts_rank(_SEARCH_VECTOR, self._query()), Double())
 
     def page(self, ranked: Subquery) -> Select[Any]:
-        headline = func.ts_headline(
-            "english", models.Post.content, self._query(), _HEADLINE_OPTIONS
-        )
-        return select(models.Post, ranked.c.search_rank, headline).join_from(
+        headlines = [
+            func.ts_headline("english", column, self._query(), _HEADLINE_OPTIONS)
+            for column in (models.Post.content, models.Post.title)
+        ]
+        return select(models.Post, ranked.c.search_rank, *headlines).join_from(
             ranked, models.Post, models.Post.id == ranked.c.id
         )
 
-    def snippet(self, post: models.Post, selected: Any) -> str:
-        return str(selected)
+    def snippet(self, post: models.Post, selected: Sequence[Any]) -> str:
+        return marked_snippet(str(selected[0]), str(selected[1]))
 
 
 class _SQLite:
@@ -196,17 +197,20 @@ class _SQLite:
 
     def page(self, ranked: Subquery) -> Select[Any]:
         # snippet() needs a MATCH on its own FTS cursor: one per hit of the page, found by rowid.
-        snippet = func.snippet(_FTS_TABLE, 1, HIT_START, HIT_END, ELLIPSIS, SNIPPET_WORDS)
+        snippets = [
+            func.snippet(_FTS_TABLE, column, HIT_START, HIT_END, ELLIPSIS, SNIPPET_WORDS)
+            for column in (1, 0)  # content, then title
+        ]
         return (
-            select(models.Post, ranked.c.search_rank, snippet)
+            select(models.Post, ranked.c.search_rank, *snippets)
             .select_from(ranked)
             .join(models.Post, models.Post.id == ranked.c.id)
             .join(_FTS, _FTS.c.rowid == ranked.c.id)
             .where(self.match())
         )
 
-    def snippet(self, post: models.Post, selected: Any) -> str:
-        return str(selected)
+    def snippet(self, post: models.Post, selected: Sequence[Any]) -> str:
+        return marked_snippet(str(selected[0]), str(selected[1]))
 
 
 class _MariaDB:
@@ -240,8 +244,17 @@ class _MariaDB:
             ranked, models.Post, models.Post.id == ranked.c.id
         )
 
-    def snippet(self, post: models.Post, selected: Any) -> str:
-        return cut_snippet(post.content, self._terms)
+    def snippet(self, post: models.Post, selected: Sequence[Any]) -> str:
+        return marked_snippet(
+            cut_snippet(post.content, self._terms), cut_snippet(post.title, self._terms)
+        )
+
+
+def marked_snippet(content: str, title: str) -> str:
+    """The content's snippet when it shows a hit; else the title's, when the hit is there."""
+    if HIT_START in content or HIT_START not in title:
+        return content
+    return title
 
 
 def cut_snippet(content: str, terms: frozenset[str]) -> str:
@@ -410,7 +423,7 @@ class PostSearch:
         )
         order = _order(ranked.c.search_rank, ranked.c.id, reverse=request.backward)
         rows = await self._db.rows(strategy.page(ranked).order_by(*order))
-        hits = [SearchHit(row[0], float(row[1]), strategy.snippet(row[0], row[-1])) for row in rows]
+        hits = [SearchHit(row[0], float(row[1]), strategy.snippet(row[0], row[2:])) for row in rows]
         kept = hits[: request.size]
         if request.backward:
             kept.reverse()

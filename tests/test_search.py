@@ -107,6 +107,20 @@ async def test_snippet_marks_the_matched_word(committed: CommittedApi) -> None:
     assert len(edge["snippet"].split()) <= 31
 
 
+async def test_title_only_hit_shows_the_marked_title(committed: CommittedApi) -> None:
+    author = await make_user(committed.db)
+    await make_post(
+        committed.db, author=author, title="Python tips", content="Notes on clean loops."
+    )
+    await add_noise(committed.db, author)
+    await committed.db.commit()
+
+    result = await search_posts(committed.api, "python")
+
+    [edge] = found(result)["edges"]
+    assert edge["snippet"] == "«Python» tips"
+
+
 async def test_drafts_are_found_only_by_their_author(committed: CommittedApi) -> None:
     author, other = await make_user(committed.db), await make_user(committed.db)
     await make_post(committed.db, author=author, title="Python in public", content="Out now.")
