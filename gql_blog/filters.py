@@ -522,12 +522,7 @@ def _compare(
         return column.is_(None) if value else column.is_not(None)
     if value is None:
         raise InvalidFilterError(path, "null is not a value to compare with: use isNull")
-    if any(
-        isinstance(item, datetime) and item.tzinfo is None
-        for item in (value if isinstance(value, list) else [value])
-    ):
-        # A time without an offset names no instant (and the column refuses it).
-        raise InvalidFilterError(path, "a DateTime needs a UTC offset, e.g. 2024-01-01T00:00:00Z")
+    _check_operands(value if isinstance(value, list) else [value], path=path)
     if insensitive:
         column = _lower(column)
         value = [item.lower() for item in value] if isinstance(value, list) else value.lower()
@@ -545,6 +540,24 @@ def _compare(
     }
     compared: ColumnElement[bool] = comparisons[name](value)
     return and_(column.is_not(None), compared)
+
+
+def _check_operands(values: list[Any], *, path: str) -> None:
+    """Refuse operands no column can hold, before they reach a driver that would fail on them."""
+    for item in values:
+        if isinstance(item, str) and "\x00" in item:
+            raise InvalidFilterError(path, "text must not contain NUL characters")
+        if not isinstance(item, datetime):
+            continue
+        if item.tzinfo is None:
+            # A time without an offset names no instant (and the column refuses it).
+            raise InvalidFilterError(
+                path, "a DateTime needs a UTC offset, e.g. 2024-01-01T00:00:00Z"
+            )
+        try:
+            item.astimezone(UTC)
+        except OverflowError:
+            raise InvalidFilterError(path, "that DateTime is out of range") from None
 
 
 def _like(column: ColumnElement[Any], name: str, value: str) -> ColumnElement[bool]:

@@ -387,6 +387,8 @@ class Loaders:
         return Filter(key=canonical_where(plain), predicate=predicate)
 
     async def user_by_username(self, username: str) -> models.User | None:
+        if "\x00" in username:  # no stored name holds NUL, and PostgreSQL refuses to bind it
+            return None
         stmt = select(models.User).where(models.User.username_key == models.fold_username(username))
         row = next(iter(await self.db.scalars(stmt)), None)
         if row is not None:
@@ -394,6 +396,8 @@ class Loaders:
         return row
 
     async def tag_by_name(self, name: str) -> models.Tag | None:
+        if "\x00" in name:  # no stored name holds NUL, and PostgreSQL refuses to bind it
+            return None
         stmt = select(models.Tag).where(models.Tag.name == name.strip().lower())
         row = next(iter(await self.db.scalars(stmt)), None)
         if row is not None:

@@ -1,5 +1,6 @@
 """The HTTP surface: health, GET queries, schema drift, debug extensions and error masking."""
 
+import base64
 import dataclasses
 import logging
 from pathlib import Path
@@ -75,3 +76,78 @@ async def test_unexpected_failure_is_masked_with_an_error_id_in_the_log(
     logged = [record for record in caplog.records if record.__dict__.get("error_id") == error_id]
     assert logged, "the log carries the error id"
     assert "secret detail" in str(logged[0].exc_info)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'"x"',
+        b"null",
+        b'{"query": "{ viewer { id } }\xff"}',
+        b"[" * 5000 + b"]" * 5000,
+        b'{"query": "query($s: String!) { user(username: $s) { id } }", '
+        b'"variables": {"s": "\\ud800"}}',
+    ],
+    ids=["string", "null", "invalid-utf8", "deeply-nested", "lone-surrogate"],
+)
+async def test_unusable_body_is_a_400_with_a_graphql_json_error(
+    api: GraphQLClient, body: bytes
+) -> None:
+    response = await api.http.post(
+        "/graphql", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["message"]
+
+
+async def test_other_methods_get_a_json_405(api: GraphQLClient) -> None:
+    response = await api.http.put("/graphql", json={"query": "{ viewer { id } }"})
+    assert response.status_code == 405
+    assert response.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        ("query($s: String!) { user(username: $s) { id } }", {"s": "ab\u0000"}),
+        ("query($s: String!) { tag(name: $s) { id } }", {"s": "ab\u0000"}),
+    ],
+    ids=["user", "tag"],
+)
+async def test_lookup_with_nul_finds_nothing(
+    api: GraphQLClient, query: str, variables: dict[str, str]
+) -> None:
+    result = await api.query(query, variables)
+    assert result.errors is None
+    assert next(iter(result.data.values())) is None
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"username": {"eq": "ab\u0000"}},
+        {"createdAt": {"gt": "0001-01-01T00:00:00+14:00"}},
+        {"createdAt": {"lt": "9999-12-31T23:59:59-14:00"}},
+    ],
+    ids=["nul-text", "before-year-one", "after-year-9999"],
+)
+async def test_filter_operand_no_column_holds_is_bad_user_input(
+    api: GraphQLClient, where: dict[str, object]
+) -> None:
+    result = await api.query(
+        "query($w: UserWhere) { users(where: $w) { totalCount } }", {"w": where}
+    )
+    assert result.error_codes == ["BAD_USER_INPUT"]
+
+
+async def test_id_filter_beyond_the_id_range_matches_nothing(
+    api: GraphQLClient, db: AsyncSession
+) -> None:
+    author = await make_user(db)
+    await make_post(db, author=author)
+    huge = base64.b64encode(b"Post:99999999999").decode()
+    result = await api.query(
+        "query($id: ID!) { posts(where: {id: {eq: $id}}) { totalCount } }", {"id": huge}
+    )
+    assert result.errors is None
+    assert result.data == {"posts": {"totalCount": 0}}

@@ -157,6 +157,7 @@ _OPERATOR_INPUTS = (IntFilter, StringFilter, BooleanFilter, DateTimeFilter)
 
 # An id of another type can equal no row; 0 is an id no row has.
 _NO_ROW = 0
+_ID_LIMIT = 2**31
 _KNOWN_TYPES = frozenset({"User", "Post", "Comment", "Tag", "AuditLogEntry"})
 
 
@@ -209,4 +210,5 @@ def _plain_ids(ids: IDFilter, entity: str | None) -> dict[str, Any]:
 
 def _row_id(value: str, entity: str | None) -> int:
     type_name, row_id = decode_global_id(value, known_types=_KNOWN_TYPES)
-    return row_id if type_name == entity else _NO_ROW
+    # An id beyond the id columns' range names no row (and PostgreSQL refuses to bind it).
+    return row_id if type_name == entity and row_id < _ID_LIMIT else _NO_ROW

@@ -31,7 +31,7 @@ class ValidationError(Error):
 
 @strawberry.type(description="No such object, or the viewer may not see it.")
 class NotFoundError(Error):
-    id: strawberry.ID | None
+    id: strawberry.ID
 
 
 @strawberry.type(description="The value is taken already (e.g. a username or an email).")
