@@ -288,6 +288,10 @@ def _load(key: SortKey, raw: Any, cursor: str) -> Any:
 # --- where: typed filters compiled to SQL -----------------------------------------------------
 
 
+# Longer lists would pass PostgreSQL's bind-parameter limit (32,767) in one statement.
+MAX_LIST_LENGTH = 1000
+
+
 class InvalidFilterError(ValueError):
     """A filter the compiler refuses; `path` says where in the `where` input it is."""
 
@@ -574,6 +578,8 @@ def _membership(
 ) -> ColumnElement[bool]:
     if any(item is None for item in values):
         raise InvalidFilterError(path, "lists may not contain null: use isNull")
+    if len(values) > MAX_LIST_LENGTH:
+        raise InvalidFilterError(path, f"at most {MAX_LIST_LENGTH} values (got {len(values)})")
     if not values:
         # An empty `in` matches nothing; an empty `notIn` matches every row, NULLs included.
         return false() if name == "in" else true()

@@ -49,10 +49,31 @@ def visible_comments(viewer: models.User | None) -> ColumnElement[bool]:
         return true()
     # Its own alias of posts, so the EXISTS never correlates with a posts table around it.
     post = aliased(models.Post)
+    return exists().where(post.id == models.Comment.post_id, _shown(post, viewer))
+
+
+def visible_tags(viewer: models.User | None) -> ColumnElement[bool]:
+    """A tag is hidden when it is carried only by posts the viewer may not see (drafts' tags
+    stay private); a tag no post carries reveals nothing and stays visible."""
+    if viewer is not None and viewer.is_admin:
+        return true()
+    post, links, any_links = (
+        aliased(models.Post),
+        models.post_tags.alias(),
+        models.post_tags.alias(),
+    )
+    carried = exists().where(any_links.c.tag_id == models.Tag.id)
+    shown = exists().where(
+        links.c.tag_id == models.Tag.id, links.c.post_id == post.id, _shown(post, viewer)
+    )
+    return ~carried | shown
+
+
+def _shown(post: Any, viewer: models.User | None) -> ColumnElement[bool]:
     shown: ColumnElement[bool] = post.published.is_(True)
     if viewer is not None:
         shown = shown | (post.user_id == viewer.id)
-    return exists().where(post.id == models.Comment.post_id, shown)
+    return shown
 
 
 def can_see_emails(viewer: models.User | None) -> ColumnElement[bool]:
@@ -72,6 +93,8 @@ def visible(model: type[models.Base], viewer: models.User | None) -> ColumnEleme
         return visible_posts(viewer)
     if model is models.Comment:
         return visible_comments(viewer)
+    if model is models.Tag:
+        return visible_tags(viewer)
     return true()
 
 
@@ -325,7 +348,7 @@ class Loaders:
         self.users = ById(db, models.User, true())
         self.posts = ById(db, models.Post, visible_posts(viewer))
         self.comments = ById(db, models.Comment, visible_comments(viewer))
-        self.tags = ById(db, models.Tag, true())
+        self.tags = ById(db, models.Tag, visible_tags(viewer))
         self.audit_logs = ById(db, models.AuditLog, visible(models.AuditLog, viewer))
         self.tags_of_posts = TagsOfPosts(self)
         self._by_model: dict[type[models.Base], ById[Any]] = {
@@ -398,7 +421,9 @@ class Loaders:
     async def tag_by_name(self, name: str) -> models.Tag | None:
         if "\x00" in name:  # no stored name holds NUL, and PostgreSQL refuses to bind it
             return None
-        stmt = select(models.Tag).where(models.Tag.name == name.strip().lower())
+        stmt = select(models.Tag).where(
+            models.Tag.name == name.strip().lower(), visible_tags(self.viewer)
+        )
         row = next(iter(await self.db.scalars(stmt)), None)
         if row is not None:
             self.remember(row)

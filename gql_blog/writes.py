@@ -45,10 +45,18 @@ def can_edit(user: models.User, row: models.Post | models.Comment) -> bool:
 async def find_post(
     session: AsyncSession, post_id: int, *, viewer: models.User
 ) -> models.Post | None:
-    """The post, if it exists and the viewer may see it (another user's draft is not found)."""
+    """The post, if it exists and the viewer may see it (another user's draft is not found).
+
+    Share-locked until the transaction ends: a concurrent deletePost waits, so a comment never
+    lands on a post deleted under it (that would be a foreign-key failure, not NotFoundError).
+    """
     if post_id >= _ID_LIMIT:
         return None
-    stmt = select(models.Post).where(models.Post.id == post_id, visible_posts(viewer))
+    stmt = (
+        select(models.Post)
+        .where(models.Post.id == post_id, visible_posts(viewer))
+        .with_for_update(read=True)
+    )
     return (await session.scalars(stmt)).one_or_none()
 
 
@@ -68,13 +76,19 @@ async def lock_post(
     return (await session.scalars(stmt)).one_or_none()
 
 
-async def find_comment(
+async def lock_comment(
     session: AsyncSession, comment_id: int, *, viewer: models.User
 ) -> models.Comment | None:
-    """The comment, if it exists and its post is visible to the viewer."""
+    """The comment, if it exists and its post is visible to the viewer; locked, so of two
+    concurrent deletes the second finds nothing (NotFoundError) instead of deleting twice."""
     if comment_id >= _ID_LIMIT:
         return None
-    stmt = select(models.Comment).where(models.Comment.id == comment_id, visible_comments(viewer))
+    stmt = (
+        select(models.Comment)
+        .where(models.Comment.id == comment_id, visible_comments(viewer))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     return (await session.scalars(stmt)).one_or_none()
 
 

@@ -211,7 +211,7 @@ async def _add_comment(
 async def _delete_comment(context: Context, viewer: models.User, target: _Target) -> DeleteResult:
     comment = None
     if target.row_id is not None:
-        comment = await writes.find_comment(context.db.session, target.row_id, viewer=viewer)
+        comment = await writes.lock_comment(context.db.session, target.row_id, viewer=viewer)
     if comment is None:
         return _comment_not_found(target.global_id)
     if not writes.can_edit(viewer, comment):

@@ -334,3 +334,22 @@ async def test_twenty_concurrent_comments_all_land(committed: CommittedApi) -> N
     rows = await _comment_rows(committed.db)
     assert sorted(row[3] for row in rows) == sorted(f"Reader {index}" for index in range(20))
     assert {row[1] for row in rows} == {post.id}
+
+
+async def test_of_two_concurrent_deletes_of_a_comment_one_finds_nothing(
+    committed: CommittedApi,
+) -> None:
+    author = await make_user(committed.db)
+    post = await make_post(committed.db, author=author)
+    comment = await make_comment(committed.db, post=post, author=author)
+    await committed.api.token_for(author)
+    await committed.db.commit()
+    comment_id = encode_global_id("Comment", comment.id)
+
+    results = await asyncio.gather(
+        *(committed.api.query(DELETE_COMMENT, {"id": comment_id}, viewer=author) for _ in "ab")
+    )
+
+    assert [result.errors for result in results] == [None, None]
+    kinds = sorted(result.data["deleteComment"]["__typename"] for result in results)
+    assert kinds == ["Deleted", "NotFoundError"]

@@ -794,3 +794,12 @@ async def test_cursor_is_accepted_by_the_same_filter_written_in_another_order(
     assert expect_ok(literal)["posts"]["edges"] == [
         {"node": edge["node"]} for edge in data["posts"]["edges"]
     ]
+
+
+async def test_in_list_longer_than_the_limit_is_bad_user_input(api: GraphQLClient) -> None:
+    result = await api.query(
+        "query($ages: [Int!]) { users(where: {age: {in: $ages}}) { totalCount } }",
+        {"ages": list(range(1001))},
+    )
+    assert result.error_codes == ["BAD_USER_INPUT"]
+    assert "at most 1000 values" in result.error_messages[0]

@@ -226,3 +226,44 @@ async def test_email_is_visible_only_to_the_user_and_admins(
 
     assert result.errors is None
     assert result.data == {"user": {"email": scene.author.email if sees_email else None}}
+
+
+@pytest.mark.parametrize(
+    ("role", "sees_secret_tag"),
+    [("anonymous", False), ("other", False), ("author", True), ("admin", True)],
+    ids=["anonymous", "other-user", "author", "admin"],
+)
+async def test_tag_used_only_on_a_draft_is_visible_only_to_author_and_admin(
+    api: GraphQLClient, db: AsyncSession, role: str, sees_secret_tag: bool
+) -> None:
+    author = await make_user(db)
+    secret = await make_tag(db, "acquisition-of-acme")
+    public = await make_tag(db, "announcements")
+    await make_post(db, author=author, published=False, tags=[secret])
+    await make_post(db, author=author, published=True, tags=[public])
+    viewer = {
+        "anonymous": None,
+        "other": await make_user(db),
+        "author": author,
+        "admin": await make_user(db, is_admin=True),
+    }[role]
+
+    result = await api.query(
+        """query($id: ID!) {
+          tags { totalCount nodes { name } }
+          tag(name: "acquisition-of-acme") { name }
+          node(id: $id) { id }
+          orphans: tags(where: {posts: {none: {}}}) { nodes { name } }
+        }""",
+        {"id": encode_global_id("Tag", secret.id)},
+        viewer=viewer,
+    )
+
+    assert result.errors is None
+    names = [tag["name"] for tag in result.data["tags"]["nodes"]]
+    expected = ["acquisition-of-acme", "announcements"] if sees_secret_tag else ["announcements"]
+    assert names == expected
+    assert result.data["tags"]["totalCount"] == len(expected)
+    assert (result.data["tag"] is not None) is sees_secret_tag
+    assert (result.data["node"] is not None) is sees_secret_tag
+    assert result.data["orphans"]["nodes"] == []
