@@ -69,6 +69,9 @@ AUDITED: dict[type[models.Base], AuditedModel] = {
 RELATION_TYPES = {"author": "User", "post": "Post"}
 
 
+_TAG_CHANGES_KEY = "gql_blog.audit_tag_changes"
+
+
 def act_as(session: Session | AsyncSession, actor: models.User | int | None) -> None:
     """Record who writes in this session; a new user may be its own actor (its id comes later)."""
     session.info[ACTOR_KEY] = actor
@@ -203,11 +206,33 @@ def _entries(session: Session) -> list[_Entry]:
     ]
 
 
+def note_tag_change(
+    session: Session | AsyncSession, post_id: int, old: Iterable[str], new: Iterable[str]
+) -> None:
+    """Tags live in post_tags, not in a column: the next flush's UPDATE entry of the post
+    carries `{"tags": [old, new]}` (the writer makes the post dirty, see writes.update_post)."""
+    session.info.setdefault(_TAG_CHANGES_KEY, {})[post_id] = [sorted(old), sorted(new)]
+
+
+def discard_tag_changes(session: Session | AsyncSession) -> None:
+    """The mutation rolled back: the tag changes it noted did not happen."""
+    session.info.pop(_TAG_CHANGES_KEY, None)
+
+
+def _with_tag_changes(session: Session, entries: list[_Entry]) -> list[_Entry]:
+    pending: dict[int, list[list[str]]] = session.info.pop(_TAG_CHANGES_KEY, {})
+    for entry in entries:
+        tags = pending.get(entry.entity_id)
+        if tags is not None and entry.model is models.Post:
+            entry.changes["tags"] = tags
+    return entries
+
+
 def _record_flush(session: Session, flush_context: UOWTransaction) -> None:
     actor = actor_id(session)
     rows = [
         row
-        for entry in _entries(session)
+        for entry in _with_tag_changes(session, _entries(session))
         for row in audit_rows(
             entry.model, entry.action, {entry.entity_id: entry.changes}, actor=actor
         )

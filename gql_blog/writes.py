@@ -173,8 +173,10 @@ async def _tag_names_of(session: AsyncSession, post: models.Post) -> set[str]:
 
 async def _replace_tags(session: AsyncSession, post: models.Post, names: Sequence[str]) -> bool:
     """Give the post exactly these tags; False when it had them already."""
-    if await _tag_names_of(session, post) == set(names):
+    old = await _tag_names_of(session, post)
+    if old == set(names):
         return False
+    audit.note_tag_change(session, post.id, old, names)
     await session.execute(delete(models.post_tags).where(models.post_tags.c.post_id == post.id))
     await _link_tags(session, post, names)
     return True

@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_blog import audit, models
+from gql_blog import audit, models, writes
 from tests.factories import make_comment, make_post, make_tag, make_user
 
 Entry = tuple[str, int, str, int | None, dict[str, Any]]
@@ -229,3 +229,15 @@ def test_datetimes_and_enums_become_json_values() -> None:
     assert audit.json_value(moment) == "2024-02-29T12:30:00+00:00"
     assert audit.json_value(models.AuditAction.DELETE) == "DELETE"
     assert audit.json_value(7) == 7
+
+
+async def test_changing_only_a_posts_tags_logs_them_as_an_update(db: AsyncSession) -> None:
+    author = await make_user(db)
+    post = await make_post(db, author=author, tags=[await make_tag(db, "python")])
+    start = await _last_id(db)
+
+    await writes.update_post(db, post, tag_names=["sql", "python"])
+
+    assert await _entries(db, after=start) == [
+        ("Post", post.id, "UPDATE", None, {"tags": [["python"], ["python", "sql"]]})
+    ]

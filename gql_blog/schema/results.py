@@ -12,7 +12,7 @@ import strawberry
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_blog import db, models, writes
+from gql_blog import audit, db, models, writes
 from gql_blog.loaders import Loaders
 from gql_blog.schema.context import Context
 
@@ -133,6 +133,7 @@ async def transact(context: Context, body: Callable[[], Awaitable[R]]) -> R | Va
 async def _after_rollback(context: Context) -> None:
     """A rollback expired every row the session holds: reload the viewer, start fresh loaders."""
     writes.discard_published(context.db.session)
+    audit.discard_tag_changes(context.db.session)
     if context.viewer is not None:
         await context.db.session.refresh(context.viewer)
     act_as(context, context.viewer)
