@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
 import strawberry
-from sqlalchemy import true
+from sqlalchemy import ColumnElement, true
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import UNSET
 
 from gql_blog import audit, models, writes
@@ -128,6 +129,25 @@ def _target(value: strawberry.ID, type_name: str) -> _Target:
     """Decode before the transaction: another type names no row; a malformed id raises."""
     found, row_id = decode_global_id(value, known_types=NODE_TYPES)
     return _Target(value, row_id if found == type_name else None)
+
+
+async def _bulk(
+    context: Context,
+    entity: str,
+    where: UserWhere | PostWhere,
+    operation: Callable[[AsyncSession, ColumnElement[bool]], Awaitable[int]],
+) -> BulkResult:
+    """An admin's one-statement bulk operation on the rows `where` matches."""
+    admin = _admin(context)
+    if isinstance(admin, Error):
+        return admin
+    found = compile_filter(context.loaders, entity, where)
+    condition = true() if found is None else found.predicate
+
+    async def body() -> BulkUpdated:
+        return BulkUpdated(affected=await operation(context.db.session, condition))
+
+    return await _run_unrefusable(context, body)
 
 
 async def _run_unrefusable(context: Context, body: Callable[[], Awaitable[R]]) -> R:
@@ -308,36 +328,14 @@ class ContentMutation:
         "`affected` counts the users deactivated."
     )
     async def deactivate_users(self, info: BlogInfo, where: UserWhere) -> BulkResult:
-        context = info.context
-        admin = _admin(context)
-        if isinstance(admin, Error):
-            return admin
-        found = compile_filter(context.loaders, "User", where)
-        condition = true() if found is None else found.predicate
-
-        async def body() -> BulkUpdated:
-            affected = await writes.deactivate_users(context.db.session, condition)
-            return BulkUpdated(affected=affected)
-
-        return await _run_unrefusable(context, body)
+        return await _bulk(info.context, "User", where, writes.deactivate_users)
 
     @strawberry.mutation(
         description="Delete the matching posts, their comments and tag links, in one statement "
         "(admins only)."
     )
     async def delete_posts(self, info: BlogInfo, where: PostWhere) -> BulkResult:
-        context = info.context
-        admin = _admin(context)
-        if isinstance(admin, Error):
-            return admin
-        found = compile_filter(context.loaders, "Post", where)
-        condition = true() if found is None else found.predicate
-
-        async def body() -> BulkUpdated:
-            affected = await writes.delete_posts(context.db.session, condition)
-            return BulkUpdated(affected=affected)
-
-        return await _run_unrefusable(context, body)
+        return await _bulk(info.context, "Post", where, writes.delete_posts)
 
     @strawberry.mutation(
         description="Create many posts; each in its own savepoint, so bad items are reported "
