@@ -16,10 +16,11 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.types import ExecutionResult
 
 from gql_blog import auth, db, graphiql
 from gql_blog.config import Settings
-from gql_blog.loaders import Loaders
+from gql_blog.plan.planner import Planner
 from gql_blog.schema import schema
 from gql_blog.schema.context import Context
 
@@ -38,6 +39,8 @@ class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, settings: Settings) -> None:
         super().__init__(schema, graphql_ide="graphiql")
         self.settings = settings
+        self.planning = settings.planner
+        self.planner = Planner(schema)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sessions: async_sessionmaker[AsyncSession] = scope["state"]["sessions"]
@@ -58,6 +61,29 @@ class GraphQLApp(GraphQL[Context, None]):
             )
         await response(scope, receive, send)
 
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Any,
+        context: Context,
+        root_value: None,
+        request_data: Any,
+    ) -> ExecutionResult:
+        # Planned queries skip parsing, validation and the generic executor (see plan/).
+        if self.planning:
+            planned = await self.planner.execute(
+                request_data.query, request_data.operation_name, request_data.variables, context
+            )
+            if planned is not None:
+                return planned
+        result = await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
+        if self.planning:
+            self.planner.learn(request_data.query, request_data.operation_name, result)
+        return result
+
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         session: AsyncSession = request.scope[_SESSION_KEY]
         token = auth.bearer_token(request.headers.get("authorization"))
@@ -66,7 +92,6 @@ class GraphQLApp(GraphQL[Context, None]):
         return Context(
             db=serial,
             viewer=viewer,
-            loaders=Loaders(serial, viewer, max_filter_depth=self.settings.max_filter_depth),
             settings=self.settings,
             request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
             token=token,

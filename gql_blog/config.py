@@ -44,6 +44,8 @@ class Settings:
     default_page_size: int = 20
     max_page_size: int = 100
     max_filter_depth: int = 10
+    # Reads the planner covers skip strawberry's executor (see gql_blog/plan/).
+    planner: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Self:
@@ -65,6 +67,7 @@ class Settings:
             default_page_size=reader.integer("DEFAULT_PAGE_SIZE", 20, minimum=1),
             max_page_size=reader.integer("MAX_PAGE_SIZE", 100, minimum=1),
             max_filter_depth=reader.integer("MAX_FILTER_DEPTH", 10, minimum=1),
+            planner=reader.boolean("PLANNER", True),
         )
         if settings.default_page_size > settings.max_page_size:
             raise ConfigError(

@@ -162,6 +162,13 @@ class SerialSession:
             result: Result[Any] = await self.session.execute(stmt)
             return result.all()
 
+    async def core_rows(self, stmt: Executable) -> Sequence[Any]:
+        """Rows of a Core statement, on the session's connection (no ORM objects built)."""
+        async with self._lock:
+            connection = await self.session.connection()
+            result: Result[Any] = await connection.execute(stmt)
+            return result.all()
+
     async def flush(self) -> None:
         async with self._lock:
             await self.session.flush()

@@ -15,87 +15,29 @@ from sqlalchemy import (
     ColumnElement,
     SQLColumnExpression,
     exists,
-    false,
     func,
     select,
     true,
 )
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 
 from gql_blog import models
 from gql_blog.db import SerialSession
 from gql_blog.filters import Ordering, WhereCompiler, canonical_where
+from gql_blog.visibility import (
+    MODELS,
+    can_see_emails,
+    visible,
+    visible_comments,
+    visible_posts,
+    visible_tags,
+)
 
 RowT = TypeVar("RowT", bound=models.Base)
 LoaderT = TypeVar("LoaderT", bound=DataLoader[Any, Any])
 
 # Stays under every dialect's bind-parameter limit (SQLite's is the smallest, 32,766).
 MAX_BATCH = 1000
-
-
-def visible_posts(viewer: models.User | None) -> ColumnElement[bool]:
-    """Drafts are visible to their author and to admins only."""
-    if viewer is None:
-        return models.Post.published.is_(True)
-    if viewer.is_admin:
-        return true()
-    return models.Post.published.is_(True) | (models.Post.user_id == viewer.id)
-
-
-def visible_comments(viewer: models.User | None) -> ColumnElement[bool]:
-    """A comment is visible when its post is."""
-    if viewer is not None and viewer.is_admin:
-        return true()
-    # Its own alias of posts, so the EXISTS never correlates with a posts table around it.
-    post = aliased(models.Post)
-    return exists().where(post.id == models.Comment.post_id, _shown(post, viewer))
-
-
-def visible_tags(viewer: models.User | None) -> ColumnElement[bool]:
-    """A tag is hidden when it is carried only by posts the viewer may not see (drafts' tags
-    stay private); a tag no post carries reveals nothing and stays visible."""
-    if viewer is not None and viewer.is_admin:
-        return true()
-    post, links, any_links = (
-        aliased(models.Post),
-        models.post_tags.alias(),
-        models.post_tags.alias(),
-    )
-    carried = exists().where(any_links.c.tag_id == models.Tag.id)
-    shown = exists().where(
-        links.c.tag_id == models.Tag.id, links.c.post_id == post.id, _shown(post, viewer)
-    )
-    return ~carried | shown
-
-
-def _shown(post: Any, viewer: models.User | None) -> ColumnElement[bool]:
-    shown: ColumnElement[bool] = post.published.is_(True)
-    if viewer is not None:
-        shown = shown | (post.user_id == viewer.id)
-    return shown
-
-
-def can_see_emails(viewer: models.User | None) -> ColumnElement[bool]:
-    """Which users' e-mail addresses the viewer may see (and so filter on)."""
-    if viewer is None:
-        return false()
-    if viewer.is_admin:
-        return true()
-    return models.User.id == viewer.id
-
-
-def visible(model: type[models.Base], viewer: models.User | None) -> ColumnElement[bool]:
-    if model is models.AuditLog:
-        # The audit log is for admins only.
-        return true() if viewer is not None and viewer.is_admin else false()
-    if model is models.Post:
-        return visible_posts(viewer)
-    if model is models.Comment:
-        return visible_comments(viewer)
-    if model is models.Tag:
-        return visible_tags(viewer)
-    return true()
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,13 +103,6 @@ class Relation:
         return stmt
 
 
-_MODELS: dict[str, type[models.Base]] = {
-    "User": models.User,
-    "Post": models.Post,
-    "Comment": models.Comment,
-    "Tag": models.Tag,
-}
-
 RELATIONS = {
     relation.name: relation
     for relation in (
@@ -177,6 +112,21 @@ RELATIONS = {
         Relation("Tag.posts", models.Post, lambda: models.post_tags.c.tag_id, through_tags=True),
     )
 }
+
+
+def compile_where(
+    viewer: models.User | None, entity: str, plain: Mapping[str, Any] | None, *, max_depth: int
+) -> Filter | None:
+    """Compile a plain `where` for this viewer (visibility inside every relation filter)."""
+    compiler = WhereCompiler(
+        visible=lambda name: visible(MODELS[name], viewer),
+        can_see_email=lambda: can_see_emails(viewer),
+        max_depth=max_depth,
+    )
+    predicate = compiler.compile(entity, plain)
+    if predicate is None:
+        return None
+    return Filter(key=canonical_where(plain), predicate=predicate)
 
 
 class ById(DataLoader[int, RowT | None], Generic[RowT]):
@@ -340,11 +290,7 @@ class Loaders:
     ) -> None:
         self.db = db
         self.viewer = viewer
-        self._where_compiler = WhereCompiler(
-            visible=lambda entity: visible(_MODELS[entity], viewer),
-            can_see_email=lambda: can_see_emails(viewer),
-            max_depth=max_filter_depth,
-        )
+        self._max_filter_depth = max_filter_depth
         self.users = ById(db, models.User, true())
         self.posts = ById(db, models.Post, visible_posts(viewer))
         self.comments = ById(db, models.Comment, visible_comments(viewer))
@@ -404,10 +350,7 @@ class Loaders:
 
     def where(self, entity: str, plain: Mapping[str, Any] | None) -> Filter | None:
         """Compile a plain `where` for this viewer (visibility inside every relation filter)."""
-        predicate = self._where_compiler.compile(entity, plain)
-        if predicate is None:
-            return None
-        return Filter(key=canonical_where(plain), predicate=predicate)
+        return compile_where(self.viewer, entity, plain, max_depth=self._max_filter_depth)
 
     async def user_by_username(self, username: str) -> models.User | None:
         if "\x00" in username:  # no stored name holds NUL, and PostgreSQL refuses to bind it

@@ -61,7 +61,8 @@ from sqlalchemy.sql.selectable import Subquery
 from gql_blog import models
 from gql_blog.db import SerialSession
 from gql_blog.filters import InvalidCursorError
-from gql_blog.loaders import Filter, filter_conditions, visible_posts
+from gql_blog.loaders import Filter, filter_conditions
+from gql_blog.visibility import visible_posts
 
 MAX_WORDS = 64
 MAX_WORD_LENGTH = 256

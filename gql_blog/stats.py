@@ -27,7 +27,8 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from gql_blog import models
 from gql_blog.db import SerialSession
-from gql_blog.loaders import Filter, filter_conditions, visible
+from gql_blog.loaders import Filter, filter_conditions
+from gql_blog.visibility import visible
 
 
 class CreatedMonth(FunctionElement[str]):

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
 from gql_blog import audit, models
-from gql_blog.loaders import visible_comments, visible_posts
+from gql_blog.visibility import visible_comments, visible_posts
 
 MAX_TAGS_PER_POST = 10
 # Ids of posts published by the current transaction, and by the request's committed mutations.

@@ -9,6 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from gql_blog import models
+from gql_blog.plan.declarations import Children, Email, GlobalId, Tags, ToOne, declare
 from gql_blog.schema.connections import (
     ChildSource,
     Connection,
@@ -91,7 +92,9 @@ class Node:
     row_id: strawberry.Private[int]
     type_name: ClassVar[str]
 
-    @strawberry.field(description="The globally unique, opaque id of this object.")
+    @strawberry.field(
+        description="The globally unique, opaque id of this object.", metadata=declare(GlobalId())
+    )
     def id(self) -> strawberry.ID:
         return strawberry.ID(encode_global_id(self.type_name, self.row_id))
 
@@ -186,14 +189,20 @@ class User(Node):
             private_email=row.email,
         )
 
-    @strawberry.field(description="Only the user and admins see it; null for everyone else.")
+    @strawberry.field(
+        description="Only the user and admins see it; null for everyone else.",
+        metadata=declare(Email()),
+    )
     def email(self, info: BlogInfo) -> str | None:
         viewer = info.context.viewer
         if viewer is None or not (viewer.is_admin or viewer.id == self.row_id):
             return None
         return self.private_email
 
-    @strawberry.field(description="The user's posts; drafts only for the user and admins.")
+    @strawberry.field(
+        description="The user's posts; drafts only for the user and admins.",
+        metadata=declare(Children("User.posts", "Post")),
+    )
     async def posts(
         self,
         info: BlogInfo,
@@ -219,7 +228,10 @@ class User(Node):
             },
         )
 
-    @strawberry.field(description="The user's comments on posts the viewer may see.")
+    @strawberry.field(
+        description="The user's comments on posts the viewer may see.",
+        metadata=declare(Children("User.comments", "Comment")),
+    )
     async def comments(
         self,
         info: BlogInfo,
@@ -294,19 +306,30 @@ class Post(Node):
             tag_rows=tags,
         )
 
-    @strawberry.field(description="Who wrote the post.", graphql_type=User)
+    @strawberry.field(
+        description="Who wrote the post.",
+        graphql_type=User,
+        metadata=declare(ToOne("User", "user_id")),
+    )
     def author(self, info: BlogInfo) -> User | Awaitable[User]:
         if self.author_row is not None:
             return User.from_model(self.author_row)
         return _load_user(info, self.user_id)
 
-    @strawberry.field(description="The post's tags, by name.", graphql_type=list["Tag"])
+    @strawberry.field(
+        description="The post's tags, by name.",
+        graphql_type=list["Tag"],
+        metadata=declare(Tags()),
+    )
     def tags(self, info: BlogInfo) -> list["Tag"] | Awaitable[list["Tag"]]:
         if self.tag_rows is not None:
             return [Tag.from_model(row) for row in self.tag_rows]
         return _load_tags(info, self.row_id)
 
-    @strawberry.field(description="Comments on the post.")
+    @strawberry.field(
+        description="Comments on the post.",
+        metadata=declare(Children("Post.comments", "Comment")),
+    )
     async def comments(
         self,
         info: BlogInfo,
@@ -362,13 +385,21 @@ class Comment(Node):
             post_row=post,
         )
 
-    @strawberry.field(description="Who wrote the comment.", graphql_type=User)
+    @strawberry.field(
+        description="Who wrote the comment.",
+        graphql_type=User,
+        metadata=declare(ToOne("User", "user_id")),
+    )
     def author(self, info: BlogInfo) -> User | Awaitable[User]:
         if self.author_row is not None:
             return User.from_model(self.author_row)
         return _load_user(info, self.user_id)
 
-    @strawberry.field(description="The post commented on.", graphql_type=Post)
+    @strawberry.field(
+        description="The post commented on.",
+        graphql_type=Post,
+        metadata=declare(ToOne("Post", "post_id")),
+    )
     def post(self, info: BlogInfo) -> Post | Awaitable[Post]:
         if self.post_row is not None:
             return Post.from_model(self.post_row)
@@ -384,7 +415,10 @@ class Tag(Node):
     def from_model(cls, row: models.Tag) -> Self:
         return cls(row_id=row.id, name=row.name)
 
-    @strawberry.field(description="Posts with this tag.")
+    @strawberry.field(
+        description="Posts with this tag.",
+        metadata=declare(Children("Tag.posts", "Post")),
+    )
     async def posts(
         self,
         info: BlogInfo,

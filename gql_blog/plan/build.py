@@ -1,0 +1,524 @@
+"""Build a plan for one operation: which rows each level fetches and how the response is built.
+
+A plan is built once per (document, operation, values of the variables that `@skip`/`@include`
+read) and cached. It is a tree that mirrors the selection: an `ObjectPlan` per selection on an
+entity type (its columns, its output fields, the relations it loads for the next level) and a
+`ConnectionPlan` per connection field. Shapes the planner does not cover raise
+`NotPlannedError`, and the operation runs on strawberry's executor instead.
+"""
+
+import operator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLField,
+    GraphQLIncludeDirective,
+    GraphQLNamedType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLSkipDirective,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    VariableNode,
+    get_named_type,
+)
+from graphql.execution.values import VariableValues, get_directive_values
+
+from gql_blog import models
+from gql_blog.loaders import RELATIONS, Relation
+from gql_blog.plan.declarations import PLAN, Children, Email, GlobalId, Tags, ToOne
+from gql_blog.schema.ids import encode_global_id
+
+ENTITY_MODELS: dict[str, type[models.Base]] = {
+    "User": models.User,
+    "Post": models.Post,
+    "Comment": models.Comment,
+    "Tag": models.Tag,
+}
+_SKIP_AND_INCLUDE = frozenset({"skip", "include"})
+
+# An output field of an object: (row, run) -> its JSON value.
+Getter = Callable[[Any, Any], Any]
+# An output field of a connection: (loaded connection, parent key, run) -> its JSON value.
+ConnectionGetter = Callable[[Any, Any, Any], Any]
+
+
+class NotPlannedError(Exception):
+    """The planner does not cover this operation; strawberry's executor runs it."""
+
+
+@dataclass(slots=True)
+class Arguments:
+    """A field's arguments as the document gives them, coerced per request."""
+
+    field: GraphQLField
+    node: FieldNode
+
+
+@dataclass(slots=True, eq=False)
+class ObjectPlan:
+    """A selection on one entity type: its columns, output fields and next-level relations."""
+
+    entity: str
+    model: type[models.Base]
+    columns: set[str] = field(default_factory=lambda: {"id"})
+    output: list[tuple[str, Getter]] = field(default_factory=list)
+    relations: list["RelationPlan"] = field(default_factory=list)
+
+    def emit(self, row: Any, run: Any) -> dict[str, Any]:
+        return {key: getter(row, run) for key, getter in self.output}
+
+
+@dataclass(slots=True, eq=False)
+class ToOnePlan:
+    index: int
+    target: ObjectPlan
+    foreign_key: str
+
+
+@dataclass(slots=True, eq=False)
+class TagsPlan:
+    index: int
+    target: ObjectPlan
+
+
+@dataclass(slots=True, eq=False)
+class ConnectionPlan:
+    """A connection field: its page's object plans, and what of the page it outputs."""
+
+    index: int
+    entity: str
+    arguments: Arguments
+    objects: list[ObjectPlan] = field(default_factory=list)
+    output: list[tuple[str, ConnectionGetter]] = field(default_factory=list)
+    needs_count: bool = False
+    needs_next: bool = False  # hasNextPage selected: may probe rows past `before`
+    needs_previous: bool = False  # hasPreviousPage selected: may probe rows before `after`
+    needs_cursors: bool = False
+
+    def emit(self, loaded: Any, parent: Any, run: Any) -> dict[str, Any]:
+        return {key: getter(loaded, parent, run) for key, getter in self.output}
+
+
+@dataclass(slots=True, eq=False)
+class ChildrenPlan:
+    relation: Relation
+    connection: ConnectionPlan
+
+    @property
+    def index(self) -> int:
+        return self.connection.index
+
+
+RelationPlan = ToOnePlan | TagsPlan | ChildrenPlan
+
+
+@dataclass(slots=True, eq=False)
+class RootConnection:
+    model: type[models.Base]
+    connection: ConnectionPlan
+
+
+@dataclass(slots=True, eq=False)
+class RootLookup:
+    """`post(id:)`, `user(username:)` or `tag(name:)`: one row or null."""
+
+    index: int
+    name: str
+    target: ObjectPlan
+    arguments: Arguments
+
+
+@dataclass(slots=True, eq=False)
+class RootViewer:
+    target: ObjectPlan
+
+
+@dataclass(slots=True, eq=False)
+class RootTypename:
+    pass
+
+
+RootField = RootConnection | RootLookup | RootViewer | RootTypename
+
+
+@dataclass(slots=True, eq=False)
+class Plan:
+    roots: list[tuple[str, RootField]]
+    slots: int  # how many loaded results a run keeps (one per relation and root field)
+    connections: list[ConnectionPlan]
+
+
+def directive_variables(
+    operation: OperationDefinitionNode, fragments: Iterable[FragmentDefinitionNode]
+) -> tuple[str, ...]:
+    """Names of the variables that directives read anywhere in the operation or fragments."""
+    names: list[str] = []
+
+    def visit(selection_set: SelectionSetNode | None) -> None:
+        for selection in selection_set.selections if selection_set else ():
+            for directive in selection.directives or ():
+                for argument in directive.arguments or ():
+                    if isinstance(argument.value, VariableNode):
+                        names.append(argument.value.name.value)
+            if isinstance(selection, FieldNode | InlineFragmentNode):
+                visit(selection.selection_set)
+
+    visit(operation.selection_set)
+    for fragment in fragments:
+        visit(fragment.selection_set)
+    return tuple(dict.fromkeys(names))
+
+
+class PlanBuilder:
+    """Builds one plan; holds the document's fragments and the request's variable values."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: dict[str, FragmentDefinitionNode],
+        variables: VariableValues,
+    ) -> None:
+        self._schema = schema
+        self._fragments = fragments
+        self._variables = variables
+        self._slots = 0
+        self._connections: list[ConnectionPlan] = []
+
+    def build(self, operation: OperationDefinitionNode) -> Plan:
+        if operation.operation is not OperationType.QUERY:
+            raise NotPlannedError("only queries are planned")
+        query_type = self._schema.query_type
+        assert query_type is not None
+        roots = [
+            (key, self._root(query_type, nodes))
+            for key, nodes in self._collect(query_type, [operation.selection_set]).items()
+        ]
+        return Plan(roots=roots, slots=self._slots, connections=self._connections)
+
+    def _slot(self) -> int:
+        self._slots += 1
+        return self._slots - 1
+
+    def _root(self, query_type: GraphQLObjectType, nodes: list[FieldNode]) -> RootField:
+        name = nodes[0].name.value
+        if name == "__typename":
+            return RootTypename()
+        definition = query_type.fields[name]
+        object_type = get_named_type(definition.type)
+        if name in ("posts", "users", "tags"):
+            entity = _connection_entity(object_type)
+            connection = self._connection(entity, definition, nodes)
+            return RootConnection(model=ENTITY_MODELS[entity], connection=connection)
+        if name in ("post", "user", "tag"):
+            target = self._object(_entity_type(object_type), nodes)
+            return RootLookup(self._slot(), name, target, Arguments(definition, nodes[0]))
+        if name == "viewer":
+            return RootViewer(self._object(_entity_type(object_type), nodes))
+        raise NotPlannedError(f"Query.{name} is not planned")
+
+    def _collect(
+        self, parent: GraphQLObjectType, selection_sets: list[SelectionSetNode | None]
+    ) -> dict[str, list[FieldNode]]:
+        """Fields by response key, fragments inlined, `@skip`/`@include` applied."""
+        grouped: dict[str, list[FieldNode]] = {}
+        for selection_set in selection_sets:
+            self._visit(parent, selection_set, grouped)
+        return grouped
+
+    def _visit(
+        self,
+        parent: GraphQLObjectType,
+        selection_set: SelectionSetNode | None,
+        grouped: dict[str, list[FieldNode]],
+    ) -> None:
+        for selection in selection_set.selections if selection_set else ():
+            if not self._included(selection):
+                continue
+            if isinstance(selection, FieldNode):
+                key = selection.alias.value if selection.alias else selection.name.value
+                grouped.setdefault(key, []).append(selection)
+                continue
+            fragment: InlineFragmentNode | FragmentDefinitionNode = (
+                selection
+                if isinstance(selection, InlineFragmentNode)
+                else self._fragment(cast(FragmentSpreadNode, selection).name.value)
+            )
+            if self._matches(parent, fragment.type_condition):
+                self._visit(parent, fragment.selection_set, grouped)
+
+    def _fragment(self, name: str) -> FragmentDefinitionNode:
+        fragment = self._fragments[name]
+        if fragment.variable_definitions:
+            raise NotPlannedError("fragment variables are not planned")
+        return fragment
+
+    def _included(self, selection: Any) -> bool:
+        for directive in selection.directives or ():
+            if directive.name.value not in _SKIP_AND_INCLUDE:
+                raise NotPlannedError(f"@{directive.name.value} is not planned")
+        skip = get_directive_values(GraphQLSkipDirective, selection, self._variables)
+        if skip is not None and skip["if"] is True:
+            return False
+        include = get_directive_values(GraphQLIncludeDirective, selection, self._variables)
+        return include is None or include["if"] is True
+
+    def _matches(self, parent: GraphQLObjectType, condition: Any) -> bool:
+        if condition is None:
+            return True
+        name = condition.name.value
+        return name == parent.name or any(i.name == name for i in parent.interfaces)
+
+    def _object(self, object_type: GraphQLObjectType, nodes: list[FieldNode]) -> ObjectPlan:
+        entity = object_type.name
+        plan = ObjectPlan(entity=entity, model=ENTITY_MODELS[entity])
+        grouped = self._collect(object_type, [node.selection_set for node in nodes])
+        for key, field_nodes in grouped.items():
+            plan.output.append((key, self._object_field(plan, object_type, field_nodes)))
+        return plan
+
+    def _object_field(
+        self, plan: ObjectPlan, object_type: GraphQLObjectType, nodes: list[FieldNode]
+    ) -> Getter:
+        name = nodes[0].name.value
+        if name == "__typename":
+            return _constant(object_type.name)
+        definition = object_type.fields[name]
+        strawberry_field = definition.extensions["strawberry-definition"]
+        declaration = strawberry_field.metadata.get(PLAN)
+        if declaration is None:
+            return self._column(plan, strawberry_field, definition)
+        if isinstance(declaration, GlobalId):
+            return _global_id(object_type.name)
+        if isinstance(declaration, Email):
+            plan.columns.add("email")
+            return _email
+        if isinstance(declaration, Children):
+            connection = self._connection(declaration.entity, definition, nodes)
+            plan.relations.append(ChildrenPlan(RELATIONS[declaration.relation], connection))
+            return _children(connection)
+        target_type = _entity_type(get_named_type(definition.type))
+        if isinstance(declaration, ToOne):
+            plan.columns.add(declaration.foreign_key)
+            to_one = ToOnePlan(
+                self._slot(), self._object(target_type, nodes), declaration.foreign_key
+            )
+            plan.relations.append(to_one)
+            return _to_one(to_one)
+        assert isinstance(declaration, Tags)
+        tags = TagsPlan(self._slot(), self._object(target_type, nodes))
+        plan.relations.append(tags)
+        return _tags(tags)
+
+    def _column(self, plan: ObjectPlan, strawberry_field: Any, definition: GraphQLField) -> Getter:
+        attribute = strawberry_field.python_name
+        if strawberry_field.base_resolver is not None or not hasattr(plan.model, attribute):
+            raise NotPlannedError(f"{plan.entity}.{attribute} has no plan declaration")
+        plan.columns.add(attribute)
+        read = operator.attrgetter(attribute)
+        if get_named_type(definition.type).name == "DateTime":
+            return lambda row, run: _isoformat(read(row))
+        return lambda row, run: read(row)
+
+    def _connection(
+        self, entity: str, definition: GraphQLField, nodes: list[FieldNode]
+    ) -> ConnectionPlan:
+        connection_type = get_named_type(definition.type)
+        assert isinstance(connection_type, GraphQLObjectType)
+        plan = ConnectionPlan(self._slot(), entity, Arguments(definition, nodes[0]))
+        self._connections.append(plan)
+        for key, field_nodes in self._collect(
+            connection_type, [node.selection_set for node in nodes]
+        ).items():
+            plan.output.append((key, self._connection_field(plan, connection_type, field_nodes)))
+        return plan
+
+    def _connection_field(
+        self, plan: ConnectionPlan, connection_type: GraphQLObjectType, nodes: list[FieldNode]
+    ) -> ConnectionGetter:
+        name = nodes[0].name.value
+        if name == "__typename":
+            return _constant_of_connection(connection_type.name)
+        if name == "totalCount":
+            plan.needs_count = True
+            return _total_count
+        field_type = get_named_type(connection_type.fields[name].type)
+        assert isinstance(field_type, GraphQLObjectType)
+        if name == "nodes":
+            target = self._object(field_type, nodes)
+            plan.objects.append(target)
+            return _nodes(target)
+        if name == "edges":
+            return self._edges(plan, field_type, nodes)
+        assert name == "pageInfo"
+        return self._page_info(plan, field_type, nodes)
+
+    def _edges(
+        self, plan: ConnectionPlan, edge_type: GraphQLObjectType, nodes: list[FieldNode]
+    ) -> ConnectionGetter:
+        output: list[tuple[str, Callable[[Any, Any, Any], Any]]] = []
+        for key, field_nodes in self._collect(
+            edge_type, [node.selection_set for node in nodes]
+        ).items():
+            name = field_nodes[0].name.value
+            if name == "__typename":
+                output.append((key, _edge_constant(edge_type.name)))
+            elif name == "cursor":
+                plan.needs_cursors = True
+                output.append((key, _edge_cursor))
+            else:
+                target = self._object(
+                    _entity_type(get_named_type(edge_type.fields[name].type)), field_nodes
+                )
+                plan.objects.append(target)
+                output.append((key, _edge_node(target)))
+        return _edge_list(output)
+
+    def _page_info(
+        self, plan: ConnectionPlan, info_type: GraphQLObjectType, nodes: list[FieldNode]
+    ) -> ConnectionGetter:
+        output: list[tuple[str, ConnectionGetter]] = []
+        for key, field_nodes in self._collect(
+            info_type, [node.selection_set for node in nodes]
+        ).items():
+            name = field_nodes[0].name.value
+            if name == "__typename":
+                output.append((key, _constant_of_connection(info_type.name)))
+            elif name == "hasNextPage":
+                plan.needs_next = True
+                output.append((key, _has_next_page))
+            elif name == "hasPreviousPage":
+                plan.needs_previous = True
+                output.append((key, _has_previous_page))
+            else:
+                plan.needs_cursors = True
+                output.append((key, _start_cursor if name == "startCursor" else _end_cursor))
+        return lambda loaded, parent, run: {
+            key: getter(loaded, parent, run) for key, getter in output
+        }
+
+
+def _connection_entity(connection_type: GraphQLNamedType) -> str:
+    entity = connection_type.name.removesuffix("Connection")
+    if entity not in ENTITY_MODELS:
+        raise NotPlannedError(f"{connection_type.name} is not planned")
+    return entity
+
+
+def _entity_type(named: GraphQLNamedType) -> GraphQLObjectType:
+    if not isinstance(named, GraphQLObjectType) or named.name not in ENTITY_MODELS:
+        raise NotPlannedError(f"{named.name} is not planned")
+    return named
+
+
+def _isoformat(value: Any) -> Any:
+    return None if value is None else value.isoformat()
+
+
+def _constant(value: str) -> Getter:
+    return lambda row, run: value
+
+
+def _constant_of_connection(value: str) -> ConnectionGetter:
+    return lambda loaded, parent, run: value
+
+
+def _global_id(type_name: str) -> Getter:
+    return lambda row, run: encode_global_id(type_name, row.id)
+
+
+def _email(row: Any, run: Any) -> Any:
+    viewer = run.viewer
+    if viewer is None or not (viewer.is_admin or viewer.id == row.id):
+        return None
+    return row.email
+
+
+def _to_one(plan: ToOnePlan) -> Getter:
+    read_key = operator.attrgetter(plan.foreign_key)
+    index, target = plan.index, plan.target
+
+    def getter(row: Any, run: Any) -> Any:
+        found = run.results[index].get(read_key(row))
+        if found is None:  # a non-null foreign key without its row: let the executor say so
+            raise NotPlannedError(f"missing {target.entity} {read_key(row)}")
+        return target.emit(found, run)
+
+    return getter
+
+
+def _tags(plan: TagsPlan) -> Getter:
+    index, target = plan.index, plan.target
+    return lambda row, run: [target.emit(tag, run) for tag in run.results[index].get(row.id, ())]
+
+
+def _children(plan: ConnectionPlan) -> Getter:
+    index = plan.index
+    return lambda row, run: plan.emit(run.results[index], row.id, run)
+
+
+def _total_count(loaded: Any, parent: Any, run: Any) -> int:
+    count: int = loaded.counts.get(parent, 0)
+    return count
+
+
+def _nodes(target: ObjectPlan) -> ConnectionGetter:
+    return lambda loaded, parent, run: [target.emit(row, run) for row in loaded.pages[parent].rows]
+
+
+def _edge_list(output: list[tuple[str, Callable[[Any, Any, Any], Any]]]) -> ConnectionGetter:
+    def getter(loaded: Any, parent: Any, run: Any) -> list[dict[str, Any]]:
+        return [
+            {key: edge_getter(row, loaded, run) for key, edge_getter in output}
+            for row in loaded.pages[parent].rows
+        ]
+
+    return getter
+
+
+def _edge_constant(value: str) -> Callable[[Any, Any, Any], Any]:
+    return lambda row, loaded, run: value
+
+
+def _edge_cursor(row: Any, loaded: Any, run: Any) -> str:
+    cursor: str = loaded.cursor(row)
+    return cursor
+
+
+def _edge_node(target: ObjectPlan) -> Callable[[Any, Any, Any], Any]:
+    return lambda row, loaded, run: target.emit(row, run)
+
+
+def _has_next_page(loaded: Any, parent: Any, run: Any) -> bool:
+    page = loaded.pages[parent]
+    if not page.request.backward and page.has_more:
+        return True
+    if page.request.before is None:
+        return False
+    return parent in loaded.beyond_next
+
+
+def _has_previous_page(loaded: Any, parent: Any, run: Any) -> bool:
+    page = loaded.pages[parent]
+    if page.request.backward and page.has_more:
+        return True
+    if page.request.after is None:
+        return False
+    return parent in loaded.beyond_previous
+
+
+def _start_cursor(loaded: Any, parent: Any, run: Any) -> str | None:
+    rows = loaded.pages[parent].rows
+    return loaded.cursor(rows[0]) if rows else None
+
+
+def _end_cursor(loaded: Any, parent: Any, run: Any) -> str | None:
+    rows = loaded.pages[parent].rows
+    return loaded.cursor(rows[-1]) if rows else None

@@ -1,0 +1,168 @@
+"""The planned read path's front: a byte-bounded cache of documents and their plans.
+
+A document is planned only after strawberry's executor ran it once without any error: it is then
+known to be valid (validation does not depend on variables), so later requests skip parsing,
+validation and the generic executor. Variables are coerced per request with graphql-core's own
+`get_variable_values`; anything the plan or the run declines goes back to strawberry's executor,
+which answers exactly as it always does.
+"""
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    parse,
+)
+from graphql.execution.values import VariableValues, get_variable_values
+from strawberry.types import ExecutionResult
+
+from gql_blog.db import count_statements
+from gql_blog.plan.build import NotPlannedError, Plan, PlanBuilder, directive_variables
+from gql_blog.plan.run import Run
+from gql_blog.schema.context import Context
+
+logger = logging.getLogger(__name__)
+
+# What a cached document may cost, counted as its text's length times this factor: a parsed
+# document and its plans take roughly this many bytes per character of query text.
+_BYTES_PER_CHARACTER = 40
+_ENTRY_OVERHEAD = 4096
+# Distinct `@skip`/`@include` outcomes planned per document; more run on the generic executor.
+_MAX_PLANS_PER_DOCUMENT = 8
+_UNPLANNED = object()
+
+
+@dataclass(slots=True)
+class _Document:
+    operation: OperationDefinitionNode
+    fragments: dict[str, FragmentDefinitionNode]
+    directive_variables: tuple[str, ...]
+    plans: dict[tuple[Any, ...], Plan | None] = field(default_factory=dict)
+
+
+class Planner:
+    """Answers the queries it has plans for; `None` means: run strawberry's executor."""
+
+    def __init__(self, schema: Any, *, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self._schema = schema
+        self._graphql_schema = schema._schema
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        # How many requests the planner answered (tests and metrics read it).
+        self.answered = 0
+        self._documents: OrderedDict[tuple[str, str | None], tuple[_Document | None, int]] = (
+            OrderedDict()
+        )
+
+    def learn(self, query: Any, operation_name: Any, result: ExecutionResult) -> None:
+        """Remember a document strawberry's executor has run without any error."""
+        if result.errors or not isinstance(query, str):
+            return
+        key = (query, operation_name if isinstance(operation_name, str) else None)
+        if key in self._documents:
+            return
+        size = len(query) * _BYTES_PER_CHARACTER + _ENTRY_OVERHEAD
+        if size > self._max_bytes:
+            return
+        self._store(key, _document(parse(query, no_location=True), key[1]), size)
+
+    def _store(self, key: tuple[str, str | None], document: _Document | None, size: int) -> None:
+        self._documents[key] = (document, size)
+        self._bytes += size
+        while self._bytes > self._max_bytes:
+            _, (_, evicted) = self._documents.popitem(last=False)
+            self._bytes -= evicted
+
+    async def execute(
+        self, query: Any, operation_name: Any, variables: Any, context: Context
+    ) -> ExecutionResult | None:
+        if not isinstance(query, str) or not (variables is None or isinstance(variables, dict)):
+            return None
+        key = (query, operation_name if isinstance(operation_name, str) else None)
+        cached = self._documents.get(key)
+        if cached is None or cached[0] is None:
+            return None
+        self._documents.move_to_end(key)
+        document = cached[0]
+        coerced = get_variable_values(
+            self._graphql_schema, document.operation.variable_definitions or (), variables or {}
+        )
+        if isinstance(coerced, list):
+            return None
+        plan = self._plan(document, coerced)
+        if plan is None:
+            return None
+        return await self._run(plan, coerced, document, context)
+
+    def _plan(self, document: _Document, variables: VariableValues) -> Plan | None:
+        outcome = tuple(variables.coerced.get(name) for name in document.directive_variables)
+        plan: Any = document.plans.get(outcome, _UNPLANNED)
+        if plan is not _UNPLANNED:
+            return plan  # type: ignore[no-any-return]  # Plan | None, as stored below
+        if len(document.plans) >= _MAX_PLANS_PER_DOCUMENT:
+            return None
+        try:
+            plan = PlanBuilder(self._graphql_schema, document.fragments, variables).build(
+                document.operation
+            )
+        except (NotPlannedError, GraphQLError) as reason:
+            logger.debug("plan.declined", extra={"reason": str(reason)})
+            plan = None
+        document.plans[outcome] = plan
+        return plan  # type: ignore[no-any-return]
+
+    async def _run(
+        self, plan: Plan, variables: VariableValues, document: _Document, context: Context
+    ) -> ExecutionResult | None:
+        started = time.perf_counter()
+        run = Run(
+            plan,
+            schema=self._schema,
+            variables=variables,
+            viewer=context.viewer,
+            settings=context.settings,
+            fetch_rows=context.db.core_rows,
+        )
+        with count_statements() as counted:
+            try:
+                data = await run.execute()
+            except NotPlannedError as reason:
+                logger.debug("plan.run_declined", extra={"reason": str(reason)})
+                return None
+        self.answered += 1
+        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        operation = document.operation.name.value if document.operation.name else None
+        logger.info(
+            "graphql.request",
+            extra={
+                "request_id": context.request_id,
+                "operation": operation,
+                "statements": counted.total,
+                "duration_ms": duration_ms,
+                "planned": True,
+            },
+        )
+        extensions = None
+        if context.settings.debug:
+            extensions = {"sqlStatements": counted.total, "durationMs": duration_ms}
+        return ExecutionResult(data=data, errors=None, extensions=extensions)
+
+
+def _document(document: DocumentNode, operation_name: str | None) -> _Document | None:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [d for d in operations if d.name and d.name.value == operation_name]
+    if len(operations) != 1:
+        return None
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    operation = operations[0]
+    return _Document(operation, fragments, directive_variables(operation, fragments.values()))

@@ -1,0 +1,309 @@
+"""Run a plan level by level: every key of a level in one statement per relation, then assemble.
+
+Arguments of every connection and lookup are coerced and checked before any SQL runs; if one is
+refused the run raises `NotPlannedError`, and strawberry's executor answers the request with the
+error where it belongs. A level's keys are all known before its statements run, so a batch never
+splits: the statement count is a function of the query's shape.
+"""
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import GraphQLError
+from graphql.execution.values import VariableValues, get_argument_values
+from sqlalchemy.sql import Select
+from strawberry.types.arguments import convert_arguments
+
+from gql_blog import models
+from gql_blog.config import Settings
+from gql_blog.filters import InvalidFilterError, Ordering
+from gql_blog.loaders import MAX_BATCH, Filter, Page, PageRequest, compile_where
+from gql_blog.plan import fetch
+from gql_blog.plan.build import (
+    Arguments,
+    ChildrenPlan,
+    ConnectionPlan,
+    NotPlannedError,
+    ObjectPlan,
+    Plan,
+    RootConnection,
+    RootLookup,
+    RootTypename,
+    RootViewer,
+    TagsPlan,
+    ToOnePlan,
+)
+from gql_blog.schema.connections import ordering_of, page_request
+from gql_blog.schema.errors import UserInputError
+from gql_blog.schema.ids import decode_global_id
+from gql_blog.schema.inputs import plain_where
+
+Fetch = Callable[[Select[Any]], Awaitable[Sequence[Any]]]
+# Ids past a 32-bit column's range name no row, and PostgreSQL refuses to bind them.
+_MAX_ID = 2**31
+
+
+@dataclass(slots=True)
+class Loaded:
+    """What one connection plan loaded: a page per parent (None for a root), counts, probes."""
+
+    request: PageRequest
+    scope: str
+    pages: dict[Any, Page] = field(default_factory=dict)
+    counts: dict[Any, int] = field(default_factory=dict)
+    beyond_next: set[Any] = field(default_factory=set)
+    beyond_previous: set[Any] = field(default_factory=set)
+
+    def cursor(self, row: Any) -> str:
+        return self.request.ordering.encode_cursor(row, scope=self.scope)
+
+
+class Run:
+    """One request's run of a plan."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        schema: Any,
+        variables: VariableValues,
+        viewer: models.User | None,
+        settings: Settings,
+        fetch_rows: Fetch,
+    ) -> None:
+        self.plan = plan
+        self.viewer = viewer
+        self.results: list[Any] = [None] * plan.slots
+        self._schema = schema
+        self._variables = variables
+        self._settings = settings
+        self._fetch = fetch_rows
+        self._requests: dict[int, tuple[PageRequest, str]] = {}
+        self._lookups: dict[int, dict[str, Any]] = {}
+
+    async def execute(self) -> dict[str, Any]:
+        self._prepare()
+        level: list[tuple[ObjectPlan, list[Any]]] = []
+        for _, root in self.plan.roots:
+            level.extend(await self._load_root(root))
+        while level:
+            next_level: list[tuple[ObjectPlan, list[Any]]] = []
+            for object_plan, rows in level:
+                for relation in object_plan.relations:
+                    next_level.extend(await self._load_relation(relation, rows))
+            level = next_level
+        return {key: self._emit_root(root) for key, root in self.plan.roots}
+
+    # --- arguments, before any SQL ---------------------------------------------------------
+
+    def _prepare(self) -> None:
+        for connection in self.plan.connections:
+            self._requests[connection.index] = self._page_request(connection)
+        for _, root in self.plan.roots:
+            if isinstance(root, RootLookup):
+                self._lookups[root.index] = self._arguments(root.arguments)
+
+    def _arguments(self, arguments: Arguments) -> dict[str, Any]:
+        try:
+            raw = get_argument_values(arguments.field, arguments.node, self._variables)
+        except GraphQLError as error:
+            raise NotPlannedError(str(error)) from None
+        definition = arguments.field.extensions["strawberry-definition"]
+        return convert_arguments(
+            raw,
+            definition.arguments,
+            scalar_registry=self._schema.schema_converter.scalar_registry,
+            config=self._schema.config,
+        )
+
+    def _page_request(self, connection: ConnectionPlan) -> tuple[PageRequest, str]:
+        args = self._arguments(connection.arguments)
+        try:
+            ordering = ordering_of(connection.entity, args.pop("order_by", None))
+            where = self._where(connection.entity, args.pop("where", None))
+            request = page_request(
+                self._settings,
+                ordering,
+                where=where,
+                first=args.get("first"),
+                after=args.get("after"),
+                last=args.get("last"),
+                before=args.get("before"),
+            )
+        except UserInputError as error:
+            raise NotPlannedError(str(error)) from None
+        return request, "" if where is None else where.key
+
+    def _where(self, entity: str, where: Any) -> Filter | None:
+        try:
+            return compile_where(
+                self.viewer,
+                entity,
+                plain_where(where),
+                max_depth=self._settings.max_filter_depth,
+            )
+        except InvalidFilterError as error:
+            raise NotPlannedError(str(error)) from None
+
+    # --- statements --------------------------------------------------------------------------
+
+    async def _rows(self, stmt: Select[Any]) -> Sequence[Any]:
+        return await self._fetch(stmt)
+
+    async def _load_root(self, root: Any) -> list[tuple[ObjectPlan, list[Any]]]:
+        if isinstance(root, RootConnection):
+            return await self._load_root_connection(root)
+        if isinstance(root, RootLookup):
+            row = await self._lookup(root)
+            self.results[root.index] = row
+            return [] if row is None else [(root.target, [row])]
+        if isinstance(root, RootViewer):
+            return [] if self.viewer is None else [(root.target, [self.viewer])]
+        return []
+
+    async def _lookup(self, root: RootLookup) -> Any:
+        args = self._lookups[root.index]
+        columns = root.target.columns
+        if root.name == "post":
+            try:
+                type_name, row_id = decode_global_id(args["id"], known_types=_NODE_TYPES)
+            except UserInputError as error:
+                raise NotPlannedError(str(error)) from None
+            if type_name != "Post" or row_id >= _MAX_ID:
+                return None
+            stmt = fetch.rows_by_id(models.Post, columns, [row_id], self.viewer)
+        elif root.name == "user":
+            if "\x00" in args["username"]:
+                return None
+            stmt = fetch.user_by_username(columns, args["username"])
+        else:
+            if "\x00" in args["name"]:
+                return None
+            stmt = fetch.tag_by_name(columns, args["name"], self.viewer)
+        return next(iter(await self._rows(stmt)), None)
+
+    async def _load_root_connection(
+        self, root: RootConnection
+    ) -> list[tuple[ObjectPlan, list[Any]]]:
+        connection = root.connection
+        request, scope = self._requests[connection.index]
+        names = _page_columns(connection, request.ordering)
+        rows = await self._rows(fetch.root_page(root.model, names, request, self.viewer))
+        loaded = Loaded(request, scope, pages={None: request.page(rows)})
+        if connection.needs_count:
+            stmt = fetch.root_count(root.model, request.where, self.viewer)
+            loaded.counts[None] = int(next(iter(await self._rows(stmt)))[0])
+        for values, forward, found in _probes(connection, request, loaded):
+            stmt = fetch.root_beyond(
+                root.model, request, values, forward=forward, viewer=self.viewer
+            )
+            if next(iter(await self._rows(stmt)))[0]:
+                found.add(None)
+        self.results[connection.index] = loaded
+        page_rows = loaded.pages[None].rows
+        return [(target, page_rows) for target in connection.objects]
+
+    async def _load_relation(
+        self, relation: Any, rows: list[Any]
+    ) -> list[tuple[ObjectPlan, list[Any]]]:
+        if isinstance(relation, ToOnePlan):
+            return await self._load_to_one(relation, rows)
+        if isinstance(relation, TagsPlan):
+            return await self._load_tags(relation, rows)
+        assert isinstance(relation, ChildrenPlan)
+        return await self._load_children(relation, rows)
+
+    async def _load_to_one(
+        self, relation: ToOnePlan, rows: list[Any]
+    ) -> list[tuple[ObjectPlan, list[Any]]]:
+        target = relation.target
+        keys = _unique(getattr(row, relation.foreign_key) for row in rows)
+        found: dict[int, Any] = {}
+        for chunk in _chunks(keys):
+            stmt = fetch.rows_by_id(target.model, target.columns, chunk, self.viewer)
+            found.update((row.id, row) for row in await self._rows(stmt))
+        self.results[relation.index] = found
+        return [(target, list(found.values()))]
+
+    async def _load_tags(
+        self, relation: TagsPlan, rows: list[Any]
+    ) -> list[tuple[ObjectPlan, list[Any]]]:
+        grouped: dict[int, list[Any]] = defaultdict(list)
+        for chunk in _chunks(_unique(row.id for row in rows)):
+            for tag in await self._rows(fetch.tags_of_posts(relation.target.columns, chunk)):
+                grouped[tag.parent_key].append(tag)
+        self.results[relation.index] = grouped
+        return [(relation.target, [tag for tags in grouped.values() for tag in tags])]
+
+    async def _load_children(
+        self, relation: ChildrenPlan, rows: list[Any]
+    ) -> list[tuple[ObjectPlan, list[Any]]]:
+        connection = relation.connection
+        request, scope = self._requests[connection.index]
+        names = _page_columns(connection, request.ordering)
+        keys = _unique(row.id for row in rows)
+        loaded = Loaded(request, scope)
+        grouped: dict[int, list[Any]] = defaultdict(list)
+        for chunk in _chunks(keys):
+            stmt = fetch.child_pages(relation.relation, names, chunk, request, self.viewer)
+            for child in await self._rows(stmt):
+                grouped[child.parent_key].append(child)
+            if connection.needs_count:
+                stmt = fetch.child_counts(relation.relation, chunk, request.where, self.viewer)
+                loaded.counts.update((row.parent_key, row.count) for row in await self._rows(stmt))
+            for values, forward, found in _probes(connection, request, loaded):
+                stmt = fetch.children_beyond(
+                    relation.relation, chunk, request, values, forward=forward, viewer=self.viewer
+                )
+                found.update(row.parent_key for row in await self._rows(stmt))
+        loaded.pages = {key: request.page(grouped[key]) for key in keys}
+        self.results[connection.index] = loaded
+        children = [child for key in keys for child in loaded.pages[key].rows]
+        return [(target, children) for target in connection.objects]
+
+    # --- assembly ----------------------------------------------------------------------------
+
+    def _emit_root(self, root: Any) -> Any:
+        if isinstance(root, RootConnection):
+            return root.connection.emit(self.results[root.connection.index], None, self)
+        if isinstance(root, RootLookup):
+            row = self.results[root.index]
+            return None if row is None else root.target.emit(row, self)
+        if isinstance(root, RootViewer):
+            return None if self.viewer is None else root.target.emit(self.viewer, self)
+        assert isinstance(root, RootTypename)
+        return "Query"
+
+
+_NODE_TYPES = frozenset({"User", "Post", "Comment", "Tag", "AuditLogEntry"})
+
+
+def _page_columns(connection: ConnectionPlan, ordering: Ordering) -> list[str]:
+    names: dict[str, None] = {"id": None}
+    for target in connection.objects:
+        names.update(dict.fromkeys(sorted(target.columns)))
+    if connection.needs_cursors:
+        # Sort keys are named for their attributes (CREATED_AT reads created_at).
+        names.update(dict.fromkeys(term.key.lower() for term in ordering.terms))
+    return list(names)
+
+
+def _probes(
+    connection: ConnectionPlan, request: PageRequest, loaded: Loaded
+) -> Iterator[tuple[tuple[Any, ...], bool, set[Any]]]:
+    """The far-side probes pageInfo needs: rows past `before`, rows before `after`."""
+    if connection.needs_next and request.before is not None:
+        yield request.before, True, loaded.beyond_next
+    if connection.needs_previous and request.after is not None:
+        yield request.after, False, loaded.beyond_previous
+
+
+def _unique(keys: Any) -> list[Any]:
+    return list(dict.fromkeys(keys))
+
+
+def _chunks(keys: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(keys), MAX_BATCH):
+        yield keys[start : start + MAX_BATCH]
