@@ -2,7 +2,7 @@
 
 import asyncio
 import contextvars
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -63,10 +63,19 @@ def _before_cursor_execute(conn: Connection, cursor: Any, statement: str, *args:
         counted.statements.append(statement)
 
 
+def record_statement(statement: str) -> None:
+    """Count a statement sent past SQLAlchemy (on the driver's own connection)."""
+    for counted in _open_counts.get():
+        counted.total += 1
+        counted.statements.append(statement)
+
+
 def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     """The process's engine for `url` (default: the settings' database), tuned for its dialect."""
     target = make_url(url or settings.database_url)
-    options: dict[str, Any] = {"echo": settings.echo_sql, "pool_pre_ping": True}
+    # No pre-ping round trip per checkout: the pool recycles old connections, and a connection
+    # found broken invalidates the pool, so the next checkout connects anew.
+    options: dict[str, Any] = {"echo": settings.echo_sql}
     backend = target.get_backend_name()
     if backend == "sqlite":
         if target.database in (None, "", ":memory:"):
@@ -162,12 +171,29 @@ class SerialSession:
             result: Result[Any] = await self.session.execute(stmt)
             return result.all()
 
-    async def core_rows(self, stmt: Executable) -> Sequence[Any]:
-        """Rows of a Core statement, on the session's connection (no ORM objects built)."""
+    async def core_rows(
+        self, stmt: Executable, parameters: Mapping[str, Any]
+    ) -> Sequence[Mapping[str, Any]]:
+        """Rows of a Core statement as mappings, on the session's connection (no ORM objects)."""
         async with self._lock:
             connection = await self.session.connection()
-            result: Result[Any] = await connection.execute(stmt)
-            return result.all()
+            result: Result[Any] = await connection.execute(stmt, dict(parameters))
+            # RowMapping is a Mapping[str, Any] at run time; its stub says Mapping[Any, Any].
+            return result.mappings().all()  # type: ignore[return-value]
+
+    async def driver_rows(self, sql: str, arguments: Sequence[Any]) -> Sequence[Any]:
+        """Rows of compiled PostgreSQL text, run on the asyncpg connection itself.
+
+        For statements SQLAlchemy compiled once whose parameters need no type processing: it
+        skips the async adaption, result processing and the greenlet hop of every execute.
+        """
+        async with self._lock:
+            connection = await self.session.connection()
+            raw = await connection.get_raw_connection()
+            record_statement(sql)
+            driver: Any = raw.driver_connection
+            rows: Sequence[Any] = await driver.fetch(sql, *arguments)
+            return rows
 
     async def flush(self) -> None:
         async with self._lock:

@@ -7,6 +7,7 @@ NULLs sort as the contract says on every dialect: a nullable key orders first by
 
 import base64
 import binascii
+import functools
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -204,14 +205,14 @@ class Ordering:
 
     def fingerprint(self, scope: str = "") -> str:
         """A short hash of this ordering and `scope` (e.g. the filter), carried by cursors."""
-        shape = [self.entity, scope] + [
-            [term.key, term.descending, term.is_nulls_first] for term in self.terms
-        ]
-        return hashlib.sha256(orjson.dumps(shape)).hexdigest()[:12]
+        return _fingerprint(self, scope)
 
     def encode_cursor(self, row: Any, *, scope: str = "") -> str:
-        values = [_dump(value) for value in self.values(row)]
-        payload = orjson.dumps([self.fingerprint(scope), values])
+        return self.encode_values(self.values(row), scope=scope)
+
+    def encode_values(self, values: Sequence[Any], *, scope: str = "") -> str:
+        """The cursor of a row whose sort-key values (in term order) are `values`."""
+        payload = orjson.dumps([self.fingerprint(scope), [_dump(value) for value in values]])
         return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
     def decode_cursor(self, cursor: str, *, scope: str = "") -> list[Any]:
@@ -231,6 +232,15 @@ class Ordering:
             _load(self._key(term), raw, cursor)
             for term, raw in zip(self.terms, raw_values, strict=True)
         ]
+
+
+@functools.lru_cache(maxsize=256)
+def _fingerprint(ordering: Ordering, scope: str) -> str:
+    # Cached: every cursor of a page shares it. Filters are short (their lists are bounded).
+    shape = [ordering.entity, scope] + [
+        [term.key, term.descending, term.is_nulls_first] for term in ordering.terms
+    ]
+    return hashlib.sha256(orjson.dumps(shape)).hexdigest()[:12]
 
 
 def _equal(atom: _Atom, value: Any) -> ColumnElement[bool]:

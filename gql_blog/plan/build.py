@@ -81,12 +81,14 @@ class ToOnePlan:
     index: int
     target: ObjectPlan
     foreign_key: str
+    statements: dict[Any, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True, eq=False)
 class TagsPlan:
     index: int
     target: ObjectPlan
+    statements: dict[Any, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True, eq=False)
@@ -102,6 +104,8 @@ class ConnectionPlan:
     needs_next: bool = False  # hasNextPage selected: may probe rows past `before`
     needs_previous: bool = False  # hasPreviousPage selected: may probe rows before `after`
     needs_cursors: bool = False
+    # Statements built for this node, by viewer kind and page request (see run.py).
+    statements: dict[Any, Any] = field(default_factory=dict)
 
     def emit(self, loaded: Any, parent: Any, run: Any) -> dict[str, Any]:
         return {key: getter(loaded, parent, run) for key, getter in self.output}
@@ -134,6 +138,7 @@ class RootLookup:
     name: str
     target: ObjectPlan
     arguments: Arguments
+    statements: dict[Any, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True, eq=False)
@@ -322,7 +327,7 @@ class PlanBuilder:
         if strawberry_field.base_resolver is not None or not hasattr(plan.model, attribute):
             raise NotPlannedError(f"{plan.entity}.{attribute} has no plan declaration")
         plan.columns.add(attribute)
-        read = operator.attrgetter(attribute)
+        read = operator.itemgetter(attribute)
         if get_named_type(definition.type).name == "DateTime":
             return lambda row, run: _isoformat(read(row))
         return lambda row, run: read(row)
@@ -431,18 +436,18 @@ def _constant_of_connection(value: str) -> ConnectionGetter:
 
 
 def _global_id(type_name: str) -> Getter:
-    return lambda row, run: encode_global_id(type_name, row.id)
+    return lambda row, run: encode_global_id(type_name, row["id"])
 
 
 def _email(row: Any, run: Any) -> Any:
     viewer = run.viewer
-    if viewer is None or not (viewer.is_admin or viewer.id == row.id):
+    if viewer is None or not (viewer.is_admin or viewer.id == row["id"]):
         return None
-    return row.email
+    return row["email"]
 
 
 def _to_one(plan: ToOnePlan) -> Getter:
-    read_key = operator.attrgetter(plan.foreign_key)
+    read_key = operator.itemgetter(plan.foreign_key)
     index, target = plan.index, plan.target
 
     def getter(row: Any, run: Any) -> Any:
@@ -456,12 +461,12 @@ def _to_one(plan: ToOnePlan) -> Getter:
 
 def _tags(plan: TagsPlan) -> Getter:
     index, target = plan.index, plan.target
-    return lambda row, run: [target.emit(tag, run) for tag in run.results[index].get(row.id, ())]
+    return lambda row, run: [target.emit(tag, run) for tag in run.results[index].get(row["id"], ())]
 
 
 def _children(plan: ConnectionPlan) -> Getter:
     index = plan.index
-    return lambda row, run: plan.emit(run.results[index], row.id, run)
+    return lambda row, run: plan.emit(run.results[index], row["id"], run)
 
 
 def _total_count(loaded: Any, parent: Any, run: Any) -> int:

@@ -1,19 +1,54 @@
 """The planned path's statements: Core selects of only the columns a plan reads.
 
 Each function builds one statement for a whole level of a plan (every parent's keys at once), with
-the viewer's visibility applied as in `gql_blog.loaders`. Rows come back as Core rows whose
-attributes are named as the model's (`row.user_id`), so orderings and cursors read them alike.
+the viewer's visibility applied as in `gql_blog.loaders`. The keys and the viewer's id are bind
+parameters (`:keys`, `:viewer_id`), so a plan node builds its statement once and every request
+reuses it; on PostgreSQL the keys are one array (`= ANY(:keys)`), so one SQL text — and one
+prepared statement — serves every batch size. Columns are labelled by attribute name.
 """
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, Integer, any_, bindparam, exists, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import BindParameter
 
 from gql_blog import models
 from gql_blog.loaders import Filter, PageRequest, Relation, filter_conditions
 from gql_blog.visibility import visible
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerParameter:
+    """Stands for the viewer in visibility predicates: its id is the `:viewer_id` parameter."""
+
+    is_admin: bool
+    id: BindParameter[int]
+
+    @classmethod
+    def of(cls, viewer: models.User | None) -> "ViewerParameter | None":
+        if viewer is None:
+            return None
+        return cls(viewer.is_admin, bindparam("viewer_id", type_=Integer))
+
+    @staticmethod
+    def kind(viewer: models.User | None) -> str:
+        """Which statement variant a viewer needs (the id itself is a parameter)."""
+        if viewer is None:
+            return "anonymous"
+        return "admin" if viewer.is_admin else "user"
+
+
+def key_in(column: Any, dialect: str) -> ColumnElement[bool]:
+    """`column` is one of `:keys`: `= ANY(array)` on PostgreSQL, an expanding IN elsewhere."""
+    if dialect == "postgresql":
+        matched: ColumnElement[bool] = column == any_(bindparam("keys", type_=ARRAY(Integer)))
+        return matched
+    in_keys: ColumnElement[bool] = column.in_(bindparam("keys", expanding=True))
+    return in_keys
 
 
 def columns(model: type[models.Base], names: Iterable[str]) -> list[ColumnElement[Any]]:
@@ -23,10 +58,10 @@ def columns(model: type[models.Base], names: Iterable[str]) -> list[ColumnElemen
 
 
 def rows_by_id(
-    model: type[models.Base], names: Collection[str], ids: Sequence[int], viewer: Any
+    model: type[models.Base], names: Collection[str], viewer: Any, dialect: str
 ) -> Select[Any]:
     entity: Any = model
-    return select(*columns(model, names)).where(entity.id.in_(ids), visible(model, viewer))
+    return select(*columns(model, names)).where(key_in(entity.id, dialect), visible(model, viewer))
 
 
 def root_page(
@@ -42,7 +77,7 @@ def root_page(
 
 def root_count(model: type[models.Base], where: Filter | None, viewer: Any) -> Select[Any]:
     return (
-        select(func.count())
+        select(func.count().label("count"))
         .select_from(model)
         .where(visible(model, viewer), *filter_conditions(where))
     )
@@ -57,17 +92,16 @@ def root_beyond(
     viewer: Any,
 ) -> Select[Any]:
     condition = request.ordering.at_or_beyond(values, forward=forward)
-    return select(
-        exists().where(visible(model, viewer), condition, *filter_conditions(request.where))
-    )
+    found = exists().where(visible(model, viewer), condition, *filter_conditions(request.where))
+    return select(found.label("found"))
 
 
 def child_pages(
     relation: Relation,
     names: Collection[str],
-    parent_ids: Sequence[int],
     request: PageRequest,
     viewer: Any,
+    dialect: str,
 ) -> Select[Any]:
     """One page per parent: rank the children's ids per parent, keep `size + 1` of each."""
     parent = relation.parent_key()
@@ -80,7 +114,7 @@ def child_pages(
         relation.select_from(
             model.id.label("row_id"), parent.label("parent_key"), position.label("pos")
         )
-        .where(parent.in_(parent_ids), visible(relation.model, viewer), *request.conditions())
+        .where(key_in(parent, dialect), visible(relation.model, viewer), *request.conditions())
         .subquery()
     )
     return (
@@ -92,30 +126,30 @@ def child_pages(
 
 
 def child_counts(
-    relation: Relation, parent_ids: Sequence[int], where: Filter | None, viewer: Any
+    relation: Relation, where: Filter | None, viewer: Any, dialect: str
 ) -> Select[Any]:
     parent = relation.parent_key()
     return (
         relation.select_from(parent.label("parent_key"), func.count().label("count"))
-        .where(parent.in_(parent_ids), visible(relation.model, viewer), *filter_conditions(where))
+        .where(key_in(parent, dialect), visible(relation.model, viewer), *filter_conditions(where))
         .group_by(parent)
     )
 
 
 def children_beyond(
     relation: Relation,
-    parent_ids: Sequence[int],
     request: PageRequest,
     values: tuple[Any, ...],
     *,
     forward: bool,
     viewer: Any,
+    dialect: str,
 ) -> Select[Any]:
     parent = relation.parent_key()
     return (
         relation.select_from(parent.label("parent_key"))
         .where(
-            parent.in_(parent_ids),
+            key_in(parent, dialect),
             visible(relation.model, viewer),
             request.ordering.at_or_beyond(values, forward=forward),
             *filter_conditions(request.where),
@@ -124,23 +158,23 @@ def children_beyond(
     )
 
 
-def tags_of_posts(names: Collection[str], post_ids: Sequence[int]) -> Select[Any]:
+def tags_of_posts(names: Collection[str], dialect: str) -> Select[Any]:
     """Each post's tags by name (a visible post's tags are visible)."""
     return (
         select(models.post_tags.c.post_id.label("parent_key"), *columns(models.Tag, names))
         .join(models.Tag, models.Tag.id == models.post_tags.c.tag_id)
-        .where(models.post_tags.c.post_id.in_(post_ids))
+        .where(key_in(models.post_tags.c.post_id, dialect))
         .order_by(models.Tag.name, models.Tag.id)
     )
 
 
-def user_by_username(names: Collection[str], username: str) -> Select[Any]:
+def user_by_username(names: Collection[str]) -> Select[Any]:
     return select(*columns(models.User, names)).where(
-        models.User.username_key == models.fold_username(username)
+        models.User.username_key == bindparam("username_key")
     )
 
 
-def tag_by_name(names: Collection[str], name: str, viewer: Any) -> Select[Any]:
+def tag_by_name(names: Collection[str], viewer: Any) -> Select[Any]:
     return select(*columns(models.Tag, names)).where(
-        models.Tag.name == name.strip().lower(), visible(models.Tag, viewer)
+        models.Tag.name == bindparam("name"), visible(models.Tag, viewer)
     )

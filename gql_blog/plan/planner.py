@@ -122,6 +122,8 @@ class Planner:
         self, plan: Plan, variables: VariableValues, document: _Document, context: Context
     ) -> ExecutionResult | None:
         started = time.perf_counter()
+        dialect_impl = context.db.session.get_bind().dialect
+        dialect = dialect_impl.name
         run = Run(
             plan,
             schema=self._schema,
@@ -129,6 +131,9 @@ class Planner:
             viewer=context.viewer,
             settings=context.settings,
             fetch_rows=context.db.core_rows,
+            dialect=dialect,
+            driver_rows=context.db.driver_rows if dialect == "postgresql" else None,
+            dialect_impl=dialect_impl,
         )
         with count_statements() as counted:
             try:

@@ -7,12 +7,13 @@ splits: the statement count is a function of the query's shape.
 """
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import GraphQLError
 from graphql.execution.values import VariableValues, get_argument_values
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Select
 from strawberry.types.arguments import convert_arguments
 
@@ -40,7 +41,12 @@ from gql_blog.schema.errors import UserInputError
 from gql_blog.schema.ids import decode_global_id
 from gql_blog.schema.inputs import plain_where
 
-Fetch = Callable[[Select[Any]], Awaitable[Sequence[Any]]]
+# (statement, parameters) -> rows as mappings.
+Fetch = Callable[[Select[Any], Mapping[str, Any]], Awaitable[Sequence[Mapping[str, Any]]]]
+# (compiled SQL, positional arguments) -> rows, on the driver's connection (PostgreSQL).
+DriverFetch = Callable[[str, Sequence[Any]], Awaitable[Sequence[Any]]]
+# Statement variants a plan node keeps (viewer kinds, page requests without cursor or filter).
+_MAX_STATEMENTS_PER_NODE = 8
 # Ids past a 32-bit column's range name no row, and PostgreSQL refuses to bind them.
 _MAX_ID = 2**31
 
@@ -57,7 +63,10 @@ class Loaded:
     beyond_previous: set[Any] = field(default_factory=set)
 
     def cursor(self, row: Any) -> str:
-        return self.request.ordering.encode_cursor(row, scope=self.scope)
+        # Sort keys are named for their attributes (CREATED_AT reads created_at).
+        ordering = self.request.ordering
+        values = [row[term.key.lower()] for term in ordering.terms]
+        return ordering.encode_values(values, scope=self.scope)
 
 
 class Run:
@@ -72,6 +81,9 @@ class Run:
         viewer: models.User | None,
         settings: Settings,
         fetch_rows: Fetch,
+        dialect: str,
+        driver_rows: DriverFetch | None = None,
+        dialect_impl: Dialect | None = None,
     ) -> None:
         self.plan = plan
         self.viewer = viewer
@@ -80,6 +92,14 @@ class Run:
         self._variables = variables
         self._settings = settings
         self._fetch = fetch_rows
+        self._dialect = dialect
+        self._driver = driver_rows
+        self._dialect_impl = dialect_impl
+        self._viewer_kind = fetch.ViewerParameter.kind(viewer)
+        self._viewer_parameter = fetch.ViewerParameter.of(viewer)
+        self._parameters: dict[str, Any] = {}
+        if viewer is not None and not viewer.is_admin:
+            self._parameters["viewer_id"] = viewer.id
         self._requests: dict[int, tuple[PageRequest, str]] = {}
         self._lookups: dict[int, dict[str, Any]] = {}
 
@@ -149,8 +169,36 @@ class Run:
 
     # --- statements --------------------------------------------------------------------------
 
-    async def _rows(self, stmt: Select[Any]) -> Sequence[Any]:
-        return await self._fetch(stmt)
+    def _statement(
+        self, node: Any, request: PageRequest | None, build: Callable[[], Select[Any]]
+    ) -> "Statement":
+        """The node's statement for this viewer kind and page, built once and reused.
+
+        Pages with a cursor or a filter carry their values as literals: those are built anew.
+        """
+        if request is not None and not _is_reusable(request):
+            return Statement(build())
+        key = (self._viewer_kind, request)
+        statement: Statement | None = node.statements.get(key)
+        if statement is None:
+            statement = Statement(
+                build(), compiled_for=None if self._driver is None else self._dialect_impl
+            )
+            if len(node.statements) < _MAX_STATEMENTS_PER_NODE:
+                node.statements[key] = statement
+        return statement
+
+    async def _rows(
+        self, statement: "Statement | Select[Any]", keys: Sequence[Any] | None = None, **extra: Any
+    ) -> Sequence[Any]:
+        parameters = dict(self._parameters, **extra)
+        if keys is not None:
+            parameters["keys"] = keys
+        if not isinstance(statement, Statement):
+            return await self._fetch(statement, parameters)
+        if self._driver is not None and statement.sql is not None:
+            return await self._driver(statement.sql, statement.arguments(parameters))
+        return await self._fetch(statement.stmt, parameters)
 
     async def _load_root(self, root: Any) -> list[tuple[ObjectPlan, list[Any]]]:
         if isinstance(root, RootConnection):
@@ -160,12 +208,15 @@ class Run:
             self.results[root.index] = row
             return [] if row is None else [(root.target, [row])]
         if isinstance(root, RootViewer):
-            return [] if self.viewer is None else [(root.target, [self.viewer])]
+            if self.viewer is None:
+                return []
+            return [(root.target, [_row_of(self.viewer, root.target.columns)])]
         return []
 
     async def _lookup(self, root: RootLookup) -> Any:
         args = self._lookups[root.index]
         columns = root.target.columns
+        viewer = self._viewer_parameter
         if root.name == "post":
             try:
                 type_name, row_id = decode_global_id(args["id"], known_types=_NODE_TYPES)
@@ -173,16 +224,19 @@ class Run:
                 raise NotPlannedError(str(error)) from None
             if type_name != "Post" or row_id >= _MAX_ID:
                 return None
-            stmt = fetch.rows_by_id(models.Post, columns, [row_id], self.viewer)
+            build = lambda: fetch.rows_by_id(models.Post, columns, viewer, self._dialect)  # noqa: E731
+            rows = await self._rows(self._statement(root, None, build), [row_id])
         elif root.name == "user":
             if "\x00" in args["username"]:
                 return None
-            stmt = fetch.user_by_username(columns, args["username"])
+            stmt = self._statement(root, None, lambda: fetch.user_by_username(columns))
+            rows = await self._rows(stmt, username_key=models.fold_username(args["username"]))
         else:
             if "\x00" in args["name"]:
                 return None
-            stmt = fetch.tag_by_name(columns, args["name"], self.viewer)
-        return next(iter(await self._rows(stmt)), None)
+            stmt = self._statement(root, None, lambda: fetch.tag_by_name(columns, viewer))
+            rows = await self._rows(stmt, name=args["name"].strip().lower())
+        return next(iter(rows), None)
 
     async def _load_root_connection(
         self, root: RootConnection
@@ -190,16 +244,21 @@ class Run:
         connection = root.connection
         request, scope = self._requests[connection.index]
         names = _page_columns(connection, request.ordering)
-        rows = await self._rows(fetch.root_page(root.model, names, request, self.viewer))
-        loaded = Loaded(request, scope, pages={None: request.page(rows)})
+        viewer = self._viewer_parameter
+        stmt = self._statement(
+            connection, request, lambda: fetch.root_page(root.model, names, request, viewer)
+        )
+        loaded = Loaded(request, scope, pages={None: request.page(await self._rows(stmt))})
         if connection.needs_count:
-            stmt = fetch.root_count(root.model, request.where, self.viewer)
-            loaded.counts[None] = int(next(iter(await self._rows(stmt)))[0])
-        for values, forward, found in _probes(connection, request, loaded):
-            stmt = fetch.root_beyond(
-                root.model, request, values, forward=forward, viewer=self.viewer
+            stmt = self._statement(
+                _Counting(connection),
+                request,
+                lambda: fetch.root_count(root.model, request.where, viewer),
             )
-            if next(iter(await self._rows(stmt)))[0]:
+            loaded.counts[None] = int(next(iter(await self._rows(stmt)))["count"])
+        for values, forward, found in _probes(connection, request, loaded):
+            probe = fetch.root_beyond(root.model, request, values, forward=forward, viewer=viewer)
+            if next(iter(await self._rows(probe)))["found"]:
                 found.add(None)
         self.results[connection.index] = loaded
         page_rows = loaded.pages[None].rows
@@ -219,21 +278,29 @@ class Run:
         self, relation: ToOnePlan, rows: list[Any]
     ) -> list[tuple[ObjectPlan, list[Any]]]:
         target = relation.target
-        keys = _unique(getattr(row, relation.foreign_key) for row in rows)
+        stmt = self._statement(
+            relation,
+            None,
+            lambda: fetch.rows_by_id(
+                target.model, target.columns, self._viewer_parameter, self._dialect
+            ),
+        )
         found: dict[int, Any] = {}
-        for chunk in _chunks(keys):
-            stmt = fetch.rows_by_id(target.model, target.columns, chunk, self.viewer)
-            found.update((row.id, row) for row in await self._rows(stmt))
+        for chunk in _chunks(_unique(row[relation.foreign_key] for row in rows)):
+            found.update((row["id"], row) for row in await self._rows(stmt, chunk))
         self.results[relation.index] = found
         return [(target, list(found.values()))]
 
     async def _load_tags(
         self, relation: TagsPlan, rows: list[Any]
     ) -> list[tuple[ObjectPlan, list[Any]]]:
+        stmt = self._statement(
+            relation, None, lambda: fetch.tags_of_posts(relation.target.columns, self._dialect)
+        )
         grouped: dict[int, list[Any]] = defaultdict(list)
-        for chunk in _chunks(_unique(row.id for row in rows)):
-            for tag in await self._rows(fetch.tags_of_posts(relation.target.columns, chunk)):
-                grouped[tag.parent_key].append(tag)
+        for chunk in _chunks(_unique(row["id"] for row in rows)):
+            for tag in await self._rows(stmt, chunk):
+                grouped[tag["parent_key"]].append(tag)
         self.results[relation.index] = grouped
         return [(relation.target, [tag for tags in grouped.values() for tag in tags])]
 
@@ -243,21 +310,37 @@ class Run:
         connection = relation.connection
         request, scope = self._requests[connection.index]
         names = _page_columns(connection, request.ordering)
-        keys = _unique(row.id for row in rows)
+        viewer, dialect = self._viewer_parameter, self._dialect
+        pages = self._statement(
+            connection,
+            request,
+            lambda: fetch.child_pages(relation.relation, names, request, viewer, dialect),
+        )
+        counts = self._statement(
+            _Counting(connection),
+            request,
+            lambda: fetch.child_counts(relation.relation, request.where, viewer, dialect),
+        )
+        keys = _unique(row["id"] for row in rows)
         loaded = Loaded(request, scope)
         grouped: dict[int, list[Any]] = defaultdict(list)
         for chunk in _chunks(keys):
-            stmt = fetch.child_pages(relation.relation, names, chunk, request, self.viewer)
-            for child in await self._rows(stmt):
-                grouped[child.parent_key].append(child)
+            for child in await self._rows(pages, chunk):
+                grouped[child["parent_key"]].append(child)
             if connection.needs_count:
-                stmt = fetch.child_counts(relation.relation, chunk, request.where, self.viewer)
-                loaded.counts.update((row.parent_key, row.count) for row in await self._rows(stmt))
+                loaded.counts.update(
+                    (row["parent_key"], row["count"]) for row in await self._rows(counts, chunk)
+                )
             for values, forward, found in _probes(connection, request, loaded):
                 stmt = fetch.children_beyond(
-                    relation.relation, chunk, request, values, forward=forward, viewer=self.viewer
+                    relation.relation,
+                    request,
+                    values,
+                    forward=forward,
+                    viewer=viewer,
+                    dialect=dialect,
                 )
-                found.update(row.parent_key for row in await self._rows(stmt))
+                found.update(row["parent_key"] for row in await self._rows(stmt, chunk))
         loaded.pages = {key: request.page(grouped[key]) for key in keys}
         self.results[connection.index] = loaded
         children = [child for key in keys for child in loaded.pages[key].rows]
@@ -278,6 +361,49 @@ class Run:
 
 
 _NODE_TYPES = frozenset({"User", "Post", "Comment", "Tag", "AuditLogEntry"})
+
+
+class Statement:
+    """A plan node's statement; compiled once for the asyncpg driver where `compiled` is set."""
+
+    __slots__ = ("_defaults", "_positions", "sql", "stmt")
+
+    def __init__(self, stmt: Select[Any], *, compiled_for: Dialect | None = None) -> None:
+        self.stmt = stmt
+        self.sql: str | None = None
+        self._positions: tuple[str, ...] = ()
+        self._defaults: dict[str, Any] = {}
+        if compiled_for is not None:
+            result = stmt.compile(dialect=compiled_for)
+            self.sql = result.string
+            self._positions = tuple(result.positiontup or ())
+            self._defaults = dict(result.params)
+
+    def arguments(self, parameters: Mapping[str, Any]) -> list[Any]:
+        defaults = self._defaults
+        return [
+            parameters[name] if name in parameters else defaults[name] for name in self._positions
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Counting:
+    """The count statements of a connection node, cached beside its page statements."""
+
+    connection: ConnectionPlan
+
+    @property
+    def statements(self) -> dict[Any, Any]:
+        counts: dict[Any, Any] = self.connection.statements.setdefault("counts", {})
+        return counts
+
+
+def _is_reusable(request: PageRequest) -> bool:
+    return request.after is None and request.before is None and request.where is None
+
+
+def _row_of(viewer: models.User, names: Collection[str]) -> dict[str, Any]:
+    return {name: getattr(viewer, name) for name in names}
 
 
 def _page_columns(connection: ConnectionPlan, ordering: Ordering) -> list[str]:
