@@ -77,6 +77,7 @@ class GraphQLApp(GraphQL[Context, None]):
             )
             if planned is not None:
                 return planned
+        await context.load_viewer()
         result = await super().execute_single(
             request, request_adapter, sub_response, context, root_value, request_data
         )
@@ -87,15 +88,17 @@ class GraphQLApp(GraphQL[Context, None]):
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         session: AsyncSession = request.scope[_SESSION_KEY]
         token = auth.bearer_token(request.headers.get("authorization"))
-        viewer = await auth.viewer_from_token(session, token)
-        serial = db.SerialSession(session)
-        return Context(
-            db=serial,
-            viewer=viewer,
+        context = Context(
+            db=db.SerialSession(session),
+            viewer=None,
             settings=self.settings,
             request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
             token=token,
         )
+        if not isinstance(request, Request):
+            # A websocket's operations have no planned path: its resolvers need the viewer.
+            await context.load_viewer()
+        return context
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # strawberry's page loads GraphiQL from a CDN; ours uses the vendored copy.

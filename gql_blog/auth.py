@@ -5,10 +5,11 @@ import functools
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_blog import models
@@ -114,6 +115,36 @@ async def issue_token(db: AsyncSession, user: models.User, *, lifetime: timedelt
     )
     await db.flush()
     return token
+
+
+# What a signed-in viewer is known by before any resolver runs: every readable user column.
+IDENTITY_COLUMNS = (
+    "id",
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+    "full_name",
+    "bio",
+    "age",
+    "is_active",
+    "is_admin",
+    "created_at",
+)
+
+
+def identity_statement() -> Select[Any]:
+    """The user of a live token, as Core columns: parameters `token_hash` and `now`."""
+    user: Any = models.User
+    return (
+        select(*(getattr(user, name).label(name) for name in IDENTITY_COLUMNS))
+        .join(models.AuthToken, models.AuthToken.user_id == models.User.id)
+        .where(
+            models.AuthToken.token_hash == bindparam("token_hash"),
+            models.AuthToken.revoked_at.is_(None),
+            models.AuthToken.expires_at > bindparam("now", type_=models.UtcDateTime()),
+        )
+    )
 
 
 async def viewer_from_token(db: AsyncSession, token: str | None) -> models.User | None:

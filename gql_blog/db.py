@@ -2,7 +2,7 @@
 
 import asyncio
 import contextvars
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -157,6 +157,11 @@ class SerialSession:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self._lock = asyncio.Lock()
+
+    async def locked(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run `work` on the session while no other statement of the request runs."""
+        async with self._lock:
+            return await work(self.session)
 
     async def scalars(self, stmt: Select[T]) -> Sequence[T]:
         async with self._lock:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ColumnElement,
     String,
     and_,
+    bindparam,
     case,
     false,
     literal,
@@ -28,7 +29,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.elements import BindParameter, UnaryExpression
 from sqlalchemy.sql.functions import FunctionElement
 
 from gql_blog import models
@@ -166,15 +167,30 @@ class Ordering:
             out.append(value)
         return out
 
-    def beyond(self, values: Sequence[Any], *, forward: bool) -> ColumnElement[bool]:
-        """Rows strictly after (`forward`) or strictly before the position of `values`."""
+    def beyond(
+        self, values: Sequence[Any], *, forward: bool, name: str | None = None
+    ) -> ColumnElement[bool]:
+        """Rows strictly after (`forward`) or strictly before the position of `values`.
+
+        With a `name`, the values are bind parameters `name_0`, `name_1`, ... (see
+        `cursor_parameters`), so one statement serves every cursor with the same NULLs.
+        """
         atoms = self._atoms()
         atom_values = self._atom_values(values)
+        if name is not None:
+            atom_values = [
+                value
+                if value is None
+                else bindparam(f"{name}_{index}", value, atom.expression.type)
+                for index, (atom, value) in enumerate(zip(atoms, atom_values, strict=True))
+            ]
         if self._is_uniform(atoms):
             left = tuple_(*(atom.expression for atom in atoms))
             right = tuple_(
                 *(
-                    literal(value, atom.expression.type)
+                    value
+                    if isinstance(value, BindParameter)
+                    else literal(value, atom.expression.type)
                     for atom, value in zip(atoms, atom_values, strict=True)
                 )
             )
@@ -187,6 +203,14 @@ class Ordering:
             ]
             alternatives.append(and_(*equal_before, _past(atom, value, forward=forward)))
         return or_(*alternatives)
+
+    def cursor_parameters(self, values: Sequence[Any], name: str) -> dict[str, Any]:
+        """The bind parameters `beyond(values, name=name)` reads."""
+        return {
+            f"{name}_{index}": value
+            for index, value in enumerate(self._atom_values(values))
+            if value is not None
+        }
 
     def at_or_beyond(self, values: Sequence[Any], *, forward: bool) -> ColumnElement[bool]:
         """Rows at the position of `values` or past it in one direction."""

@@ -26,6 +26,7 @@ from gql_blog.db import SerialSession
 from gql_blog.filters import Ordering, WhereCompiler, canonical_where
 from gql_blog.visibility import (
     MODELS,
+    Viewer,
     can_see_emails,
     visible,
     visible_comments,
@@ -64,12 +65,33 @@ class PageRequest:
     where: Filter | None = None
 
     def conditions(self) -> list[ColumnElement[bool]]:
+        """The filter and the cursors' keyset conditions (cursor values as bind parameters)."""
         found = filter_conditions(self.where)
         if self.after is not None:
-            found.append(self.ordering.beyond(self.after, forward=True))
+            found.append(self.ordering.beyond(self.after, forward=True, name="after"))
         if self.before is not None:
-            found.append(self.ordering.beyond(self.before, forward=False))
+            found.append(self.ordering.beyond(self.before, forward=False, name="before"))
         return found
+
+    def cursor_parameters(self) -> dict[str, Any]:
+        """Values for the cursors' bind parameters in `conditions()`."""
+        found: dict[str, Any] = {}
+        if self.after is not None:
+            found |= self.ordering.cursor_parameters(self.after, "after")
+        if self.before is not None:
+            found |= self.ordering.cursor_parameters(self.before, "before")
+        return found
+
+    def shape(self) -> tuple[Any, ...]:
+        """What the statement of this page depends on: all but the cursors' non-NULL values."""
+        return (
+            self.ordering,
+            self.size,
+            self.backward,
+            None if self.after is None else tuple(value is None for value in self.after),
+            None if self.before is None else tuple(value is None for value in self.before),
+            self.where,
+        )
 
     def page(self, rows: Sequence[Any]) -> "Page":
         """Cut the `size + 1` rows fetched into a page; the extra row says there is more."""
@@ -115,7 +137,7 @@ RELATIONS = {
 
 
 def compile_where(
-    viewer: models.User | None, entity: str, plain: Mapping[str, Any] | None, *, max_depth: int
+    viewer: Viewer | None, entity: str, plain: Mapping[str, Any] | None, *, max_depth: int
 ) -> Filter | None:
     """Compile a plain `where` for this viewer (visibility inside every relation filter)."""
     compiler = WhereCompiler(

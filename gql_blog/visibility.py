@@ -4,12 +4,23 @@ Drafts are visible only to their author and admins, and so are their comments an
 only drafts carry; e-mail addresses only to their owner and admins; the audit log to admins.
 """
 
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, exists, false, true
 from sqlalchemy.orm import aliased
 
 from gql_blog import models
+
+
+class Viewer(Protocol):
+    """Who is asking: a signed-in user row, or the planned path's identity of one."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def is_admin(self) -> bool: ...
+
 
 MODELS: dict[str, type[models.Base]] = {
     "User": models.User,
@@ -19,7 +30,7 @@ MODELS: dict[str, type[models.Base]] = {
 }
 
 
-def visible_posts(viewer: models.User | None) -> ColumnElement[bool]:
+def visible_posts(viewer: Viewer | None) -> ColumnElement[bool]:
     """Drafts are visible to their author and to admins only."""
     if viewer is None:
         return models.Post.published.is_(True)
@@ -28,7 +39,7 @@ def visible_posts(viewer: models.User | None) -> ColumnElement[bool]:
     return models.Post.published.is_(True) | (models.Post.user_id == viewer.id)
 
 
-def visible_comments(viewer: models.User | None) -> ColumnElement[bool]:
+def visible_comments(viewer: Viewer | None) -> ColumnElement[bool]:
     """A comment is visible when its post is."""
     if viewer is not None and viewer.is_admin:
         return true()
@@ -37,7 +48,7 @@ def visible_comments(viewer: models.User | None) -> ColumnElement[bool]:
     return exists().where(post.id == models.Comment.post_id, _shown(post, viewer))
 
 
-def visible_tags(viewer: models.User | None) -> ColumnElement[bool]:
+def visible_tags(viewer: Viewer | None) -> ColumnElement[bool]:
     """A tag is hidden when it is carried only by posts the viewer may not see (drafts' tags
     stay private); a tag no post carries reveals nothing and stays visible."""
     if viewer is not None and viewer.is_admin:
@@ -54,14 +65,14 @@ def visible_tags(viewer: models.User | None) -> ColumnElement[bool]:
     return ~carried | shown
 
 
-def _shown(post: Any, viewer: models.User | None) -> ColumnElement[bool]:
+def _shown(post: Any, viewer: Viewer | None) -> ColumnElement[bool]:
     shown: ColumnElement[bool] = post.published.is_(True)
     if viewer is not None:
         shown = shown | (post.user_id == viewer.id)
     return shown
 
 
-def can_see_emails(viewer: models.User | None) -> ColumnElement[bool]:
+def can_see_emails(viewer: Viewer | None) -> ColumnElement[bool]:
     """Which users' e-mail addresses the viewer may see (and so filter on)."""
     if viewer is None:
         return false()
@@ -70,7 +81,7 @@ def can_see_emails(viewer: models.User | None) -> ColumnElement[bool]:
     return models.User.id == viewer.id
 
 
-def visible(model: type[models.Base], viewer: models.User | None) -> ColumnElement[bool]:
+def visible(model: type[models.Base], viewer: Viewer | None) -> ColumnElement[bool]:
     if model is models.AuditLog:
         # The audit log is for admins only.
         return true() if viewer is not None and viewer.is_admin else false()

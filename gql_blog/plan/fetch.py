@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, any_, bindparam, exists, func, select
+from sqlalchemy import ColumnElement, Integer, any_, bindparam, exists, func, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import BindParameter
@@ -29,13 +29,13 @@ class ViewerParameter:
     id: BindParameter[int]
 
     @classmethod
-    def of(cls, viewer: models.User | None) -> "ViewerParameter | None":
+    def of(cls, viewer: Any) -> "ViewerParameter | None":
         if viewer is None:
             return None
         return cls(viewer.is_admin, bindparam("viewer_id", type_=Integer))
 
     @staticmethod
-    def kind(viewer: models.User | None) -> str:
+    def kind(viewer: Any) -> str:
         """Which statement variant a viewer needs (the id itself is a parameter)."""
         if viewer is None:
             return "anonymous"
@@ -103,7 +103,56 @@ def child_pages(
     viewer: Any,
     dialect: str,
 ) -> Select[Any]:
-    """One page per parent: rank the children's ids per parent, keep `size + 1` of each."""
+    """One page per parent, `size + 1` rows each (the extra row answers hasNextPage)."""
+    if dialect == "postgresql" and request.where is None:
+        return _child_pages_lateral(relation, names, request, viewer)
+    return _child_pages_ranked(relation, names, request, viewer, dialect)
+
+
+def _child_pages_lateral(
+    relation: Relation, names: Collection[str], request: PageRequest, viewer: Any
+) -> Select[Any]:
+    """PostgreSQL: for each parent, walk the index to its first `size + 1` children and stop.
+
+    `unnest(:keys) CROSS JOIN LATERAL (... ORDER BY ... LIMIT n + 1)` costs what the page's rows
+    cost, however many children the parents have; ranking them all costs every child.
+    """
+    parents = (
+        func.unnest(bindparam("keys", type_=ARRAY(Integer)))
+        .table_valued("parent_key")
+        .render_derived(name="parents")
+    )
+    clauses = request.ordering.clauses(reverse=request.backward)
+    page = (
+        relation.select_from(
+            *columns(relation.model, names),
+            func.row_number().over(order_by=clauses).label("pos"),
+        )
+        .where(
+            relation.parent_key() == parents.c.parent_key,
+            visible(relation.model, viewer),
+            *request.conditions(),
+        )
+        .order_by(*clauses)
+        .limit(request.size + 1)
+        .lateral("page")
+    )
+    return (
+        select(parents.c.parent_key, *(page.c[name] for name in names))
+        .select_from(parents)
+        .join(page, true())
+        .order_by(parents.c.parent_key, page.c.pos)
+    )
+
+
+def _child_pages_ranked(
+    relation: Relation,
+    names: Collection[str],
+    request: PageRequest,
+    viewer: Any,
+    dialect: str,
+) -> Select[Any]:
+    """Rank the children's ids per parent (ROW_NUMBER), keep the first `size + 1` of each."""
     parent = relation.parent_key()
     model: Any = relation.model
     position = func.row_number().over(

@@ -7,7 +7,7 @@ splits: the statement count is a function of the query's shape.
 """
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,15 @@ _MAX_STATEMENTS_PER_NODE = 8
 _MAX_ID = 2**31
 
 
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The signed-in viewer as the planned path knows it: its user row's readable columns."""
+
+    id: int
+    is_admin: bool
+    row: Mapping[str, Any]
+
+
 @dataclass(slots=True)
 class Loaded:
     """What one connection plan loaded: a page per parent (None for a root), counts, probes."""
@@ -78,7 +87,7 @@ class Run:
         *,
         schema: Any,
         variables: VariableValues,
-        viewer: models.User | None,
+        viewer: Identity | None,
         settings: Settings,
         fetch_rows: Fetch,
         dialect: str,
@@ -174,11 +183,12 @@ class Run:
     ) -> "Statement":
         """The node's statement for this viewer kind and page, built once and reused.
 
-        Pages with a cursor or a filter carry their values as literals: those are built anew.
+        Cursor values are bind parameters; a filter's values are literals, so filtered pages are
+        built anew.
         """
-        if request is not None and not _is_reusable(request):
+        if request is not None and request.where is not None:
             return Statement(build())
-        key = (self._viewer_kind, request)
+        key = (self._viewer_kind, None if request is None else request.shape())
         statement: Statement | None = node.statements.get(key)
         if statement is None:
             statement = Statement(
@@ -210,7 +220,7 @@ class Run:
         if isinstance(root, RootViewer):
             if self.viewer is None:
                 return []
-            return [(root.target, [_row_of(self.viewer, root.target.columns)])]
+            return [(root.target, [self.viewer.row])]
         return []
 
     async def _lookup(self, root: RootLookup) -> Any:
@@ -248,7 +258,8 @@ class Run:
         stmt = self._statement(
             connection, request, lambda: fetch.root_page(root.model, names, request, viewer)
         )
-        loaded = Loaded(request, scope, pages={None: request.page(await self._rows(stmt))})
+        rows = await self._rows(stmt, **request.cursor_parameters())
+        loaded = Loaded(request, scope, pages={None: request.page(rows)})
         if connection.needs_count:
             stmt = self._statement(
                 _Counting(connection),
@@ -325,7 +336,7 @@ class Run:
         loaded = Loaded(request, scope)
         grouped: dict[int, list[Any]] = defaultdict(list)
         for chunk in _chunks(keys):
-            for child in await self._rows(pages, chunk):
+            for child in await self._rows(pages, chunk, **request.cursor_parameters()):
                 grouped[child["parent_key"]].append(child)
             if connection.needs_count:
                 loaded.counts.update(
@@ -355,7 +366,7 @@ class Run:
             row = self.results[root.index]
             return None if row is None else root.target.emit(row, self)
         if isinstance(root, RootViewer):
-            return None if self.viewer is None else root.target.emit(self.viewer, self)
+            return None if self.viewer is None else root.target.emit(self.viewer.row, self)
         assert isinstance(root, RootTypename)
         return "Query"
 
@@ -396,14 +407,6 @@ class _Counting:
     def statements(self) -> dict[Any, Any]:
         counts: dict[Any, Any] = self.connection.statements.setdefault("counts", {})
         return counts
-
-
-def _is_reusable(request: PageRequest) -> bool:
-    return request.after is None and request.before is None and request.where is None
-
-
-def _row_of(viewer: models.User, names: Collection[str]) -> dict[str, Any]:
-    return {name: getattr(viewer, name) for name in names}
 
 
 def _page_columns(connection: ConnectionPlan, ordering: Ordering) -> list[str]:

@@ -1,8 +1,9 @@
 """What every resolver of one request shares: its session, viewer, loaders and the settings."""
 
+import asyncio
 from dataclasses import dataclass, field
 
-from gql_blog import models
+from gql_blog import auth, models
 from gql_blog.config import Settings
 from gql_blog.db import SerialSession
 from gql_blog.loaders import Loaders
@@ -19,6 +20,19 @@ class Context:
     # Which fields each connection's nodes select, by connection field node (see lookahead.py).
     lookahead: dict[int, frozenset[str]] = field(default_factory=dict)
     _loaders: Loaders | None = None
+    # The viewer row is loaded for resolvers only (the planned path reads the token itself).
+    _viewer_loaded: bool = False
+    _viewer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def load_viewer(self) -> models.User | None:
+        """Look up the token's user once, before strawberry's resolvers read `viewer`."""
+        async with self._viewer_lock:
+            if not self._viewer_loaded:
+                self.viewer = await self.db.locked(
+                    lambda session: auth.viewer_from_token(session, self.token)
+                )
+                self._viewer_loaded = True
+        return self.viewer
 
     @property
     def loaders(self) -> Loaders:
