@@ -1,11 +1,12 @@
 """Relay connections: page arguments → `PageRequest`, and the Connection/Edge/PageInfo types."""
 
 import enum
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import strawberry
+from strawberry.types import Info
 
 from gql_blog import models
 from gql_blog.config import Settings
@@ -201,6 +202,60 @@ class Connection(Generic[NodeT]):
     @strawberry.field(description="How many rows the whole list has (counted only when asked).")
     async def total_count(self) -> int:
         return await self.source.count()
+
+
+# (parent, info, {first, after, last, before, where, order_by}) -> the connection.
+ConnectionLoader = Callable[[Any, Any, dict[str, Any]], Awaitable[Connection[Any]]]
+
+
+def connection_field(
+    load: ConnectionLoader,
+    *,
+    node: Any,
+    where_type: type,
+    order_type: type,
+    description: str,
+    module: str,
+    metadata: Mapping[str, Any] | None = None,
+) -> Any:
+    """A connection field with the six page arguments, resolved by `load`.
+
+    `node` may be a type's name: strawberry resolves it in `module` (the caller's), where the
+    type is defined, so a field can point at a type defined after it.
+    """
+
+    async def resolve(
+        self: Any,
+        info: Any,
+        first: Any = None,
+        after: Any = None,
+        last: Any = None,
+        before: Any = None,
+        where: Any = None,
+        order_by: Any = None,
+    ) -> Connection[Any]:
+        args = {
+            "first": first,
+            "after": after,
+            "last": last,
+            "before": before,
+            "where": where,
+            "order_by": order_by,
+        }
+        return await load(self, info, args)
+
+    resolve.__module__ = module
+    resolve.__annotations__ = {
+        "info": Info,
+        "first": int | None,
+        "after": str | None,
+        "last": int | None,
+        "before": str | None,
+        "where": where_type | None,
+        "order_by": list[order_type] | None,  # type: ignore[valid-type]  # a runtime type
+        "return": Connection[node],
+    }
+    return strawberry.field(resolver=resolve, description=description, metadata=metadata)
 
 
 def connection(page: Page, source: Source, convert: Callable[[Any], NodeT]) -> Connection[NodeT]:

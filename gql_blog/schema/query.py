@@ -12,6 +12,7 @@ from gql_blog.schema.connections import (
     RootSource,
     compile_filter,
     connection,
+    connection_field,
     ordering_of,
     page_request,
 )
@@ -58,6 +59,21 @@ async def _root_connection(
     return connection(page, RootSource(context.loaders, model, ordering, where), convert)
 
 
+def _root_field(
+    model: type[models.Base], node: type, where_type: type, order_type: type, description: str
+) -> Any:
+    """A root connection over every visible row of `model`."""
+    entity = node.__name__
+    return connection_field(
+        lambda root, info, args: _root_connection(info, model, entity, args),
+        node=node,
+        where_type=where_type,
+        order_type=order_type,
+        description=description,
+        module=__name__,
+    )
+
+
 @strawberry.type
 class Query:
     @strawberry.field(
@@ -82,26 +98,9 @@ class Query:
         row = await info.context.loaders.user_by_username(username)
         return None if row is None else User.from_model(row)
 
-    @strawberry.field(description="All users; by username unless ordered otherwise.")
-    async def users(
-        self,
-        info: BlogInfo,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        where: UserWhere | None = None,
-        order_by: list[UserOrder] | None = None,
-    ) -> Connection[User]:
-        args = {
-            "first": first,
-            "after": after,
-            "last": last,
-            "before": before,
-            "where": where,
-            "order_by": order_by,
-        }
-        return await _root_connection(info, models.User, "User", args)
+    users = _root_field(
+        models.User, User, UserWhere, UserOrder, "All users; by username unless ordered otherwise."
+    )
 
     @strawberry.field(
         description="A post by global id; null if missing, hidden or of another type."
@@ -113,54 +112,22 @@ class Query:
         row = await info.context.loaders.posts.load(row_id)
         return None if row is None else Post.from_model(row)
 
-    @strawberry.field(
-        description="Posts the viewer may see; newest first unless ordered otherwise."
+    posts = _root_field(
+        models.Post,
+        Post,
+        PostWhere,
+        PostOrder,
+        "Posts the viewer may see; newest first unless ordered otherwise.",
     )
-    async def posts(
-        self,
-        info: BlogInfo,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        where: PostWhere | None = None,
-        order_by: list[PostOrder] | None = None,
-    ) -> Connection[Post]:
-        args = {
-            "first": first,
-            "after": after,
-            "last": last,
-            "before": before,
-            "where": where,
-            "order_by": order_by,
-        }
-        return await _root_connection(info, models.Post, "Post", args)
 
     @strawberry.field(description="A tag by name (trimmed, lower-cased).")
     async def tag(self, info: BlogInfo, name: str) -> Tag | None:
         row = await info.context.loaders.tag_by_name(name)
         return None if row is None else Tag.from_model(row)
 
-    @strawberry.field(description="All tags; by name unless ordered otherwise.")
-    async def tags(
-        self,
-        info: BlogInfo,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        where: TagWhere | None = None,
-        order_by: list[TagOrder] | None = None,
-    ) -> Connection[Tag]:
-        args = {
-            "first": first,
-            "after": after,
-            "last": last,
-            "before": before,
-            "where": where,
-            "order_by": order_by,
-        }
-        return await _root_connection(info, models.Tag, "Tag", args)
+    tags = _root_field(
+        models.Tag, Tag, TagWhere, TagOrder, "All tags; by name unless ordered otherwise."
+    )
 
     user_stats: UserStats = strawberry.field(
         resolver=resolve_user_stats, description="Counts and ages of the users `where` matches."

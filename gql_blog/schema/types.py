@@ -17,6 +17,7 @@ from gql_blog.schema.connections import (
     OrderDirection,
     compile_filter,
     connection,
+    connection_field,
     ordering_of,
     page_request,
 )
@@ -117,6 +118,23 @@ async def _children(
     return connection(page, source, await node_converter(info, entity, page.rows))
 
 
+def _children_field(
+    relation: str, entity: str, where_type: type, order_type: type, description: str
+) -> Any:
+    """A nested connection over `relation`, declared for the planner too."""
+    return connection_field(
+        lambda parent, info, args: _children(
+            info, relation=relation, parent_id=parent.row_id, entity=entity, args=args
+        ),
+        node=entity,
+        where_type=where_type,
+        order_type=order_type,
+        description=description,
+        module=__name__,
+        metadata=declare(Children(relation, entity)),
+    )
+
+
 async def _rows_by_key(loader: Any, keys: list[int]) -> dict[int, Any]:
     """Load `keys` in one batch (the page's siblings together); key → row."""
     unique = list(dict.fromkeys(keys))
@@ -199,63 +217,21 @@ class User(Node):
             return None
         return self.private_email
 
-    @strawberry.field(
-        description="The user's posts; drafts only for the user and admins.",
-        metadata=declare(Children("User.posts", "Post")),
+    posts = _children_field(
+        "User.posts",
+        "Post",
+        PostWhere,
+        PostOrder,
+        "The user's posts; drafts only for the user and admins.",
     )
-    async def posts(
-        self,
-        info: BlogInfo,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        where: PostWhere | None = None,
-        order_by: list[PostOrder] | None = None,
-    ) -> Connection["Post"]:
-        return await _children(
-            info,
-            relation="User.posts",
-            parent_id=self.row_id,
-            entity="Post",
-            args={
-                "first": first,
-                "after": after,
-                "last": last,
-                "before": before,
-                "where": where,
-                "order_by": order_by,
-            },
-        )
 
-    @strawberry.field(
-        description="The user's comments on posts the viewer may see.",
-        metadata=declare(Children("User.comments", "Comment")),
+    comments = _children_field(
+        "User.comments",
+        "Comment",
+        CommentWhere,
+        CommentOrder,
+        "The user's comments on posts the viewer may see.",
     )
-    async def comments(
-        self,
-        info: BlogInfo,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        where: CommentWhere | None = None,
-        order_by: list[CommentOrder] | None = None,
-    ) -> Connection["Comment"]:
-        return await _children(
-            info,
-            relation="User.comments",
-            parent_id=self.row_id,
-            entity="Comment",
-            args={
-                "first": first,
-                "after": after,
-                "last": last,
-                "before": before,
-                "where": where,
-                "order_by": order_by,
-            },
-        )
 
 
 async def _load_user(info: BlogInfo, user_id: int) -> User:
@@ -326,34 +302,9 @@ class Post(Node):
             return [Tag.from_model(row) for row in self.tag_rows]
         return _load_tags(info, self.row_id)
 
-    @strawberry.field(
-        description="Comments on the post.",
-        metadata=declare(Children("Post.comments", "Comment")),
+    comments = _children_field(
+        "Post.comments", "Comment", CommentWhere, CommentOrder, "Comments on the post."
     )
-    async def comments(
-        self,
-        info: BlogInfo,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        where: CommentWhere | None = None,
-        order_by: list[CommentOrder] | None = None,
-    ) -> Connection["Comment"]:
-        return await _children(
-            info,
-            relation="Post.comments",
-            parent_id=self.row_id,
-            entity="Comment",
-            args={
-                "first": first,
-                "after": after,
-                "last": last,
-                "before": before,
-                "where": where,
-                "order_by": order_by,
-            },
-        )
 
 
 @strawberry.type(description="A comment on a post.")
@@ -415,34 +366,7 @@ class Tag(Node):
     def from_model(cls, row: models.Tag) -> Self:
         return cls(row_id=row.id, name=row.name)
 
-    @strawberry.field(
-        description="Posts with this tag.",
-        metadata=declare(Children("Tag.posts", "Post")),
-    )
-    async def posts(
-        self,
-        info: BlogInfo,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        where: PostWhere | None = None,
-        order_by: list[PostOrder] | None = None,
-    ) -> Connection[Post]:
-        return await _children(
-            info,
-            relation="Tag.posts",
-            parent_id=self.row_id,
-            entity="Post",
-            args={
-                "first": first,
-                "after": after,
-                "last": last,
-                "before": before,
-                "where": where,
-                "order_by": order_by,
-            },
-        )
+    posts = _children_field("Tag.posts", "Post", PostWhere, PostOrder, "Posts with this tag.")
 
 
 def _audit_log_entry(row: models.AuditLog) -> Node:
