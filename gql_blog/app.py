@@ -46,8 +46,12 @@ class GraphQLApp(GraphQL[Context, None]):
         sessions: async_sessionmaker[AsyncSession] = scope["state"]["sessions"]
         # The session closes here whatever happens: success, error or client disconnect.
         async with sessions() as session:
-            scope[_SESSION_KEY] = session
-            await self._respond(scope, receive, send)
+            serial = db.SerialSession(session)
+            scope[_SESSION_KEY] = serial
+            try:
+                await self._respond(scope, receive, send)
+            finally:
+                await serial.drain()
 
     async def _respond(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,10 +90,10 @@ class GraphQLApp(GraphQL[Context, None]):
         return result
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        session: AsyncSession = request.scope[_SESSION_KEY]
+        serial: db.SerialSession = request.scope[_SESSION_KEY]
         token = auth.bearer_token(request.headers.get("authorization"))
         context = Context(
-            db=db.SerialSession(session),
+            db=serial,
             viewer=None,
             settings=self.settings,
             request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,

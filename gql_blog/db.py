@@ -148,43 +148,72 @@ async def begin_writing(session: AsyncSession) -> None:
 
 
 class SerialSession:
-    """The request's one session; its statements run one at a time.
+    """The request's one session; its statements run one at a time, each to its end.
 
     Dataloaders of one request dispatch in the same event-loop tick, and an AsyncSession refuses
-    concurrent operations, so every statement of the request goes through this lock.
+    concurrent operations, so every statement of the request goes through this lock. A statement
+    runs in a task of its own, shielded: a resolver cancelled meanwhile (graphql-core aborts the
+    siblings of a field whose null reaches `data`; a client hangs up) must not leave the session's
+    connection in the middle of a statement. `drain` waits for the last of them.
     """
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self._lock = asyncio.Lock()
+        self._pending: set[asyncio.Task[Any]] = set()
+
+    async def _serially(self, work: Callable[[], Awaitable[T]]) -> T:
+        task = asyncio.ensure_future(self._locked(work))
+        self._pending.add(task)
+        task.add_done_callback(self._forget)
+        return await asyncio.shield(task)
+
+    async def _locked(self, work: Callable[[], Awaitable[T]]) -> T:
+        async with self._lock:
+            return await work()
+
+    def _forget(self, task: "asyncio.Task[Any]") -> None:
+        self._pending.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: its awaiter has it, or was cancelled and needs none
+
+    async def drain(self) -> None:
+        """Wait until no statement of this request is running (before the session closes)."""
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
 
     async def locked(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run `work` on the session while no other statement of the request runs."""
-        async with self._lock:
-            return await work(self.session)
+        return await self._serially(lambda: work(self.session))
 
     async def scalars(self, stmt: Select[T]) -> Sequence[T]:
-        async with self._lock:
+        async def work() -> Sequence[T]:
             return (await self.session.scalars(stmt)).all()
 
+        return await self._serially(work)
+
     async def scalar(self, stmt: Executable) -> Any:
-        async with self._lock:
-            return await self.session.scalar(stmt)
+        return await self._serially(lambda: self.session.scalar(stmt))
 
     async def rows(self, stmt: Executable) -> Sequence[Any]:
-        async with self._lock:
+        async def work() -> Sequence[Any]:
             result: Result[Any] = await self.session.execute(stmt)
             return result.all()
+
+        return await self._serially(work)
 
     async def core_rows(
         self, stmt: Executable, parameters: Mapping[str, Any]
     ) -> Sequence[Mapping[str, Any]]:
         """Rows of a Core statement as mappings, on the session's connection (no ORM objects)."""
-        async with self._lock:
+
+        async def work() -> Sequence[Mapping[str, Any]]:
             connection = await self.session.connection()
             result: Result[Any] = await connection.execute(stmt, dict(parameters))
             # RowMapping is a Mapping[str, Any] at run time; its stub says Mapping[Any, Any].
             return result.mappings().all()  # type: ignore[return-value]
+
+        return await self._serially(work)
 
     async def driver_rows(self, sql: str, arguments: Sequence[Any]) -> Sequence[Any]:
         """Rows of compiled PostgreSQL text, run on the asyncpg connection itself.
@@ -192,7 +221,8 @@ class SerialSession:
         For statements SQLAlchemy compiled once whose parameters need no type processing: it
         skips the async adaption, result processing and the greenlet hop of every execute.
         """
-        async with self._lock:
+
+        async def work() -> Sequence[Any]:
             connection = await self.session.connection()
             raw = await connection.get_raw_connection()
             record_statement(sql)
@@ -200,6 +230,7 @@ class SerialSession:
             rows: Sequence[Any] = await driver.fetch(sql, *arguments)
             return rows
 
+        return await self._serially(work)
+
     async def flush(self) -> None:
-        async with self._lock:
-            await self.session.flush()
+        await self._serially(self.session.flush)

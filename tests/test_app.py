@@ -2,7 +2,9 @@
 
 import base64
 import dataclasses
+import gc
 import logging
+import warnings
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from gql_blog.config import Settings
 from gql_blog.loaders import Loaders
 from gql_blog.schema import schema
+from tests.committed import serve_committed_api
 from tests.factories import make_post, make_user
 from tests.graphql_client import GraphQLClient, serve_api
 
@@ -151,3 +154,19 @@ async def test_id_filter_beyond_the_id_range_matches_nothing(
     )
     assert result.errors is None
     assert result.data == {"posts": {"totalCount": 0}}
+
+
+async def test_failed_root_field_returns_every_connection(settings: Settings) -> None:
+    # `posts` fails before any SQL and null propagates to `data`; graphql-core then cancels
+    # the sibling fields, some of them inside their statement.
+    query = """{ user(username: "nobody") { id } post(id: "UG9zdDox") { id }
+      users { totalCount } posts(first: 1, last: 1) { totalCount } }"""
+    generic = dataclasses.replace(settings, planner=False)
+    async with serve_committed_api(generic) as served:
+        for _ in range(5):
+            result = await served.api.query(query)
+            assert result.error_codes == ["BAD_USER_INPUT"]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gc.collect()
+    assert [str(warning.message) for warning in caught] == []
