@@ -23,7 +23,7 @@ from sqlalchemy.sql import Select
 
 from gql_blog import models
 from gql_blog.db import SerialSession
-from gql_blog.filters import Ordering, WhereCompiler, canonical_where
+from gql_blog.ordering import Ordering
 from gql_blog.visibility import (
     MODELS,
     Viewer,
@@ -33,6 +33,7 @@ from gql_blog.visibility import (
     visible_posts,
     visible_tags,
 )
+from gql_blog.where import WhereCompiler, canonical_where
 
 RowT = TypeVar("RowT", bound=models.Base)
 LoaderT = TypeVar("LoaderT", bound=DataLoader[Any, Any])

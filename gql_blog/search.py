@@ -25,8 +25,6 @@ a hit's rank and id plus a fingerprint of the text and filter, and finds its pla
 same expression the ORDER BY uses: rank descending, then id descending. Hits are marked «so».
 """
 
-import base64
-import binascii
 import hashlib
 import math
 import re
@@ -60,8 +58,8 @@ from sqlalchemy.sql.selectable import Subquery
 
 from gql_blog import models
 from gql_blog.db import SerialSession
-from gql_blog.filters import InvalidCursorError
 from gql_blog.loaders import Filter, filter_conditions
+from gql_blog.ordering import InvalidCursorError, decode_cursor_payload, encode_cursor_payload
 from gql_blog.visibility import visible_posts
 
 MAX_WORDS = 64
@@ -390,20 +388,14 @@ class PostSearch:
         self._strategy = _strategy(dialect, self.text)
 
     def encode_cursor(self, hit: SearchHit) -> str:
-        payload = orjson.dumps([self._fingerprint, [hit.rank, hit.post.id]])
-        return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+        return encode_cursor_payload(self._fingerprint, [hit.rank, hit.post.id])
 
     def decode_cursor(self, cursor: str) -> tuple[float, int]:
         """The (rank, id) a cursor holds; `InvalidCursorError` unless this search made it."""
-        try:
-            padded = cursor + "=" * (-len(cursor) % 4)
-            fingerprint, (rank, row_id) = orjson.loads(base64.urlsafe_b64decode(padded))
-        except (binascii.Error, ValueError, TypeError):
-            raise InvalidCursorError(f"invalid cursor {cursor!r}: it does not decode") from None
-        if fingerprint != self._fingerprint:
-            raise InvalidCursorError(
-                f"invalid cursor {cursor!r}: it was made for another search or filter"
-            )
+        raw_values = decode_cursor_payload(cursor, self._fingerprint, "search or filter")
+        if len(raw_values) != 2:
+            raise InvalidCursorError(f"invalid cursor {cursor!r}: wrong number of values")
+        rank, row_id = raw_values
         if not (_is_finite_number(rank) and _is_row_id(row_id)):
             raise InvalidCursorError(f"invalid cursor {cursor!r}: bad rank or id")
         return float(rank), row_id

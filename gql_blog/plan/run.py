@@ -19,8 +19,8 @@ from strawberry.types.arguments import convert_arguments
 
 from gql_blog import models
 from gql_blog.config import Settings
-from gql_blog.filters import InvalidFilterError, Ordering
 from gql_blog.loaders import MAX_BATCH, Filter, Page, PageRequest, compile_where
+from gql_blog.ordering import Ordering
 from gql_blog.plan import fetch
 from gql_blog.plan.build import (
     Arguments,
@@ -40,6 +40,7 @@ from gql_blog.schema.connections import ordering_of, page_request
 from gql_blog.schema.errors import UserInputError
 from gql_blog.schema.ids import decode_global_id
 from gql_blog.schema.inputs import plain_where
+from gql_blog.where import InvalidFilterError
 
 # (statement, parameters) -> rows as mappings.
 Fetch = Callable[[Select[Any], Mapping[str, Any]], Awaitable[Sequence[Mapping[str, Any]]]]

@@ -14,13 +14,14 @@ from strawberry import UNSET
 from strawberry.scalars import JSON
 
 from gql_blog import audit, models
-from gql_blog.filters import InvalidFilterError, Ordering
 from gql_blog.loaders import Filter, Loaders
+from gql_blog.ordering import Ordering
 from gql_blog.schema.connections import Connection, RootSource, connection, page_request
 from gql_blog.schema.errors import ForbiddenQueryError, UserInputError
 from gql_blog.schema.ids import encode_global_id
 from gql_blog.schema.inputs import DateTimeFilter, StringFilter, UserWhere, plain_where
 from gql_blog.schema.types import BlogInfo, Node, User
+from gql_blog.where import InvalidFilterError
 
 ENTITY = "AuditLogEntry"
 

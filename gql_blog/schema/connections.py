@@ -10,10 +10,11 @@ from strawberry.types import Info
 
 from gql_blog import models
 from gql_blog.config import Settings
-from gql_blog.filters import InvalidCursorError, InvalidFilterError, Ordering, OrderTerm
 from gql_blog.loaders import Filter, Loaders, Page, PageRequest
+from gql_blog.ordering import InvalidCursorError, Ordering, OrderTerm
 from gql_blog.schema.errors import UserInputError
 from gql_blog.schema.inputs import plain_where
+from gql_blog.where import InvalidFilterError
 
 NodeT = TypeVar("NodeT")
 

@@ -5,8 +5,8 @@ import dataclasses
 import strawberry
 
 from gql_blog import search
-from gql_blog.filters import InvalidCursorError, Ordering, OrderTerm
 from gql_blog.loaders import Page
+from gql_blog.ordering import InvalidCursorError, Ordering, OrderTerm
 from gql_blog.schema.connections import PageInfo, compile_filter, page_request
 from gql_blog.schema.errors import UserInputError
 from gql_blog.schema.inputs import PostWhere
