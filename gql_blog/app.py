@@ -70,6 +70,7 @@ class GraphQLApp(GraphQL[Context, None]):
             settings=self.settings,
             request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
             token=token,
+            client_address=request.client.host if request.client else None,
         )
 
     async def render_graphql_ide(self, request: Request) -> Response:

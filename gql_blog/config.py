@@ -44,6 +44,9 @@ class Settings:
     default_page_size: int = 20
     max_page_size: int = 100
     max_filter_depth: int = 10
+    sign_in_window_seconds: int = 300
+    sign_in_failures_per_username: int = 10
+    sign_in_failures_per_address: int = 50
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Self:
@@ -65,6 +68,13 @@ class Settings:
             default_page_size=reader.integer("DEFAULT_PAGE_SIZE", 20, minimum=1),
             max_page_size=reader.integer("MAX_PAGE_SIZE", 100, minimum=1),
             max_filter_depth=reader.integer("MAX_FILTER_DEPTH", 10, minimum=1),
+            sign_in_window_seconds=reader.integer("SIGN_IN_WINDOW_SECONDS", 300, minimum=1),
+            sign_in_failures_per_username=reader.integer(
+                "SIGN_IN_FAILURES_PER_USERNAME", 10, minimum=1
+            ),
+            sign_in_failures_per_address=reader.integer(
+                "SIGN_IN_FAILURES_PER_ADDRESS", 50, minimum=1
+            ),
         )
         if settings.default_page_size > settings.max_page_size:
             raise ConfigError(

@@ -17,5 +17,7 @@ class Context:
     request_id: str
     # The sign-in token the request carried (`logout` revokes it); None when it had none.
     token: str | None = None
+    # The client's address, as uvicorn reports it (behind a trusted proxy: the forwarded one).
+    client_address: str | None = None
     # Which fields each connection's nodes select, by connection field node (see lookahead.py).
     lookahead: dict[int, frozenset[str]] = field(default_factory=dict)
