@@ -1,10 +1,11 @@
-"""The Starlette app: /graphql (HTTP, GraphiQL), /healthz; one engine, a session per request."""
+"""The Starlette app: /graphql (HTTP, GraphiQL), /healthz, /readyz, /metrics; one engine, a
+session per request."""
 
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any, TypedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import orjson
 from cross_web import HTTPException
@@ -17,11 +18,15 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from gql_blog import auth, db, graphiql
+from gql_blog import auth, db, graphiql, metrics, migrations, readiness, tracing
 from gql_blog.config import Settings
 from gql_blog.loaders import Loaders
 from gql_blog.schema import schema
 from gql_blog.schema.context import Context
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Tracer
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +40,10 @@ class State(TypedDict):
 class GraphQLApp(GraphQL[Context, None]):
     """strawberry's ASGI view with one session per request, orjson, and JSON error bodies."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, tracer: "Tracer | None" = None) -> None:
         super().__init__(schema, graphql_ide="graphiql")
         self.settings = settings
+        self.tracer = tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sessions: async_sessionmaker[AsyncSession] = scope["state"]["sessions"]
@@ -71,6 +77,7 @@ class GraphQLApp(GraphQL[Context, None]):
             request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
             token=token,
             client_address=request.client.host if request.client else None,
+            tracer=self.tracer,
         )
 
     async def render_graphql_ide(self, request: Request) -> Response:
@@ -93,33 +100,82 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    sessions: async_sessionmaker[AsyncSession] | None = None,
-) -> Starlette:
-    """The ASGI app; settings default to the environment's. Tests pass their own `sessions`."""
-    settings = settings or Settings.from_env()
+async def root(request: Request) -> Response:
+    """`/` has nothing of its own: send browsers (and say where) to the API and GraphiQL."""
+    target = f"{request.scope.get('root_path', '')}/graphql"
+    return JSONResponse(
+        {"message": f"The GraphQL API, and GraphiQL for browsers, are at {target}."},
+        status_code=307,
+        headers={"Location": target},
+    )
 
+
+def _readyz(head: str) -> Callable[[Request], Awaitable[Response]]:
+    async def readyz(request: Request) -> Response:
+        """200 once the database answers and is at the latest migration; else 503 and why."""
+        problem = await readiness.readiness_problem(request.state.sessions, head=head)
+        if problem is not None:
+            return JSONResponse({"status": "unavailable", "reason": problem}, status_code=503)
+        return JSONResponse({"status": "ready", "revision": head})
+
+    return readyz
+
+
+def _metrics(settings: Settings) -> Callable[[Request], Awaitable[Response]]:
+    async def metrics_text(request: Request) -> Response:
+        body, content_type = metrics.render(settings.prometheus_multiproc_dir)
+        return Response(body, media_type=content_type)
+
+    return metrics_text
+
+
+def _lifespan(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession] | None,
+    tracer: "Tracer | None",
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[State]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         if sessions is not None:
             yield {"sessions": sessions}
             return
         engine = db.create_engine(settings)
+        if tracer is not None:
+            tracing.instrument_engine(engine, tracer)
         try:
             yield {"sessions": db.create_sessionmaker(engine)}
         finally:
+            # uvicorn runs this after the in-flight requests have finished.
             await engine.dispose()
 
-    graphql = GraphQLApp(settings)
+    return lifespan
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sessions: async_sessionmaker[AsyncSession] | None = None,
+    tracer_provider: "TracerProvider | None" = None,
+) -> Starlette:
+    """The ASGI app; settings default to the environment's.
+
+    Tests pass their own `sessions`, and a `tracer_provider` to see the spans (GQL_BLOG_OTEL).
+    """
+    settings = settings or Settings.from_env()
+    tracer = None
+    if settings.otel:
+        tracer = tracing.tracer_of(tracer_provider or tracing.create_provider())
+    graphql = GraphQLApp(settings, tracer=tracer)
     return Starlette(
         debug=settings.debug,
         routes=[
             graphiql.static_mount(),
             # Every method reaches strawberry, which refuses all but GET and POST (405, as JSON).
             Route("/graphql", graphql),
+            Route("/", root, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", _readyz(migrations.head_revision()), methods=["GET"]),
+            Route("/metrics", _metrics(settings), methods=["GET"]),
         ],
-        lifespan=lifespan,
+        lifespan=_lifespan(settings, sessions, tracer),
     )

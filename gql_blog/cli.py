@@ -7,9 +7,10 @@ argument) print one line on stderr and exit with status 1; they never show a tra
 
 import asyncio
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,8 +21,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_blog import auth, db, logs, migrations, models, seed
-from gql_blog.config import ConfigError, Settings
+from gql_blog import auth, db, logs, metrics, migrations, models, seed
+from gql_blog.config import PROMETHEUS_MULTIPROC_DIR, ConfigError, Settings, export_to_workers
+from gql_blog.db import error_reason
 
 T = TypeVar("T")
 
@@ -50,16 +52,6 @@ def load_settings() -> Settings:
 def shown_url(url: str) -> str:
     """The URL as it may be printed: the password masked."""
     return make_url(url).render_as_string(hide_password=True)
-
-
-def error_reason(error: BaseException) -> str:
-    """The driver's own message, on one line."""
-    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
-    args = cause.args
-    # (errno, message) from OSError; (code, message) from asyncmy.
-    text = str(args[1]) if len(args) == 2 and isinstance(args[0], int) else str(cause)
-    lines = text.strip().splitlines()
-    return lines[0] if lines else type(cause).__name__
 
 
 @asynccontextmanager
@@ -139,24 +131,53 @@ def main() -> None:
     help="Worker processes; each keeps its own connection pool.",
 )
 @click.option("--reload", is_flag=True, help="Restart when the code changes (development only).")
-def serve(host: str, port: int, workers: int, reload: bool) -> None:
+@click.option(
+    "--graceful-timeout",
+    default=30,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="On SIGTERM or Ctrl-C, seconds the requests in flight get to finish.",
+)
+def serve(host: str, port: int, workers: int, reload: bool, graceful_timeout: int) -> None:
     """Serve the API once the database is at head.
 
     GraphiQL is at /graphql. A database that is unreachable or behind the latest migration
-    stops the command before the server starts.
+    stops the command before the server starts. On shutdown, new connections are refused,
+    the requests in flight finish, then the database connections close.
     """
     settings = load_settings()
     run_async(settings, ensure_database_ready(settings))
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        reload=reload,
-        # uvicorn applies this once in every worker process, replacing its own logging setup.
-        log_config=logs.logging_config(debug=settings.debug),
-    )
+    with _shared_metrics(settings, workers=workers):
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            reload=reload,
+            timeout_graceful_shutdown=graceful_timeout,
+            # uvicorn applies this once in every worker process, replacing its own logging setup.
+            log_config=logs.logging_config(debug=settings.debug),
+        )
+
+
+@contextmanager
+def _shared_metrics(settings: Settings, *, workers: int) -> Iterator[None]:
+    """With several worker processes, a folder where they add up their metrics.
+
+    A folder given by PROMETHEUS_MULTIPROC_DIR is emptied of an earlier run's values; else
+    several workers get a temporary one, removed when the server stops.
+    """
+    if settings.prometheus_multiproc_dir is not None:
+        metrics.clear_directory(settings.prometheus_multiproc_dir)
+        yield
+        return
+    if workers == 1:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="gql-blog-metrics-") as directory:
+        export_to_workers(PROMETHEUS_MULTIPROC_DIR, directory)
+        yield
 
 
 @main.group("db")

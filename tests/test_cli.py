@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -10,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 import pytest
 from click.testing import CliRunner, Result
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Executable, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -199,6 +202,51 @@ async def test_serve_refuses_an_unmigrated_database_before_starting(
     monkeypatch.setattr(cli.uvicorn, "run", start_server)
     result = await run(sqlite_url, "serve")
     assert error_line(result).endswith(": run gql-blog db upgrade")
+
+
+async def test_serve_with_two_workers_adds_up_their_metrics(migrated_sqlite_url: str) -> None:
+    command = Path(sys.executable).with_name("gql-blog")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
+    server = await asyncio.create_subprocess_exec(
+        *(str(command), "serve", "--workers", "2", "--port", str(port)),
+        env=env | {"GQL_BLOG_DATABASE_URL": migrated_sqlite_url},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await asyncio.wait_for(_started_workers(server, 2), 60)
+        requests = 8
+        for _ in range(requests):  # a new connection each: the workers share them out
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                response = await http.post(
+                    "/graphql", json={"query": "query Counted { viewer { id } }"}
+                )
+                assert response.status_code == 200
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            text = (await http.get("/metrics")).text
+    finally:
+        server.terminate()
+        await asyncio.wait_for(server.wait(), 60)
+    counted = [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "gql_blog_graphql_operations_total"
+        and sample.labels == {"operation": "Counted", "outcome": "success"}
+    ]
+    assert counted == [requests]
+
+
+async def _started_workers(server: asyncio.subprocess.Process, workers: int) -> None:
+    """Wait until `workers` processes have logged that their app started."""
+    assert server.stderr is not None
+    started = 0
+    while started < workers:
+        line = await server.stderr.readline()
+        assert line, "the server exited before its workers started"
+        started += b"Application startup complete" in line
 
 
 # one-line failures

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -155,3 +156,21 @@ async def test_failures_from_another_address_leave_this_one_free(
         login = await _login(api, "ada", PASSWORD)
 
     assert login["__typename"] == "AuthPayload"
+
+
+async def test_refusals_are_counted_in_the_metrics(api: GraphQLClient, ada: models.User) -> None:
+    def throttles(text: str) -> float:
+        families = text_string_to_metric_families(text)
+        samples = [sample for family in families for sample in family.samples]
+        return sum(
+            sample.value
+            for sample in samples
+            if sample.name == "gql_blog_sign_in_throttles_total"
+            and sample.labels == {"scope": "username"}
+        )
+
+    before = throttles((await api.http.get("/metrics")).text)
+    await _fail(api, 3)
+    await _login(api, "ada", PASSWORD)
+
+    assert throttles((await api.http.get("/metrics")).text) - before == 1

@@ -17,7 +17,7 @@ import strawberry
 from sqlalchemy.exc import IntegrityError
 from strawberry import UNSET
 
-from gql_blog import audit, auth, models, throttle
+from gql_blog import audit, auth, metrics, models, throttle
 from gql_blog.schema.context import Context
 from gql_blog.schema.results import (
     AuthenticationError,
@@ -153,6 +153,7 @@ async def _register(context: Context, user: models.User) -> _SignedIn | Conflict
 
 
 def _throttled(refusal: throttle.Throttled) -> InvalidCredentialsError:
+    metrics.count_sign_in_throttle(refusal.scope)
     seconds = refusal.retry_after_seconds
     return InvalidCredentialsError(
         message=f"Too many failed sign-ins for this {refusal.scope}: "
