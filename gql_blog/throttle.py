@@ -21,6 +21,8 @@ from gql_blog.config import Settings
 # Text a client address is stored as when the server does not know it.
 UNKNOWN_ADDRESS = "unknown"
 _ADDRESS_MAX = 64
+# Expired attempts deleted by one sign-in, at most: each success clears some more.
+_FORGET_AT_ONCE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,7 @@ class Throttled:
 class Attempt:
     """A sign-in attempt, recorded as failed until `forget_failures` says it succeeded."""
 
+    id: int
     username_digest: str
     address: str
 
@@ -55,16 +58,16 @@ async def begin_attempt(
     """Refuse when too many recent attempts failed; else record this one as failed."""
     now = models.utc_now()
     window = timedelta(seconds=settings.sign_in_window_seconds)
-    attempt = Attempt(username_digest(username), client_address(address))
+    digest, client = username_digest(username), client_address(address)
     checks = (
         (
             "username",
-            models.SignInAttempt.username_digest == attempt.username_digest,
+            models.SignInAttempt.username_digest == digest,
             settings.sign_in_failures_per_username,
         ),
         (
             "address",
-            models.SignInAttempt.address == attempt.address,
+            models.SignInAttempt.address == client,
             settings.sign_in_failures_per_address,
         ),
     )
@@ -73,13 +76,10 @@ async def begin_attempt(
         if free_at is not None:
             wait = (free_at + window - now).total_seconds()
             return Throttled(scope, max(1, math.ceil(wait)))
-    db.add(
-        models.SignInAttempt(
-            username_digest=attempt.username_digest, address=attempt.address, created_at=now
-        )
-    )
+    row = models.SignInAttempt(username_digest=digest, address=client, created_at=now)
+    db.add(row)
     await db.flush()
-    return attempt
+    return Attempt(row.id, digest, client)
 
 
 async def _free_at(
@@ -102,11 +102,14 @@ async def _free_at(
 async def forget_failures(db: AsyncSession, settings: Settings, attempt: Attempt) -> None:
     """A successful sign-in: forget this address's failed attempts at this username, its own too.
 
-    Attempts older than the window count no more; they go in the same statement.
+    Attempts older than the window count no more; they go too. The rows are found by a plain
+    read and deleted by primary key: a range delete would take InnoDB gap locks that deadlock
+    with concurrent sign-ins inserting their attempts.
     """
     cutoff = models.utc_now() - timedelta(seconds=settings.sign_in_window_seconds)
-    await db.execute(
-        delete(models.SignInAttempt).where(
+    stmt = (
+        select(models.SignInAttempt.id)
+        .where(
             or_(
                 and_(
                     models.SignInAttempt.username_digest == attempt.username_digest,
@@ -115,4 +118,7 @@ async def forget_failures(db: AsyncSession, settings: Settings, attempt: Attempt
                 models.SignInAttempt.created_at <= cutoff,
             )
         )
+        .limit(_FORGET_AT_ONCE)
     )
+    ids = {attempt.id, *(await db.scalars(stmt)).all()}
+    await db.execute(delete(models.SignInAttempt).where(models.SignInAttempt.id.in_(ids)))
