@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _SESSION_KEY = "gql_blog.session"
+IGNORED_AUTHORIZATION = (
+    "The Authorization header is not `Bearer <token>`, so this request ran signed out."
+)
 
 
 class State(TypedDict):
@@ -66,7 +69,14 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         session: AsyncSession = request.scope[_SESSION_KEY]
-        token = auth.bearer_token(request.headers.get("authorization"))
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        authorization = request.headers.get("authorization")
+        token = auth.bearer_token(authorization)
+        warnings = []
+        if authorization and token is None:
+            # The header's value is never logged: it may well be a credential.
+            logger.info("auth.authorization_ignored", extra={"request_id": request_id})
+            warnings.append(IGNORED_AUTHORIZATION)
         viewer = await auth.viewer_from_token(session, token)
         serial = db.SerialSession(session)
         return Context(
@@ -74,10 +84,11 @@ class GraphQLApp(GraphQL[Context, None]):
             viewer=viewer,
             loaders=Loaders(serial, viewer, max_filter_depth=self.settings.max_filter_depth),
             settings=self.settings,
-            request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
+            request_id=request_id,
             token=token,
             client_address=request.client.host if request.client else None,
             tracer=self.tracer,
+            warnings=warnings,
         )
 
     async def render_graphql_ide(self, request: Request) -> Response:

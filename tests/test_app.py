@@ -101,6 +101,36 @@ async def test_shutdown_lets_the_request_in_flight_finish_then_disposes_the_engi
     assert closed, "disposing the engine closed its pooled connection"
 
 
+async def test_authorization_that_is_not_bearer_is_reported_and_logged(
+    api: GraphQLClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="gql_blog.app"):
+        response = await api.http.post(
+            "/graphql",
+            json={"query": "{ viewer { id } }"},
+            headers={"Authorization": "Token s3cret-value"},
+        )
+
+    body = response.json()
+    assert body["data"] == {"viewer": None}
+    assert body["extensions"]["warnings"] == [
+        "The Authorization header is not `Bearer <token>`, so this request ran signed out."
+    ]
+    logged = [record for record in caplog.records if record.msg == "auth.authorization_ignored"]
+    assert len(logged) == 1
+    assert "s3cret" not in caplog.text
+
+
+async def test_bearer_authorization_brings_no_warning(api: GraphQLClient) -> None:
+    response = await api.http.post(
+        "/graphql",
+        json={"query": "{ viewer { id } }"},
+        headers={"Authorization": "Bearer unknown-token"},
+    )
+
+    assert "warnings" not in (response.json().get("extensions") or {})
+
+
 async def test_query_over_get_is_answered(api: GraphQLClient, db: AsyncSession) -> None:
     await make_user(db, username="alice")
     response = await api.http.get(

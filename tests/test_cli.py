@@ -76,6 +76,13 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def unmigrated_sqlite_url(sqlite_url: str, tmp_path: Path) -> str:
+    """An empty SQLite file: a database that was never migrated."""
+    (tmp_path / "blog.db").touch()
+    return sqlite_url
+
+
+@pytest.fixture
 async def migrated_sqlite_url(sqlite_url: str) -> str:
     await upgrade(sqlite_url)
     return sqlite_url
@@ -109,14 +116,14 @@ async def test_db_current_reports_head_after_upgrade(migrated_sqlite_url: str) -
     assert result.stdout == f"{HEAD} (head)\n"
 
 
-async def test_db_current_reports_an_unmigrated_database(sqlite_url: str) -> None:
-    result = await run(sqlite_url, "db", "current")
+async def test_db_current_reports_an_unmigrated_database(unmigrated_sqlite_url: str) -> None:
+    result = await run(unmigrated_sqlite_url, "db", "current")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == f"none (not at head; head is {HEAD})\n"
 
 
-async def test_db_check_fails_before_upgrade(sqlite_url: str) -> None:
-    result = await run(sqlite_url, "db", "check")
+async def test_db_check_fails_before_upgrade(unmigrated_sqlite_url: str) -> None:
+    result = await run(unmigrated_sqlite_url, "db", "check")
     assert error_line(result) == (
         f"Error: database is not at the latest migration (never migrated, head is {HEAD}): "
         "run gql-blog db upgrade"
@@ -286,6 +293,24 @@ async def test_unsupported_database_url_names_the_variable() -> None:
     assert error_line(result).startswith("Error: GQL_BLOG_DATABASE_URL: unsupported database")
 
 
+async def test_commands_on_a_missing_sqlite_file_leave_no_file_behind(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    for args in (["db", "current"], ["seed", "--users", "1"], ["db", "check"]):
+        result = await run(sqlite_url, *args)
+        assert error_line(result) == (
+            f"Error: no database at {tmp_path / 'blog.db'}: run gql-blog db upgrade"
+        )
+    assert not (tmp_path / "blog.db").exists()
+
+
+async def test_failed_migration_names_the_database(migrated_sqlite_url: str) -> None:
+    result = await run(migrated_sqlite_url, "db", "upgrade", "nonsense")
+    assert error_line(result).startswith(
+        f"Error: migrating {migrated_sqlite_url} to nonsense failed: "
+    )
+
+
 # create-admin
 
 
@@ -342,6 +367,60 @@ async def test_create_admin_promotes_an_existing_user(dialect: str, tmp_path: Pa
     assert (user.username, user.email, user.is_admin) == ("alice", "alice@example.com", True)
     assert auth.verify_password(user.password_hash, "new password")
     assert not auth.verify_password(user.password_hash, "old password")
+
+
+async def test_create_admin_promotes_without_an_email_and_audits_it(
+    migrated_sqlite_url: str,
+) -> None:
+    async with engine_for(migrated_sqlite_url) as engine, engine.begin() as connection:
+        await connection.execute(
+            insert(models.User).values(username="alice", email="a@example.com", password_hash="x")
+        )
+
+    result = await run(migrated_sqlite_url, "create-admin", "alice", "--password", "new password")
+
+    assert result.exit_code == 0, result.stderr
+    entries = await fetch(
+        migrated_sqlite_url, select(models.AuditLog.action, models.AuditLog.changes)
+    )
+    assert entries == [
+        ("UPDATE", {"isAdmin": [False, True], "password": "changed"}),
+    ]
+
+
+async def test_create_admin_audits_the_new_account(migrated_sqlite_url: str) -> None:
+    result = await run(
+        migrated_sqlite_url,
+        "create-admin",
+        "root",
+        "--email",
+        "root@example.com",
+        "--password",
+        "long-enough",
+    )
+
+    assert result.exit_code == 0, result.stderr
+    [(action, entity_type, actor_id, changes)] = await fetch(
+        migrated_sqlite_url,
+        select(
+            models.AuditLog.action,
+            models.AuditLog.entity_type,
+            models.AuditLog.actor_id,
+            models.AuditLog.changes,
+        ),
+    )
+    assert (action, entity_type, actor_id) == ("CREATE", "User", None)
+    assert changes["username"] == "root"
+    assert changes["isAdmin"] is True
+
+
+async def test_create_admin_of_a_new_user_without_an_email_is_one_line(
+    migrated_sqlite_url: str,
+) -> None:
+    result = await run(migrated_sqlite_url, "create-admin", "root", "--password", "long-enough")
+
+    assert error_line(result) == ("Error: there is no user root yet: give --email to create it")
+    assert await fetch(migrated_sqlite_url, select(models.User.id)) == []
 
 
 async def test_create_admin_prompts_twice_for_a_hidden_password(migrated_sqlite_url: str) -> None:
@@ -432,6 +511,13 @@ async def test_seed_users_look_real(connection: AsyncConnection) -> None:
     assert auth.verify_password(users[0].password_hash, seed.DEMO_PASSWORD)
 
 
+async def test_seed_usernames_follow_the_username_rule(connection: AsyncConnection) -> None:
+    await seed.seed_database(connection, SMALL_PLAN)
+    usernames = (await connection.execute(select(models.User.username))).scalars().all()
+    assert len(usernames) == SMALL_PLAN.users
+    assert [name for name in usernames if not models.USERNAME_PATTERN.fullmatch(name)] == []
+
+
 async def test_seed_with_the_same_seed_repeats_names_and_titles(
     connection: AsyncConnection,
 ) -> None:
@@ -509,6 +595,12 @@ def test_export_schema_prints_the_sdl_with_one_final_newline() -> None:
     result = CliRunner().invoke(cli.main, ["export-schema"])
     assert result.exit_code == 0, result.stderr
     assert result.stdout == str(schema) + "\n"
+
+
+def test_export_schema_to_a_missing_folder_is_one_line(tmp_path: Path) -> None:
+    target = tmp_path / "no such folder" / "schema.graphql"
+    result = CliRunner().invoke(cli.main, ["export-schema", "--output", str(target)])
+    assert error_line(result) == f"Error: cannot write {target}: No such file or directory"
 
 
 def test_export_schema_writes_the_output_file(tmp_path: Path) -> None:

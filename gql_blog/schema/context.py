@@ -25,5 +25,7 @@ class Context:
     client_address: str | None = None
     # Opens the operation's span when tracing is on (GQL_BLOG_OTEL); None when it is off.
     tracer: "Tracer | None" = None
+    # What the client should know about its request, as `extensions.warnings`.
+    warnings: list[str] = field(default_factory=list)
     # Which fields each connection's nodes select, by connection field node (see lookahead.py).
     lookahead: dict[int, frozenset[str]] = field(default_factory=dict)

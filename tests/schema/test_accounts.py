@@ -514,7 +514,9 @@ async def test_malformed_or_unknown_token_makes_the_request_anonymous(
     )
 
     assert response.status_code == 200
-    assert response.json() == {"data": {"viewer": None}}
+    body = response.json()
+    assert "errors" not in body
+    assert body["data"] == {"viewer": None}  # a malformed header may add extensions.warnings
 
 
 async def test_expired_token_is_anonymous_and_cannot_write(
