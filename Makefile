@@ -8,9 +8,18 @@ PORT ?= 8000
 
 .PHONY: serve test lint format bench schema clean
 
-# (Re)install when the venv is missing or pyproject.toml changed since the last install.
+# Exits 0 on a Python gql_blog runs on.
+SUPPORTED := import sys; sys.exit(sys.version_info < (3, 11))
+
+# (Re)install when the venv is missing or pyproject.toml changed since the last install. A venv
+# left by a first try with a too-old $(PYTHON) is rebuilt, not reused.
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if test -x $(BIN)/python && ! $(BIN)/python -c '$(SUPPORTED)'; then \
+		echo "$(VENV) has a Python older than 3.11: rebuilding it" >&2; rm -rf $(VENV); fi
+	@if ! test -x $(BIN)/python; then \
+		$(PYTHON) -c '$(SUPPORTED)' || { echo "$(PYTHON) is older than Python 3.11:" \
+			"run make PYTHON=python3.12 (or another 3.11+ interpreter)" >&2; exit 1; }; \
+		$(PYTHON) -m venv $(VENV); fi
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)

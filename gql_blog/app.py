@@ -1,10 +1,11 @@
-"""The Starlette app: /graphql (HTTP, GraphiQL), /healthz; one engine, a session per request."""
+"""The Starlette app: /graphql (HTTP, GraphiQL), /healthz, /readyz, /metrics; one engine, a
+session per request."""
 
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any, TypedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import orjson
 from cross_web import HTTPException
@@ -18,15 +19,22 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.types import ExecutionResult
 
-from gql_blog import auth, db, graphiql
+from gql_blog import auth, db, graphiql, metrics, migrations, readiness, tracing
 from gql_blog.config import Settings
 from gql_blog.plan.planner import Planner
 from gql_blog.schema import schema
 from gql_blog.schema.context import Context
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Tracer
+
 logger = logging.getLogger(__name__)
 
 _SESSION_KEY = "gql_blog.session"
+IGNORED_AUTHORIZATION = (
+    "The Authorization header is not `Bearer <token>`, so this request ran signed out."
+)
 
 
 class State(TypedDict):
@@ -36,9 +44,10 @@ class State(TypedDict):
 class GraphQLApp(GraphQL[Context, None]):
     """strawberry's ASGI view with one session per request, orjson, and JSON error bodies."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, tracer: "Tracer | None" = None) -> None:
         super().__init__(schema, graphql_ide="graphiql")
         self.settings = settings
+        self.tracer = tracer
         self.planning = settings.planner
         self.planner = Planner(schema)
 
@@ -91,13 +100,23 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         serial: db.SerialSession = request.scope[_SESSION_KEY]
-        token = auth.bearer_token(request.headers.get("authorization"))
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        authorization = request.headers.get("authorization")
+        token = auth.bearer_token(authorization)
+        warnings = []
+        if authorization and token is None:
+            # The header's value is never logged: it may well be a credential.
+            logger.info("auth.authorization_ignored", extra={"request_id": request_id})
+            warnings.append(IGNORED_AUTHORIZATION)
         context = Context(
             db=serial,
             viewer=None,
             settings=self.settings,
-            request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
+            request_id=request_id,
             token=token,
+            client_address=request.client.host if request.client else None,
+            tracer=self.tracer,
+            warnings=warnings,
         )
         if not isinstance(request, Request):
             # A websocket's operations have no planned path: its resolvers need the viewer.
@@ -124,33 +143,82 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    sessions: async_sessionmaker[AsyncSession] | None = None,
-) -> Starlette:
-    """The ASGI app; settings default to the environment's. Tests pass their own `sessions`."""
-    settings = settings or Settings.from_env()
+async def root(request: Request) -> Response:
+    """`/` has nothing of its own: send browsers (and say where) to the API and GraphiQL."""
+    target = f"{request.scope.get('root_path', '')}/graphql"
+    return JSONResponse(
+        {"message": f"The GraphQL API, and GraphiQL for browsers, are at {target}."},
+        status_code=307,
+        headers={"Location": target},
+    )
 
+
+def _readyz(head: str) -> Callable[[Request], Awaitable[Response]]:
+    async def readyz(request: Request) -> Response:
+        """200 once the database answers and is at the latest migration; else 503 and why."""
+        problem = await readiness.readiness_problem(request.state.sessions, head=head)
+        if problem is not None:
+            return JSONResponse({"status": "unavailable", "reason": problem}, status_code=503)
+        return JSONResponse({"status": "ready", "revision": head})
+
+    return readyz
+
+
+def _metrics(settings: Settings) -> Callable[[Request], Awaitable[Response]]:
+    async def metrics_text(request: Request) -> Response:
+        body, content_type = metrics.render(settings.prometheus_multiproc_dir)
+        return Response(body, media_type=content_type)
+
+    return metrics_text
+
+
+def _lifespan(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession] | None,
+    tracer: "Tracer | None",
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[State]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         if sessions is not None:
             yield {"sessions": sessions}
             return
         engine = db.create_engine(settings)
+        if tracer is not None:
+            tracing.instrument_engine(engine, tracer)
         try:
             yield {"sessions": db.create_sessionmaker(engine)}
         finally:
+            # uvicorn runs this after the in-flight requests have finished.
             await engine.dispose()
 
-    graphql = GraphQLApp(settings)
+    return lifespan
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sessions: async_sessionmaker[AsyncSession] | None = None,
+    tracer_provider: "TracerProvider | None" = None,
+) -> Starlette:
+    """The ASGI app; settings default to the environment's.
+
+    Tests pass their own `sessions`, and a `tracer_provider` to see the spans (GQL_BLOG_OTEL).
+    """
+    settings = settings or Settings.from_env()
+    tracer = None
+    if settings.otel:
+        tracer = tracing.tracer_of(tracer_provider or tracing.create_provider())
+    graphql = GraphQLApp(settings, tracer=tracer)
     return Starlette(
         debug=settings.debug,
         routes=[
             graphiql.static_mount(),
             # Every method reaches strawberry, which refuses all but GET and POST (405, as JSON).
             Route("/graphql", graphql),
+            Route("/", root, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", _readyz(migrations.head_revision()), methods=["GET"]),
+            Route("/metrics", _metrics(settings), methods=["GET"]),
         ],
-        lifespan=lifespan,
+        lifespan=_lifespan(settings, sessions, tracer),
     )

@@ -163,16 +163,23 @@ async def viewer_from_token(db: AsyncSession, token: str | None) -> models.User 
     return (await db.scalars(stmt)).one_or_none()
 
 
+class NoSuchUserError(LookupError):
+    """`ensure_admin` was to promote a user who does not exist, and got no e-mail to create one."""
+
+
 async def ensure_admin(
-    db: AsyncSession, *, username: str, email: str, password: str
+    db: AsyncSession, *, username: str, email: str | None, password: str
 ) -> models.User:
     """Create an admin account, or promote (and re-password) an existing USERNAME.
 
-    The password obeys the same rules as everyone's (`InvalidValueError` otherwise).
+    A new account needs `email` (`NoSuchUserError` without it). The password obeys the same
+    rules as everyone's (`InvalidValueError` otherwise).
     """
     stmt = select(models.User).where(models.User.username_key == models.fold_username(username))
     user = (await db.scalars(stmt)).one_or_none()
     if user is None:
+        if email is None:
+            raise NoSuchUserError(username)
         user = models.User(username=username, email=email, password_hash="")
         db.add(user)
     user.password_hash = await new_password_hash(password)

@@ -7,9 +7,10 @@ argument) print one line on stderr and exit with status 1; they never show a tra
 
 import asyncio
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,8 +21,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_blog import auth, db, logs, migrations, models, seed
-from gql_blog.config import ConfigError, Settings
+from gql_blog import audit, auth, db, logs, metrics, migrations, models, seed
+from gql_blog.config import PROMETHEUS_MULTIPROC_DIR, ConfigError, Settings, export_to_workers
+from gql_blog.db import error_reason
 
 T = TypeVar("T")
 
@@ -52,19 +54,26 @@ def shown_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def error_reason(error: BaseException) -> str:
-    """The driver's own message, on one line."""
-    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
-    args = cause.args
-    # (errno, message) from OSError; (code, message) from asyncmy.
-    text = str(args[1]) if len(args) == 2 and isinstance(args[0], int) else str(cause)
-    lines = text.strip().splitlines()
-    return lines[0] if lines else type(cause).__name__
+def require_existing_database(settings: Settings) -> None:
+    """Refuse a SQLite file that does not exist, rather than leave an empty one behind."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    if not Path(url.database).is_file():
+        raise Failure(f"no database at {Path(url.database).resolve()}: {UPGRADE_HINT}")
 
 
 @asynccontextmanager
 async def connected_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    """An engine whose database has answered; an unreachable one is a `Failure` naming it."""
+    """An engine whose (existing) database has answered; else a `Failure` naming it."""
+    require_existing_database(settings)
+    async with _answering_engine(settings) as engine:
+        yield engine
+
+
+@asynccontextmanager
+async def _answering_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """An engine whose database has answered (SQLite creates a missing file)."""
     engine = db.create_engine(settings)
     try:
         try:
@@ -139,24 +148,53 @@ def main() -> None:
     help="Worker processes; each keeps its own connection pool.",
 )
 @click.option("--reload", is_flag=True, help="Restart when the code changes (development only).")
-def serve(host: str, port: int, workers: int, reload: bool) -> None:
+@click.option(
+    "--graceful-timeout",
+    default=30,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="On SIGTERM or Ctrl-C, seconds the requests in flight get to finish.",
+)
+def serve(host: str, port: int, workers: int, reload: bool, graceful_timeout: int) -> None:
     """Serve the API once the database is at head.
 
     GraphiQL is at /graphql. A database that is unreachable or behind the latest migration
-    stops the command before the server starts.
+    stops the command before the server starts. On shutdown, new connections are refused,
+    the requests in flight finish, then the database connections close.
     """
     settings = load_settings()
     run_async(settings, ensure_database_ready(settings))
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        reload=reload,
-        # uvicorn applies this once in every worker process, replacing its own logging setup.
-        log_config=logs.logging_config(debug=settings.debug),
-    )
+    with _shared_metrics(settings, workers=workers):
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            reload=reload,
+            timeout_graceful_shutdown=graceful_timeout,
+            # uvicorn applies this once in every worker process, replacing its own logging setup.
+            log_config=logs.logging_config(debug=settings.debug),
+        )
+
+
+@contextmanager
+def _shared_metrics(settings: Settings, *, workers: int) -> Iterator[None]:
+    """With several worker processes, a folder where they add up their metrics.
+
+    A folder given by PROMETHEUS_MULTIPROC_DIR is emptied of an earlier run's values; else
+    several workers get a temporary one, removed when the server stops.
+    """
+    if settings.prometheus_multiproc_dir is not None:
+        metrics.clear_directory(settings.prometheus_multiproc_dir)
+        yield
+        return
+    if workers == 1:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="gql-blog-metrics-") as directory:
+        export_to_workers(PROMETHEUS_MULTIPROC_DIR, directory)
+        yield
 
 
 @main.group("db")
@@ -170,7 +208,7 @@ def upgrade(revision: str) -> None:
     """Migrate up to REVISION (default: head)."""
     settings = load_settings()
     run_async(settings, _reachable(settings))
-    _migrate(migrations.upgrade, settings.database_url, revision)
+    _migrate(migrations.upgrade, settings, revision)
     click.echo(run_async(settings, _revision_report(settings)))
 
 
@@ -183,7 +221,7 @@ def downgrade(revision: str, yes: bool) -> None:
     "base" drops every table. Asks first unless --yes is given.
     """
     settings = load_settings()
-    run_async(settings, _reachable(settings))
+    run_async(settings, _existing(settings))
     if not yes:
         click.confirm(
             f"Downgrade {shown_url(settings.database_url)} to {revision}? "
@@ -191,7 +229,7 @@ def downgrade(revision: str, yes: bool) -> None:
             abort=True,
             err=True,
         )
-    _migrate(migrations.downgrade, settings.database_url, revision)
+    _migrate(migrations.downgrade, settings, revision)
     click.echo(run_async(settings, _revision_report(settings)))
 
 
@@ -220,17 +258,23 @@ def check() -> None:
 
 
 async def _reachable(settings: Settings) -> None:
+    async with _answering_engine(settings):
+        pass
+
+
+async def _existing(settings: Settings) -> None:
     async with connected_engine(settings):
         pass
 
 
-def _migrate(step: Callable[[str, str], None], database_url: str, revision: str) -> None:
+def _migrate(step: Callable[[str, str], None], settings: Settings, revision: str) -> None:
+    where = shown_url(settings.database_url)
     try:
-        step(database_url, revision)
+        step(settings.database_url, revision)
     except CommandError as error:
-        raise Failure(str(error)) from None
+        raise Failure(f"migrating {where} to {revision} failed: {error}") from None
     except (OSError, DBAPIError) as error:
-        raise Failure(f"migrating to {revision} failed: {error_reason(error)}") from None
+        raise Failure(f"migrating {where} to {revision} failed: {error_reason(error)}") from None
 
 
 async def _revision_report(settings: Settings) -> str:
@@ -265,12 +309,13 @@ def _subject(item: object) -> str:
 
 @main.command("create-admin")
 @click.argument("username")
-@click.option("--email", required=True, help="E-mail address, used when the account is new.")
+@click.option("--email", help="E-mail address: needed only when the account is new.")
 @click.password_option(help="Password for the account; prompted (hidden, twice) when omitted.")
-def create_admin(username: str, email: str, password: str) -> None:
+def create_admin(username: str, email: str | None, password: str) -> None:
     """Create an admin, or promote an existing USERNAME.
 
-    An existing account keeps its e-mail address and gets the new password.
+    An existing account keeps its e-mail address and gets the new password. The audit log
+    records the change (with no actor: it came from the command line).
     """
     settings = load_settings()
     if not password.strip():
@@ -279,12 +324,17 @@ def create_admin(username: str, email: str, password: str) -> None:
     click.echo(f"{username} is an admin.")
 
 
-async def _ensure_admin(settings: Settings, *, username: str, email: str, password: str) -> None:
+async def _ensure_admin(
+    settings: Settings, *, username: str, email: str | None, password: str
+) -> None:
     async with connected_engine(settings) as engine:
         await require_head(engine)
         try:
             async with db.create_sessionmaker(engine).begin() as session:
+                audit.act_as(session, None)
                 await auth.ensure_admin(session, username=username, email=email, password=password)
+        except auth.NoSuchUserError:
+            raise Failure(f"there is no user {username} yet: give --email to create it") from None
         except models.InvalidValueError as error:
             raise Failure(error.message) from None
         except IntegrityError:
@@ -373,7 +423,10 @@ def export_schema(output: Path | None) -> None:
     if output is None:
         click.echo(sdl, nl=False)
         return
-    output.write_text(sdl, encoding="utf-8")
+    try:
+        output.write_text(sdl, encoding="utf-8")
+    except OSError as error:
+        raise Failure(f"cannot write {output}: {error.strerror or error}") from None
 
 
 if __name__ == "__main__":

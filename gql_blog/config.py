@@ -1,5 +1,6 @@
 """Settings from the environment: every `GQL_BLOG_*` variable, read once into one frozen object."""
 
+import importlib.util
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from sqlalchemy.exc import ArgumentError
 T = TypeVar("T")
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./blog.db"
+PROMETHEUS_MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 # A plain URL names no async driver; these are the ones gql_blog runs on.
 _ASYNC_DRIVERS = {
@@ -46,6 +48,12 @@ class Settings:
     max_filter_depth: int = 10
     # Reads the planner covers skip strawberry's executor (see gql_blog/plan/).
     planner: bool = True
+    sign_in_window_seconds: int = 300
+    sign_in_failures_per_username: int = 10
+    sign_in_failures_per_address: int = 50
+    # Where worker processes share their Prometheus metrics (prometheus-client's own variable).
+    prometheus_multiproc_dir: str | None = None
+    otel: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Self:
@@ -68,17 +76,42 @@ class Settings:
             max_page_size=reader.integer("MAX_PAGE_SIZE", 100, minimum=1),
             max_filter_depth=reader.integer("MAX_FILTER_DEPTH", 10, minimum=1),
             planner=reader.boolean("PLANNER", True),
+            sign_in_window_seconds=reader.integer("SIGN_IN_WINDOW_SECONDS", 300, minimum=1),
+            sign_in_failures_per_username=reader.integer(
+                "SIGN_IN_FAILURES_PER_USERNAME", 10, minimum=1
+            ),
+            sign_in_failures_per_address=reader.integer(
+                "SIGN_IN_FAILURES_PER_ADDRESS", 50, minimum=1
+            ),
+            prometheus_multiproc_dir=environ.get(PROMETHEUS_MULTIPROC_DIR) or None,
+            otel=reader.boolean("OTEL", False),
         )
         if settings.default_page_size > settings.max_page_size:
             raise ConfigError(
                 "GQL_BLOG_DEFAULT_PAGE_SIZE must not exceed GQL_BLOG_MAX_PAGE_SIZE "
                 f"({settings.default_page_size} > {settings.max_page_size})"
             )
+        if settings.otel and not _installed("opentelemetry.sdk"):
+            raise ConfigError(
+                "GQL_BLOG_OTEL: tracing needs the otel extra: pip install 'gql-blog[otel]'"
+            )
         return settings
 
     @property
     def dialect(self) -> str:
         return make_url(self.database_url).get_backend_name()
+
+
+def export_to_workers(variable: str, value: str) -> None:
+    """Set a variable for the worker processes `serve` starts: they read the environment anew."""
+    os.environ[variable] = value
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        return False
 
 
 def normalize_database_url(raw: str, *, variable: str = "GQL_BLOG_DATABASE_URL") -> str:

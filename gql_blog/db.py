@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Executable, Result, event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -54,9 +55,14 @@ def count_statements() -> Iterator[StatementCount]:
         _open_counts.reset(token)
 
 
+def is_transaction_control(statement: str) -> bool:
+    """BEGIN, SAVEPOINT, RELEASE or ROLLBACK: not a statement that counts."""
+    return statement.lstrip().upper().startswith(_TRANSACTION_CONTROL)
+
+
 def _before_cursor_execute(conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
     counts = _open_counts.get()
-    if not counts or statement.lstrip().upper().startswith(_TRANSACTION_CONTROL):
+    if not counts or is_transaction_control(statement):
         return
     for counted in counts:
         counted.total += 1
@@ -68,6 +74,16 @@ def record_statement(statement: str) -> None:
     for counted in _open_counts.get():
         counted.total += 1
         counted.statements.append(statement)
+
+
+def error_reason(error: BaseException) -> str:
+    """The driver's own message about a failure, on one line."""
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    args = cause.args
+    # (errno, message) from OSError; (code, message) from asyncmy.
+    text = str(args[1]) if len(args) == 2 and isinstance(args[0], int) else str(cause)
+    lines = text.strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
 
 
 def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:

@@ -415,3 +415,19 @@ class AuthToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     user: Mapped[User] = relationship(lazy="raise")
+
+
+class SignInAttempt(Base):
+    """A sign-in that has not succeeded (yet): recent ones throttle further tries.
+
+    The username is stored as a digest of its folded form: attempts name any text a client sends,
+    and an unknown username is throttled exactly like a known one.
+    """
+
+    __tablename__ = "sign_in_attempts"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username_digest: Mapped[str] = mapped_column(string(64), index=True)
+    address: Mapped[str] = mapped_column(string(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)

@@ -330,9 +330,12 @@ def _demo_password_hash() -> str:
 
 
 def _username(first_name: str | None, last_name: str | None, user_id: int) -> str:
-    """`zoe.garcia42`: the names' letters, then the id; names hold no digits, so it is unique."""
+    """`zoe_garcia42`: the names' letters, then the id; names hold no digits, so it is unique.
+
+    Only letters, digits and `_`, as `register` demands of every username.
+    """
     parts = [_ascii_letters(name) for name in (first_name, last_name) if name]
-    base = ".".join(part for part in parts if part) or "reader"
+    base = "_".join(part for part in parts if part) or "reader"
     suffix = str(user_id)
     return base[: models.USERNAME_MAX - len(suffix)] + suffix
 

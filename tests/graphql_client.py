@@ -63,14 +63,21 @@ class GraphQLClient:
 
 @asynccontextmanager
 async def serve_api(
-    settings: Settings, connection: AsyncConnection, db: AsyncSession
+    settings: Settings,
+    connection: AsyncConnection,
+    db: AsyncSession,
+    *,
+    client_address: str = "127.0.0.1",
 ) -> AsyncIterator[GraphQLClient]:
-    """The app with `settings`, its request sessions joined to the test's transaction."""
+    """The app with `settings`, its request sessions joined to the test's transaction.
+
+    Requests come from `client_address`, as the server sees it.
+    """
     sessions = async_sessionmaker(
         bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
     )
     app = create_app(settings, sessions=sessions)
     async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
+        transport = httpx.ASGITransport(app=manager.app, client=(client_address, 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield GraphQLClient(http, db)

@@ -1,15 +1,22 @@
 """The HTTP surface: health, GET queries, schema drift, debug extensions and error masking."""
 
+import asyncio
 import base64
 import dataclasses
 import gc
 import logging
+import socket
 import warnings
 from pathlib import Path
 
+import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+import uvicorn
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from gql_blog import db
+from gql_blog.app import create_app
 from gql_blog.config import Settings
 from gql_blog.loaders import Loaders
 from gql_blog.schema import schema
@@ -30,6 +37,101 @@ async def test_healthz_answers_ok(api: GraphQLClient) -> None:
     response = await api.http.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+async def test_root_sends_clients_to_graphql(api: GraphQLClient) -> None:
+    response = await api.http.get("/")
+    assert response.status_code == 307
+    assert response.headers["location"] == "/graphql"
+    assert response.json() == {
+        "message": "The GraphQL API, and GraphiQL for browsers, are at /graphql."
+    }
+
+
+async def test_shutdown_lets_the_request_in_flight_finish_then_disposes_the_engine(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engines: list[AsyncEngine] = []
+    closed: list[object] = []
+    create_engine = db.create_engine
+
+    def recording_engine(settings: Settings) -> AsyncEngine:
+        engine = create_engine(settings)
+        event.listen(engine.sync_engine, "close", lambda *args: closed.append(args))
+        engines.append(engine)
+        return engine
+
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(self: Loaders, username: str) -> None:
+        entered.set()
+        await release.wait()
+
+    monkeypatch.setattr(db, "create_engine", recording_engine)
+    monkeypatch.setattr(Loaders, "user_by_username", slow)
+    listener = socket.create_server(("127.0.0.1", 0))  # listening already: connects queue up
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_config=None, lifespan="on"))
+    stopping = asyncio.Event()
+    shutdown = server.shutdown
+
+    async def observed_shutdown(sockets: list[socket.socket] | None = None) -> None:
+        stopping.set()
+        await shutdown(sockets)
+
+    server.shutdown = observed_shutdown  # type: ignore[method-assign]
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        # A token the server looks up: the request holds a pooled connection until it ends.
+        request = asyncio.create_task(
+            http.post(
+                "/graphql",
+                json={"query": '{ user(username: "ada") { id } }'},
+                headers={"Authorization": "Bearer no-such-token"},
+            )
+        )
+        await asyncio.wait_for(entered.wait(), 10)
+        server.should_exit = True
+        await asyncio.wait_for(stopping.wait(), 10)
+        assert closed == []  # the engine is still in use
+        release.set()
+        response = await asyncio.wait_for(request, 10)
+    await asyncio.wait_for(serving, 10)
+
+    assert response.status_code == 200
+    assert response.json() == {"data": {"user": None}}
+    assert len(engines) == 1
+    assert closed, "disposing the engine closed its pooled connection"
+
+
+async def test_authorization_that_is_not_bearer_is_reported_and_logged(
+    api: GraphQLClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="gql_blog.app"):
+        response = await api.http.post(
+            "/graphql",
+            json={"query": "{ viewer { id } }"},
+            headers={"Authorization": "Token s3cret-value"},
+        )
+
+    body = response.json()
+    assert body["data"] == {"viewer": None}
+    assert body["extensions"]["warnings"] == [
+        "The Authorization header is not `Bearer <token>`, so this request ran signed out."
+    ]
+    logged = [record for record in caplog.records if record.msg == "auth.authorization_ignored"]
+    assert len(logged) == 1
+    assert "s3cret" not in caplog.text
+
+
+async def test_bearer_authorization_brings_no_warning(api: GraphQLClient) -> None:
+    response = await api.http.post(
+        "/graphql",
+        json={"query": "{ viewer { id } }"},
+        headers={"Authorization": "Bearer unknown-token"},
+    )
+
+    assert "warnings" not in (response.json().get("extensions") or {})
 
 
 async def test_query_over_get_is_answered(api: GraphQLClient, db: AsyncSession) -> None:

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -10,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 import pytest
 from click.testing import CliRunner, Result
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Executable, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -73,6 +76,13 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def unmigrated_sqlite_url(sqlite_url: str, tmp_path: Path) -> str:
+    """An empty SQLite file: a database that was never migrated."""
+    (tmp_path / "blog.db").touch()
+    return sqlite_url
+
+
+@pytest.fixture
 async def migrated_sqlite_url(sqlite_url: str) -> str:
     await upgrade(sqlite_url)
     return sqlite_url
@@ -106,14 +116,14 @@ async def test_db_current_reports_head_after_upgrade(migrated_sqlite_url: str) -
     assert result.stdout == f"{HEAD} (head)\n"
 
 
-async def test_db_current_reports_an_unmigrated_database(sqlite_url: str) -> None:
-    result = await run(sqlite_url, "db", "current")
+async def test_db_current_reports_an_unmigrated_database(unmigrated_sqlite_url: str) -> None:
+    result = await run(unmigrated_sqlite_url, "db", "current")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == f"none (not at head; head is {HEAD})\n"
 
 
-async def test_db_check_fails_before_upgrade(sqlite_url: str) -> None:
-    result = await run(sqlite_url, "db", "check")
+async def test_db_check_fails_before_upgrade(unmigrated_sqlite_url: str) -> None:
+    result = await run(unmigrated_sqlite_url, "db", "check")
     assert error_line(result) == (
         f"Error: database is not at the latest migration (never migrated, head is {HEAD}): "
         "run gql-blog db upgrade"
@@ -201,6 +211,51 @@ async def test_serve_refuses_an_unmigrated_database_before_starting(
     assert error_line(result).endswith(": run gql-blog db upgrade")
 
 
+async def test_serve_with_two_workers_adds_up_their_metrics(migrated_sqlite_url: str) -> None:
+    command = Path(sys.executable).with_name("gql-blog")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
+    server = await asyncio.create_subprocess_exec(
+        *(str(command), "serve", "--workers", "2", "--port", str(port)),
+        env=env | {"GQL_BLOG_DATABASE_URL": migrated_sqlite_url},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await asyncio.wait_for(_started_workers(server, 2), 60)
+        requests = 8
+        for _ in range(requests):  # a new connection each: the workers share them out
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                response = await http.post(
+                    "/graphql", json={"query": "query Counted { viewer { id } }"}
+                )
+                assert response.status_code == 200
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            text = (await http.get("/metrics")).text
+    finally:
+        server.terminate()
+        await asyncio.wait_for(server.wait(), 60)
+    counted = [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "gql_blog_graphql_operations_total"
+        and sample.labels == {"operation": "Counted", "outcome": "success"}
+    ]
+    assert counted == [requests]
+
+
+async def _started_workers(server: asyncio.subprocess.Process, workers: int) -> None:
+    """Wait until `workers` processes have logged that their app started."""
+    assert server.stderr is not None
+    started = 0
+    while started < workers:
+        line = await server.stderr.readline()
+        assert line, "the server exited before its workers started"
+        started += b"Application startup complete" in line
+
+
 # one-line failures
 
 
@@ -236,6 +291,24 @@ async def test_bad_pool_size_names_the_variable(migrated_sqlite_url: str) -> Non
 async def test_unsupported_database_url_names_the_variable() -> None:
     result = await run("oracle://scott@db/blog", "db", "upgrade")
     assert error_line(result).startswith("Error: GQL_BLOG_DATABASE_URL: unsupported database")
+
+
+async def test_commands_on_a_missing_sqlite_file_leave_no_file_behind(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    for args in (["db", "current"], ["seed", "--users", "1"], ["db", "check"]):
+        result = await run(sqlite_url, *args)
+        assert error_line(result) == (
+            f"Error: no database at {tmp_path / 'blog.db'}: run gql-blog db upgrade"
+        )
+    assert not (tmp_path / "blog.db").exists()
+
+
+async def test_failed_migration_names_the_database(migrated_sqlite_url: str) -> None:
+    result = await run(migrated_sqlite_url, "db", "upgrade", "nonsense")
+    assert error_line(result).startswith(
+        f"Error: migrating {migrated_sqlite_url} to nonsense failed: "
+    )
 
 
 # create-admin
@@ -294,6 +367,60 @@ async def test_create_admin_promotes_an_existing_user(dialect: str, tmp_path: Pa
     assert (user.username, user.email, user.is_admin) == ("alice", "alice@example.com", True)
     assert auth.verify_password(user.password_hash, "new password")
     assert not auth.verify_password(user.password_hash, "old password")
+
+
+async def test_create_admin_promotes_without_an_email_and_audits_it(
+    migrated_sqlite_url: str,
+) -> None:
+    async with engine_for(migrated_sqlite_url) as engine, engine.begin() as connection:
+        await connection.execute(
+            insert(models.User).values(username="alice", email="a@example.com", password_hash="x")
+        )
+
+    result = await run(migrated_sqlite_url, "create-admin", "alice", "--password", "new password")
+
+    assert result.exit_code == 0, result.stderr
+    entries = await fetch(
+        migrated_sqlite_url, select(models.AuditLog.action, models.AuditLog.changes)
+    )
+    assert entries == [
+        ("UPDATE", {"isAdmin": [False, True], "password": "changed"}),
+    ]
+
+
+async def test_create_admin_audits_the_new_account(migrated_sqlite_url: str) -> None:
+    result = await run(
+        migrated_sqlite_url,
+        "create-admin",
+        "root",
+        "--email",
+        "root@example.com",
+        "--password",
+        "long-enough",
+    )
+
+    assert result.exit_code == 0, result.stderr
+    [(action, entity_type, actor_id, changes)] = await fetch(
+        migrated_sqlite_url,
+        select(
+            models.AuditLog.action,
+            models.AuditLog.entity_type,
+            models.AuditLog.actor_id,
+            models.AuditLog.changes,
+        ),
+    )
+    assert (action, entity_type, actor_id) == ("CREATE", "User", None)
+    assert changes["username"] == "root"
+    assert changes["isAdmin"] is True
+
+
+async def test_create_admin_of_a_new_user_without_an_email_is_one_line(
+    migrated_sqlite_url: str,
+) -> None:
+    result = await run(migrated_sqlite_url, "create-admin", "root", "--password", "long-enough")
+
+    assert error_line(result) == ("Error: there is no user root yet: give --email to create it")
+    assert await fetch(migrated_sqlite_url, select(models.User.id)) == []
 
 
 async def test_create_admin_prompts_twice_for_a_hidden_password(migrated_sqlite_url: str) -> None:
@@ -384,6 +511,13 @@ async def test_seed_users_look_real(connection: AsyncConnection) -> None:
     assert auth.verify_password(users[0].password_hash, seed.DEMO_PASSWORD)
 
 
+async def test_seed_usernames_follow_the_username_rule(connection: AsyncConnection) -> None:
+    await seed.seed_database(connection, SMALL_PLAN)
+    usernames = (await connection.execute(select(models.User.username))).scalars().all()
+    assert len(usernames) == SMALL_PLAN.users
+    assert [name for name in usernames if not models.USERNAME_PATTERN.fullmatch(name)] == []
+
+
 async def test_seed_with_the_same_seed_repeats_names_and_titles(
     connection: AsyncConnection,
 ) -> None:
@@ -461,6 +595,12 @@ def test_export_schema_prints_the_sdl_with_one_final_newline() -> None:
     result = CliRunner().invoke(cli.main, ["export-schema"])
     assert result.exit_code == 0, result.stderr
     assert result.stdout == str(schema) + "\n"
+
+
+def test_export_schema_to_a_missing_folder_is_one_line(tmp_path: Path) -> None:
+    target = tmp_path / "no such folder" / "schema.graphql"
+    result = CliRunner().invoke(cli.main, ["export-schema", "--output", str(target)])
+    assert error_line(result) == f"Error: cannot write {target}: No such file or directory"
 
 
 def test_export_schema_writes_the_output_file(tmp_path: Path) -> None:

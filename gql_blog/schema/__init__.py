@@ -12,6 +12,7 @@ from gql_blog.schema.errors import MaskUnexpectedErrors
 from gql_blog.schema.metrics import OperationMetrics
 from gql_blog.schema.query import Query
 from gql_blog.schema.types import Comment, Post, Tag, User
+from gql_blog.schema.warnings import RequestWarnings
 
 
 class BlogSchema(strawberry.Schema):
@@ -32,6 +33,7 @@ schema = BlogSchema(
         lambda: ParserCache(maxsize=1024),
         lambda: ValidationCache(maxsize=1024),
         OperationMetrics,
+        RequestWarnings,
         MaskUnexpectedErrors,
     ],
 )

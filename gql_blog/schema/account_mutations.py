@@ -17,7 +17,7 @@ import strawberry
 from sqlalchemy.exc import IntegrityError
 from strawberry import UNSET
 
-from gql_blog import audit, auth, models
+from gql_blog import audit, auth, metrics, models, throttle
 from gql_blog.schema.context import Context
 from gql_blog.schema.results import (
     AuthenticationError,
@@ -27,6 +27,7 @@ from gql_blog.schema.results import (
     act_as,
     conflict_field,
     transact,
+    validation_error,
 )
 from gql_blog.schema.types import BlogInfo, User
 
@@ -114,16 +115,34 @@ async def _issue_token(context: Context, user: models.User) -> str:
     return await auth.issue_token(context.db.session, user, lifetime=lifetime)
 
 
-async def _register(context: Context, account: RegisterInput) -> _SignedIn | ConflictError:
-    user = models.User(
-        username=account.username,
-        email=account.email,
-        first_name=account.first_name,
-        last_name=account.last_name,
-        age=account.age,
-        bio=account.bio,
-    )
-    user.password_hash = await auth.new_password_hash(account.password)
+async def _new_account(account: RegisterInput) -> models.User | ValidationError:
+    """The account to add, its values checked and its password hashed outside any transaction."""
+    try:
+        user = models.User(
+            username=account.username,
+            email=account.email,
+            first_name=account.first_name,
+            last_name=account.last_name,
+            age=account.age,
+            bio=account.bio,
+        )
+        user.password_hash = await auth.new_password_hash(account.password)
+    except models.InvalidValueError as error:
+        return validation_error(error)
+    return user
+
+
+async def _new_password_hash(password: str | None) -> str | ValidationError | None:
+    """The hash of a new password (None: unchanged), computed outside any transaction."""
+    if password is UNSET or password is None:
+        return None
+    try:
+        return await auth.new_password_hash(password)
+    except models.InvalidValueError as error:
+        return validation_error(error)
+
+
+async def _register(context: Context, user: models.User) -> _SignedIn | ConflictError:
     session = context.db.session
     audit.act_as(session, user)  # the new user signs itself up
     session.add(user)
@@ -133,25 +152,59 @@ async def _register(context: Context, account: RegisterInput) -> _SignedIn | Con
     return _SignedIn(user, await _issue_token(context, user))
 
 
-async def _login(context: Context, credentials: LoginInput) -> _SignedIn | InvalidCredentialsError:
+def _throttled(refusal: throttle.Throttled) -> InvalidCredentialsError:
+    metrics.count_sign_in_throttle(refusal.scope)
+    seconds = refusal.retry_after_seconds
+    return InvalidCredentialsError(
+        message=f"Too many failed sign-ins for this {refusal.scope}: "
+        f"try again in {seconds} seconds.",
+        retry_after_seconds=seconds,
+    )
+
+
+async def _login(context: Context, credentials: LoginInput) -> AuthResult:
+    """Throttle, verify the password, then issue the token: two short transactions.
+
+    The password is verified between them, holding no lock: argon2 takes a while, and on SQLite
+    a writing transaction holds the whole database's write lock.
+    """
+    session = context.db.session
+    attempt = await transact(
+        context,
+        lambda: throttle.begin_attempt(
+            session,
+            context.settings,
+            username=credentials.username,
+            address=context.client_address,
+        ),
+    )
+    if isinstance(attempt, throttle.Throttled):
+        return _throttled(attempt)
+    if not isinstance(attempt, throttle.Attempt):
+        return attempt
     user = await auth.authenticate(
-        context.db.session, username=credentials.username, password=credentials.password
+        session, username=credentials.username, password=credentials.password
     )
     if user is None:
         return InvalidCredentialsError(message="Wrong username or password.")
+    return _signed_in(context, await transact(context, lambda: _welcome(context, user, attempt)))
+
+
+async def _welcome(context: Context, user: models.User, attempt: throttle.Attempt) -> _SignedIn:
+    await throttle.forget_failures(context.db.session, context.settings, attempt)
     return _SignedIn(user, await _issue_token(context, user))
 
 
 async def _update_viewer(
-    context: Context, viewer: models.User, changes: UpdateViewerInput
+    context: Context, viewer: models.User, changes: UpdateViewerInput, password_hash: str | None
 ) -> User | ConflictError:
     for name in PROFILE_FIELDS:
         value = getattr(changes, name)
         if value is UNSET or (value is None and name in REQUIRED_FIELDS):
             continue
         setattr(viewer, name, value)
-    if changes.password is not UNSET and changes.password is not None:
-        viewer.password_hash = await auth.new_password_hash(changes.password)
+    if password_hash is not None:
+        viewer.password_hash = password_hash
     conflict = await _flush_unique(context)
     if conflict is not None:
         return conflict
@@ -170,16 +223,17 @@ class AccountMutation:
     @strawberry.mutation(description="Create an account and sign in to it.")
     async def register(self, info: BlogInfo, input: RegisterInput) -> AuthResult:
         context = info.context
-        result = await transact(context, lambda: _register(context, input))
+        user = await _new_account(input)
+        if isinstance(user, ValidationError):
+            return user
+        result = await transact(context, lambda: _register(context, user))
         return _signed_in(context, result)
 
     @strawberry.mutation(
         description="Sign in; an unknown username and a wrong password fail alike."
     )
     async def login(self, info: BlogInfo, input: LoginInput) -> AuthResult:
-        context = info.context
-        result = await transact(context, lambda: _login(context, input))
-        return _signed_in(context, result)
+        return await _login(info.context, input)
 
     @strawberry.mutation(
         description="Revoke the token this request was sent with; false when it had no live one."
@@ -200,5 +254,10 @@ class AccountMutation:
         viewer = context.viewer
         if viewer is None or not viewer.is_active:
             return _sign_in_error()
+        password_hash = await _new_password_hash(input.password)
+        if isinstance(password_hash, ValidationError):
+            return password_hash
         audit.act_as(context.db.session, viewer)
-        return await transact(context, lambda: _update_viewer(context, viewer, input))
+        return await transact(
+            context, lambda: _update_viewer(context, viewer, input, password_hash)
+        )

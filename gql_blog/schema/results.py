@@ -49,9 +49,12 @@ class ForbiddenError(Error):
     pass
 
 
-@strawberry.type(description="Unknown username or wrong password (deliberately not told apart).")
+@strawberry.type(
+    description="Unknown username or wrong password (deliberately not told apart), or too many "
+    "failed sign-ins lately: then `retryAfterSeconds` says when to try again."
+)
 class InvalidCredentialsError(Error):
-    pass
+    retry_after_seconds: int | None = None
 
 
 ERROR_TYPES: list[type] = [

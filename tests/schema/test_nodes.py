@@ -269,7 +269,9 @@ async def test_invalid_bearer_token_is_anonymous(
     )
 
     assert response.status_code == 200
-    assert response.json() == {"data": {"viewer": None}}
+    body = response.json()
+    assert "errors" not in body
+    assert body["data"] == {"viewer": None}  # a malformed header may add extensions.warnings
 
 
 @pytest.mark.parametrize("state", ["expired", "revoked"])
@@ -293,4 +295,6 @@ async def test_expired_or_revoked_token_is_anonymous(
     )
 
     assert response.status_code == 200
-    assert response.json() == {"data": {"viewer": None}}
+    body = response.json()
+    assert "errors" not in body
+    assert body["data"] == {"viewer": None}  # a malformed header may add extensions.warnings

@@ -1,0 +1,93 @@
+"""GET /metrics: Prometheus text with operations, latency, statements, errors and refusals."""
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gql_blog import metrics
+from tests.conftest import StatementCounter
+from tests.graphql_client import GraphQLClient
+
+
+async def _samples(api: GraphQLClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    response = await api.http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def _value(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+async def test_operations_are_counted_by_name_and_outcome(api: GraphQLClient) -> None:
+    before = await _samples(api)
+
+    for _ in range(2):
+        assert (await api.query("query MetricsFeed { posts { totalCount } }")).errors is None
+    broken = await api.query('query MetricsBroken { node(id: "nonsense") { id } }')
+    assert broken.error_codes == ["BAD_USER_INPUT"]
+
+    after = await _samples(api)
+    name = "gql_blog_graphql_operations_total"
+    feed = {"operation": "MetricsFeed", "outcome": "success"}
+    assert _value(after, name, **feed) - _value(before, name, **feed) == 2
+    failed = {"operation": "MetricsBroken", "outcome": "error"}
+    assert _value(after, name, **failed) - _value(before, name, **failed) == 1
+    errors = "gql_blog_graphql_errors_total"
+    code = {"code": "BAD_USER_INPUT"}
+    assert _value(after, errors, **code) - _value(before, errors, **code) == 1
+
+
+async def test_parse_errors_are_counted_without_a_code(api: GraphQLClient) -> None:
+    before = await _samples(api)
+
+    await api.query("query MetricsTypo { posts {")
+
+    after = await _samples(api)
+    errors = "gql_blog_graphql_errors_total"
+    assert _value(after, errors, code="NONE") - _value(before, errors, code="NONE") == 1
+
+
+async def test_latency_and_statements_are_observed_per_operation(
+    api: GraphQLClient, count_sql: StatementCounter
+) -> None:
+    before = await _samples(api)
+
+    with count_sql() as counted:
+        assert (await api.query("query MetricsTimed { posts { totalCount } }")).errors is None
+
+    after = await _samples(api)
+    latency = "gql_blog_graphql_operation_duration_seconds_count"
+    timed = {"operation": "MetricsTimed"}
+    assert _value(after, latency, **timed) - _value(before, latency, **timed) == 1
+    statements = "gql_blog_graphql_operation_sql_statements_sum"
+    assert _value(after, statements) - _value(before, statements) == counted.total > 0
+
+
+async def test_limit_refusals_are_exposed(api: GraphQLClient) -> None:
+    before = await _samples(api)
+
+    metrics.count_limit_refusal("depth")
+
+    after = await _samples(api)
+    name = "gql_blog_limit_refusals_total"
+    assert _value(after, name, limit="depth") - _value(before, name, limit="depth") == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [(None, "(anonymous)"), ("Feed", "Feed"), ("not a name", "(other)"), ("Late", "(other)")],
+    ids=["anonymous", "named", "not-a-graphql-name", "beyond-the-limit"],
+)
+def test_operation_names_label_at_most_a_bounded_set(name: str | None, label: str) -> None:
+    names = metrics.OperationNames(limit=2)
+    names.label("First")
+    names.label("Feed")
+
+    assert names.label(name) == label
