@@ -26,7 +26,7 @@ class CommittedApi:
     db: AsyncSession
 
 
-async def _empty_tables(engine: AsyncEngine) -> None:
+async def empty_tables(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         for table in reversed(models.Base.metadata.sorted_tables):
             await connection.execute(delete(table))
@@ -47,5 +47,5 @@ async def serve_committed_api(settings: Settings) -> AsyncIterator[CommittedApi]
         ):
             yield CommittedApi(GraphQLClient(http, session), session)
     finally:
-        await _empty_tables(engine)
+        await empty_tables(engine)
         await engine.dispose()

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from asgi_lifespan import LifespanManager
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
 
 from gql_blog import auth, models
 from gql_blog.app import create_app
@@ -61,6 +62,24 @@ class GraphQLClient:
         return GraphQLResult(body.get("data"), body.get("errors"), response.status_code)
 
 
+def request_sessions(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    """Request sessions joined to the test's transaction: their commits are savepoints."""
+    return async_sessionmaker(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+
+
+@asynccontextmanager
+async def serve_app(
+    app: Starlette, db: AsyncSession, *, client_address: str = "127.0.0.1"
+) -> AsyncIterator[GraphQLClient]:
+    """Real HTTP through `app` (with its lifespan) from `client_address`; tokens via `db`."""
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app, client=(client_address, 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield GraphQLClient(http, db)
+
+
 @asynccontextmanager
 async def serve_api(
     settings: Settings,
@@ -73,11 +92,6 @@ async def serve_api(
 
     Requests come from `client_address`, as the server sees it.
     """
-    sessions = async_sessionmaker(
-        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-    )
-    app = create_app(settings, sessions=sessions)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app, client=(client_address, 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield GraphQLClient(http, db)
+    app = create_app(settings, sessions=request_sessions(connection))
+    async with serve_app(app, db, client_address=client_address) as client:
+        yield client

@@ -264,11 +264,11 @@ async def test_failed_root_field_returns_every_connection(settings: Settings) ->
     query = """{ user(username: "nobody") { id } post(id: "UG9zdDox") { id }
       users { totalCount } posts(first: 1, last: 1) { totalCount } }"""
     generic = dataclasses.replace(settings, planner=False)
-    async with serve_committed_api(generic) as served:
-        for _ in range(5):
-            result = await served.api.query(query)
-            assert result.error_codes == ["BAD_USER_INPUT"]
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        async with serve_committed_api(generic) as served:
+            for _ in range(5):
+                result = await served.api.query(query)
+                assert result.error_codes == ["BAD_USER_INPUT"]
             gc.collect()
     assert [str(warning.message) for warning in caught] == []
