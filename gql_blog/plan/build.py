@@ -82,6 +82,9 @@ class ToOnePlan:
     target: ObjectPlan
     foreign_key: str
     statements: dict[Any, Any] = field(default_factory=dict)
+    # Set when the row is the parent of the connection this row came from (a comment's post
+    # under `Post.comments`): the parent's rows carry the target's columns, and no statement runs.
+    parent: ObjectPlan | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -306,8 +309,10 @@ class PlanBuilder:
             plan.columns.add("email")
             return _email
         if isinstance(declaration, Children):
+            relation = RELATIONS[declaration.relation]
             connection = self._connection(declaration.entity, definition, nodes)
-            plan.relations.append(ChildrenPlan(RELATIONS[declaration.relation], connection))
+            plan.relations.append(ChildrenPlan(relation, connection))
+            _link_back_references(plan, relation, connection)
             return _children(connection)
         target_type = _entity_type(get_named_type(definition.type))
         if isinstance(declaration, ToOne):
@@ -408,6 +413,25 @@ class PlanBuilder:
         return lambda loaded, parent, run: {
             key: getter(loaded, parent, run) for key, getter in output
         }
+
+
+def _link_back_references(
+    parent: ObjectPlan, relation: Relation, connection: ConnectionPlan
+) -> None:
+    """Serve the children's to-one fields that point back at their parent from its own rows."""
+    if relation.through_tags:
+        return
+    parent_key: Any = relation.parent_key()
+    foreign_key = parent_key.key
+    for child in connection.objects:
+        for to_one in child.relations:
+            if (
+                isinstance(to_one, ToOnePlan)
+                and to_one.foreign_key == foreign_key
+                and to_one.target.entity == parent.entity
+            ):
+                to_one.parent = parent
+                parent.columns |= to_one.target.columns
 
 
 def _connection_entity(connection_type: GraphQLNamedType) -> str:

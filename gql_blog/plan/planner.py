@@ -10,6 +10,8 @@ which answers exactly as it always does.
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +26,7 @@ from graphql.execution.values import VariableValues, get_variable_values
 from sqlalchemy.engine import Dialect
 from strawberry.types import ExecutionResult
 
-from gql_blog import auth, models
+from gql_blog import auth, metrics, models
 from gql_blog.db import count_statements
 from gql_blog.plan.build import NotPlannedError, Plan, PlanBuilder, directive_variables
 from gql_blog.plan.run import Identity, Run, Statement
@@ -127,8 +129,10 @@ class Planner:
         started = time.perf_counter()
         dialect_impl = context.db.session.get_bind().dialect
         dialect = dialect_impl.name
-        driver = context.db.driver_rows if dialect == "postgresql" else None
-        with count_statements() as counted:
+        # Traced statements go through SQLAlchemy, whose events open their spans.
+        use_driver = dialect == "postgresql" and context.tracer is None
+        driver = context.db.driver_rows if use_driver else None
+        with count_statements() as counted, _operation_span(context, document.operation):
             identity = await self._identity(context, dialect_impl, driver is not None)
             run = Run(
                 plan,
@@ -147,8 +151,13 @@ class Planner:
                 logger.debug("plan.run_declined", extra={"reason": str(reason)})
                 return None
         self.answered += 1
-        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        elapsed = time.perf_counter() - started
+        duration_ms = round(elapsed * 1000, 3)
         operation = document.operation.name.value if document.operation.name else None
+        # As OperationMetrics and RequestWarnings record and answer for the generic executor.
+        metrics.observe_operation(
+            operation=operation, seconds=elapsed, statements=counted.total, error_codes=[]
+        )
         logger.info(
             "graphql.request",
             extra={
@@ -159,10 +168,12 @@ class Planner:
                 "planned": True,
             },
         )
-        extensions = None
+        extensions: dict[str, Any] = {}
         if context.settings.debug:
-            extensions = {"sqlStatements": counted.total, "durationMs": duration_ms}
-        return ExecutionResult(data=data, errors=None, extensions=extensions)
+            extensions |= {"sqlStatements": counted.total, "durationMs": duration_ms}
+        if context.warnings:
+            extensions["warnings"] = list(context.warnings)
+        return ExecutionResult(data=data, errors=None, extensions=extensions or None)
 
     async def _identity(
         self, context: Context, dialect: Dialect, use_driver: bool
@@ -185,6 +196,21 @@ class Planner:
         if row is None:
             return None
         return Identity(id=row["id"], is_admin=row["is_admin"], row=dict(row))
+
+
+@contextmanager
+def _operation_span(context: Context, operation: OperationDefinitionNode) -> Iterator[None]:
+    """The operation's span when tracing is on, named as the generic executor names it."""
+    tracer = context.tracer
+    if tracer is None:
+        yield
+        return
+    name = operation.name.value if operation.name else None
+    with tracer.start_as_current_span("graphql query " + name if name else "graphql query") as span:
+        span.set_attribute("graphql.operation.type", "query")
+        if name:
+            span.set_attribute("graphql.operation.name", name)
+        yield
 
 
 def _document(document: DocumentNode, operation_name: str | None) -> _Document | None:

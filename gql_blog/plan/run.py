@@ -110,7 +110,10 @@ class Run:
         self._parameters: dict[str, Any] = {}
         if viewer is not None and not viewer.is_admin:
             self._parameters["viewer_id"] = viewer.id
-        self._requests: dict[int, tuple[PageRequest, str]] = {}
+        # A connection's page request, or why its arguments were refused (raised only once a
+        # parent row needs the page, as the generic executor evaluates them only then).
+        self._requests: dict[int, tuple[PageRequest, str] | NotPlannedError] = {}
+        self._rows_of: dict[int, list[Any]] = {}
         self._lookups: dict[int, dict[str, Any]] = {}
 
     async def execute(self) -> dict[str, Any]:
@@ -121,6 +124,8 @@ class Run:
         while level:
             next_level: list[tuple[ObjectPlan, list[Any]]] = []
             for object_plan, rows in level:
+                self._rows_of[id(object_plan)] = rows
+            for object_plan, rows in level:
                 for relation in object_plan.relations:
                     next_level.extend(await self._load_relation(relation, rows))
             level = next_level
@@ -130,7 +135,10 @@ class Run:
 
     def _prepare(self) -> None:
         for connection in self.plan.connections:
-            self._requests[connection.index] = self._page_request(connection)
+            try:
+                self._requests[connection.index] = self._page_request(connection)
+            except NotPlannedError as refused:
+                self._requests[connection.index] = refused
         for _, root in self.plan.roots:
             if isinstance(root, RootLookup):
                 self._lookups[root.index] = self._arguments(root.arguments)
@@ -176,6 +184,12 @@ class Run:
             )
         except InvalidFilterError as error:
             raise NotPlannedError(str(error)) from None
+
+    def _request(self, connection: ConnectionPlan) -> tuple[PageRequest, str]:
+        found = self._requests[connection.index]
+        if isinstance(found, NotPlannedError):
+            raise found
+        return found
 
     # --- statements --------------------------------------------------------------------------
 
@@ -253,7 +267,7 @@ class Run:
         self, root: RootConnection
     ) -> list[tuple[ObjectPlan, list[Any]]]:
         connection = root.connection
-        request, scope = self._requests[connection.index]
+        request, scope = self._request(connection)
         names = _page_columns(connection, request.ordering)
         viewer = self._viewer_parameter
         stmt = self._statement(
@@ -290,6 +304,12 @@ class Run:
         self, relation: ToOnePlan, rows: list[Any]
     ) -> list[tuple[ObjectPlan, list[Any]]]:
         target = relation.target
+        if relation.parent is not None:
+            parents = {row["id"]: row for row in self._rows_of[id(relation.parent)]}
+            keys = _unique(row[relation.foreign_key] for row in rows)
+            own = {key: parents[key] for key in keys}
+            self.results[relation.index] = own
+            return [(target, list(own.values()))]
         stmt = self._statement(
             relation,
             None,
@@ -320,7 +340,11 @@ class Run:
         self, relation: ChildrenPlan, rows: list[Any]
     ) -> list[tuple[ObjectPlan, list[Any]]]:
         connection = relation.connection
-        request, scope = self._requests[connection.index]
+        keys = _unique(row["id"] for row in rows)
+        if not keys:
+            self.results[connection.index] = None
+            return []
+        request, scope = self._request(connection)
         names = _page_columns(connection, request.ordering)
         viewer, dialect = self._viewer_parameter, self._dialect
         pages = self._statement(
@@ -333,7 +357,6 @@ class Run:
             request,
             lambda: fetch.child_counts(relation.relation, request.where, viewer, dialect),
         )
-        keys = _unique(row["id"] for row in rows)
         loaded = Loaded(request, scope)
         grouped: dict[int, list[Any]] = defaultdict(list)
         for chunk in _chunks(keys):
