@@ -23,6 +23,7 @@ from gql_blog.config import Settings
 from gql_blog.plan.planner import Planner
 from gql_blog.schema import schema
 from gql_blog.schema.context import Context
+from gql_blog.schema.documents import DocumentCache
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.settings = settings
         self.planning = settings.planner
         self.planner = Planner(schema)
+        self.documents = DocumentCache(settings.document_cache_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sessions: async_sessionmaker[AsyncSession] = scope["state"]["sessions"]
@@ -97,6 +99,7 @@ class GraphQLApp(GraphQL[Context, None]):
             viewer=None,
             settings=self.settings,
             request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
+            documents=self.documents,
             token=token,
         )
         if not isinstance(request, Request):

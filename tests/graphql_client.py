@@ -20,6 +20,7 @@ class GraphQLResult:
     data: Any
     errors: list[dict[str, Any]] | None
     status: int
+    extensions: dict[str, Any] | None = None
 
     @property
     def error_messages(self) -> list[str]:
@@ -58,7 +59,9 @@ class GraphQLClient:
             "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
         )
         body = response.json()
-        return GraphQLResult(body.get("data"), body.get("errors"), response.status_code)
+        return GraphQLResult(
+            body.get("data"), body.get("errors"), response.status_code, body.get("extensions")
+        )
 
 
 @asynccontextmanager

@@ -2,13 +2,13 @@
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from gql_blog.schema.account_mutations import AccountMutation
 from gql_blog.schema.content_mutations import ContentMutation
 from gql_blog.schema.errors import MaskUnexpectedErrors
+from gql_blog.schema.limits import QueryLimits
 from gql_blog.schema.metrics import OperationMetrics
 from gql_blog.schema.query import Query
 from gql_blog.schema.types import Comment, Post, Tag, User
@@ -27,13 +27,10 @@ schema = BlogSchema(
     query=Query,
     mutation=merge_types("Mutation", (AccountMutation, ContentMutation)),
     types=[User, Post, Comment, Tag],
-    # Parsing and validating a document once per distinct query text, not once per request.
-    extensions=[
-        lambda: ParserCache(maxsize=1024),
-        lambda: ValidationCache(maxsize=1024),
-        OperationMetrics,
-        MaskUnexpectedErrors,
-    ],
+    # QueryLimits parses and validates once per distinct query text (in the app's byte-bounded
+    # cache) and refuses what is over a limit. It comes after MaskUnexpectedErrors so that it
+    # sees a parse that failed on recursion before that is masked (hooks unwind in reverse).
+    extensions=[OperationMetrics, MaskUnexpectedErrors, QueryLimits],
 )
 
 __all__ = ["schema"]

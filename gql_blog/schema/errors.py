@@ -1,7 +1,8 @@
 """Top-level GraphQL errors with codes, and masking of unexpected failures.
 
 Expected failures of mutations are values (the `Error` types); what reaches the top level is
-either a `UserInputError` (BAD_USER_INPUT: invalid id, cursor, argument or filter) or something
+either a `UserInputError` (BAD_USER_INPUT: invalid id, cursor, argument or filter), a
+`QueryTooComplexError` (QUERY_TOO_COMPLEX: a request over one of the limits) or something
 unexpected, which `MaskUnexpectedErrors` replaces by a generic message and an error id that the
 server log carries beside the traceback.
 """
@@ -18,6 +19,7 @@ logger = logging.getLogger(__name__)
 BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 FORBIDDEN = "FORBIDDEN"
+QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 
 
 class UserInputError(GraphQLError):
@@ -32,6 +34,21 @@ class ForbiddenQueryError(GraphQLError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, extensions={"code": FORBIDDEN})
+
+
+class QueryTooComplexError(GraphQLError):
+    """The request is over one of the limits (depth, aliases, tokens, cost, batch, body size)."""
+
+    def __init__(self, limit: str, *, maximum: int, value: int | str) -> None:
+        super().__init__(
+            f"The query's {limit} ({value}) exceeds the maximum of {maximum}.",
+            extensions={
+                "code": QUERY_TOO_COMPLEX,
+                "limit": limit,
+                "maximum": maximum,
+                "value": value,
+            },
+        )
 
 
 def _is_expected(error: GraphQLError) -> bool:
