@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 
-from graphql import GraphQLError
+from graphql import GraphQLError, Node
 from strawberry.extensions import SchemaExtension
 
 logger = logging.getLogger(__name__)
@@ -69,19 +69,37 @@ class MaskUnexpectedErrors(SchemaExtension):
     def _mask(self, error: GraphQLError) -> GraphQLError:
         if _is_expected(error):
             return error
-        error_id = uuid.uuid4().hex
+        error_id = new_error_id()
         logger.error(
             "graphql.unexpected_error",
             exc_info=error.original_error,
             extra={"error_id": error_id, "path": error.path},
         )
-        extensions: dict[str, object] = {"code": INTERNAL_SERVER_ERROR, "errorId": error_id}
         context = self.execution_context.context
-        if getattr(getattr(context, "settings", None), "debug", False):
-            extensions["detail"] = repr(error.original_error)
-        return GraphQLError(
-            f"Internal server error (error id {error_id}).",
-            path=error.path,
-            nodes=error.nodes,
-            extensions=extensions,
-        )
+        is_debug = getattr(getattr(context, "settings", None), "debug", False)
+        detail = repr(error.original_error) if is_debug else None
+        return internal_error(error_id, path=error.path, nodes=error.nodes, detail=detail)
+
+
+def new_error_id() -> str:
+    """The id a masked error carries, and the server log beside its details."""
+    return uuid.uuid4().hex
+
+
+def internal_error(
+    error_id: str,
+    *,
+    path: list[str | int] | None = None,
+    nodes: list[Node] | None = None,
+    detail: str | None = None,
+) -> GraphQLError:
+    """The generic error that stands for an unexpected failure (INTERNAL_SERVER_ERROR)."""
+    extensions: dict[str, object] = {"code": INTERNAL_SERVER_ERROR, "errorId": error_id}
+    if detail is not None:  # debug mode only
+        extensions["detail"] = detail
+    return GraphQLError(
+        f"Internal server error (error id {error_id}).",
+        path=path,
+        nodes=nodes,
+        extensions=extensions,
+    )
