@@ -24,7 +24,7 @@ from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from gql_blog import auth, db, graphiql, graphql_http
 from gql_blog.config import Settings
 from gql_blog.plan.planner import Planner
-from gql_blog.schema import schema
+from gql_blog.schema import limits, schema
 from gql_blog.schema.context import Context
 from gql_blog.schema.documents import DocumentCache
 
@@ -92,9 +92,7 @@ class GraphQLApp(GraphQL[Context, None]):
     ) -> ExecutionResult:
         # Planned queries skip parsing, validation and the generic executor (see plan/).
         if self.planning:
-            planned = await self.planner.execute(
-                request_data.query, request_data.operation_name, request_data.variables, context
-            )
+            planned = await self._planned(request_data, context)
             if planned is not None:
                 return planned
         await context.load_viewer()
@@ -104,6 +102,29 @@ class GraphQLApp(GraphQL[Context, None]):
         if self.planning:
             self.planner.learn(request_data.query, request_data.operation_name, result)
         return result
+
+    async def _planned(self, request_data: Any, context: Context) -> ExecutionResult | None:
+        """The planner's answer, only for a cached valid document within the request's limits.
+
+        The planner knows only documents that ran without error, so their depth, aliases and
+        tokens passed; cost and list arguments depend on the variables and are checked again.
+        Anything refused or uncached goes to strawberry's path, which answers the refusal.
+        """
+        query = request_data.query
+        cached = self.documents.get(query) if isinstance(query, str) else None
+        if cached is None or cached.errors:
+            return None
+        cost, errors = limits.request_limit_errors(
+            cached.document, request_data.operation_name, request_data.variables, self.settings
+        )
+        if errors:
+            return None
+        planned = await self.planner.execute(
+            query, request_data.operation_name, request_data.variables, context
+        )
+        if planned is not None:
+            planned.extensions = {**(planned.extensions or {}), "cost": cost}
+        return planned
 
     async def _read_request(self, request: Request) -> Request:
         """The request with its body read within the size limit (POST only, JSON only)."""
@@ -180,6 +201,14 @@ class GraphQLApp(GraphQL[Context, None]):
                 )
             )
         return results
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData):
+            graphql_http.refuse_bad_operation_name(data.operation_name)
+        return data
 
     def _validate_batch_request(
         self, request_data: list[GraphQLRequestData], protocol: GraphQLRequestProtocol

@@ -96,6 +96,12 @@ def refuse_unsafe_content_type(request: Request) -> None:
         )
 
 
+def refuse_bad_operation_name(operation_name: object) -> None:
+    """strawberry checks `query` and `variables` but not `operationName`: a string or null."""
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise RequestRefused(400, GraphQLError("`operationName` must be a string or null."))
+
+
 def refuse_bad_batch(operations: Sequence[object], maximum: int) -> None:
     """A batch is a non-empty list of at most `maximum` JSON objects (400 otherwise)."""
     if maximum == 0:

@@ -131,6 +131,21 @@ def list_argument_errors(
     return errors
 
 
+def request_limit_errors(
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+    settings: Settings,
+    *,
+    schema: GraphQLSchema | None = None,
+) -> tuple[int, list[GraphQLError]]:
+    """The operation's cost, and the refusals that depend on its variables (cost, then lists)."""
+    cost = operation_cost(document, operation_name, variables, settings, schema=schema)
+    if cost > settings.max_cost:
+        return cost, [QueryTooComplexError("cost", maximum=settings.max_cost, value=cost)]
+    return cost, list_argument_errors(document, operation_name, variables, settings)
+
+
 def token_limit_error(query: str, settings: Settings) -> QueryTooComplexError:
     """The refusal of a document the parser stopped at the token limit.
 
@@ -232,14 +247,15 @@ class QueryLimits(SchemaExtension):
         return self._documents.put(context.query, document, errors)
 
     def _request_errors(self, document: DocumentNode) -> list[GraphQLError]:
-        context, settings = self.execution_context, self._settings
-        variables = context.variables
-        self._cost = operation_cost(
-            document, context.operation_name, variables, settings, schema=context.schema._schema
+        context = self.execution_context
+        self._cost, errors = request_limit_errors(
+            document,
+            context.operation_name,
+            context.variables,
+            self._settings,
+            schema=context.schema._schema,
         )
-        if self._cost > settings.max_cost:
-            return [QueryTooComplexError("cost", maximum=settings.max_cost, value=self._cost)]
-        return list_argument_errors(document, context.operation_name, variables, settings)
+        return errors
 
     def _parse_refusal(self, error: GraphQLError, query: str) -> GraphQLError:
         if not isinstance(error, GraphQLSyntaxError):

@@ -269,3 +269,21 @@ async def test_list_limits_follow_the_settings(strict_api: GraphQLClient) -> Non
         "query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": _ids(3)}
     )
     assert result.error_messages == ["`nodes(ids:)` takes at most 2 ids (got 3)."]
+
+
+PLANNED = "query($n: Int!) { posts(first: $n) { nodes { title } } }"
+
+
+async def test_planned_repeat_reports_its_cost(strict_api: GraphQLClient) -> None:
+    await strict_api.query(PLANNED, {"n": 5})  # the planner learns the document
+    result = await strict_api.query(PLANNED, {"n": 6})
+    assert result.errors is None
+    assert result.extensions == {"cost": 6}
+
+
+async def test_planned_repeat_with_costlier_variables_is_refused(
+    strict_api: GraphQLClient,
+) -> None:
+    await strict_api.query(PLANNED, {"n": 5})
+    result = await strict_api.query(PLANNED, {"n": 31})
+    assert _refusal(result)["message"] == "The query's cost (31) exceeds the maximum of 30."
