@@ -2,28 +2,32 @@
 session per request."""
 
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import orjson
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.types import ExecutionResult
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequestProtocol
+from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
-from gql_blog import auth, db, graphiql, metrics, migrations, readiness, tracing
+from gql_blog import auth, db, graphiql, graphql_http, metrics, migrations, readiness, tracing
 from gql_blog.config import Settings
 from gql_blog.plan.planner import Planner
-from gql_blog.schema import schema
+from gql_blog.schema import limits, schema
 from gql_blog.schema.context import Context
+from gql_blog.schema.documents import DocumentCache
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -42,7 +46,11 @@ class State(TypedDict):
 
 
 class GraphQLApp(GraphQL[Context, None]):
-    """strawberry's ASGI view with one session per request, orjson, and JSON error bodies."""
+    """strawberry's ASGI view with one session per request, orjson, and JSON error bodies.
+
+    The HTTP rules (media types, body limit, refusals) live in `graphql_http`; the methods here
+    only hook them into strawberry's view.
+    """
 
     def __init__(self, settings: Settings, *, tracer: "Tracer | None" = None) -> None:
         super().__init__(schema, graphql_ide="graphiql")
@@ -50,6 +58,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.tracer = tracer
         self.planning = settings.planner
         self.planner = Planner(schema)
+        self.documents = DocumentCache(settings.document_cache_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sessions: async_sessionmaker[AsyncSession] = scope["state"]["sessions"]
@@ -66,12 +75,19 @@ class GraphQLApp(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        request = Request(scope=scope, receive=receive)
+        media_type = graphql_http.response_media_type(request.headers.get("accept"))
         try:
-            response = await self.run(Request(scope=scope, receive=receive))
+            response = await self.run(await self._read_request(request))
+        except ClientDisconnect:
+            logger.info("graphql.client_disconnected", extra={"path": request.url.path})
+            return
         except HTTPException as error:
-            response = JSONResponse(
-                {"errors": [{"message": error.reason}]}, status_code=error.status_code
+            response = graphql_http.refusal_response(
+                error, method=request.method, media_type=media_type
             )
+        except Exception:  # the last boundary: whatever failed, the answer is GraphQL JSON
+            response = graphql_http.internal_error_response(media_type)
         await response(scope, receive, send)
 
     async def execute_single(
@@ -85,9 +101,7 @@ class GraphQLApp(GraphQL[Context, None]):
     ) -> ExecutionResult:
         # Planned queries skip parsing, validation and the generic executor (see plan/).
         if self.planning:
-            planned = await self.planner.execute(
-                request_data.query, request_data.operation_name, request_data.variables, context
-            )
+            planned = await self._planned(request_data, context)
             if planned is not None:
                 return planned
         await context.load_viewer()
@@ -97,6 +111,37 @@ class GraphQLApp(GraphQL[Context, None]):
         if self.planning:
             self.planner.learn(request_data.query, request_data.operation_name, result)
         return result
+
+    async def _planned(self, request_data: Any, context: Context) -> ExecutionResult | None:
+        """The planner's answer, only for a cached valid document within the request's limits.
+
+        The planner knows only documents that ran without error, so their depth, aliases and
+        tokens passed; cost and list arguments depend on the variables and are checked again.
+        Anything refused or uncached goes to strawberry's path, which answers the refusal.
+        """
+        query = request_data.query
+        cached = self.documents.get(query) if isinstance(query, str) else None
+        if cached is None or cached.errors:
+            return None
+        cost, errors = limits.request_limit_errors(
+            cached.document, request_data.operation_name, request_data.variables, self.settings
+        )
+        if errors:
+            return None
+        planned = await self.planner.execute(
+            query, request_data.operation_name, request_data.variables, context
+        )
+        if planned is not None:
+            planned.extensions = {**(planned.extensions or {}), "cost": cost}
+        return planned
+
+    async def _read_request(self, request: Request) -> Request:
+        """The request with its body read within the size limit (POST only, JSON only)."""
+        graphql_http.refuse_unsafe_content_type(request)
+        if request.method != "POST":
+            return request
+        body = await graphql_http.read_body(request, self.settings.max_body_bytes)
+        return Request(request.scope, graphql_http.replay_body(body, request.receive))
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         serial: db.SerialSession = request.scope[_SESSION_KEY]
@@ -113,6 +158,7 @@ class GraphQLApp(GraphQL[Context, None]):
             viewer=None,
             settings=self.settings,
             request_id=request_id,
+            documents=self.documents,
             token=token,
             client_address=request.client.host if request.client else None,
             tracer=self.tracer,
@@ -122,6 +168,71 @@ class GraphQLApp(GraphQL[Context, None]):
             # A websocket's operations have no planned path: its resolvers need the viewer.
             await context.load_viewer()
         return context
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = graphql_http.response_media_type(request.headers.get("accept"))
+        return sub_response
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        if graphql_http.is_request_error(result):
+            del response["data"]  # the operation never started: there is no data, not null data
+        return response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        media_type = sub_response.media_type or graphql_http.JSON
+        response = Response(
+            self.encode_json(response_data),
+            status_code=graphql_http.status_for(response_data, media_type),
+            media_type=media_type,
+        )
+        response.headers.raw.extend(sub_response.headers.raw)
+        return response
+
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        if not isinstance(request_data, list):
+            return await super().execute_operation(
+                request, request_adapter, request_data, context, root_value, sub_response
+            )
+        # A batch shares one session, so its operations run one after another (strawberry
+        # gathers them), each with fresh loaders: a mutation's writes show in what follows.
+        results = []
+        for data in request_data:
+            fresh = dataclasses.replace(context, _loaders=None, lookahead={})
+            results.append(
+                await self.execute_single(
+                    request, request_adapter, sub_response, fresh, root_value, data
+                )
+            )
+        return results
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData):
+            graphql_http.refuse_bad_operation_name(data.operation_name)
+        return data
+
+    def _validate_batch_request(
+        self, request_data: list[GraphQLRequestData], protocol: GraphQLRequestProtocol
+    ) -> None:
+        graphql_http.refuse_bad_batch(request_data, self.settings.max_batch_operations)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # strawberry's page loads GraphiQL from a CDN; ours uses the vendored copy.
@@ -210,6 +321,7 @@ def create_app(
         tracer = tracing.tracer_of(tracer_provider or tracing.create_provider())
     graphql = GraphQLApp(settings, tracer=tracer)
     return Starlette(
+        middleware=_cors_middleware(settings),
         debug=settings.debug,
         routes=[
             graphiql.static_mount(),
@@ -222,3 +334,10 @@ def create_app(
         ],
         lifespan=_lifespan(settings, sessions, tracer),
     )
+
+
+def _cors_middleware(settings: Settings) -> list[Middleware]:
+    """CORS for the configured origins only; with none, no cross-origin page may call the API."""
+    if not settings.cors_origins:
+        return []
+    return [Middleware(graphql_http.GraphQLCORSMiddleware, allow_origins=settings.cors_origins)]

@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Self, TypeVar
@@ -29,6 +30,9 @@ _SUPPORTED = {
     "mariadb+asyncmy",
 }
 
+# An origin is a scheme, a host and an optional port: no path, no query.
+_ORIGIN = re.compile(r"\*|https?://[^/?#\s,]+")
+
 
 class ConfigError(ValueError):
     """A setting is missing or has a value of the wrong shape; the message names the variable."""
@@ -54,6 +58,19 @@ class Settings:
     # Where worker processes share their Prometheus metrics (prometheus-client's own variable).
     prometheus_multiproc_dir: str | None = None
     otel: bool = False
+    # Limits a request is checked against before any SQL runs (API.md, "Limits").
+    max_query_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 5000
+    max_cost: int = 50_000
+    max_batch_operations: int = 10
+    max_body_bytes: int = 1_048_576
+    max_node_ids: int = 100
+    max_import_posts: int = 100
+    max_filter_items: int = 100
+    document_cache_bytes: int = 64 * 1024 * 1024
+    introspection: bool = True
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Self:
@@ -85,6 +102,20 @@ class Settings:
             ),
             prometheus_multiproc_dir=environ.get(PROMETHEUS_MULTIPROC_DIR) or None,
             otel=reader.boolean("OTEL", False),
+            max_query_depth=reader.integer("MAX_QUERY_DEPTH", 12, minimum=1),
+            max_aliases=reader.integer("MAX_ALIASES", 30, minimum=0),
+            max_tokens=reader.integer("MAX_TOKENS", 5000, minimum=1),
+            max_cost=reader.integer("MAX_COST", 50_000, minimum=1),
+            max_batch_operations=reader.integer("MAX_BATCH_OPERATIONS", 10, minimum=0),
+            max_body_bytes=reader.integer("MAX_BODY_BYTES", 1_048_576, minimum=1),
+            max_node_ids=reader.integer("MAX_NODE_IDS", 100, minimum=1),
+            max_import_posts=reader.integer("MAX_IMPORT_POSTS", 100, minimum=1),
+            max_filter_items=reader.integer("MAX_FILTER_ITEMS", 100, minimum=1),
+            document_cache_bytes=reader.integer(
+                "DOCUMENT_CACHE_BYTES", 64 * 1024 * 1024, minimum=0
+            ),
+            introspection=reader.boolean("INTROSPECTION", True),
+            cors_origins=reader.origins("CORS_ORIGINS"),
         )
         if settings.default_page_size > settings.max_page_size:
             raise ConfigError(
@@ -163,6 +194,18 @@ class _Reader:
             return words[raw.strip().lower()]
 
         return self._read(name, default, parse, "one of true/false, 1/0, yes/no, on/off")
+
+    def origins(self, name: str) -> tuple[str, ...]:
+        def parse(raw: str) -> tuple[str, ...]:
+            origins = tuple(
+                origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip()
+            )
+            if not all(_ORIGIN.fullmatch(origin) for origin in origins):
+                raise ValueError
+            return origins
+
+        expected = "comma-separated origins such as https://blog.example.com, or *"
+        return self._read(name, (), parse, expected)
 
     def _read(self, name: str, default: T, parse: Callable[[str], T], expected: str) -> T:
         variable = f"GQL_BLOG_{name}"

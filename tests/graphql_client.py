@@ -21,6 +21,7 @@ class GraphQLResult:
     data: Any
     errors: list[dict[str, Any]] | None
     status: int
+    extensions: dict[str, Any] | None = None
 
     @property
     def error_messages(self) -> list[str]:
@@ -59,7 +60,9 @@ class GraphQLClient:
             "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
         )
         body = response.json()
-        return GraphQLResult(body.get("data"), body.get("errors"), response.status_code)
+        return GraphQLResult(
+            body.get("data"), body.get("errors"), response.status_code, body.get("extensions")
+        )
 
 
 def request_sessions(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:

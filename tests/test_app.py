@@ -140,7 +140,7 @@ async def test_query_over_get_is_answered(api: GraphQLClient, db: AsyncSession) 
         "/graphql", params={"query": '{ user(username: "ALICE") { username } }'}
     )
     assert response.status_code == 200
-    assert response.json() == {"data": {"user": {"username": "alice"}}}
+    assert response.json()["data"] == {"user": {"username": "alice"}}
 
 
 async def test_debug_mode_reports_statements_and_duration(

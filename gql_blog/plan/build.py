@@ -219,6 +219,8 @@ class PlanBuilder:
         name = nodes[0].name.value
         if name == "__typename":
             return RootTypename()
+        if name not in query_type.fields:  # __schema, __type: introspection is not planned
+            raise NotPlannedError(f"Query.{name} is not planned")
         definition = query_type.fields[name]
         object_type = get_named_type(definition.type)
         if name in ("posts", "users", "tags"):

@@ -8,6 +8,7 @@ from gql_blog import auth, models
 from gql_blog.config import Settings
 from gql_blog.db import SerialSession
 from gql_blog.loaders import Loaders
+from gql_blog.schema.documents import DocumentCache
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -19,6 +20,8 @@ class Context:
     viewer: models.User | None
     settings: Settings
     request_id: str
+    # The app's parsed and validated documents, shared by its requests (see documents.py).
+    documents: DocumentCache
     # The sign-in token the request carried (`logout` revokes it); None when it had none.
     token: str | None = None
     # The client's address, as uvicorn reports it (behind a trusted proxy: the forwarded one).

@@ -1,7 +1,8 @@
 """Top-level GraphQL errors with codes, and masking of unexpected failures.
 
 Expected failures of mutations are values (the `Error` types); what reaches the top level is
-either a `UserInputError` (BAD_USER_INPUT: invalid id, cursor, argument or filter) or something
+either a `UserInputError` (BAD_USER_INPUT: invalid id, cursor, argument or filter), a
+`QueryTooComplexError` (QUERY_TOO_COMPLEX: a request over one of the limits) or something
 unexpected, which `MaskUnexpectedErrors` replaces by a generic message and an error id that the
 server log carries beside the traceback.
 """
@@ -10,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 
-from graphql import GraphQLError
+from graphql import GraphQLError, Node
 from strawberry.extensions import SchemaExtension
 
 logger = logging.getLogger(__name__)
@@ -18,6 +19,7 @@ logger = logging.getLogger(__name__)
 BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 FORBIDDEN = "FORBIDDEN"
+QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 
 
 class UserInputError(GraphQLError):
@@ -32,6 +34,21 @@ class ForbiddenQueryError(GraphQLError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, extensions={"code": FORBIDDEN})
+
+
+class QueryTooComplexError(GraphQLError):
+    """The request is over one of the limits (depth, aliases, tokens, cost, batch, body size)."""
+
+    def __init__(self, limit: str, *, maximum: int, value: int | str) -> None:
+        super().__init__(
+            f"The query's {limit} ({value}) exceeds the maximum of {maximum}.",
+            extensions={
+                "code": QUERY_TOO_COMPLEX,
+                "limit": limit,
+                "maximum": maximum,
+                "value": value,
+            },
+        )
 
 
 def _is_expected(error: GraphQLError) -> bool:
@@ -52,19 +69,37 @@ class MaskUnexpectedErrors(SchemaExtension):
     def _mask(self, error: GraphQLError) -> GraphQLError:
         if _is_expected(error):
             return error
-        error_id = uuid.uuid4().hex
+        error_id = new_error_id()
         logger.error(
             "graphql.unexpected_error",
             exc_info=error.original_error,
             extra={"error_id": error_id, "path": error.path},
         )
-        extensions: dict[str, object] = {"code": INTERNAL_SERVER_ERROR, "errorId": error_id}
         context = self.execution_context.context
-        if getattr(getattr(context, "settings", None), "debug", False):
-            extensions["detail"] = repr(error.original_error)
-        return GraphQLError(
-            f"Internal server error (error id {error_id}).",
-            path=error.path,
-            nodes=error.nodes,
-            extensions=extensions,
-        )
+        is_debug = getattr(getattr(context, "settings", None), "debug", False)
+        detail = repr(error.original_error) if is_debug else None
+        return internal_error(error_id, path=error.path, nodes=error.nodes, detail=detail)
+
+
+def new_error_id() -> str:
+    """The id a masked error carries, and the server log beside its details."""
+    return uuid.uuid4().hex
+
+
+def internal_error(
+    error_id: str,
+    *,
+    path: list[str | int] | None = None,
+    nodes: list[Node] | None = None,
+    detail: str | None = None,
+) -> GraphQLError:
+    """The generic error that stands for an unexpected failure (INTERNAL_SERVER_ERROR)."""
+    extensions: dict[str, object] = {"code": INTERNAL_SERVER_ERROR, "errorId": error_id}
+    if detail is not None:  # debug mode only
+        extensions["detail"] = detail
+    return GraphQLError(
+        f"Internal server error (error id {error_id}).",
+        path=path,
+        nodes=nodes,
+        extensions=extensions,
+    )

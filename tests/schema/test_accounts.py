@@ -108,7 +108,7 @@ async def test_register_returns_a_token_for_the_new_user(
         "bio": None,
     }
     viewer = await _query_with_token(api, VIEWER, payload["token"])
-    assert viewer == {"data": {"viewer": {"username": "ada", "email": "ada@example.test"}}}
+    assert viewer["data"] == {"viewer": {"username": "ada", "email": "ada@example.test"}}
 
 
 async def test_register_stores_a_password_hash_not_the_password(
@@ -479,9 +479,9 @@ async def test_register_login_viewer_logout_then_the_token_is_refused(
     again = await _query_with_token(api, LOGOUT, token)
 
     assert signed_in["data"]["viewer"]["username"] == "ada"
-    assert logged_out == {"data": {"logout": True}}
-    assert after == {"data": {"viewer": None}}
-    assert again == {"data": {"logout": False}}
+    assert logged_out["data"] == {"logout": True}
+    assert after["data"] == {"viewer": None}
+    assert again["data"] == {"logout": False}
 
 
 async def test_logout_revokes_only_the_token_it_was_sent_with(api: GraphQLClient) -> None:
@@ -529,9 +529,9 @@ async def test_expired_token_is_anonymous_and_cannot_write(
     write = await _query_with_token(api, UPDATE_VIEWER, token, {"input": {"bio": "Hi"}})
     logout = await _query_with_token(api, LOGOUT, token)
 
-    assert viewer == {"data": {"viewer": None}}
+    assert viewer["data"] == {"viewer": None}
     assert write["data"]["updateViewer"]["__typename"] == "AuthenticationError"
-    assert logout == {"data": {"logout": False}}
+    assert logout["data"] == {"logout": False}
 
 
 # --- updateViewer -------------------------------------------------------------------------------

@@ -1,0 +1,221 @@
+"""GraphQL over HTTP: response media types, the body limit, refusals and CORS, all as GraphQL JSON.
+
+`application/graphql-response+json` is answered to clients that prefer it: a request error
+(parse, validation, variable coercion, a limit) is then a 400 without `data`; with
+`application/json` it stays a 200, as the GraphQL-over-HTTP spec asks. POST bodies must be
+`application/json`, which browsers never send cross-origin without a CORS preflight; a GET runs
+queries only, and a signed-in GET carries `Authorization`, which also needs a preflight, so a
+"simple" cross-site request can only ever read what anonymous visitors may.
+"""
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from cross_web import HTTPException
+from graphql import GraphQLError
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+
+from gql_blog.schema.errors import QueryTooComplexError, internal_error, new_error_id
+
+logger = logging.getLogger(__name__)
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+JSON = "application/json"
+# What each acceptable media range of an Accept header is answered with.
+_ANSWERS = {GRAPHQL_RESPONSE_JSON: GRAPHQL_RESPONSE_JSON, JSON: JSON, "application/*": JSON}
+_ANSWERS["*/*"] = JSON
+
+
+class RequestRefused(HTTPException):
+    """A request refused before it runs, answered with one GraphQL error (and maybe headers)."""
+
+    def __init__(
+        self, status_code: int, error: GraphQLError, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(status_code, error.message)
+        self.error = error
+        self.headers = dict(headers or {})
+
+
+def response_media_type(accept: str | None) -> str:
+    """The media type to answer with: graphql-response+json when preferred, else JSON."""
+    best, best_quality = JSON, 0.0
+    for media_range in (accept or "").split(","):
+        media, *parameters = (part.strip().lower() for part in media_range.split(";"))
+        answer = _ANSWERS.get(media)
+        quality = _quality(parameters)
+        if answer is None or quality <= 0:
+            continue
+        if quality > best_quality or (quality == best_quality and answer == GRAPHQL_RESPONSE_JSON):
+            best, best_quality = answer, quality
+    return best
+
+
+def _quality(parameters: Sequence[str]) -> float:
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+def is_request_error(result: ExecutionResult) -> bool:
+    """Whether the operation never started: every error precedes execution (none has a path)."""
+    errors = result.errors or []
+    return result.data is None and bool(errors) and all(error.path is None for error in errors)
+
+
+def status_for(response_data: object, media_type: str) -> int:
+    """200 for a GraphQL response; 400 for a request error answered as graphql-response+json."""
+    if media_type == GRAPHQL_RESPONSE_JSON and isinstance(response_data, dict):
+        return 200 if "data" in response_data else 400
+    return 200
+
+
+def refuse_unsafe_content_type(request: Request) -> None:
+    """POST bodies must be JSON: the content types a form or `fetch` sends without a preflight
+    (text/plain, form data) are refused, so no other site can make a browser run a mutation."""
+    if request.method != "POST":
+        return
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != JSON:
+        raise RequestRefused(
+            415,
+            GraphQLError(f"A POST body must be {JSON} (got {media_type or 'no content type'})."),
+        )
+
+
+def refuse_bad_operation_name(operation_name: object) -> None:
+    """strawberry checks `query` and `variables` but not `operationName`: a string or null."""
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise RequestRefused(400, GraphQLError("`operationName` must be a string or null."))
+
+
+def refuse_bad_batch(operations: Sequence[object], maximum: int) -> None:
+    """A batch is a non-empty list of at most `maximum` JSON objects (400 otherwise)."""
+    if maximum == 0:
+        raise RequestRefused(400, GraphQLError("Batched requests are turned off."))
+    if not operations:
+        raise RequestRefused(400, GraphQLError("A batched request needs at least one operation."))
+    if len(operations) > maximum:
+        error = QueryTooComplexError("batch operations", maximum=maximum, value=len(operations))
+        raise RequestRefused(400, error)
+    if not all(
+        isinstance(operation, dict) and _is_well_formed(operation) for operation in operations
+    ):
+        message = "Each operation of a batch must be an object with a string `query`."
+        raise RequestRefused(400, GraphQLError(message))
+
+
+def _is_well_formed(operation: dict[str, Any]) -> bool:
+    return (
+        isinstance(operation.get("query"), str)
+        and isinstance(operation.get("variables") or {}, dict)
+        and isinstance(operation.get("extensions") or {}, dict)
+        and isinstance(operation.get("operationName") or "", str)
+    )
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refused with 413 as soon as it is larger than `max_bytes`.
+
+    A declared Content-Length over the limit is refused before a byte is read; a chunked body
+    is counted while it arrives, so no more than the limit is ever held.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _body_too_large(max_bytes, int(declared))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _body_too_large(max_bytes, f"more than {max_bytes}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _body_too_large(max_bytes: int, value: int | str) -> RequestRefused:
+    return RequestRefused(413, QueryTooComplexError("body bytes", maximum=max_bytes, value=value))
+
+
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands out the already-read body, then listens for a disconnect."""
+    pending = [body]
+
+    async def replayed() -> Message:
+        if pending:
+            return {"type": "http.request", "body": pending.pop(), "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+def refusal_response(error: HTTPException, *, method: str, media_type: str) -> Response:
+    """One GraphQL error for a request refused before it ran; a mutation over GET is a 405."""
+    if method == "GET" and isinstance(error.__cause__, InvalidOperationTypeError):
+        refused = GraphQLError("Only queries run over GET; send mutations with POST.")
+        return graphql_error_response([refused], 405, media_type, headers={"Allow": "POST"})
+    if isinstance(error, RequestRefused):
+        return graphql_error_response([error.error], error.status_code, media_type, error.headers)
+    headers = {"Allow": "GET, POST"} if error.status_code == 405 else {}
+    return graphql_error_response(
+        [GraphQLError(error.reason)], error.status_code, media_type, headers
+    )
+
+
+def internal_error_response(media_type: str) -> Response:
+    """The masked answer for a failure outside any operation (context, encoding); logged."""
+    error_id = new_error_id()
+    logger.error("graphql.unexpected_error", exc_info=True, extra={"error_id": error_id})
+    return graphql_error_response([internal_error(error_id)], 500, media_type)
+
+
+def graphql_error_response(
+    errors: list[GraphQLError],
+    status_code: int,
+    media_type: str,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    body = orjson.dumps({"errors": [error.formatted for error in errors]})
+    return Response(body, status_code=status_code, media_type=media_type, headers=headers)
+
+
+class GraphQLCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered as GraphQL JSON instead of text."""
+
+    def __init__(self, app: ASGIApp, *, allow_origins: Sequence[str]) -> None:
+        super().__init__(
+            app,
+            allow_origins=allow_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-Id"],
+            max_age=600,
+        )
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        headers = _without_content_headers(response.headers)
+        message = bytes(response.body).decode()
+        return graphql_error_response([GraphQLError(message)], response.status_code, JSON, headers)
+
+
+def _without_content_headers(headers: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        name: str(value)
+        for name, value in headers.items()
+        if name.lower() not in ("content-type", "content-length")
+    }

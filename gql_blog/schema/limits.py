@@ -1,0 +1,539 @@
+"""Query limits, checked before any SQL runs: tokens, depth, aliases, cost and list arguments.
+
+Tokens are counted by graphql-core's parser (`max_tokens`), which stops at the limit. Depth and
+aliases belong to the document: `document_limit_errors` checks them, and `DocumentLimitsRule`
+runs it as a validation rule, cached with the document. Cost and the lengths of list arguments
+depend on the variables, so `operation_cost` and `list_argument_errors` run per request, after
+validation. All of them are plain functions over the parsed document, for any execution path;
+`QueryLimits` applies them on strawberry's and reports the cost in `extensions.cost`.
+
+Every walk below memoizes fragments: a fragment spread twice in a fragment spread twice (and so
+on) is counted as often as it is used, without being walked as often.
+"""
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLList,
+    GraphQLNamedType,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLSchema,
+    GraphQLSyntaxError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationContext,
+    ValidationRule,
+    get_named_type,
+    get_nullable_type,
+    get_operation_ast,
+    is_composite_type,
+    validate,
+    value_from_ast_untyped,
+)
+from graphql.language import Lexer, Source, TokenKind
+from graphql.type import SchemaMetaFieldDef, TypeMetaFieldDef
+from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+
+from gql_blog.config import Settings
+from gql_blog.schema.documents import CachedDocument, DocumentCache
+from gql_blog.schema.errors import QueryTooComplexError, UserInputError
+
+# A plain list (`Post.tags`, `nodes(ids:)`) counts this many rows per parent in the cost.
+PLAIN_LIST_SIZE = 10
+
+_Fragments = Mapping[str, FragmentDefinitionNode]
+
+
+def document_limit_errors(document: DocumentNode, settings: Settings) -> list[GraphQLError]:
+    """Depth and alias refusals for a parsed document (empty when it is within both limits)."""
+    errors: list[GraphQLError] = []
+    depth = query_depth(document)
+    if depth > settings.max_query_depth:
+        errors.append(QueryTooComplexError("depth", maximum=settings.max_query_depth, value=depth))
+    aliases = alias_count(document)
+    if aliases > settings.max_aliases:
+        errors.append(QueryTooComplexError("aliases", maximum=settings.max_aliases, value=aliases))
+    return errors
+
+
+def query_depth(document: DocumentNode) -> int:
+    """The deepest field level of any operation, root fields being level 1, fragments inlined.
+
+    Introspection (`__schema`, `__type`) is not counted: the schema bounds it, and GraphiQL's own
+    query is deeper than any page of blog data needs. Its lists still count in the cost.
+    """
+    walk = _Depth(_fragments(document))
+    return max((walk.of(operation.selection_set) for operation in _operations(document)), default=0)
+
+
+def alias_count(document: DocumentNode) -> int:
+    """Aliased fields in all operations, each fragment counted as often as it is spread."""
+    walk = _Aliases(_fragments(document))
+    return sum(walk.of(operation.selection_set) for operation in _operations(document))
+
+
+def operation_cost(
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+    settings: Settings,
+    *,
+    schema: GraphQLSchema | None = None,
+) -> int:
+    """The contract's estimated rows: per connection, the product of page sizes along its path.
+
+    A connection's page is `first`/`last`, else the default page size (capped at the maximum
+    page size: a larger page is refused as BAD_USER_INPUT, not priced); a plain list counts
+    `PLAIN_LIST_SIZE` per parent. `schema` defaults to the served one.
+    """
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        return 0
+    graphql_schema = schema or _served_schema()
+    root = graphql_schema.get_root_type(operation.operation)
+    if root is None:
+        return 0
+    values = _variables_with_defaults(operation, variables)
+    walk = _Cost(graphql_schema, _fragments(document), values, settings)
+    return walk.of(operation.selection_set, root)
+
+
+def list_argument_errors(
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+    settings: Settings,
+) -> list[GraphQLError]:
+    """BAD_USER_INPUT for list arguments over their maximum: ids, import items, and/or lists."""
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        return []
+    values = _variables_with_defaults(operation, variables)
+    errors: list[GraphQLError] = []
+    for field in _all_fields(operation.selection_set, _fragments(document)):
+        for argument in field.arguments or ():
+            value = value_from_ast_untyped(argument.value, values)
+            message = _list_argument_problem(field.name.value, argument.name.value, value, settings)
+            if message is not None:
+                errors.append(UserInputError(message))
+    return errors
+
+
+def request_limit_errors(
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+    settings: Settings,
+    *,
+    schema: GraphQLSchema | None = None,
+) -> tuple[int, list[GraphQLError]]:
+    """The operation's cost, and the refusals that depend on its variables (cost, then lists)."""
+    cost = operation_cost(document, operation_name, variables, settings, schema=schema)
+    if cost > settings.max_cost:
+        return cost, [QueryTooComplexError("cost", maximum=settings.max_cost, value=cost)]
+    return cost, list_argument_errors(document, operation_name, variables, settings)
+
+
+def token_limit_error(query: str, settings: Settings) -> QueryTooComplexError:
+    """The refusal of a document the parser stopped at the token limit.
+
+    The tokens are counted again, up to twice the maximum, so a near miss learns its count
+    without a huge document costing more than a small one.
+    """
+    ceiling = 2 * settings.max_tokens
+    count = _count_tokens(query, ceiling)
+    value: int | str = count if count <= ceiling else f"more than {ceiling}"
+    return QueryTooComplexError("tokens", maximum=settings.max_tokens, value=value)
+
+
+def validation_rules(settings: Settings) -> tuple[type[ASTValidationRule], ...]:
+    """graphql-core's rules, strawberry's own, and ours (limits; introspection when it is off)."""
+    rules: list[type[ASTValidationRule]] = [
+        *specified_rules,
+        MaybeNullValidationRule,
+        OneOfInputValidationRule,
+        _limits_rule(settings),
+    ]
+    if not settings.introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return tuple(rules)
+
+
+def _limits_rule(settings: Settings) -> type[ValidationRule]:
+    class DocumentLimitsRule(ValidationRule):
+        """Depth and aliases of the whole document (`document_limit_errors`)."""
+
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            for error in document_limit_errors(context.document, settings):
+                context.report_error(error)
+
+    return DocumentLimitsRule
+
+
+class QueryLimits(SchemaExtension):
+    """Applies every limit on strawberry's path, caches documents, reports `extensions.cost`.
+
+    Parsing stops at the token limit; validation (with depth and aliases) runs once per distinct
+    document, kept in the app's byte-bounded `DocumentCache`; cost and list arguments are checked
+    per request. A refusal is a pre-execution error, so no resolver and no SQL runs.
+    """
+
+    def __init__(self) -> None:
+        self._cached: CachedDocument | None = None
+        self._cost: int | None = None
+
+    @property
+    def _settings(self) -> Settings:
+        settings: Settings = self.execution_context.context.settings
+        return settings
+
+    @property
+    def _documents(self) -> DocumentCache:
+        documents: DocumentCache = self.execution_context.context.documents
+        return documents
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        query = self.execution_context.query
+        if result is None or not result.errors or query is None:
+            return
+        result.errors = [self._parse_refusal(error, query) for error in result.errors]
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        cached = self._documents.get(context.query) if context.query else None
+        if cached is None:
+            context.parse_options["max_tokens"] = self._settings.max_tokens
+        else:
+            self._cached = cached
+            context.graphql_document = cached.document
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is None:  # strawberry validates only parsed documents
+            yield
+            return
+        cached = self._cached or self._validate(document)
+        errors = list(cached.errors)
+        if not errors:
+            errors = self._request_errors(document)
+        context.pre_execution_errors = errors
+        yield
+
+    def get_results(self) -> dict[str, Any]:
+        return {} if self._cost is None else {"cost": self._cost}
+
+    def _validate(self, document: DocumentNode) -> CachedDocument:
+        context = self.execution_context
+        errors = _validate(context.schema._schema, document, self._settings)
+        if context.query is None:
+            return CachedDocument(document, tuple(errors), 0)
+        return self._documents.put(context.query, document, errors)
+
+    def _request_errors(self, document: DocumentNode) -> list[GraphQLError]:
+        context = self.execution_context
+        self._cost, errors = request_limit_errors(
+            document,
+            context.operation_name,
+            context.variables,
+            self._settings,
+            schema=context.schema._schema,
+        )
+        return errors
+
+    def _parse_refusal(self, error: GraphQLError, query: str) -> GraphQLError:
+        if not isinstance(error, GraphQLSyntaxError):
+            return error
+        settings = self._settings
+        if "contains more than" in error.message:
+            return token_limit_error(query, settings)
+        if "nested too deeply" in error.message:
+            return QueryTooComplexError(
+                "depth", maximum=settings.max_query_depth, value="too deep to parse"
+            )
+        return error
+
+
+def _validate(
+    schema: GraphQLSchema, document: DocumentNode, settings: Settings
+) -> list[GraphQLError]:
+    return validate(
+        schema,
+        document,
+        validation_rules(settings),
+        hide_suggestions=not settings.introspection,
+    )
+
+
+# --- walks over a document ---------------------------------------------------------------------
+
+
+def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+    return {
+        definition.name.value: definition
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+
+
+def _operations(document: DocumentNode) -> list[OperationDefinitionNode]:
+    return [
+        definition
+        for definition in document.definitions
+        if isinstance(definition, OperationDefinitionNode)
+    ]
+
+
+_INTROSPECTION_FIELDS = {"__schema": SchemaMetaFieldDef, "__type": TypeMetaFieldDef}
+
+
+def _is_introspection(field: FieldNode) -> bool:
+    return field.name.value in _INTROSPECTION_FIELDS
+
+
+class _Walk:
+    """A fold over an operation's selections, each fragment walked once (memoized by name)."""
+
+    def __init__(self, fragments: _Fragments) -> None:
+        self._fragments = fragments
+        self._memo: dict[str, int] = {}
+
+    def of(self, selection_set: SelectionSetNode, visiting: frozenset[str] = frozenset()) -> int:
+        return self._combine([self._selection(item, visiting) for item in selection_set.selections])
+
+    def _selection(self, selection: Any, visiting: frozenset[str]) -> int:
+        if isinstance(selection, FieldNode):
+            below = self.of(selection.selection_set, visiting) if selection.selection_set else 0
+            return self._field(selection, below)
+        if isinstance(selection, InlineFragmentNode):
+            return self.of(selection.selection_set, visiting)
+        name = selection.name.value
+        if name in self._memo:
+            return self._memo[name]
+        fragment = self._fragments.get(name)
+        if fragment is None or name in visiting:  # unknown or cyclic: validation refuses it
+            return 0
+        self._memo[name] = value = self.of(fragment.selection_set, visiting | {name})
+        return value
+
+    def _combine(self, scores: list[int]) -> int:
+        raise NotImplementedError
+
+    def _field(self, field: FieldNode, below: int) -> int:
+        raise NotImplementedError
+
+
+class _Depth(_Walk):
+    def _combine(self, scores: list[int]) -> int:
+        return max(scores, default=0)
+
+    def _field(self, field: FieldNode, below: int) -> int:
+        return 0 if _is_introspection(field) else 1 + below
+
+
+class _Aliases(_Walk):
+    def _combine(self, scores: list[int]) -> int:
+        return sum(scores)
+
+    def _field(self, field: FieldNode, below: int) -> int:
+        return below + (1 if field.alias else 0)
+
+
+class _Cost:
+    """Cost per parent row of a selection set; a nested set costs its parent's page times it."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: _Fragments,
+        variables: dict[str, Any],
+        settings: Settings,
+    ) -> None:
+        self._schema = schema
+        self._fragments = fragments
+        self._variables = variables
+        self._settings = settings
+        self._memo: dict[str, int] = {}
+
+    def of(
+        self,
+        selection_set: SelectionSetNode,
+        parent: GraphQLNamedType,
+        visiting: frozenset[str] = frozenset(),
+    ) -> int:
+        total = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                total += self._field(selection, parent, visiting)
+            elif isinstance(selection, InlineFragmentNode):
+                total += self.of(selection.selection_set, self._type(selection, parent), visiting)
+            elif isinstance(selection, FragmentSpreadNode):
+                total += self._fragment(selection.name.value, visiting)
+        return total
+
+    def _field(self, field: FieldNode, parent: GraphQLNamedType, visiting: frozenset[str]) -> int:
+        field_type = self._field_type(parent, field.name.value)
+        if field_type is None:
+            return 0
+        named = get_named_type(field_type)
+        below = 0
+        if field.selection_set is not None and is_composite_type(named):
+            below = self.of(field.selection_set, named, visiting)
+        rows = self._rows(field, parent, field_type, named)
+        return below if rows is None else rows + rows * below
+
+    def _rows(
+        self,
+        field: FieldNode,
+        parent: GraphQLNamedType,
+        field_type: GraphQLOutputType,
+        named: GraphQLNamedType,
+    ) -> int | None:
+        """The rows one parent gets from this field, or None when it is not a list of rows."""
+        if _is_connection(named):
+            return self._page_size(field)
+        if isinstance(get_nullable_type(field_type), GraphQLList) and not _is_connection(parent):
+            return PLAIN_LIST_SIZE  # a connection's own edges and nodes are its page
+        return None
+
+    def _page_size(self, field: FieldNode) -> int:
+        sizes = [
+            value_from_ast_untyped(argument.value, self._variables)
+            for argument in field.arguments or ()
+            if argument.name.value in ("first", "last")
+        ]
+        given = [size for size in sizes if isinstance(size, int) and not isinstance(size, bool)]
+        if not given:
+            return self._settings.default_page_size
+        return max(0, min(max(given), self._settings.max_page_size))
+
+    def _field_type(self, parent: GraphQLNamedType, name: str) -> GraphQLOutputType | None:
+        if name in _INTROSPECTION_FIELDS:
+            return _INTROSPECTION_FIELDS[name].type
+        fields = getattr(parent, "fields", None)  # objects and interfaces; unions have none
+        if fields is None or name not in fields:
+            return None
+        field_type: GraphQLOutputType = fields[name].type
+        return field_type
+
+    def _type(self, fragment: InlineFragmentNode, parent: GraphQLNamedType) -> GraphQLNamedType:
+        if fragment.type_condition is None:
+            return parent
+        return self._schema.get_type(fragment.type_condition.name.value) or parent
+
+    def _fragment(self, name: str, visiting: frozenset[str]) -> int:
+        if name in self._memo:
+            return self._memo[name]
+        fragment = self._fragments.get(name)
+        if fragment is None or name in visiting:
+            return 0
+        parent = self._schema.get_type(fragment.type_condition.name.value)
+        if parent is None:
+            return 0
+        self._memo[name] = value = self.of(fragment.selection_set, parent, visiting | {name})
+        return value
+
+
+def _is_connection(named: GraphQLNamedType) -> bool:
+    return isinstance(named, GraphQLObjectType) and "pageInfo" in named.fields
+
+
+def _all_fields(selection_set: SelectionSetNode, fragments: _Fragments) -> Iterator[FieldNode]:
+    """Every field of an operation, each fragment's fields once however often it is spread."""
+    seen: set[str] = set()
+    pending = [selection_set]
+    while pending:
+        for selection in pending.pop().selections:
+            if isinstance(selection, FieldNode):
+                yield selection
+                if selection.selection_set is not None:
+                    pending.append(selection.selection_set)
+            elif isinstance(selection, InlineFragmentNode):
+                pending.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name not in seen and name in fragments:
+                    seen.add(name)
+                    pending.append(fragments[name].selection_set)
+
+
+def _list_argument_problem(field: str, argument: str, value: Any, settings: Settings) -> str | None:
+    if field == "nodes" and argument == "ids":
+        return _too_long("`nodes(ids:)`", "ids", value, settings.max_node_ids)
+    if field == "importPosts" and argument == "inputs":
+        return _too_long("`importPosts(inputs:)`", "items", value, settings.max_import_posts)
+    if argument == "where":
+        for items in _logical_lists(value):
+            problem = _too_long(
+                "An `and`/`or` filter list", "items", items, settings.max_filter_items
+            )
+            if problem is not None:
+                return problem
+    return None
+
+
+def _too_long(what: str, unit: str, value: Any, maximum: int) -> str | None:
+    if not isinstance(value, list) or len(value) <= maximum:
+        return None
+    return f"{what} takes at most {maximum} {unit} (got {len(value)})."
+
+
+def _logical_lists(where: Any) -> Iterator[Any]:
+    """The `and`/`or` lists anywhere in a raw where value (iterative: variables nest deeply)."""
+    pending = [where]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if key in ("and", "or") and isinstance(item, list):
+                    yield item
+                pending.append(item)
+
+
+def _variables_with_defaults(
+    operation: OperationDefinitionNode, variables: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    values = {
+        definition.variable.name.value: value_from_ast_untyped(definition.default_value)
+        for definition in operation.variable_definitions or ()
+        if definition.default_value is not None
+    }
+    values.update(variables or {})
+    return values
+
+
+def _count_tokens(query: str, ceiling: int) -> int:
+    """Tokens in `query`, counting no further than `ceiling + 1`."""
+    lexer = Lexer(Source(query))
+    count = 0
+    try:
+        while count <= ceiling and lexer.advance().kind != TokenKind.EOF:
+            count += 1
+    except GraphQLError:  # a syntax error past the limit: the count so far is a lower bound
+        return count
+    return count
+
+
+def _served_schema() -> GraphQLSchema:
+    # Imported here: the served schema is built from a module list that includes this one.
+    from gql_blog.schema import schema
+
+    return schema._schema
