@@ -125,7 +125,7 @@ async def run_wrk(
     await asyncio.to_thread(_write, body_path, request.body)
     command = [
         *("taskset", "-c", str(core), "wrk"),
-        *("-t", "1", "-c", str(connections), "-d", f"{seconds:g}s", "--timeout", "10s"),
+        *("-t", "1", "-c", str(connections), "-d", f"{seconds:.0f}s", "--timeout", "60s"),
         *("-s", str(WRK_SCRIPT), f"{base_url}/graphql"),
     ]
     environment = {

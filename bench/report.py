@@ -119,20 +119,21 @@ def query_table(cells: list[Cell], query: str) -> str:
     lines = [
         f"**{query}**",
         "",
-        "| server | SELECTs / request | req/s | p50 ms | p99 ms | RSS MiB | x floor |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| server | SELECTs / request | req/s | p50 ms | p99 ms | RSS MiB | x floor | requests |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for cell in rows:
         if not cell.requests:
             lines.append(
                 f"| {cell.server} | {_selects(cell.selects_per_request)} | 0 "
-                "| n/a | n/a | n/a | n/a |"
+                "| n/a | n/a | n/a | n/a | 0 |"
             )
             continue
         lines.append(
             f"| {cell.server} | {_selects(cell.selects_per_request)} "
             f"| {cell.requests_per_second:,.1f} | {cell.p50_ms:,.1f} | {cell.p99_ms:,.1f} "
-            f"| {_rss(cell.rss_mib)} | {_ratio(cell.requests_per_second, floor_rps)} |"
+            f"| {_rss(cell.rss_mib)} | {_ratio(cell.requests_per_second, floor_rps)} "
+            f"| {cell.requests:,} |"
         )
     ours = _find(rows, OURS)
     graphene = _find(rows, GRAPHENE)
@@ -184,7 +185,8 @@ def results_section(run: Run, queries: tuple[str, ...]) -> str:
     parts = [
         README_START,
         f"Run of {run.started_at} to {run.finished_at}: wrk with {run.connections} connections, "
-        f"{run.warmup_seconds:g} s of warm-up then {run.seconds:g} s measured per cell; each "
+        f"at least {run.warmup_seconds:g} s of warm-up then {run.seconds:g} s measured per cell "
+        "(longer for slow cells, see above); each "
         f"server one process on core {run.cores['server']}, wrk and PostgreSQL on core "
         f"{run.cores['load']}.",
         "",

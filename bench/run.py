@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -31,6 +32,11 @@ from bench import cluster, datasets, load, queries, report, servers
 FULL_PLAN: Final = datasets.SeedPlan(users=1_000, posts_per_user=10, comments_per_post=5)
 QUICK_PLAN: Final = datasets.SeedPlan(users=100, posts_per_user=10, comments_per_post=5)
 COUNTED_REQUESTS: Final = 10
+CONCURRENT_CHECKS: Final = 4
+# A cell lasts long enough for every connection to finish a few requests: a server whose
+# requests queue for longer than the cell would otherwise show 0 req/s.
+REQUESTS_PER_CONNECTION: Final = 3
+MAX_CELL_SECONDS: Final = 60.0
 PACKAGES: Final = (
     "strawberry-graphql",
     "graphql-core",
@@ -184,23 +190,27 @@ async def _check_answers(
 ) -> None:
     """Each answer, normalized, must equal the floor's; the floor's become the reference."""
     for query, request in requests.items():
-        status, body = await load.ask(live.base_url, request)
-        if (
-            status != 200
-            or not isinstance(body, dict)
-            or body.get("errors")
-            or not body.get("data")
-        ):
-            raise AnswerMismatch(f"{server} {query}: status {status}, {str(body)[:500]}")
-        answer = queries.normalize(server, query, body["data"])
-        if server == report.FLOOR:
-            reference[query] = answer
-        elif answer != reference[query]:
-            path = report.RESULTS_DIR / f"mismatch-{server}-{query}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"floor": reference[query], server: answer}, indent=1))
-            raise AnswerMismatch(f"{server} {query}: the answer differs from the floor's ({path})")
-    _say(f"{server}: the three answers equal the floor's")
+        # One request alone, then a few at once: batches must not mix concurrent requests.
+        answers = [await load.ask(live.base_url, request)]
+        answers += await asyncio.gather(
+            *(load.ask(live.base_url, request) for _ in range(CONCURRENT_CHECKS))
+        )
+        for status, body in answers:
+            _compare(server, query, status, body, reference)
+    _say(f"{server}: the three answers equal the floor's, alone and {CONCURRENT_CHECKS} at once")
+
+
+def _compare(server: str, query: str, status: int, body: Any, reference: dict[str, Any]) -> None:
+    if status != 200 or not isinstance(body, dict) or body.get("errors") or not body.get("data"):
+        raise AnswerMismatch(f"{server} {query}: status {status}, {str(body)[:500]}")
+    answer = queries.normalize(server, query, body["data"])
+    if server == report.FLOOR:
+        reference.setdefault(query, answer)
+    if answer != reference[query]:
+        path = report.RESULTS_DIR / f"mismatch-{server}-{query}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"floor": reference[query], server: answer}, indent=1))
+        raise AnswerMismatch(f"{server} {query}: the answer differs from the floor's ({path})")
 
 
 async def _measure(
@@ -211,6 +221,7 @@ async def _measure(
     settings: Settings,
     stats_url: str,
 ) -> report.Cell:
+    started = time.perf_counter()
     selects = await load.count_selects(
         live.base_url,
         request,
@@ -218,16 +229,19 @@ async def _measure(
         database=datasets.DATABASE,
         requests=COUNTED_REQUESTS,
     )
+    # One request alone takes about this long; under load a request waits for the others.
+    queued = (time.perf_counter() - started) / (COUNTED_REQUESTS + 1) * settings.connections
+    seconds = min(MAX_CELL_SECONDS, max(settings.seconds, queued * REQUESTS_PER_CONNECTION))
+    warmup = min(MAX_CELL_SECONDS, max(settings.warmup_seconds, queued))
     body_path = report.RESULTS_DIR / f"body-{server}-{query}.json"
     common = {"body_path": body_path, "core": settings.load_core}
     if settings.warmup_seconds:
         await load.run_wrk(
-            live.base_url, request, connections=settings.connections,
-            seconds=settings.warmup_seconds, **common,
-        )  # fmt: skip
+            live.base_url, request, connections=settings.connections, seconds=warmup, **common
+        )
         await load.drain(live.base_url, request)
     result = await load.run_wrk(
-        live.base_url, request, connections=settings.connections, seconds=settings.seconds, **common
+        live.base_url, request, connections=settings.connections, seconds=seconds, **common
     )
     await load.drain(live.base_url, request)
     rss = live.rss_kib()
