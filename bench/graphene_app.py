@@ -15,6 +15,7 @@ graphql-core < 3.3, and strawberry (gql_blog) needs 3.3. Serve it with
 
 import base64
 import contextlib
+import contextvars
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import graphene
 import orjson
 from graphene import relay
-from graphene_sqlalchemy import SQLAlchemyObjectType
+from graphene_sqlalchemy import SQLAlchemyObjectType, batching
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
@@ -71,6 +72,28 @@ class Comment(SQLAlchemyObjectType):
         only_fields = ("id", "content", "author")
 
 
+_request_loaders: contextvars.ContextVar[dict[Any, Any]] = contextvars.ContextVar("loaders")
+
+
+class _PerRequestLoaders:
+    """Stands in for graphene-sqlalchemy's process-wide `RELATIONSHIP_LOADERS_CACHE`.
+
+    graphene-sqlalchemy keeps one batch loader per relationship for the whole process, so the
+    parents of concurrent requests meet in one batch, whose rows belong to different sessions:
+    its `assert session is Session.object_session(parent)` fails and the field comes back null
+    with an error (in a 200 response). Here each request gets loaders of its own.
+    """
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return _request_loaders.get().get(key, default)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        _request_loaders.get()[key] = value
+
+
+batching.RELATIONSHIP_LOADERS_CACHE = _PerRequestLoaders()
+
+
 def _session(info: graphene.ResolveInfo) -> Session:
     session: Session = info.context["session"]
     return session
@@ -117,12 +140,14 @@ def create_app() -> Starlette:
 
     async def graphql(request: Request) -> Response:
         body: dict[str, Any] = orjson.loads(await request.body())
+        loaders = _request_loaders.set({})
         with sessions() as session:
             result = await schema.execute_async(
                 body["query"],
                 variable_values=body.get("variables"),
                 context_value={"session": session},
             )
+        _request_loaders.reset(loaders)
         answer: dict[str, Any] = {"data": result.data}
         if result.errors:
             answer["errors"] = [{"message": str(error)} for error in result.errors]
