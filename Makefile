@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint format bench schema clean
+.PHONY: serve test lint format bench wrk schema clean
 
 # Exits 0 on a Python gql_blog runs on.
 SUPPORTED := import sys; sys.exit(sys.version_info < (3, 11))
@@ -43,9 +43,33 @@ format: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/gql-blog export-schema --output schema.graphql
 
-# `make bench BENCH_ARGS=--quick` checks the script on small data in about a minute.
-bench: $(STAMP)
+# The benchmark's rivals, apart from `make test`'s install: strawberry-sqlalchemy-mapper in .venv,
+# graphene-sqlalchemy in a venv of its own, PostGraphile 5 and Node.js 22 from npm, wrk from apt.
+BENCH_STAMP := $(VENV)/.bench-installed
+GRAPHENE_VENV := bench/.venv-graphene
+GRAPHENE_STAMP := $(GRAPHENE_VENV)/.installed
+POSTGRAPHILE_STAMP := bench/postgraphile/node_modules/.installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+$(GRAPHENE_STAMP): bench/graphene-requirements.txt
+	@test -x $(GRAPHENE_VENV)/bin/python || $(PYTHON) -m venv $(GRAPHENE_VENV)
+	$(GRAPHENE_VENV)/bin/python -m pip install --quiet -r bench/graphene-requirements.txt
+	@touch $(GRAPHENE_STAMP)
+
+$(POSTGRAPHILE_STAMP): bench/postgraphile/package.json bench/postgraphile/package-lock.json
+	cd bench/postgraphile && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(POSTGRAPHILE_STAMP)
+
+wrk:
+	@command -v wrk >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; }
+
+# `make bench BENCH_ARGS=--quick` checks the script on small data in about two minutes.
+bench: $(BENCH_STAMP) $(GRAPHENE_STAMP) $(POSTGRAPHILE_STAMP) wrk
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(GRAPHENE_VENV) bench/postgraphile/node_modules

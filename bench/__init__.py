@@ -1,1 +1,1 @@
-"""`make bench`: gql_blog against a naive N+1 resolver set, on SQLite and PostgreSQL."""
+"""`make bench`: gql_blog beside a hand-written floor and its rivals, on PostgreSQL."""

@@ -1,9 +1,9 @@
-"""The benchmark's databases: migrated, seeded once with `gql-blog seed`, reused while they match.
+"""The benchmark's database: created in the throwaway cluster, migrated, seeded, and an admin.
 
-A database is reused when its users, posts and comments are exactly what the plan asks for;
-otherwise it is emptied (the SQLite file deleted, the PostgreSQL database dropped and created
-again) and seeded. Only a PostgreSQL database whose name starts with `gqlb_bench` is ever dropped.
-Every run ends the preparation with ANALYZE, so the planner has statistics.
+`gql-blog seed` writes the rows; then one post gets exactly 32 comments (the post detail query
+reads 20 of them), an admin account gets a sign-in token, and ANALYZE gives the planner its
+statistics. Everything is deterministic for a given plan, except the timestamps (the seeder
+spreads them back from the current time), which every server reads from the same rows.
 """
 
 import asyncio
@@ -12,19 +12,27 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
-from sqlalchemy import ColumnElement, Table, func, select, text
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+import asyncpg
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gql_blog import db, migrations, models
+from gql_blog import auth, db, migrations, models
 from gql_blog.config import Settings
 
-DATA_DIR: Final = Path(__file__).resolve().parent / "data"
-DEFAULT_POSTGRES_URL: Final = "postgresql+asyncpg://postgres@127.0.0.1:5432/gqlb_bench"
-_DROPPABLE_PREFIX: Final = "gqlb_bench"
+DATABASE: Final = "bench"
+DETAIL_COMMENTS: Final = 32
+ADMIN_USERNAME: Final = "bench_admin"
+ADMIN_PASSWORD: Final = "bench-admin-password"
+EXTRA_COMMENT_TEXTS: Final = (
+    "Coming back to this one again.",
+    "Sharing this with my team.",
+    "The second half is the best part.",
+    "Thanks, this saved me an afternoon.",
+)
 
 
 class SeedError(RuntimeError):
@@ -40,203 +48,160 @@ class SeedPlan:
     comments_per_post: int
     random_seed: int = 42
 
-    @property
-    def posts(self) -> int:
-        return self.users * self.posts_per_user
-
-    @property
-    def comments(self) -> int:
-        return self.posts * self.comments_per_post
-
     def cli_arguments(self) -> list[str]:
         return [
-            "--users",
-            str(self.users),
-            "--posts-per-user",
-            str(self.posts_per_user),
-            "--comments-per-post",
-            str(self.comments_per_post),
-            "--seed",
-            str(self.random_seed),
+            *("--users", str(self.users)),
+            *("--posts-per-user", str(self.posts_per_user)),
+            *("--comments-per-post", str(self.comments_per_post)),
+            *("--seed", str(self.random_seed)),
         ]
 
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One database the benchmark runs against."""
-
-    dialect: str
-    url: str
+    def command(self) -> str:
+        return " ".join(["gql-blog", "seed", *self.cli_arguments()])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RowCounts:
+class Dataset:
+    """The prepared database: its URL, what it holds, the detail post and the admin's token."""
+
+    url: str
     users: int
     posts: int
     published_posts: int
     comments: int
     tags: int
     post_tags: int
-
-    def matches(self, plan: SeedPlan) -> bool:
-        return (self.users, self.posts, self.comments) == (plan.users, plan.posts, plan.comments)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Prepared:
-    target: Target
-    rows: RowCounts
+    detail_post_id: int
+    admin_token: str
     server_version: str
-    reused: bool
 
 
-def sqlite_target(plan: SeedPlan) -> Target:
-    """A SQLite file per plan under bench/data/, so quick and full runs both stay cached."""
-    name = f"blog-{plan.users}u-{plan.posts_per_user}p-{plan.comments_per_post}c.sqlite"
-    return Target("sqlite", f"sqlite+aiosqlite:///{DATA_DIR / name}")
-
-
-def postgresql_target(url: str) -> Target:
-    return Target("postgresql", url)
-
-
-def prepare(target: Target, plan: SeedPlan, *, say: Callable[[str], None]) -> Prepared:
-    """Migrate the target, then reuse its rows if they match the plan or reseed it from empty.
+def prepare(url: str, plan: SeedPlan, *, say: Callable[[str], None]) -> Dataset:
+    """Create, migrate and seed the database at `url` (empty, in the throwaway cluster).
 
     Synchronous: Alembic runs its own event loop, so call this outside of one.
     """
-    _ensure_database(target)
-    migrations.upgrade(target.url)
-    rows = asyncio.run(count_rows(target.url))
-    reused = rows.matches(plan)
-    if not reused:
-        if rows.users or rows.posts or rows.comments:
-            say(f"{target.dialect}: {rows} does not match {plan}; emptying it")
-            _reset_database(target)
-            migrations.upgrade(target.url)
-        _seed(target, plan, say=say)
-        rows = asyncio.run(count_rows(target.url))
-        if not rows.matches(plan):
-            raise SeedError(f"seeding {target.dialect} gave {rows}, expected {plan}")
-    # Bulk-loaded tables have no planner statistics until autovacuum gets to them; without them
-    # PostgreSQL misjudges every `IN (...)` and hash-joins whole tables.
-    asyncio.run(analyze(target.url))
-    return Prepared(
-        target=target,
-        rows=rows,
-        server_version=asyncio.run(server_version(target.url)),
-        reused=reused,
-    )
+    asyncio.run(_create_database(url))
+    migrations.upgrade(url)
+    say(f"postgresql: {plan.command()}")
+    _seed(url, plan)
+    return asyncio.run(_finish(url, plan, say=say))
 
 
-async def count_rows(url: str) -> RowCounts:
-    engine = db.create_engine(Settings(database_url=url))
+async def _create_database(url: str) -> None:
+    # The cluster is new: the database does not exist yet. pg_stat_statements' view is created
+    # in `postgres`, where the benchmark reads it from (so its own SELECTs are not counted).
+    server = url.replace("+asyncpg", "").rsplit("/", 1)[0]
+    connection = await asyncpg.connect(f"{server}/postgres")
     try:
-        async with engine.connect() as connection:
-            published = models.Post.published.is_(True)
-            return RowCounts(
-                users=await _count(connection, models.User),
-                posts=await _count(connection, models.Post),
-                published_posts=await _count(connection, models.Post, published),
-                comments=await _count(connection, models.Comment),
-                tags=await _count(connection, models.Tag),
-                post_tags=await _count(connection, models.post_tags),
-            )
+        await connection.execute(f'create database "{DATABASE}"')
+        await connection.execute("create extension if not exists pg_stat_statements")
     finally:
-        await engine.dispose()
+        await connection.close()
 
 
-async def _count(
-    connection: AsyncConnection, table: type[models.Base] | Table, *where: ColumnElement[bool]
-) -> int:
-    stmt = select(func.count()).select_from(table).where(*where)
-    return int(await connection.scalar(stmt) or 0)
-
-
-async def analyze(url: str) -> None:
-    """Gather the planner's statistics, as autovacuum (PostgreSQL) or PRAGMA optimize would."""
-    engine = db.create_engine(Settings(database_url=url))
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(text("analyze"))
-    finally:
-        await engine.dispose()
-
-
-async def server_version(url: str) -> str:
-    engine = db.create_engine(Settings(database_url=url))
-    query = "select sqlite_version()" if engine.dialect.name == "sqlite" else "show server_version"
-    try:
-        async with engine.connect() as connection:
-            return str(await connection.scalar(text(query)))
-    finally:
-        await engine.dispose()
-
-
-def _seed(target: Target, plan: SeedPlan, *, say: Callable[[str], None]) -> None:
+def _seed(url: str, plan: SeedPlan) -> None:
     command = [str(Path(sys.executable).with_name("gql-blog")), "seed", *plan.cli_arguments()]
-    say(f"{target.dialect}: seeding with {' '.join(command[1:])}")
-    finished = subprocess.run(command, env=server_environment(target.url), check=False)
+    finished = subprocess.run(
+        command, env=server_environment(url), check=False, capture_output=True, text=True
+    )
     if finished.returncode != 0:
         raise SeedError(
-            f"`gql-blog seed` failed on {target.dialect} with exit status {finished.returncode}"
-            " (its output is above)"
+            f"`gql-blog seed` failed with exit status {finished.returncode}:\n{finished.stderr}"
         )
 
 
-def server_environment(database_url: str) -> dict[str, str]:
+def server_environment(database_url: str, **extra: str) -> dict[str, str]:
     """This process's environment without any GQL_BLOG_* setting, plus the database URL."""
     environ: Mapping[str, str] = os.environ
     clean = {key: value for key, value in environ.items() if not key.startswith("GQL_BLOG_")}
-    return clean | {"GQL_BLOG_DATABASE_URL": database_url}
+    return clean | {"GQL_BLOG_DATABASE_URL": database_url} | extra
 
 
-def _ensure_database(target: Target) -> None:
-    if target.dialect == "sqlite":
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        return
-    asyncio.run(_create_postgresql_database(make_url(target.url)))
-
-
-def _reset_database(target: Target) -> None:
-    url = make_url(target.url)
-    if target.dialect == "sqlite":
-        path = Path(url.database or "")
-        for suffix in ("", "-wal", "-shm"):
-            path.with_name(path.name + suffix).unlink(missing_ok=True)
-        return
-    asyncio.run(_drop_postgresql_database(url))
-    asyncio.run(_create_postgresql_database(url))
-
-
-async def _create_postgresql_database(url: URL) -> None:
-    name = url.database or ""
-    engine = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+async def _finish(url: str, plan: SeedPlan, *, say: Callable[[str], None]) -> Dataset:
+    engine = db.create_engine(Settings(database_url=url))
     try:
-        async with engine.connect() as connection:
-            found = await connection.scalar(
-                text("select 1 from pg_database where datname = :name"), {"name": name}
+        async with engine.begin() as connection:
+            posts = int(await connection.scalar(select(func.count()).select_from(models.Post)))
+            if posts != plan.users * plan.posts_per_user:
+                raise SeedError(f"seeding gave {posts} posts, expected {plan}")
+            detail_post_id = await _give_comments(connection, DETAIL_COMMENTS)
+        sessions = db.create_sessionmaker(engine)
+        async with sessions.begin() as session:
+            admin = await auth.ensure_admin(
+                session,
+                username=ADMIN_USERNAME,
+                email=f"{ADMIN_USERNAME}@example.com",
+                password=ADMIN_PASSWORD,
             )
-            if found is None:
-                await connection.execute(text(f'create database "{_checked_name(name)}"'))
-    finally:
-        await engine.dispose()
-
-
-async def _drop_postgresql_database(url: URL) -> None:
-    name = _checked_name(url.database or "")
-    if not name.startswith(_DROPPABLE_PREFIX):
-        raise RuntimeError(f"refusing to drop database {name!r}: not a {_DROPPABLE_PREFIX} one")
-    engine = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
+            token = await auth.issue_token(session, admin, lifetime=timedelta(days=1))
+        # Bulk-loaded tables have no planner statistics until autovacuum gets to them.
         async with engine.connect() as connection:
-            await connection.execute(text(f'drop database if exists "{name}" with (force)'))
+            await connection.execute(text("commit"))
+            await connection.execute(text("analyze"))
+        dataset = await _describe(engine, url, detail_post_id=detail_post_id, token=token)
     finally:
         await engine.dispose()
+    say(
+        f"postgresql: {dataset.users:,} users, {dataset.posts:,} posts, "
+        f"{dataset.comments:,} comments; post {detail_post_id} has {DETAIL_COMMENTS} comments"
+    )
+    return dataset
 
 
-def _checked_name(name: str) -> str:
-    # Database names cannot be bound parameters; allow only what needs no quoting care.
-    if not name or not name.replace("_", "").isalnum():
-        raise RuntimeError(f"unexpected database name {name!r}")
-    return name
+async def _give_comments(connection: AsyncConnection, wanted: int) -> int:
+    """Add comments to the lowest-id published post with 2+ tags until it has `wanted`; its id."""
+    tags = (
+        select(func.count())
+        .select_from(models.post_tags)
+        .where(models.post_tags.c.post_id == models.Post.id)
+        .scalar_subquery()
+    )
+    post = (
+        await connection.execute(
+            select(models.Post.id, models.Post.created_at)
+            .where(models.Post.published.is_(True), tags >= 2)
+            .order_by(models.Post.id)
+            .limit(1)
+        )
+    ).one()
+    have = int(
+        await connection.scalar(
+            select(func.count())
+            .select_from(models.Comment)
+            .where(models.Comment.post_id == post.id)
+        )
+    )
+    user_ids = list(await connection.scalars(select(models.User.id).order_by(models.User.id)))
+    rows = [
+        {
+            "content": EXTRA_COMMENT_TEXTS[index % len(EXTRA_COMMENT_TEXTS)],
+            "created_at": post.created_at + timedelta(hours=index + 1),
+            "user_id": user_ids[(index * 37) % len(user_ids)],
+            "post_id": post.id,
+        }
+        for index in range(wanted - have)
+    ]
+    if rows:
+        await connection.execute(insert(models.Comment), rows)
+    return int(post.id)
+
+
+async def _describe(engine: AsyncEngine, url: str, *, detail_post_id: int, token: str) -> Dataset:
+    async with engine.connect() as connection:
+
+        async def count(table: str, where: str = "") -> int:
+            return int(await connection.scalar(text(f"select count(*) from {table} {where}")))
+
+        return Dataset(
+            url=url,
+            users=await count("users"),
+            posts=await count("posts"),
+            published_posts=await count("posts", "where published"),
+            comments=await count("comments"),
+            tags=await count("tags"),
+            post_tags=await count("post_tags"),
+            detail_post_id=detail_post_id,
+            admin_token=token,
+            server_version=str(await connection.scalar(text("show server_version"))),
+        )

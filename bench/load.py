@@ -1,161 +1,159 @@
-"""Concurrent load on one uvicorn worker: start the server, drive it with httpx, measure latencies.
+"""Requests to a running server: one answer, SELECTs per request, and load from wrk.
 
-The server runs in a subprocess on a free loopback port; the load comes from this process.
-Every loop here is bounded by a deadline.
+- `ask`: one request, its status and parsed body (the answers compared before timing).
+- `count_selects`: pg_stat_statements is reset, N requests are sent one after another, and the
+  calls of SELECT statements in the bench's database are summed and divided by N. The counting
+  connection reads from the `postgres` database, so its own statements are not counted.
+- `run_wrk`: wrk (pinned to the load core) posts the body over 16 keep-alive connections for a
+  fixed time; `bench/wrk.lua` prints its counts and latency percentiles as one JSON line.
 """
 
 import asyncio
-import contextlib
-import math
-import socket
-import sys
-import time
-from collections.abc import AsyncIterator
+import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+import asyncpg
 import httpx
 import orjson
 
-from bench.datasets import server_environment
+WRK_SCRIPT: Final = Path(__file__).resolve().parent / "wrk.lua"
+REQUEST_TIMEOUT_SECONDS: Final = 30.0
+DRAIN_TIMEOUT_SECONDS: Final = 120.0
+_RESULT_PREFIX: Final = "BENCH_RESULT "
+_SELECTS: Final = """
+    select coalesce(sum(s.calls), 0)::bigint as selects, count(*) as texts
+    from pg_stat_statements s join pg_database d on d.oid = s.dbid
+    where d.datname = $1 and s.query ~* '^\\s*(select|with)\\M'
+"""
 
-HOST: Final = "127.0.0.1"
-STARTUP_SECONDS: Final = 30.0
-SHUTDOWN_SECONDS: Final = 10.0
-REQUEST_TIMEOUT_SECONDS: Final = 60.0
-_REPOSITORY: Final = Path(__file__).resolve().parent.parent
+
+class LoadError(RuntimeError):
+    """wrk is missing, failed, or printed no result."""
 
 
 @dataclass(frozen=True, slots=True)
-class Server:
-    """A server under test: its name in the results and its ASGI app factory."""
+class Request:
+    """What is posted: the JSON body and the headers (the admin's bearer token)."""
 
-    name: str
-    factory: str
+    body: bytes
+    headers: dict[str, str]
 
 
-SERVERS: Final = (
-    Server("gql_blog", "gql_blog.app:create_app"),
-    Server("naive", "bench.naive:create_app"),
-)
+def graphql_request(text: str, variables: dict[str, Any], *, token: str) -> Request:
+    body = orjson.dumps({"query": text, "variables": variables})
+    headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
+    return Request(body=body, headers=headers)
+
+
+async def ask(base_url: str, request: Request) -> tuple[int, Any]:
+    """Post once; the status and the parsed body (None when it is not JSON)."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT_SECONDS) as client:
+        response = await client.post("/graphql", content=request.body, headers=request.headers)
+    try:
+        return response.status_code, orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.status_code, None
+
+
+async def drain(base_url: str, request: Request) -> None:
+    """One more request, answered after (or with) what wrk left in flight when it stopped.
+
+    wrk's last connections close with requests still queued in the server, which finishes them
+    anyway; without this the next stretch would start behind them (and, for a server with a
+    blocking pool, with more requests in progress than connections).
+    """
+    async with httpx.AsyncClient(base_url=base_url, timeout=DRAIN_TIMEOUT_SECONDS) as client:
+        await client.post("/graphql", content=request.body, headers=request.headers)
+
+
+async def count_selects(
+    base_url: str, request: Request, *, stats_url: str, database: str, requests: int
+) -> float:
+    """SELECT statements per request, from pg_stat_statements over `requests` requests."""
+    connection = await asyncpg.connect(stats_url)
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT_SECONDS) as client:
+            # One request first, so prepared statements and caches are in place.
+            await client.post("/graphql", content=request.body, headers=request.headers)
+            await connection.execute("select pg_stat_statements_reset()")
+            for _ in range(requests):
+                await client.post("/graphql", content=request.body, headers=request.headers)
+        row = await connection.fetchrow(_SELECTS, database)
+    finally:
+        await connection.close()
+    return int(row["selects"]) / requests
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LoadResult:
-    """What one measured stretch of load produced."""
-
+class WrkResult:
     requests: int
-    errors: int
     seconds: float
-    latencies_ms: tuple[float, ...]
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
 
     @property
     def requests_per_second(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
-    def percentile_ms(self, percent: float) -> float:
-        """Nearest-rank percentile of the successful requests' latencies."""
-        if not self.latencies_ms:
-            return math.nan
-        ordered = sorted(self.latencies_ms)
-        rank = max(1, math.ceil(percent / 100 * len(ordered)))
-        return ordered[rank - 1]
+
+def _write(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
+def wrk_missing() -> str | None:
+    if shutil.which("wrk") is None:
+        return "wrk is not installed (`make bench` installs it: apt-get install wrk)"
+    return None
 
 
-@contextlib.asynccontextmanager
-async def running_server(
-    server: Server, *, database_url: str, log_path: Path
-) -> AsyncIterator[str]:
-    """Run `server` under uvicorn (one worker) until the block ends; yields its base URL."""
-    port = free_port()
+async def run_wrk(
+    base_url: str,
+    request: Request,
+    *,
+    body_path: Path,
+    core: int,
+    connections: int,
+    seconds: float,
+) -> WrkResult:
+    """wrk on `core` for `seconds` with `connections` connections (one thread)."""
+    await asyncio.to_thread(_write, body_path, request.body)
     command = [
-        sys.executable,
-        *("-m", "uvicorn", "--factory", server.factory),
-        *("--host", HOST, "--port", str(port), "--workers", "1"),
-        *("--no-access-log", "--log-level", "warning"),
+        *("taskset", "-c", str(core), "wrk"),
+        *("-t", "1", "-c", str(connections), "-d", f"{seconds:.0f}s", "--timeout", "60s"),
+        *("-s", str(WRK_SCRIPT), f"{base_url}/graphql"),
     ]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            cwd=_REPOSITORY,
-            env=server_environment(database_url),
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        try:
-            base_url = f"http://{HOST}:{port}"
-            await _wait_until_ready(base_url, process, log_path)
-            yield base_url
-        finally:
-            await _stop(process)
-
-
-async def _wait_until_ready(
-    base_url: str, process: asyncio.subprocess.Process, log_path: Path
-) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    async with httpx.AsyncClient(base_url=base_url, timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if process.returncode is not None:
-                break
-            with contextlib.suppress(httpx.TransportError):
-                if (await client.get("/healthz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.1)
-    tail = (await asyncio.to_thread(log_path.read_text, errors="replace"))[-2000:]
-    raise RuntimeError(f"server at {base_url} did not start; its log ends with:\n{tail}")
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is not None:
-        return
-    process.terminate()
-    try:
-        await asyncio.wait_for(process.wait(), SHUTDOWN_SECONDS)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-
-
-async def drive(base_url: str, query: str, *, concurrency: int, seconds: float) -> LoadResult:
-    """`concurrency` clients post `query` back to back until `seconds` have passed."""
-    payload = orjson.dumps({"query": query})
-    headers = {"content-type": "application/json"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    latencies: list[float] = []
-    errors = 0
-
-    async def client_loop(client: httpx.AsyncClient, deadline: float) -> None:
-        nonlocal errors
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            try:
-                response = await client.post("/graphql", content=payload, headers=headers)
-            except httpx.HTTPError:
-                errors += 1
-                continue
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            if response.status_code != 200 or b'"errors"' in response.content:
-                errors += 1
-                continue
-            latencies.append(elapsed_ms)
-
-    async with httpx.AsyncClient(
-        base_url=base_url, limits=limits, timeout=REQUEST_TIMEOUT_SECONDS
-    ) as client:
-        started = time.perf_counter()
-        deadline = started + seconds
-        await asyncio.gather(*(client_loop(client, deadline) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return LoadResult(
-        requests=len(latencies), errors=errors, seconds=elapsed, latencies_ms=tuple(latencies)
+    environment = {
+        "BENCH_BODY": str(body_path),
+        "BENCH_AUTHORIZATION": request.headers.get("authorization", ""),
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+    }
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), seconds + 30)
+    text = output.decode(errors="replace")
+    lines = [line for line in text.splitlines() if line.startswith(_RESULT_PREFIX)]
+    if process.returncode != 0 or not lines:
+        raise LoadError(f"wrk failed ({process.returncode}):\n{text}")
+    found = json.loads(lines[-1][len(_RESULT_PREFIX) :])
+    errors = sum(
+        found[key]
+        for key in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
+    )
+    return WrkResult(
+        requests=found["requests"],
+        seconds=found["duration_us"] / 1e6,
+        errors=errors,
+        p50_ms=found["p50_us"] / 1000,
+        p99_ms=found["p99_us"] / 1000,
+        mean_ms=found["mean_us"] / 1000,
     )

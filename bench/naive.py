@@ -1,25 +1,26 @@
 """A deliberately naive GraphQL server over the same tables: one SELECT per field per parent row.
 
 This is the "first attempt" the benchmark compares gql_blog with: plain async resolvers, no
-dataloaders, every `author`, `tags`, `comments`, `posts` and `totalCount` field runs its own
-statement for each parent row (the classic N+1). It answers the benchmark's two queries with the
-same field names, the same orderings and the same anonymous visibility (published posts only),
-so both servers return identical JSON. The rest of the stack is the same as gql_blog's: strawberry
-on Starlette, orjson, one AsyncSession per request whose statements run one at a time (an
-AsyncSession refuses concurrent use, and graphql-core resolves list items concurrently).
+dataloaders, every `author`, `tags`, `comments` and `posts` field runs its own statement for each
+parent row (the classic N+1). It answers the benchmark's three queries with gql_blog's field
+names, arguments and orderings, as an admin sees the rows (drafts included; it checks no token),
+so it returns the same JSON as gql_blog. The rest of the stack is the same as gql_blog's:
+strawberry on Starlette, orjson, one AsyncSession per request whose statements run one at a time
+(an AsyncSession refuses concurrent use, and graphql-core resolves list items concurrently).
 
 Serve it with `uvicorn --factory bench.naive:create_app` and `GQL_BLOG_DATABASE_URL` set.
 """
 
 import base64
 import contextlib
+import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import orjson
 import strawberry
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -45,18 +46,42 @@ class NaiveContext:
 NaiveInfo = Info[NaiveContext, None]
 
 
-def _newest_first() -> tuple[ColumnElement[Any], ...]:
+@strawberry.enum
+class OrderField(enum.Enum):
+    ID = "ID"
+    CREATED_AT = "CREATED_AT"
+
+
+@strawberry.input
+class Order:
+    field: OrderField
+
+
+@strawberry.input
+class BooleanFilter:
+    eq: bool | None = None
+
+
+@strawberry.input
+class PostWhere:
+    published: BooleanFilter | None = None
+
+
+def _post_order(order_by: list[Order] | None) -> tuple[ColumnElement[Any], ...]:
+    if order_by and order_by[0].field is OrderField.ID:
+        return (models.Post.id,)
     return (models.Post.created_at.desc(), models.Post.id.desc())
 
 
-def _published() -> ColumnElement[bool]:
-    return models.Post.published.is_(True)
-
-
-async def _post_page(info: NaiveInfo, *where: ColumnElement[bool], first: int) -> "PostConnection":
-    stmt = select(models.Post).where(_published(), *where).order_by(*_newest_first()).limit(first)
+async def _post_page(
+    info: NaiveInfo,
+    *where: ColumnElement[bool],
+    first: int,
+    order_by: list[Order] | None = None,
+) -> "PostConnection":
+    stmt = select(models.Post).where(*where).order_by(*_post_order(order_by)).limit(first)
     rows = await info.context.db.scalars(stmt)
-    return PostConnection(nodes=[Post.from_model(row) for row in rows], where=where)
+    return PostConnection(nodes=[Post.from_model(row) for row in rows])
 
 
 @strawberry.type
@@ -69,54 +94,33 @@ class User:
         return cls(row_id=row.id, username=row.username)
 
     @strawberry.field
-    async def posts(self, info: NaiveInfo, first: int = DEFAULT_FIRST) -> "PostConnection":
-        return await _post_page(info, models.Post.user_id == self.row_id, first=first)
+    async def posts(
+        self, info: NaiveInfo, first: int = DEFAULT_FIRST, order_by: list[Order] | None = None
+    ) -> "PostConnection":
+        return await _post_page(
+            info, models.Post.user_id == self.row_id, first=first, order_by=order_by
+        )
 
 
 @strawberry.type
 class Tag:
-    row_id: strawberry.Private[int]
     name: str
-
-    @strawberry.field
-    async def posts(self, info: NaiveInfo, first: int = DEFAULT_FIRST) -> "PostConnection":
-        tagged = models.Post.id.in_(
-            select(models.post_tags.c.post_id).where(models.post_tags.c.tag_id == self.row_id)
-        )
-        return await _post_page(info, tagged, first=first)
 
 
 @strawberry.type
 class Comment:
-    row_id: strawberry.Private[int]
     content: str
     user_id: strawberry.Private[int]
-    post_id: strawberry.Private[int]
 
     @strawberry.field
     async def author(self, info: NaiveInfo) -> User:
         stmt = select(models.User).where(models.User.id == self.user_id)
         return User.from_model((await info.context.db.scalars(stmt))[0])
 
-    @strawberry.field
-    async def post(self, info: NaiveInfo) -> "Post":
-        stmt = select(models.Post).where(models.Post.id == self.post_id)
-        return Post.from_model((await info.context.db.scalars(stmt))[0])
-
 
 @strawberry.type
 class CommentConnection:
     nodes: list[Comment]
-    post_id: strawberry.Private[int]
-
-    @strawberry.field
-    async def total_count(self, info: NaiveInfo) -> int:
-        stmt = (
-            select(func.count())
-            .select_from(models.Comment)
-            .where(models.Comment.post_id == self.post_id)
-        )
-        return int(await info.context.db.scalar(stmt))
 
 
 @strawberry.type
@@ -147,7 +151,7 @@ class Post:
             .where(models.post_tags.c.post_id == self.row_id)
             .order_by(models.Tag.name, models.Tag.id)
         )
-        return [Tag(row_id=row.id, name=row.name) for row in await info.context.db.scalars(stmt)]
+        return [Tag(name=row.name) for row in await info.context.db.scalars(stmt)]
 
     @strawberry.field
     async def comments(self, info: NaiveInfo, first: int = DEFAULT_FIRST) -> CommentConnection:
@@ -158,28 +162,52 @@ class Post:
             .limit(first)
         )
         nodes = [
-            Comment(row_id=row.id, content=row.content, user_id=row.user_id, post_id=row.post_id)
+            Comment(content=row.content, user_id=row.user_id)
             for row in await info.context.db.scalars(stmt)
         ]
-        return CommentConnection(nodes=nodes, post_id=self.row_id)
+        return CommentConnection(nodes=nodes)
 
 
 @strawberry.type
 class PostConnection:
     nodes: list[Post]
-    where: strawberry.Private[tuple[ColumnElement[bool], ...]]
 
-    @strawberry.field
-    async def total_count(self, info: NaiveInfo) -> int:
-        stmt = select(func.count()).select_from(models.Post).where(_published(), *self.where)
-        return int(await info.context.db.scalar(stmt))
+
+@strawberry.type
+class UserConnection:
+    nodes: list[User]
+
+
+def _post_row_id(global_id: str) -> int | None:
+    type_name, _, raw_id = base64.b64decode(global_id).decode().partition(":")
+    return int(raw_id) if type_name == "Post" and raw_id.isdigit() else None
 
 
 @strawberry.type
 class Query:
     @strawberry.field
-    async def posts(self, info: NaiveInfo, first: int = DEFAULT_FIRST) -> PostConnection:
-        return await _post_page(info, first=first)
+    async def posts(
+        self, info: NaiveInfo, first: int = DEFAULT_FIRST, where: PostWhere | None = None
+    ) -> PostConnection:
+        published = where.published.eq if where and where.published else None
+        conditions = [] if published is None else [models.Post.published.is_(published)]
+        return await _post_page(info, *conditions, first=first)
+
+    @strawberry.field
+    async def users(
+        self, info: NaiveInfo, first: int = DEFAULT_FIRST, order_by: list[Order] | None = None
+    ) -> UserConnection:
+        by_id = bool(order_by) and order_by[0].field is OrderField.ID
+        stmt = select(models.User).order_by(models.User.id if by_id else models.User.username)
+        rows = await info.context.db.scalars(stmt.limit(first))
+        return UserConnection(nodes=[User.from_model(row) for row in rows])
+
+    @strawberry.field
+    async def post(self, info: NaiveInfo, id: strawberry.ID) -> Post | None:
+        row_id = _post_row_id(id)
+        stmt = select(models.Post).where(models.Post.id == row_id)
+        rows = await info.context.db.scalars(stmt)
+        return Post.from_model(rows[0]) if rows else None
 
 
 schema = strawberry.Schema(query=Query)

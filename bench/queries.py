@@ -1,63 +1,209 @@
-"""The benchmark's GraphQL queries, and which servers answer each.
+"""The three queries, as each server's schema spells them, and how answers are compared.
 
-The naive server (`bench/naive.py`) has no `where` arguments and no `searchPosts`: `filtered` and
-`search` are measured on gql_blog alone, with no answer to compare and no ratio.
+gql_blog, the floor and the naive server take the same text (gql_blog's schema). The rivals have
+schemas of their own: their texts use aliases so that their answers come back in gql_blog's
+shape wherever their schema allows it, and `normalize` turns what remains (Relay `edges { node }`
+lists, PostGraphile's row ids and its `post_tags` links) into that shape. The run compares every
+server's normalized `data` with the floor's before it measures anything.
+
+The client is signed in as an admin, so drafts are visible: the feed asks for published posts
+explicitly, and users → posts → comments includes drafts.
 """
 
+import base64
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-BOTH: Final = ("gql_blog", "naive")
-GQL_BLOG_ONLY: Final = ("gql_blog",)
+FEED_PAGE: Final = 20
+DEEP_USERS: Final = 10
+DEEP_POSTS: Final = 10
+COMMENTS_PAGE: Final = 5
+DETAIL_COMMENTS_PAGE: Final = 20
 
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """A query's text and the names (as in `bench.load.SERVERS`) of the servers that answer it."""
-
-    text: str
-    servers: tuple[str, ...] = BOTH
-
+Json = Any
 
 # The 20 newest published posts with author, tags and the 5 newest comments with their authors.
 FEED: Final = (
-    "{ posts(first: 20) { nodes { id title author { username } tags { name }"
+    "query Feed { posts(first: 20, where: { published: { eq: true } }) { nodes { id title"
+    " author { username } tags { name }"
     " comments(first: 5) { nodes { content author { username } } } } } }"
 )
-
-# The same page, one level deeper: counts and nested pages under authors, tags and comments.
-NESTED: Final = (
-    "{ posts(first: 20) { totalCount nodes { title"
-    " author { username posts(first: 3) { totalCount nodes { title } } }"
-    " tags { name posts(first: 2) { nodes { title } } }"
-    " comments(first: 5) { totalCount nodes { content author { username } post { title } } } } } }"
+# Users by id, each one's first 10 posts by id (drafts too), each post's 5 newest comments.
+DEEP: Final = (
+    "query Deep { users(first: 10, orderBy: [{ field: ID }]) { nodes { username"
+    " posts(first: 10, orderBy: [{ field: ID }]) { nodes { id title"
+    " comments(first: 5) { nodes { content author { username } } } } } } } }"
+)
+# One post (with 32 comments) with author, tags and its 20 newest comments with their authors.
+DETAIL: Final = (
+    "query Detail($id: ID!) { post(id: $id) { id title author { username } tags { name }"
+    " comments(first: 20) { nodes { content author { username } } } } }"
 )
 
-# Filters at three levels. On the full data (`gql-blog seed --seed 42`, 1,000 users): 2,278 of
-# the 42,625 published posts carry the tag python or sql (each of the 40 tags is on about 5 % of
-# posts) and have an author aged 30 or more (559 of the users; a quarter have no age); about a
-# quarter of the comments contain "thanks" ("Great post, thanks!" is one of nine remarks), and
-# 72 % are by a user with an age.
-FILTERED: Final = (
-    '{ posts(first: 20, where: { tags: { some: { name: { in: ["python", "sql"] } } },'
-    " author: { age: { gte: 30 } } }) { totalCount nodes { title"
-    ' author { username comments(first: 3, where: { content: { contains: "thanks" } })'
-    " { totalCount nodes { content } } }"
-    " tags { name }"
-    " comments(first: 5, where: { author: { age: { isNull: false } } })"
-    " { nodes { content author { username } } } } } }"
+# graphene-sqlalchemy (bench/graphene_app.py): Relay connections with edges, plain tag lists.
+GRAPHENE_FEED: Final = (
+    "query Feed { posts(first: 20, published: true) { edges { node { id title"
+    " author { username } tags { edges { node { name } } }"
+    " comments(first: 5) { edges { node { content author { username } } } } } } } }"
+)
+GRAPHENE_DEEP: Final = (
+    "query Deep { users(first: 10) { edges { node { username"
+    " posts(first: 10) { edges { node { id title"
+    " comments(first: 5) { edges { node { content author { username } } } } } } } } } } }"
+)
+GRAPHENE_DETAIL: Final = (
+    "query Detail($id: ID!) { post(id: $id) { id title author { username }"
+    " tags { edges { node { name } } }"
+    " comments(first: 20) { edges { node { content author { username } } } } } }"
 )
 
-# Full-text search for a common word of the seed's topics ("async Python"): it is in the title
-# or content of 10,132 of the 42,625 published posts, and every one of them is ranked for the page.
-SEARCH: Final = (
-    '{ searchPosts(query: "python", first: 20) { totalCount'
-    " edges { rank snippet node { title author { username } } } } }"
+# strawberry-sqlalchemy-mapper (bench/mapper_app.py). Its nested `first` limits the whole batch
+# (5 comments for all 20 posts together, not 5 per post), so nested lists are asked for whole,
+# in the relationships' order, and cut to the page size when compared.
+MAPPER_FEED: Final = (
+    "query Feed { posts(first: 20, published: true) { id title author { username }"
+    " tags: tagLinks { edges { node { tag { name } } } }"
+    " comments { edges { node { content author { username } } } } } }"
+)
+MAPPER_DEEP: Final = (
+    "query Deep { users(first: 10) { username"
+    " posts { edges { node { id title"
+    " comments { edges { node { content author { username } } } } } } } } }"
+)
+MAPPER_DETAIL: Final = (
+    "query Detail($id: Int!) { post(id: $id) { id title author { username }"
+    " tags: tagLinks { edges { node { tag { name } } } }"
+    " comments { edges { node { content author { username } } } } } }"
 )
 
-QUERIES: Final = {
-    "feed": Query(FEED),
-    "nested": Query(NESTED),
-    "filtered": Query(FILTERED, GQL_BLOG_ONLY),
-    "search": Query(SEARCH, GQL_BLOG_ONLY),
+# PostGraphile 5 (Amber preset): its own names, aliased to gql_blog's; row ids as `rowId`.
+POSTGRAPHILE_FEED: Final = (
+    "query Feed { posts: allPosts(first: 20, condition: { published: true },"
+    " orderBy: [CREATED_AT_DESC, ROW_ID_DESC]) { nodes { id: rowId title"
+    " author: userByUserId { username }"
+    " tags: postTagsByPostId { nodes { tag: tagByTagId { name } } }"
+    " comments: commentsByPostId(first: 5, orderBy: [CREATED_AT_DESC, ROW_ID_DESC])"
+    " { nodes { content author: userByUserId { username } } } } } }"
+)
+POSTGRAPHILE_DEEP: Final = (
+    "query Deep { users: allUsers(first: 10, orderBy: [ROW_ID_ASC]) { nodes { username"
+    " posts: postsByUserId(first: 10, orderBy: [ROW_ID_ASC]) { nodes { id: rowId title"
+    " comments: commentsByPostId(first: 5, orderBy: [CREATED_AT_DESC, ROW_ID_DESC])"
+    " { nodes { content author: userByUserId { username } } } } } } } }"
+)
+POSTGRAPHILE_DETAIL: Final = (
+    "query Detail($id: Int!) { post: postByRowId(rowId: $id) { id: rowId title"
+    " author: userByUserId { username }"
+    " tags: postTagsByPostId { nodes { tag: tagByTagId { name } } }"
+    " comments: commentsByPostId(first: 20, orderBy: [CREATED_AT_DESC, ROW_ID_DESC])"
+    " { nodes { content author: userByUserId { username } } } } }"
+)
+
+QUERY_NAMES: Final = ("feed", "deep", "detail")
+
+
+def post_global_id(row_id: int) -> str:
+    """gql_blog's (and Relay's) opaque id: base64 of `Post:<id>`."""
+    return base64.b64encode(f"Post:{row_id}".encode()).decode()
+
+
+def variables_for(query: str, dialect: str, *, detail_post_id: int) -> dict[str, Any]:
+    """The variables of `query` for a server whose ids are global (`global`) or row ids."""
+    if query != "detail":
+        return {}
+    return {"id": post_global_id(detail_post_id) if dialect == "global" else detail_post_id}
+
+
+def unwrap_edges(value: Json) -> Json:
+    """Relay `{edges: [{node: x}]}` lists as `{nodes: [x]}`, everywhere in `value`."""
+    if isinstance(value, list):
+        return [unwrap_edges(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"edges"}:
+        return {"nodes": [unwrap_edges(edge["node"]) for edge in value["edges"]]}
+    return {key: unwrap_edges(item) for key, item in value.items()}
+
+
+def _post_like(value: Json, fix: Callable[[dict[str, Any]], dict[str, Any]]) -> Json:
+    """Apply `fix` to every dict that has a `title` (a post), inside out."""
+    if isinstance(value, list):
+        return [_post_like(item, fix) for item in value]
+    if not isinstance(value, dict):
+        return value
+    fixed = {key: _post_like(item, fix) for key, item in value.items()}
+    return fix(fixed) if "title" in fixed else fixed
+
+
+def _linked_post(post: dict[str, Any]) -> dict[str, Any]:
+    """Row ids as global ids; tags through post_tags link rows as gql_blog's list, by name."""
+    fixed = dict(post)
+    if isinstance(fixed.get("id"), int):
+        fixed["id"] = post_global_id(fixed["id"])
+    if "tags" in fixed:
+        names = sorted(link["tag"]["name"] for link in fixed["tags"]["nodes"])
+        fixed["tags"] = [{"name": name} for name in names]
+    return fixed
+
+
+def _tag_list(post: dict[str, Any]) -> dict[str, Any]:
+    """A connection of tags as gql_blog's plain list."""
+    return post | {"tags": post["tags"]["nodes"]} if "tags" in post else post
+
+
+def _mapper_post(page: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def fix(post: dict[str, Any]) -> dict[str, Any]:
+        fixed = _linked_post(post)
+        if "comments" in fixed:
+            fixed["comments"] = {"nodes": fixed["comments"]["nodes"][:page]}
+        return fixed
+
+    return fix
+
+
+def normalize(server: str, query: str, data: Json) -> Json:
+    """`data` from `server` in the floor's shape (gql_blog's JSON); see the module docstring."""
+    if server == "graphene-sqlalchemy":
+        return _post_like(unwrap_edges(data), _tag_list)
+    if server == "postgraphile":
+        return _post_like(data, _linked_post)
+    if server != "strawberry-sqlalchemy-mapper":
+        return data
+    page = DETAIL_COMMENTS_PAGE if query == "detail" else COMMENTS_PAGE
+    fixed = _post_like(unwrap_edges(data), _mapper_post(page))
+    if query == "feed":
+        return {"posts": {"nodes": fixed["posts"]}}
+    if query == "deep":
+        return {"users": {"nodes": [_mapper_user(user) for user in fixed["users"]]}}
+    return fixed
+
+
+def _mapper_user(user: dict[str, Any]) -> dict[str, Any]:
+    return user | {"posts": {"nodes": user["posts"]["nodes"][:DEEP_POSTS]}}
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySet:
+    """One server's texts for the three queries, and how its ids are passed."""
+
+    texts: dict[str, str]
+    ids: str = "global"
+
+
+GQL_BLOG_TEXTS: Final = QuerySet({"feed": FEED, "deep": DEEP, "detail": DETAIL})
+QUERY_SETS: Final = {
+    "floor": GQL_BLOG_TEXTS,
+    "gql_blog": GQL_BLOG_TEXTS,
+    "naive": GQL_BLOG_TEXTS,
+    "graphene-sqlalchemy": QuerySet(
+        {"feed": GRAPHENE_FEED, "deep": GRAPHENE_DEEP, "detail": GRAPHENE_DETAIL}
+    ),
+    "strawberry-sqlalchemy-mapper": QuerySet(
+        {"feed": MAPPER_FEED, "deep": MAPPER_DEEP, "detail": MAPPER_DETAIL}, ids="row"
+    ),
+    "postgraphile": QuerySet(
+        {"feed": POSTGRAPHILE_FEED, "deep": POSTGRAPHILE_DEEP, "detail": POSTGRAPHILE_DETAIL},
+        ids="row",
+    ),
 }

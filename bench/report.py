@@ -1,48 +1,41 @@
-"""The figures: machine and versions, the tables, results/latest.json and bench/README.md."""
+"""The figures: one table per query, issue 9's must-targets, results/latest.json, the README.
 
+Ratios are within this run only: "x floor" is a server's req/s over the floor's on the same
+query, and the line under each table gives gql_blog's req/s over graphene-sqlalchemy's.
+"""
+
+import math
 import os
 import platform
 import re
-import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
 
 import orjson
 
 BENCH_DIR: Final = Path(__file__).resolve().parent
-RESULTS_PATH: Final = BENCH_DIR / "results" / "latest.json"
+RESULTS_DIR: Final = BENCH_DIR / "results"
 README_PATH: Final = BENCH_DIR / "README.md"
 README_START: Final = "<!-- results:start -->"
 README_END: Final = "<!-- results:end -->"
-MISSING: Final = "—"  # a server that does not answer the query
-PACKAGES: Final = (
-    "sqlalchemy",
-    "strawberry-graphql",
-    "graphql-core",
-    "starlette",
-    "uvicorn",
-    "uvloop",
-    "httptools",
-    "aiodataloader",
-    "aiosqlite",
-    "asyncpg",
-    "orjson",
-    "httpx",
-)
+FLOOR: Final = "floor"
+OURS: Final = "gql_blog"
+GRAPHENE: Final = "graphene-sqlalchemy"
+# Issue 9's must-targets for gql_blog, on each query.
+MIN_SHARE_OF_FLOOR: Final = 0.25
+MIN_TIMES_GRAPHENE: Final = 10.0
+MAX_P99_OVER_P50: Final = 3.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Cell:
-    """One server answering one query on one database: statements per request and load figures."""
+    """One server under load on one query."""
 
-    dialect: str
     query: str
     server: str
-    statements: int
-    response_bytes: int
+    selects_per_request: float
     requests: int
     errors: int
     seconds: float
@@ -50,7 +43,7 @@ class Cell:
     p50_ms: float
     p99_ms: float
     mean_ms: float
-    solo_p50_ms: float
+    rss_mib: float | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,17 +51,18 @@ class Run:
     """Everything one benchmark run records."""
 
     started_at: str
+    finished_at: str
     command: str
     quick: bool
-    concurrency: int
+    connections: int
     seconds: float
     warmup_seconds: float
-    solo_seconds: float
+    cores: dict[str, int]
     machine: dict[str, Any]
     versions: dict[str, str]
-    databases: dict[str, dict[str, Any]]
+    data: dict[str, Any]
     cells: list[Cell]
-    notes: list[str]
+    skipped: dict[str, str]
 
 
 def now_utc() -> str:
@@ -81,24 +75,12 @@ def machine() -> dict[str, Any]:
     model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
     memory_kb = re.search(r"^MemTotal:\s*(\d+) kB$", meminfo, re.MULTILINE)
     return {
-        "nproc": len(os.sched_getaffinity(0)),
+        "nproc": os.cpu_count(),
         "cpu_model": model.group(1).strip() if model else "unknown",
         "ram_gib": round(int(memory_kb.group(1)) / 1024**2, 1) if memory_kb else None,
         "os": platform.platform(),
+        "load_average": os.getloadavg(),
     }
-
-
-def versions() -> dict[str, str]:
-    found = {
-        "python": platform.python_version(),
-        "sqlite (python's sqlite3)": sqlite3.sqlite_version,
-    }
-    for package in PACKAGES:
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = "not installed"
-    return found
 
 
 def _read(path: str) -> str:
@@ -109,124 +91,133 @@ def _read(path: str) -> str:
 
 
 def write_json(run: Run) -> Path:
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_bytes(orjson.dumps(asdict(run), option=orjson.OPT_INDENT_2))
-    return RESULTS_PATH
-
-
-def cells_table(cells: list[Cell]) -> str:
-    """Every cell, as a Markdown table; "—" rows for a server that does not answer a query."""
-    by_key = {(cell.dialect, cell.query, cell.server): cell for cell in cells}
-    lines = [
-        "| database | query | server | SQL statements / request | req/s | p50 ms | p99 ms "
-        "| requests | errors | p50 ms, 1 client |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for dialect, server, query in _grid(cells):
-        cell = by_key.get((dialect, query, server))
-        if cell is None:
-            lines.append(_row(dialect, query, server, *[MISSING] * 7))
-            continue
-        lines.append(
-            f"| {cell.dialect} | {cell.query} | {cell.server} | {cell.statements} "
-            f"| {cell.requests_per_second:,.1f} | {cell.p50_ms:,.1f} | {cell.p99_ms:,.1f} "
-            f"| {cell.requests:,} | {cell.errors} | {cell.solo_p50_ms:,.1f} |"
-        )
-    return "\n".join(lines)
-
-
-def ratios_table(cells: list[Cell]) -> str:
-    """gql_blog against naive for each database and query; "—" where naive does not answer."""
-    by_key = {(cell.dialect, cell.query, cell.server): cell for cell in cells}
-    lines = [
-        "| database | query | statements gql_blog / naive | req/s gql_blog ÷ naive "
-        "| p50 naive ÷ gql_blog | p99 naive ÷ gql_blog | 1-client p50 naive ÷ gql_blog |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    pairs = dict.fromkeys((cell.dialect, cell.query) for cell in cells)
-    for dialect, query in pairs:
-        ours = by_key.get((dialect, query, "gql_blog"))
-        naive = by_key.get((dialect, query, "naive"))
-        if ours is None or naive is None:
-            statements = [
-                MISSING if cell is None else str(cell.statements) for cell in (ours, naive)
-            ]
-            lines.append(_row(dialect, query, " / ".join(statements), *[MISSING] * 4))
-            continue
-        lines.append(
-            f"| {dialect} | {query} | {ours.statements} / {naive.statements} "
-            f"| {_ratio(ours.requests_per_second, naive.requests_per_second)} "
-            f"| {_ratio(naive.p50_ms, ours.p50_ms)} | {_ratio(naive.p99_ms, ours.p99_ms)} "
-            f"| {_ratio(naive.solo_p50_ms, ours.solo_p50_ms)} |"
-        )
-    return "\n".join(lines)
-
-
-def _row(*values: str) -> str:
-    return f"| {' | '.join(values)} |"
-
-
-def _grid(cells: list[Cell]) -> list[tuple[str, str, str]]:
-    """Every (database, server, query) the cells name, each in the order first seen."""
-    dialects = dict.fromkeys(cell.dialect for cell in cells)
-    servers = dict.fromkeys(cell.server for cell in cells)
-    queries = dict.fromkeys(cell.query for cell in cells)
-    return [
-        (dialect, server, query) for dialect in dialects for server in servers for query in queries
-    ]
-
-
-def _loads(averages: list[float]) -> str:
-    return " / ".join(f"{value:.2f}" for value in averages)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / "latest.json"
+    path.write_bytes(orjson.dumps(asdict(run), option=orjson.OPT_INDENT_2))
+    return path
 
 
 def _ratio(numerator: float, denominator: float) -> str:
-    if not denominator or denominator != denominator or numerator != numerator:
+    if not denominator or math.isnan(numerator) or math.isnan(denominator):
         return "n/a"
-    return f"{numerator / denominator:.1f}x"
+    return f"{numerator / denominator:.2f}x"
 
 
-def results_section(run: Run) -> str:
-    """The generated part of bench/README.md: figures, machine, versions, data and command."""
-    machine_line = (
-        f"{run.machine['nproc']} CPUs ({run.machine['cpu_model']}), "
-        f"{run.machine['ram_gib']} GiB RAM, {run.machine['os']}; load average (1, 5, 15 min) "
-        f"{_loads(run.machine['load_average_start'])} at the start, "
-        f"{_loads(run.machine['load_average_end'])} at the end"
-    )
-    version_line = ", ".join(f"{name} {version}" for name, version in run.versions.items())
-    database_lines = [
-        f"- **{dialect}** {info['server_version']}: {info['users']:,} users, {info['posts']:,} "
-        f"posts ({info['published_posts']:,} published), {info['comments']:,} comments, "
-        f"{info['tags']} tags, {info['post_tags']:,} post-tag links"
-        for dialect, info in run.databases.items()
+def _selects(value: float) -> str:
+    return f"{value:.0f}" if value == round(value) else f"{value:.1f}"
+
+
+def _rss(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def query_table(cells: list[Cell], query: str) -> str:
+    """One query's table: every server, its SELECTs, throughput, latency, RSS and x floor."""
+    rows = [cell for cell in cells if cell.query == query]
+    floor = next((cell for cell in rows if cell.server == FLOOR), None)
+    floor_rps = floor.requests_per_second if floor else math.nan
+    lines = [
+        f"**{query}**",
+        "",
+        "| server | SELECTs / request | req/s | p50 ms | p99 ms | RSS MiB | x floor | requests |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    for cell in rows:
+        if not cell.requests:
+            lines.append(
+                f"| {cell.server} | {_selects(cell.selects_per_request)} | 0 "
+                "| n/a | n/a | n/a | n/a | 0 |"
+            )
+            continue
+        lines.append(
+            f"| {cell.server} | {_selects(cell.selects_per_request)} "
+            f"| {cell.requests_per_second:,.1f} | {cell.p50_ms:,.1f} | {cell.p99_ms:,.1f} "
+            f"| {_rss(cell.rss_mib)} | {_ratio(cell.requests_per_second, floor_rps)} "
+            f"| {cell.requests:,} |"
+        )
+    ours = _find(rows, OURS)
+    graphene = _find(rows, GRAPHENE)
+    if ours and graphene:
+        lines += [
+            "",
+            f"gql_blog ÷ graphene-sqlalchemy (req/s): "
+            f"{_ratio(ours.requests_per_second, graphene.requests_per_second)}",
+        ]
+    return "\n".join(lines)
+
+
+def _find(cells: list[Cell], server: str) -> Cell | None:
+    return next((cell for cell in cells if cell.server == server), None)
+
+
+def targets(cells: list[Cell], queries: tuple[str, ...]) -> list[str]:
+    """Issue 9's must-targets for gql_blog, one line per query: each figure and whether it holds."""
+    lines = []
+    for query in queries:
+        rows = [cell for cell in cells if cell.query == query]
+        ours, floor, graphene = _find(rows, OURS), _find(rows, FLOOR), _find(rows, GRAPHENE)
+        if ours is None or floor is None or graphene is None:
+            lines.append(f"- {query}: not measured (gql_blog, the floor and graphene all needed)")
+            continue
+        share = ours.requests_per_second / floor.requests_per_second
+        times = ours.requests_per_second / graphene.requests_per_second
+        spread = ours.p99_ms / ours.p50_ms
+        checks = [
+            _check(f"{share:.2f}x the floor (≥ {MIN_SHARE_OF_FLOOR})", share >= MIN_SHARE_OF_FLOOR),
+            _check(
+                f"{times:.2f}x graphene (≥ {MIN_TIMES_GRAPHENE:g})", times >= MIN_TIMES_GRAPHENE
+            ),
+            _check(f"p99 = {spread:.2f}x p50 (≤ {MAX_P99_OVER_P50:g})", spread <= MAX_P99_OVER_P50),
+        ]
+        lines.append(f"- {query}: " + "; ".join(checks))
+    return lines
+
+
+def _check(text: str, holds: bool) -> str:
+    return f"{text} {'holds' if holds else '**misses**'}"
+
+
+def results_section(run: Run, queries: tuple[str, ...]) -> str:
+    """The generated part of bench/README.md."""
+    info = run.machine
+    load = " / ".join(f"{value:.2f}" for value in info["load_average"])
+    data = run.data
     parts = [
         README_START,
-        f"Run of {run.started_at}: {run.concurrency} concurrent clients for {run.seconds:g} s per "
-        f"cell after {run.warmup_seconds:g} s of warm-up and {run.solo_seconds:g} s of one "
-        "client alone; one uvicorn worker per server.",
+        f"Run of {run.started_at} to {run.finished_at}: wrk with {run.connections} connections, "
+        f"at least {run.warmup_seconds:g} s of warm-up then {run.seconds:g} s measured per cell "
+        "(longer for slow cells, see above); each "
+        f"server one process on core {run.cores['server']}, wrk and PostgreSQL on core "
+        f"{run.cores['load']}.",
         "",
-        cells_table(run.cells),
+    ]
+    for query in queries:
+        parts += [query_table(run.cells, query), ""]
+    parts += [
+        "Issue 9's must-targets for gql_blog:",
         "",
-        ratios_table(run.cells),
+        *targets(run.cells, queries),
         "",
         f"- **Command:** `{run.command}`",
-        f"- **Machine:** {machine_line}",
-        f"- **Versions:** {version_line}",
-        *database_lines,
-        *(f"- {note}" for note in run.notes),
+        f"- **Machine:** {info['nproc']} CPUs ({info['cpu_model']}), {info['ram_gib']} GiB RAM, "
+        f"{info['os']}; load average (1, 5, 15 min) at the end {load}",
+        "- **Versions:** " + ", ".join(f"{name} {value}" for name, value in run.versions.items()),
+        f"- **Data:** `{data['seed']}`: {data['users']:,} users, {data['posts']:,} posts "
+        f"({data['published_posts']:,} published), {data['comments']:,} comments, "
+        f"{data['tags']} tags, {data['post_tags']:,} post-tag links; the detail post is "
+        f"{data['detail_post_id']} ({data['detail_comments']} comments)",
+        *(f"- **Not measured:** {name}: {why}" for name, why in run.skipped.items()),
         README_END,
     ]
     return "\n".join(parts)
 
 
-def update_readme(run: Run) -> Path:
+def update_readme(run: Run, queries: tuple[str, ...]) -> Path:
     """Replace the generated section of bench/README.md (between its markers) with this run's."""
     current = README_PATH.read_text(encoding="utf-8")
     start, end = current.find(README_START), current.find(README_END)
     if start < 0 or end < start:
         raise RuntimeError(f"{README_PATH} lacks the {README_START} … {README_END} markers")
-    updated = current[:start] + results_section(run) + current[end + len(README_END) :]
+    updated = current[:start] + results_section(run, queries) + current[end + len(README_END) :]
     README_PATH.write_text(updated, encoding="utf-8")
     return README_PATH

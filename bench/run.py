@@ -1,320 +1,354 @@
-"""`python -m bench.run` (`make bench`): gql_blog against the naive server on SQLite and PostgreSQL.
+"""`python -m bench.run` (`make bench`): gql_blog beside the floor and its rivals, in one run.
 
-For each database: seed it (or reuse it), count each query's SQL statements per request through
-every app that answers it, in process, and check that gql_blog and the naive server answer the
-same data where both answer; then load each server — one uvicorn worker — with concurrent clients
-and record requests per second and latency percentiles. Queries only gql_blog answers (see
-`bench.queries`) get no comparison: instead their root connection must find something.
+1. Start a throwaway PostgreSQL 15 cluster pinned to the load core; create, migrate and seed the
+   database; give one post 32 comments; create an admin with a sign-in token.
+2. For each server (the floor first), pinned to the server core: ask the three queries and
+   compare each normalized answer with the floor's (a mismatch stops the run before any
+   timing); count SELECTs per request with pg_stat_statements; then, per query, warm up and
+   measure with wrk on the load core; read the server's RSS after each measured stretch.
+3. Print the tables and the must-targets, write results/latest.json and (full runs) the README.
+The cluster is stopped and deleted at the end, also on failure and Ctrl-C.
 """
 
 import asyncio
-import importlib
+import json
 import os
 import shlex
+import signal
+import socket
+import subprocess
 import sys
-from collections.abc import Coroutine
-from dataclasses import asdict, dataclass
-from typing import Any, Final, TypeVar
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final
 
 import click
-from sqlalchemy.exc import DBAPIError
 
-from bench import datasets, report
-from bench.counting import AppFactory, CountedRequest, count_request
-from bench.load import SERVERS, LoadResult, Server, drive, running_server
-from bench.queries import QUERIES, Query
-from gql_blog import db
-from gql_blog.config import Settings
+from bench import cluster, datasets, load, queries, report, servers
 
-T = TypeVar("T")
-
-FULL_PLAN: Final = datasets.SeedPlan(users=1_000, posts_per_user=50, comments_per_post=5)
-QUICK_PLAN: Final = datasets.SeedPlan(users=100, posts_per_user=10, comments_per_post=3)
-SHARED_CPU_NOTE: Final = (
-    "The load generator (httpx, in the benchmark's own process), the server under test and the "
-    "database share the machine's {nproc} CPUs, so the absolute figures understate what a server "
-    "alone would do; the ratios are the point."
+FULL_PLAN: Final = datasets.SeedPlan(users=1_000, posts_per_user=10, comments_per_post=5)
+QUICK_PLAN: Final = datasets.SeedPlan(users=100, posts_per_user=10, comments_per_post=5)
+COUNTED_REQUESTS: Final = 10
+CONCURRENT_CHECKS: Final = 4
+# A cell lasts long enough for every connection to finish a few requests: a server whose
+# requests queue for longer than the cell would otherwise show 0 req/s.
+REQUESTS_PER_CONNECTION: Final = 3
+MAX_CELL_SECONDS: Final = 60.0
+PACKAGES: Final = (
+    "strawberry-graphql",
+    "graphql-core",
+    "sqlalchemy",
+    "asyncpg",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "orjson",
+    "aiodataloader",
+    "strawberry-sqlalchemy-mapper",
 )
+GRAPHENE_PACKAGES: Final = (
+    "graphene",
+    "graphene-sqlalchemy",
+    "graphql-core",
+    "sqlalchemy",
+    "psycopg",
+)
+
+
+class AnswerMismatch(click.ClickException):
+    """A server answered differently from the floor (or failed): nothing was timed for it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LoadSettings:
-    concurrency: int
+class Settings:
     seconds: float
     warmup_seconds: float
-    solo_seconds: float
+    connections: int
+    server_core: int
+    load_core: int
+
+
+def _interrupt_on_sigterm() -> None:
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="Small data and short cells, to check the script.")
+@click.option("--quick", is_flag=True, help="Small data and 2 s cells, to check the script.")
+@click.option("--seconds", type=click.FloatRange(min=1), help="Measured seconds per cell. [10]")
+@click.option("--warmup", type=click.FloatRange(min=0), help="Warm-up seconds per cell. [3]")
+@click.option("--connections", default=16, show_default=True, type=click.IntRange(min=1))
 @click.option(
-    "--seconds", type=click.FloatRange(min=0.1), help="Measured seconds per cell.  [10; quick: 2]"
-)
-@click.option(
-    "--warmup", type=click.FloatRange(min=0), help="Warm-up seconds per cell.  [3; quick: 0.5]"
-)
-@click.option(
-    "--solo",
-    "solo_seconds",
-    type=click.FloatRange(min=0.1),
-    help="Seconds of one client alone per cell, for the latency without queueing.  [3; quick: 0.5]",
-)
-@click.option(
-    "--concurrency", default=16, show_default=True, type=click.IntRange(min=1), help="Clients."
-)
-@click.option(
-    "--dialect",
-    "dialects",
+    "--server",
+    "only",
     multiple=True,
-    type=click.Choice(["sqlite", "postgresql"]),
-    default=("sqlite", "postgresql"),
-    show_default=True,
-    help="Databases to run on (repeat the option for several).",
+    help="Measure only these servers (repeat the option); the floor always runs.",
 )
 @click.option(
-    "--postgres-url",
-    default=datasets.DEFAULT_POSTGRES_URL,
-    show_default=True,
-    help="PostgreSQL database for the benchmark; emptied and reseeded when its rows differ.",
-)
-@click.option(
-    "--readme/--no-readme",
-    default=None,
-    help="Write the figures into bench/README.md.  [yes; quick: no]",
+    "--readme/--no-readme", default=None, help="Write the tables into bench/README.md. [full: yes]"
 )
 def main(
     *,
     quick: bool,
     seconds: float | None,
     warmup: float | None,
-    solo_seconds: float | None,
-    concurrency: int,
-    dialects: tuple[str, ...],
-    postgres_url: str,
+    connections: int,
+    only: tuple[str, ...],
     readme: bool | None,
 ) -> None:
-    """Benchmark gql_blog against a naive N+1 resolver set on SQLite and PostgreSQL."""
-    plan = QUICK_PLAN if quick else FULL_PLAN
-    load = LoadSettings(
-        concurrency=concurrency,
+    """Benchmark gql_blog against the floor, graphene-sqlalchemy, strawberry-sqlalchemy-mapper,
+    the naive server and PostGraphile 5 on a throwaway PostgreSQL cluster."""
+    _interrupt_on_sigterm()
+    for problem in (cluster.available(), load.wrk_missing()):
+        if problem:
+            raise click.ClickException(problem)
+    cores = sorted(os.sched_getaffinity(0))
+    settings = Settings(
         seconds=seconds if seconds is not None else (2.0 if quick else 10.0),
-        warmup_seconds=warmup if warmup is not None else (0.5 if quick else 3.0),
-        solo_seconds=solo_seconds if solo_seconds is not None else (0.5 if quick else 3.0),
+        warmup_seconds=warmup if warmup is not None else (1.0 if quick else 3.0),
+        connections=connections,
+        server_core=cores[0],
+        load_core=cores[1] if len(cores) > 1 else cores[0],
     )
-    _check_query_servers()
+    chosen = [
+        server
+        for server in servers.all_servers(Path(sys.executable))
+        if not only or server.name in only or server.name == report.FLOOR
+    ]
+    plan = QUICK_PLAN if quick else FULL_PLAN
     started_at = report.now_utc()
-    load_at_start = os.getloadavg()
-    prepared = _prepare_all(plan, dialects=dialects, postgres_url=postgres_url)
-    cells, mismatches = _run_async(_measure_all(prepared, load))
-    machine = report.machine() | {
-        "load_average_start": load_at_start,
-        "load_average_end": os.getloadavg(),
-    }
+    with cluster.throwaway_cluster(port=_free_port(), core=settings.load_core, say=_say) as db:
+        dataset = datasets.prepare(
+            db.url(datasets.DATABASE, driver="postgresql+asyncpg"), plan, say=_say
+        )
+        stats_url = db.url("postgres")
+        cells, skipped = asyncio.run(_measure_all(chosen, dataset, settings, stats_url=stats_url))
     run = report.Run(
         started_at=started_at,
+        finished_at=report.now_utc(),
         command=_command(),
         quick=quick,
-        concurrency=load.concurrency,
-        seconds=load.seconds,
-        warmup_seconds=load.warmup_seconds,
-        solo_seconds=load.solo_seconds,
-        machine=machine,
-        versions=report.versions()
-        | {f"{ready.target.dialect} server": ready.server_version for ready in prepared},
-        databases={
-            ready.target.dialect: {"server_version": ready.server_version} | asdict(ready.rows)
-            for ready in prepared
-        },
+        connections=settings.connections,
+        seconds=settings.seconds,
+        warmup_seconds=settings.warmup_seconds,
+        cores={"server": settings.server_core, "load": settings.load_core},
+        machine=report.machine(),
+        versions=_versions(dataset),
+        data=_data(dataset, plan),
         cells=cells,
-        notes=[SHARED_CPU_NOTE.format(nproc=machine["nproc"]), *mismatches],
+        skipped=skipped,
     )
-    _publish(run, mismatches=mismatches, readme=readme if readme is not None else not quick)
-
-
-def _prepare_all(
-    plan: datasets.SeedPlan, *, dialects: tuple[str, ...], postgres_url: str
-) -> list[datasets.Prepared]:
-    targets = [
-        datasets.sqlite_target(plan)
-        if dialect == "sqlite"
-        else datasets.postgresql_target(postgres_url)
-        for dialect in dialects
-    ]
-    try:
-        prepared = [datasets.prepare(target, plan, say=_say) for target in targets]
-    except datasets.SeedError as error:
-        raise click.ClickException(str(error)) from None
-    except (OSError, DBAPIError) as error:
-        raise click.ClickException(
-            f"cannot prepare a database ({error}); use --dialect to choose the ones available"
-        ) from None
-    for ready in prepared:
-        _say(f"{ready.target.dialect}: {'reused' if ready.reused else 'seeded'} {ready.rows}")
-    return prepared
-
-
-def _publish(run: report.Run, *, mismatches: list[str], readme: bool) -> None:
-    """Print the tables, write latest.json, and update the README if every cell went well."""
-    cells = run.cells
-    click.echo(report.cells_table(cells))
-    click.echo()
-    click.echo(report.ratios_table(cells))
-    _say(f"wrote {report.write_json(run)}")
-    failed = [f"{cell.dialect} {cell.query} {cell.server}" for cell in cells if cell.errors]
-    if failed or mismatches:
-        raise click.ClickException(
-            f"errors in {', '.join(failed) or 'no cell'}; {len(mismatches)} answers differ or "
-            "are empty; "
-            f"bench/README.md left as it was (server logs: {report.RESULTS_PATH.parent})"
-        )
-    if readme:
-        _say(f"updated {report.update_readme(run)}")
+    _publish(run, readme=readme if readme is not None else not quick)
 
 
 async def _measure_all(
-    prepared: list[datasets.Prepared], load: LoadSettings
-) -> tuple[list[report.Cell], list[str]]:
+    chosen: list[servers.Server],
+    dataset: datasets.Dataset,
+    settings: Settings,
+    *,
+    stats_url: str,
+) -> tuple[list[report.Cell], dict[str, str]]:
     cells: list[report.Cell] = []
-    mismatches: list[str] = []
-    for ready in prepared:
-        counted = await _count_statements(ready.target)
-        mismatches += _compare_answers(ready.target.dialect, counted)
-        for server in SERVERS:
-            cells += await _load_server(ready.target, server, counted, load)
-    return cells, mismatches
+    skipped: dict[str, str] = {}
+    reference: dict[str, Any] = {}
+    for server in chosen:
+        if why := server.missing():
+            skipped[server.name] = why
+            _say(f"{server.name}: skipped: {why}")
+            continue
+        log_path = report.RESULTS_DIR / f"server-{server.name}.log"
+        async with servers.running(
+            server, dataset=dataset, port=_free_port(), core=settings.server_core, log_path=log_path
+        ) as live:
+            requests = _requests(server.name, dataset)
+            await _check_answers(server.name, live, requests, reference)
+            for query, request in requests.items():
+                cells.append(await _measure(server.name, query, live, request, settings, stats_url))
+    return cells, skipped
 
 
-def _queries_for(server: Server) -> dict[str, Query]:
-    """The queries `server` answers, in `QUERIES` order."""
-    return {name: query for name, query in QUERIES.items() if server.name in query.servers}
-
-
-def _check_query_servers() -> None:
-    known = {server.name for server in SERVERS}
-    for name, query in QUERIES.items():
-        if unknown := set(query.servers) - known:
-            raise click.ClickException(f"query {name} names unknown servers {sorted(unknown)}")
-
-
-async def _count_statements(target: datasets.Target) -> dict[tuple[str, str], CountedRequest]:
-    """Each query through each app that answers it once, in process, with the counter on."""
-    settings = Settings(database_url=target.url)
-    engine = db.create_engine(settings)
-    sessions = db.create_sessionmaker(engine)
-    counted: dict[tuple[str, str], CountedRequest] = {}
-    try:
-        for server in SERVERS:
-            for query_name, query in _queries_for(server).items():
-                result = await count_request(
-                    _factory(server), settings=settings, sessions=sessions, query=query.text
-                )
-                if result.errors:
-                    raise RuntimeError(f"{server.name} {query_name}: {result.errors}")
-                counted[server.name, query_name] = result
-                _say(
-                    f"{target.dialect} {query_name} {server.name}: {result.statements} statements"
-                    f"{_total_counts(result.data)}"
-                )
-    finally:
-        await engine.dispose()
-    return counted
-
-
-def _compare_answers(dialect: str, counted: dict[tuple[str, str], CountedRequest]) -> list[str]:
-    """gql_blog's answers against naive's where both answer; elsewhere, that it found something."""
-    mismatches = []
-    for query_name in QUERIES:
-        problem = _answer_problem(
-            counted.get(("gql_blog", query_name)), counted.get(("naive", query_name))
+def _requests(server: str, dataset: datasets.Dataset) -> dict[str, load.Request]:
+    texts = queries.QUERY_SETS[server]
+    return {
+        query: load.graphql_request(
+            texts.texts[query],
+            queries.variables_for(query, texts.ids, detail_post_id=dataset.detail_post_id),
+            token=dataset.admin_token,
         )
-        if problem:
-            mismatches.append(f"{dialect} {query_name}: {problem}")
-            _say(mismatches[-1])
-    return mismatches
+        for query in queries.QUERY_NAMES
+    }
 
 
-def _answer_problem(ours: CountedRequest | None, naive: CountedRequest | None) -> str | None:
-    if ours is None:
-        return None
-    if naive is not None:
-        return None if ours.data == naive.data else "gql_blog and naive answer different data"
-    if _found_nothing(ours.data):
-        return "gql_blog found nothing: the query no longer matches the seeded data"
-    return None
+async def _check_answers(
+    server: str, live: servers.Running, requests: dict[str, load.Request], reference: dict[str, Any]
+) -> None:
+    """Each answer, normalized, must equal the floor's; the floor's become the reference."""
+    for query, request in requests.items():
+        # One request alone, then a few at once: batches must not mix concurrent requests.
+        answers = [await load.ask(live.base_url, request)]
+        answers += await asyncio.gather(
+            *(load.ask(live.base_url, request) for _ in range(CONCURRENT_CHECKS))
+        )
+        for status, body in answers:
+            _compare(server, query, status, body, reference)
+    _say(f"{server}: the three answers equal the floor's, alone and {CONCURRENT_CHECKS} at once")
 
 
-def _root_connections(data: Any) -> list[dict[str, Any]]:
-    if not isinstance(data, dict):
-        return []
-    return [value for value in data.values() if isinstance(value, dict)]
+def _compare(server: str, query: str, status: int, body: Any, reference: dict[str, Any]) -> None:
+    if status != 200 or not isinstance(body, dict) or body.get("errors") or not body.get("data"):
+        raise AnswerMismatch(f"{server} {query}: status {status}, {str(body)[:500]}")
+    answer = queries.normalize(server, query, body["data"])
+    if server == report.FLOOR:
+        reference.setdefault(query, answer)
+    if answer != reference[query]:
+        path = report.RESULTS_DIR / f"mismatch-{server}-{query}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"floor": reference[query], server: answer}, indent=1))
+        raise AnswerMismatch(f"{server} {query}: the answer differs from the floor's ({path})")
 
 
-def _found_nothing(data: Any) -> bool:
-    """Whether an answer is empty: no root connection, or one with totalCount 0."""
-    roots = _root_connections(data)
-    return not roots or any(root.get("totalCount") == 0 for root in roots)
-
-
-def _total_counts(data: Any) -> str:
-    counts = [root["totalCount"] for root in _root_connections(data) if "totalCount" in root]
-    return "".join(f", totalCount {count:,}" for count in counts)
-
-
-async def _load_server(
-    target: datasets.Target,
-    server: Server,
-    counted: dict[tuple[str, str], CountedRequest],
-    load: LoadSettings,
-) -> list[report.Cell]:
-    cells = []
-    log_path = report.RESULTS_PATH.parent / f"server-{target.dialect}-{server.name}.log"
-    async with running_server(server, database_url=target.url, log_path=log_path) as base_url:
-        for query_name, query in _queries_for(server).items():
-            _say(f"{target.dialect} {query_name} {server.name}: loading")
-            text = query.text
-            await drive(base_url, text, concurrency=load.concurrency, seconds=load.warmup_seconds)
-            solo = await drive(base_url, text, concurrency=1, seconds=load.solo_seconds)
-            result = await drive(base_url, text, concurrency=load.concurrency, seconds=load.seconds)
-            cell = _cell(target.dialect, query_name, server.name, counted, result, solo)
-            _say(
-                f"  {cell.requests_per_second:,.1f} req/s, p50 {cell.p50_ms:,.1f} ms, "
-                f"p99 {cell.p99_ms:,.1f} ms, {cell.errors} errors"
-            )
-            cells.append(cell)
-    return cells
-
-
-def _cell(
-    dialect: str,
-    query_name: str,
-    server_name: str,
-    counted: dict[tuple[str, str], CountedRequest],
-    result: LoadResult,
-    solo: LoadResult,
+async def _measure(
+    server: str,
+    query: str,
+    live: servers.Running,
+    request: load.Request,
+    settings: Settings,
+    stats_url: str,
 ) -> report.Cell:
-    latencies = result.latencies_ms
-    request = counted[server_name, query_name]
-    return report.Cell(
-        dialect=dialect,
-        query=query_name,
-        server=server_name,
-        statements=request.statements,
-        response_bytes=request.response_bytes,
+    started = time.perf_counter()
+    selects = await load.count_selects(
+        live.base_url,
+        request,
+        stats_url=stats_url,
+        database=datasets.DATABASE,
+        requests=COUNTED_REQUESTS,
+    )
+    # One request alone takes about this long; under load a request waits for the others.
+    queued = (time.perf_counter() - started) / (COUNTED_REQUESTS + 1) * settings.connections
+    seconds = min(MAX_CELL_SECONDS, max(settings.seconds, queued * REQUESTS_PER_CONNECTION))
+    warmup = min(MAX_CELL_SECONDS, max(settings.warmup_seconds, queued))
+    body_path = report.RESULTS_DIR / f"body-{server}-{query}.json"
+    common = {"body_path": body_path, "core": settings.load_core}
+    if settings.warmup_seconds:
+        await load.run_wrk(
+            live.base_url, request, connections=settings.connections, seconds=warmup, **common
+        )
+        await load.drain(live.base_url, request)
+    result = await load.run_wrk(
+        live.base_url, request, connections=settings.connections, seconds=seconds, **common
+    )
+    await load.drain(live.base_url, request)
+    rss = live.rss_kib()
+    cell = report.Cell(
+        query=query,
+        server=server,
+        selects_per_request=selects,
         requests=result.requests,
+        errors=result.errors,
         seconds=round(result.seconds, 3),
         requests_per_second=round(result.requests_per_second, 1),
-        p50_ms=round(result.percentile_ms(50), 2),
-        p99_ms=round(result.percentile_ms(99), 2),
-        mean_ms=round(sum(latencies) / len(latencies), 2) if latencies else float("nan"),
-        solo_p50_ms=round(solo.percentile_ms(50), 2),
-        errors=result.errors + solo.errors,
+        p50_ms=round(result.p50_ms, 2),
+        p99_ms=round(result.p99_ms, 2),
+        mean_ms=round(result.mean_ms, 2),
+        rss_mib=None if rss is None else round(rss / 1024, 1),
     )
+    _say(
+        f"  {server} {query}: {_format_selects(selects)} SELECTs, "
+        f"{cell.requests_per_second:,.1f} req/s, p50 {cell.p50_ms:,.1f} ms, "
+        f"p99 {cell.p99_ms:,.1f} ms, {cell.errors} errors"
+    )
+    return cell
 
 
-def _factory(server: Server) -> AppFactory:
-    module_name, _, attribute = server.factory.partition(":")
-    factory: AppFactory = getattr(importlib.import_module(module_name), attribute)
-    return factory
+def _format_selects(value: float) -> str:
+    return f"{value:g}"
+
+
+def _publish(run: report.Run, *, readme: bool) -> None:
+    for query in queries.QUERY_NAMES:
+        click.echo(report.query_table(run.cells, query))
+        click.echo()
+    click.echo("Issue 9's must-targets for gql_blog:")
+    for line in report.targets(run.cells, queries.QUERY_NAMES):
+        click.echo(line)
+    _say(f"wrote {report.write_json(run)}")
+    failed = [f"{cell.server} {cell.query}" for cell in run.cells if cell.errors]
+    if failed:
+        raise click.ClickException(
+            f"requests failed under load in {', '.join(failed)}; bench/README.md left as it was"
+        )
+    if readme:
+        _say(f"updated {report.update_readme(run, queries.QUERY_NAMES)}")
+
+
+def _versions(dataset: datasets.Dataset) -> dict[str, str]:
+    found = {"python": sys.version.split()[0], "postgresql": dataset.server_version}
+    for package in PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    found |= _graphene_versions()
+    found["node"] = _output([str(servers.NODE), "--version"]).lstrip("v") or "not installed"
+    found["postgraphile"] = _package_version(servers.POSTGRAPHILE_DIR / "node_modules/postgraphile")
+    banner = _output(["wrk", "-v"]).split()
+    found["wrk"] = banner[1] if len(banner) > 1 else "not installed"
+    return found
+
+
+def _graphene_versions() -> dict[str, str]:
+    script = (
+        "import json, sys; from importlib import metadata;"
+        "print(json.dumps({p: metadata.version(p) for p in sys.argv[1:]}))"
+    )
+    text = _output([str(servers.GRAPHENE_PYTHON), "-c", script, *GRAPHENE_PACKAGES])
+    if not text:
+        return {"graphene-sqlalchemy": "not installed"}
+    return {f"{name} (graphene venv)": version for name, version in json.loads(text).items()}
+
+
+def _package_version(folder: Path) -> str:
+    try:
+        return str(json.loads((folder / "package.json").read_text())["version"])
+    except (OSError, KeyError, ValueError):
+        return "not installed"
+
+
+def _output(command: list[str]) -> str:
+    """The first line a command prints (wrk -v exits 1 after its banner), or ""."""
+    try:
+        finished = subprocess.run(command, capture_output=True, text=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    lines = (finished.stdout + finished.stderr).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _data(dataset: datasets.Dataset, plan: datasets.SeedPlan) -> dict[str, Any]:
+    return {
+        "seed": plan.command(),
+        "users": dataset.users,
+        "posts": dataset.posts,
+        "published_posts": dataset.published_posts,
+        "comments": dataset.comments,
+        "tags": dataset.tags,
+        "post_tags": dataset.post_tags,
+        "detail_post_id": dataset.detail_post_id,
+        "detail_comments": datasets.DETAIL_COMMENTS,
+    }
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _command() -> str:
@@ -326,16 +360,6 @@ def _command() -> str:
 
 def _say(message: str) -> None:
     click.echo(message, err=True)
-
-
-def _run_async(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run on uvloop when installed (uvicorn's standard extra brings it), as the server does."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coroutine)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coroutine)
 
 
 if __name__ == "__main__":
