@@ -23,6 +23,8 @@ from graphql import (
     GraphQLSchema,
     GraphQLSkipDirective,
     InlineFragmentNode,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
@@ -56,10 +58,16 @@ class NotPlannedError(Exception):
 
 @dataclass(slots=True)
 class Arguments:
-    """A field's arguments as the document gives them, coerced per request."""
+    """A field's arguments as the document gives them, coerced per request (once if constant)."""
 
     field: GraphQLField
     node: FieldNode
+    # The converted arguments, kept when the document gives them without variables.
+    constant: dict[str, Any] | None = None
+
+    @property
+    def has_variables(self) -> bool:
+        return any(_reads_variables(argument.value) for argument in self.node.arguments or ())
 
 
 @dataclass(slots=True, eq=False)
@@ -434,6 +442,16 @@ def _link_back_references(
             ):
                 to_one.parent = parent
                 parent.columns |= to_one.target.columns
+
+
+def _reads_variables(value: Any) -> bool:
+    if isinstance(value, VariableNode):
+        return True
+    if isinstance(value, ListValueNode):
+        return any(_reads_variables(item) for item in value.values)
+    if isinstance(value, ObjectValueNode):
+        return any(_reads_variables(item.value) for item in value.fields)
+    return False
 
 
 def _connection_entity(connection_type: GraphQLNamedType) -> str:

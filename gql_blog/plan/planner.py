@@ -29,7 +29,7 @@ from strawberry.types import ExecutionResult
 from gql_blog import auth, metrics, models
 from gql_blog.db import count_statements
 from gql_blog.plan.build import NotPlannedError, Plan, PlanBuilder, directive_variables
-from gql_blog.plan.run import Identity, Run, Statement
+from gql_blog.plan.run import FilterCache, Identity, Run, Statement
 from gql_blog.schema.context import Context
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ class Planner:
         self._max_bytes = max_bytes
         self._bytes = 0
         self._identity_statements: dict[str, Statement] = {}
+        self._filters = FilterCache()
         # How many requests the planner answered (tests and metrics read it).
         self.answered = 0
         self._documents: OrderedDict[tuple[str, str | None], tuple[_Document | None, int]] = (
@@ -144,6 +145,7 @@ class Planner:
                 dialect=dialect,
                 driver_rows=driver,
                 dialect_impl=dialect_impl,
+                filters=self._filters,
             )
             try:
                 data = await run.execute()

@@ -6,7 +6,7 @@ error where it belongs. A level's keys are all known before its statements run, 
 splits: the statement count is a function of the query's shape.
 """
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +40,7 @@ from gql_blog.schema.connections import ordering_of, page_request
 from gql_blog.schema.errors import UserInputError
 from gql_blog.schema.ids import decode_global_id
 from gql_blog.schema.inputs import plain_where
-from gql_blog.where import InvalidFilterError
+from gql_blog.where import InvalidFilterError, canonical_where
 
 # (statement, parameters) -> rows as mappings.
 Fetch = Callable[[Select[Any], Mapping[str, Any]], Awaitable[Sequence[Mapping[str, Any]]]]
@@ -94,6 +94,7 @@ class Run:
         dialect: str,
         driver_rows: DriverFetch | None = None,
         dialect_impl: Dialect | None = None,
+        filters: "FilterCache",
     ) -> None:
         self.plan = plan
         self.viewer = viewer
@@ -106,6 +107,8 @@ class Run:
         self._driver = driver_rows
         self._dialect_impl = dialect_impl
         self._viewer_kind = fetch.ViewerParameter.kind(viewer)
+        self._viewer_id = None if viewer is None or viewer.is_admin else viewer.id
+        self._filters = filters
         self._viewer_parameter = fetch.ViewerParameter.of(viewer)
         self._parameters: dict[str, Any] = {}
         if viewer is not None and not viewer.is_admin:
@@ -144,17 +147,24 @@ class Run:
                 self._lookups[root.index] = self._arguments(root.arguments)
 
     def _arguments(self, arguments: Arguments) -> dict[str, Any]:
+        if arguments.constant is not None:
+            return dict(arguments.constant)
         try:
             raw = get_argument_values(arguments.field, arguments.node, self._variables)
         except GraphQLError as error:
             raise NotPlannedError(str(error)) from None
         definition = arguments.field.extensions["strawberry-definition"]
-        return convert_arguments(
+        converted = convert_arguments(
             raw,
             definition.arguments,
             scalar_registry=self._schema.schema_converter.scalar_registry,
             config=self._schema.config,
         )
+        if not arguments.has_variables:
+            # The document's own literals: the same for every request of this plan.
+            arguments.constant = converted
+            return dict(converted)
+        return converted
 
     def _page_request(self, connection: ConnectionPlan) -> tuple[PageRequest, str]:
         args = self._arguments(connection.arguments)
@@ -175,15 +185,22 @@ class Run:
         return request, "" if where is None else where.key
 
     def _where(self, entity: str, where: Any) -> Filter | None:
+        plain = plain_where(where)
+        if not plain:
+            return None
+        key = (entity, canonical_where(plain), self._viewer_kind, self._viewer_id)
+        compiled = self._filters.get(key)
+        if compiled is not None:
+            return compiled
         try:
-            return compile_where(
-                self.viewer,
-                entity,
-                plain_where(where),
-                max_depth=self._settings.max_filter_depth,
+            compiled = compile_where(
+                self.viewer, entity, plain, max_depth=self._settings.max_filter_depth
             )
         except InvalidFilterError as error:
             raise NotPlannedError(str(error)) from None
+        if compiled is not None:
+            self._filters.put(key, compiled)
+        return compiled
 
     def _request(self, connection: ConnectionPlan) -> tuple[PageRequest, str]:
         found = self._requests[connection.index]
@@ -198,12 +215,13 @@ class Run:
     ) -> "Statement":
         """The node's statement for this viewer kind and page, built once and reused.
 
-        Cursor values are bind parameters; a filter's values are literals, so filtered pages are
-        built anew.
+        Cursor values are bind parameters; a filter's values are literals, so each filter text has
+        statements of its own (bounded per node: past that, they are built per request).
         """
-        if request is not None and request.where is not None:
-            return Statement(build())
-        key = (self._viewer_kind, None if request is None else request.shape())
+        shape = None if request is None else request.shape()
+        # A filter's relation conditions name a signed-in user's id as a literal.
+        owner = self._viewer_id if request is not None and request.where is not None else None
+        key = (self._viewer_kind, owner, shape)
         statement: Statement | None = node.statements.get(key)
         if statement is None:
             statement = Statement(
@@ -409,16 +427,38 @@ class Statement:
         self._positions: tuple[str, ...] = ()
         self._defaults: dict[str, Any] = {}
         if compiled_for is not None:
-            result = stmt.compile(dialect=compiled_for)
-            self.sql = result.string
-            self._positions = tuple(result.positiontup or ())
-            self._defaults = dict(result.params)
+            result: Any = stmt.compile(dialect=compiled_for)
+            # The driver gets the values as they are: only for statements whose parameters need
+            # no type processing and no expansion at execution (IN lists).
+            if not result._bind_processors and "POSTCOMPILE" not in result.string:
+                self.sql = result.string
+                self._positions = tuple(result.positiontup or ())
+                self._defaults = dict(result.params)
 
     def arguments(self, parameters: Mapping[str, Any]) -> list[Any]:
         defaults = self._defaults
         return [
             parameters[name] if name in parameters else defaults[name] for name in self._positions
         ]
+
+
+class FilterCache:
+    """Compiled filters by entity, filter text and viewer; the least recently used go first."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._filters: OrderedDict[Any, Filter] = OrderedDict()
+
+    def get(self, key: Any) -> Filter | None:
+        found = self._filters.get(key)
+        if found is not None:
+            self._filters.move_to_end(key)
+        return found
+
+    def put(self, key: Any, compiled: Filter) -> None:
+        self._filters[key] = compiled
+        if len(self._filters) > self._size:
+            self._filters.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)
