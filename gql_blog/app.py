@@ -23,6 +23,7 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequ
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
 from gql_blog import auth, db, graphiql, graphql_http, metrics, migrations, readiness, tracing
+from gql_blog.caches import LruCache
 from gql_blog.config import Settings
 from gql_blog.plan.planner import Planner
 from gql_blog.schema import limits, schema
@@ -58,6 +59,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.tracer = tracer
         self.planning = settings.planner
         self.planner = Planner(schema)
+        self._costs: LruCache[tuple[str, Any, str | None], int] = LruCache(4096)
         self.documents = DocumentCache(settings.document_cache_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -123,11 +125,17 @@ class GraphQLApp(GraphQL[Context, None]):
         cached = self.documents.get(query) if isinstance(query, str) else None
         if cached is None or cached.errors:
             return None
-        cost, errors = limits.request_limit_errors(
-            cached.document, request_data.operation_name, request_data.variables, self.settings
-        )
-        if errors:
-            return None
+        # The cost and list checks depend on the variables only: remembered for small ones.
+        key = (query, request_data.operation_name, _variables_key(request_data.variables))
+        cost = self._costs.get(key) if key[2] is not None else None
+        if cost is None:
+            cost, errors = limits.request_limit_errors(
+                cached.document, request_data.operation_name, request_data.variables, self.settings
+            )
+            if errors:
+                return None
+            if key[2] is not None:
+                self._costs.put(key, cost)
         planned = await self.planner.execute(
             query, request_data.operation_name, request_data.variables, context
         )
@@ -248,6 +256,17 @@ class GraphQLApp(GraphQL[Context, None]):
         if not isinstance(value, dict | list):
             raise HTTPException(400, "The request body must be a JSON object.")
         return value
+
+
+def _variables_key(variables: Any) -> str | None:
+    """Variables as a short, stable text, or None when they are too long to key a cache."""
+    if not variables:
+        return ""
+    try:
+        text = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return None
+    return text if len(text) <= 1024 else None
 
 
 async def healthz(request: Request) -> Response:

@@ -60,7 +60,7 @@ class Planner:
         self._max_bytes = max_bytes
         self._bytes = 0
         self._identity_statements: dict[str, Statement] = {}
-        self._filters = FilterCache()
+        self._filters = FilterCache(1024)
         # How many requests the planner answered (tests and metrics read it).
         self.answered = 0
         self._documents: OrderedDict[tuple[str, str | None], tuple[_Document | None, int]] = (

@@ -6,7 +6,7 @@ error where it belongs. A level's keys are all known before its statements run, 
 splits: the statement count is a function of the query's shape.
 """
 
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +18,7 @@ from sqlalchemy.sql import Select
 from strawberry.types.arguments import convert_arguments
 
 from gql_blog import models
+from gql_blog.caches import LruCache
 from gql_blog.config import Settings
 from gql_blog.loaders import MAX_BATCH, Filter, Page, PageRequest, compile_where
 from gql_blog.ordering import Ordering
@@ -449,23 +450,8 @@ class Statement:
         ]
 
 
-class FilterCache:
-    """Compiled filters by entity, filter text and viewer; the least recently used go first."""
-
-    def __init__(self, size: int = 1024) -> None:
-        self._size = size
-        self._filters: OrderedDict[Any, Filter] = OrderedDict()
-
-    def get(self, key: Any) -> Filter | None:
-        found = self._filters.get(key)
-        if found is not None:
-            self._filters.move_to_end(key)
-        return found
-
-    def put(self, key: Any, compiled: Filter) -> None:
-        self._filters[key] = compiled
-        if len(self._filters) > self._size:
-            self._filters.popitem(last=False)
+# Compiled filters by entity, filter text and viewer (see `Run._where`).
+FilterCache = LruCache[Any, Filter]
 
 
 @dataclass(frozen=True, slots=True)
