@@ -109,6 +109,10 @@ async def running(
         BENCH_PORT=str(port),
         GRAPHILE_ENV="production",
         NODE_ENV="production",
+        # As many pooled connections as the floor keeps (its POOL_SIZE), all of them kept: with
+        # gql_blog's default 10 + 10 overflow, 16 clients open and close overflow connections.
+        GQL_BLOG_POOL_SIZE="20",
+        GQL_BLOG_MAX_OVERFLOW="0",
     )
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:

@@ -231,18 +231,28 @@ class SerialSession:
 
         return await self._serially(work)
 
-    async def driver_rows(self, sql: str, arguments: Sequence[Any]) -> Sequence[Any]:
-        """Rows of compiled PostgreSQL text, run on the asyncpg connection itself.
+    async def driver_connection(self) -> Any:
+        """The driver's own connection under the session's (asyncpg's, on PostgreSQL).
 
-        For statements SQLAlchemy compiled once whose parameters need no type processing: it
-        skips the async adaption, result processing and the greenlet hop of every execute.
+        Valid until the session's transaction ends: a caller that keeps it must not commit.
+        """
+
+        async def work() -> Any:
+            connection = await self.session.connection()
+            raw = await connection.get_raw_connection()
+            return raw.driver_connection
+
+        return await self._serially(work)
+
+    async def driver_rows(self, driver: Any, sql: str, arguments: Sequence[Any]) -> Sequence[Any]:
+        """Rows of compiled PostgreSQL text, run on `driver_connection()` itself.
+
+        For statements SQLAlchemy compiled once, with their parameters converted as SQLAlchemy
+        would: it skips the async adaption, result processing and greenlet hops of an execute.
         """
 
         async def work() -> Sequence[Any]:
-            connection = await self.session.connection()
-            raw = await connection.get_raw_connection()
             record_statement(sql)
-            driver: Any = raw.driver_connection
             rows: Sequence[Any] = await driver.fetch(sql, *arguments)
             return rows
 
