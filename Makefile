@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint format bench bench-memory wrk schema clean
+.PHONY: serve test lint format bench bench-memory bench-profile wrk schema clean
 
 # Exits 0 on a Python gql_blog runs on.
 SUPPORTED := import sys; sys.exit(sys.version_info < (3, 11))
@@ -74,6 +74,10 @@ bench: $(BENCH_STAMP) $(GRAPHENE_STAMP) $(POSTGRAPHILE_STAMP) wrk
 # gql_blog's RSS after 10,000 and 100,000 requests of a mixed load (about 6 minutes).
 bench-memory: $(BENCH_STAMP) wrk
 	$(BIN)/python -m bench.memory $(BENCH_ARGS)
+
+# Where gql_blog's CPU goes (py-spy), with the planner off and on (about 2 minutes).
+bench-profile: $(BENCH_STAMP) wrk
+	$(BIN)/python -m bench.profile $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(GRAPHENE_VENV) bench/postgraphile/node_modules
