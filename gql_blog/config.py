@@ -10,6 +10,8 @@ from typing import Self, TypeVar
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from gql_blog.errors import ConfigError as ConfigError  # re-exported: callers name it here
+
 T = TypeVar("T")
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./blog.db"
@@ -32,10 +34,6 @@ _SUPPORTED = {
 
 # An origin is a scheme, a host and an optional port: no path, no query.
 _ORIGIN = re.compile(r"\*|https?://[^/?#\s,]+")
-
-
-class ConfigError(ValueError):
-    """A setting is missing or has a value of the wrong shape; the message names the variable."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

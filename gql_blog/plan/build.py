@@ -34,6 +34,7 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_directive_values
 
 from gql_blog import models
+from gql_blog.errors import NotPlannedError as NotPlannedError  # re-exported: callers name it here
 from gql_blog.loaders import RELATIONS, Relation
 from gql_blog.plan.declarations import PLAN, Children, Email, GlobalId, Tags, ToOne
 from gql_blog.schema.ids import encode_global_id
@@ -50,10 +51,6 @@ _SKIP_AND_INCLUDE = frozenset({"skip", "include"})
 Getter = Callable[[Any, Any], Any]
 # An output field of a connection: (loaded connection, parent key, run) -> its JSON value.
 ConnectionGetter = Callable[[Any, Any, Any], Any]
-
-
-class NotPlannedError(Exception):
-    """The planner does not cover this operation; strawberry's executor runs it."""
 
 
 @dataclass(slots=True)
