@@ -175,6 +175,24 @@ class RootLookup:
 
 
 @dataclass(slots=True, eq=False)
+class StatementSlot:
+    """Where a plan node that is not a relation keeps its statements (see `Run._statement`)."""
+
+    statements: dict[Any, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class RootNodes:
+    """`node(id:)` or `nodes(ids:)`: rows of any entity type by global id, a plan per type."""
+
+    index: int
+    many: bool
+    targets: dict[str, ObjectPlan]
+    arguments: Arguments
+    slots: dict[str, StatementSlot] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
 class RootViewer:
     target: ObjectPlan
 
@@ -184,7 +202,7 @@ class RootTypename:
     pass
 
 
-RootField = RootConnection | RootLookup | RootViewer | RootTypename
+RootField = RootConnection | RootLookup | RootNodes | RootViewer | RootTypename
 
 
 @dataclass(slots=True, eq=False)
@@ -265,6 +283,15 @@ class PlanBuilder:
             return RootLookup(self._slot(), name, target, Arguments(definition, nodes[0]))
         if name == "viewer":
             return RootViewer(self._object(_entity_type(object_type), nodes))
+        if name in ("node", "nodes"):
+            # The id names the type: each entity type gets its own plan of the selection.
+            targets = {
+                entity: self._object(_entity_type(self._schema.type_map[entity]), nodes)
+                for entity in ENTITY_MODELS
+            }
+            slots = {entity: StatementSlot() for entity in ENTITY_MODELS}
+            arguments = Arguments(definition, nodes[0])
+            return RootNodes(self._slot(), name == "nodes", targets, arguments, slots)
         raise NotPlannedError(f"Query.{name} is not planned")
 
     def _collect(

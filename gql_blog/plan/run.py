@@ -32,6 +32,7 @@ from gql_blog.plan.build import (
     Plan,
     RootConnection,
     RootLookup,
+    RootNodes,
     RootTypename,
     RootViewer,
     TagsPlan,
@@ -144,7 +145,7 @@ class Run:
             except NotPlannedError as refused:
                 self._requests[connection.index] = refused
         for _, root in self.plan.roots:
-            if isinstance(root, RootLookup):
+            if isinstance(root, RootLookup | RootNodes):
                 self._lookups[root.index] = self._arguments(root.arguments)
 
     def _arguments(self, arguments: Arguments) -> dict[str, Any]:
@@ -255,7 +256,40 @@ class Run:
             if self.viewer is None:
                 return []
             return [(root.target, [self.viewer.row])]
+        if isinstance(root, RootNodes):
+            return await self._load_nodes(root)
         return []
+
+    def _by_id(self, target: ObjectPlan) -> Callable[[], Select[Any]]:
+        def build() -> Select[Any]:
+            return fetch.rows_by_id(
+                target.model, target.columns, self._viewer_parameter, self._dialect
+            )
+
+        return build
+
+    async def _load_nodes(self, root: RootNodes) -> list[tuple[ObjectPlan, list[Any]]]:
+        """Rows by global id: one statement per entity type named, as the generic loaders."""
+        args = self._lookups[root.index]
+        keys = [
+            _node_key(value, root.targets) for value in (args["ids"] if root.many else [args["id"]])
+        ]
+        wanted: dict[str, list[int]] = defaultdict(list)
+        for type_name, row_id in keys:
+            if row_id < _MAX_ID:
+                wanted[type_name].append(row_id)
+        found: dict[tuple[str, int], Any] = {}
+        level = []
+        for type_name, row_ids in wanted.items():
+            target = root.targets[type_name]
+            stmt = self._statement(root.slots[type_name], None, self._by_id(target))
+            rows = [
+                row for chunk in _chunks(_unique(row_ids)) for row in await self._rows(stmt, chunk)
+            ]
+            found.update(((type_name, row["id"]), row) for row in rows)
+            level.append((target, rows))
+        self.results[root.index] = (keys, found)
+        return level
 
     async def _lookup(self, root: RootLookup) -> Any:
         args = self._lookups[root.index]
@@ -410,11 +444,29 @@ class Run:
             return None if row is None else root.target.emit(row, self)
         if isinstance(root, RootViewer):
             return None if self.viewer is None else root.target.emit(self.viewer.row, self)
+        if isinstance(root, RootNodes):
+            keys, found = self.results[root.index]
+            nodes = [
+                None if (row := found.get(key)) is None else root.targets[key[0]].emit(row, self)
+                for key in keys
+            ]
+            return nodes if root.many else nodes[0]
         assert isinstance(root, RootTypename)
         return "Query"
 
 
 _NODE_TYPES = frozenset({"User", "Post", "Comment", "Tag", "AuditLogEntry"})
+
+
+def _node_key(value: Any, targets: dict[str, ObjectPlan]) -> tuple[str, int]:
+    """A global id's (type, row id); an invalid id or a type without a plan declines."""
+    try:
+        type_name, row_id = decode_global_id(value, known_types=_NODE_TYPES)
+    except UserInputError as error:
+        raise NotPlannedError(str(error)) from None
+    if type_name not in targets:
+        raise NotPlannedError(f"{type_name} nodes are not planned")
+    return type_name, row_id
 
 
 class Statement:

@@ -7,6 +7,7 @@ costs. On PostgreSQL, nested pages walk each parent's index with LATERAL ... LIM
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gql_blog.schema.ids import encode_global_id
 from tests.conftest import StatementCounter
 from tests.plan.conftest import PlannedApi
 from tests.schema.test_budgets import build_blog
@@ -59,3 +60,35 @@ async def test_nested_pages_use_lateral_on_postgresql(
         assert "ROW_NUMBER() OVER (PARTITION BY" not in nested
     else:
         assert "ROW_NUMBER() OVER (PARTITION BY" in nested
+
+
+NODES = """query($ids: [ID!]!) { nodes(ids: $ids) { __typename id
+  ... on Post { title author { username } } ... on Tag { name } ... on User { username } } }"""
+
+
+async def test_nodes_are_planned_with_one_statement_per_type(
+    planned_api: PlannedApi, db: AsyncSession, count_sql: StatementCounter
+) -> None:
+    blog = await build_blog(db, posts=4)
+    posts, tag, draft = blog.posts[:2], blog.tags[0], blog.drafts[0]
+    ids = [
+        encode_global_id("Post", posts[0].id),
+        encode_global_id("Tag", tag.id),
+        encode_global_id("Post", posts[1].id),
+        encode_global_id("Post", draft.id),  # hidden from the anonymous client: null
+        encode_global_id("User", 10**9),  # no such user: null
+    ]
+    client, planner = planned_api.client, planned_api.planner
+    await client.query(NODES, {"ids": ids})  # teaches the planner the document
+
+    answered = planner.answered
+    with count_sql() as counted:
+        result = await client.query(NODES, {"ids": ids})
+
+    assert result.errors is None
+    assert planner.answered == answered + 1, "the planner did not answer"
+    nodes = result.data["nodes"]
+    assert [node and node["__typename"] for node in nodes] == ["Post", "Tag", "Post", None, None]
+    assert nodes[1] == {"__typename": "Tag", "id": ids[1], "name": tag.name}
+    assert nodes[0]["title"] == posts[0].title
+    assert counted.total == 4  # the posts, the tag, the user, the posts' authors
