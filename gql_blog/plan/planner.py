@@ -20,6 +20,7 @@ from graphql import (
     FragmentDefinitionNode,
     GraphQLError,
     OperationDefinitionNode,
+    OperationType,
     parse,
 )
 from graphql.execution.values import VariableValues, get_variable_values
@@ -230,8 +231,8 @@ def _document(document: DocumentNode, operation_name: str | None) -> _Document |
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [d for d in operations if d.name and d.name.value == operation_name]
-    if len(operations) != 1:
-        return None
+    if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
+        return None  # ambiguous, or a mutation or subscription: never planned
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
