@@ -1,6 +1,7 @@
 """The Starlette app: /graphql (HTTP, GraphiQL), /healthz, /readyz, /metrics; one engine, a
 session per request."""
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -69,9 +70,36 @@ class GraphQLApp(GraphQL[Context, None]):
             serial = db.SerialSession(session)
             scope[_SESSION_KEY] = serial
             try:
-                await self._respond(scope, receive, send)
+                if scope["type"] == "http":
+                    await self._respond_in_time(scope, receive, send)
+                else:
+                    await self._respond(scope, receive, send)
             finally:
                 await serial.drain()
+
+    async def _respond_in_time(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer within the request's time limit; stop the work if the client hangs up."""
+        watch = graphql_http.DisconnectWatch(receive)
+        work = asyncio.ensure_future(self._respond(scope, watch.receive, watch.send_through(send)))
+        watching = asyncio.ensure_future(watch.disconnected())
+        limit = self.settings.request_timeout_seconds
+        try:
+            done, _ = await asyncio.wait(
+                {work, watching}, timeout=limit, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            watching.cancel()
+        if work in done or watch.response_complete:
+            await work  # answered; the disconnect is the server saying so
+            return
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
+        if watching in done:
+            logger.info("graphql.client_disconnected", extra={"path": scope.get("path")})
+            return
+        logger.warning("graphql.request_timeout", extra={"path": scope.get("path")})
+        if not watch.response_started:
+            await graphql_http.timeout_response(limit)(scope, receive, send)
 
     async def _respond(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -50,6 +50,8 @@ class Settings:
     max_filter_depth: int = 10
     # Reads the planner covers skip strawberry's executor (see gql_blog/plan/).
     planner: bool = True
+    # A request that runs longer is stopped (also each SQL statement, on PostgreSQL and MariaDB).
+    request_timeout_seconds: float = 15.0
     sign_in_window_seconds: int = 300
     sign_in_failures_per_username: int = 10
     sign_in_failures_per_address: int = 50
@@ -91,6 +93,7 @@ class Settings:
             max_page_size=reader.integer("MAX_PAGE_SIZE", 100, minimum=1),
             max_filter_depth=reader.integer("MAX_FILTER_DEPTH", 10, minimum=1),
             planner=reader.boolean("PLANNER", True),
+            request_timeout_seconds=reader.number("REQUEST_TIMEOUT_SECONDS", 15.0, minimum=0.1),
             sign_in_window_seconds=reader.integer("SIGN_IN_WINDOW_SECONDS", 300, minimum=1),
             sign_in_failures_per_username=reader.integer(
                 "SIGN_IN_FAILURES_PER_USERNAME", 10, minimum=1
@@ -183,6 +186,15 @@ class _Reader:
             return value
 
         return self._read(name, default, parse, f"a whole number >= {minimum}")
+
+    def number(self, name: str, default: float, *, minimum: float) -> float:
+        def parse(raw: str) -> float:
+            value = float(raw)
+            if not minimum <= value < float("inf"):
+                raise ValueError
+            return value
+
+        return self._read(name, default, parse, f"a number >= {minimum:g}")
 
     def boolean(self, name: str, default: bool) -> bool:
         words = {"1": True, "true": True, "yes": True, "on": True}

@@ -108,11 +108,20 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         }
         if backend in ("mysql", "mariadb") and "charset" not in target.query:
             target = target.update_query_dict({"charset": "utf8mb4"})
+        options["connect_args"] = _statement_timeout(backend, settings.request_timeout_seconds)
     engine = create_async_engine(target, **options)
     event.listen(engine.sync_engine, "before_cursor_execute", _before_cursor_execute)
     if backend == "sqlite":
         _configure_sqlite(engine)
     return engine
+
+
+def _statement_timeout(backend: str, seconds: float) -> dict[str, Any]:
+    """The server stops any statement running past the request's limit (its work stops too)."""
+    if backend == "postgresql":
+        return {"server_settings": {"statement_timeout": str(max(1, round(seconds * 1000)))}}
+    # MariaDB's max_statement_time is in seconds and applies to SELECTs.
+    return {"init_command": f"SET SESSION max_statement_time = {seconds:.3f}"}
 
 
 def _lower_text(value: Any) -> Any:
