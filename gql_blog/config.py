@@ -71,6 +71,10 @@ class Settings:
     document_cache_bytes: int = 64 * 1024 * 1024
     introspection: bool = True
     cors_origins: tuple[str, ...] = ()
+    # Automatic persisted queries: registered query texts kept per process, in bytes.
+    persisted_query_cache_bytes: int = 16 * 1024 * 1024
+    # A persisted-documents JSON file (hash → text): only its documents run (trusted mode).
+    trusted_documents: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Self:
@@ -116,6 +120,10 @@ class Settings:
             ),
             introspection=reader.boolean("INTROSPECTION", True),
             cors_origins=reader.origins("CORS_ORIGINS"),
+            persisted_query_cache_bytes=reader.integer(
+                "PERSISTED_QUERY_CACHE_BYTES", 16 * 1024 * 1024, minimum=0
+            ),
+            trusted_documents=environ.get("GQL_BLOG_TRUSTED_DOCUMENTS") or None,
         )
         if settings.default_page_size > settings.max_page_size:
             raise ConfigError(
