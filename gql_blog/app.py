@@ -27,6 +27,7 @@ from gql_blog import (
     db,
     graphiql,
     graphql_http,
+    http_caching,
     metrics,
     migrations,
     persisted_queries,
@@ -92,6 +93,7 @@ class GraphQLApp(GraphQL[Context, None]):
         media_type = graphql_http.response_media_type(request.headers.get("accept"))
         try:
             response = await self.run(await self._read_request(request))
+            response = self._with_caching_headers(request, response)
         except ClientDisconnect:
             logger.info("graphql.client_disconnected", extra={"path": request.url.path})
             return
@@ -155,6 +157,12 @@ class GraphQLApp(GraphQL[Context, None]):
         if planned is not None:
             planned.extensions = {**(planned.extensions or {}), "cost": cost}
         return planned
+
+    def _with_caching_headers(self, request: Request, response: Response) -> Response:
+        """Anonymous GET answers get Cache-Control and an ETag (or a 304); see http_caching."""
+        return http_caching.with_caching_headers(
+            request, response, max_age=self.settings.cache_max_age_seconds
+        )
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         # A GET of a persisted query has no `query` either, but wants its answer, not GraphiQL.

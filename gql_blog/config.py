@@ -75,6 +75,8 @@ class Settings:
     persisted_query_cache_bytes: int = 16 * 1024 * 1024
     # A persisted-documents JSON file (hash → text): only its documents run (trusted mode).
     trusted_documents: str | None = None
+    # How long shared caches and browsers may keep an anonymous GET answer.
+    cache_max_age_seconds: int = 60
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Self:
@@ -124,6 +126,7 @@ class Settings:
                 "PERSISTED_QUERY_CACHE_BYTES", 16 * 1024 * 1024, minimum=0
             ),
             trusted_documents=environ.get("GQL_BLOG_TRUSTED_DOCUMENTS") or None,
+            cache_max_age_seconds=reader.integer("CACHE_MAX_AGE_SECONDS", 60, minimum=0),
         )
         if settings.default_page_size > settings.max_page_size:
             raise ConfigError(
