@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequestProtocol
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
 from gql_blog import (
@@ -115,7 +116,7 @@ class GraphQLApp(GraphQL[Context, None]):
         request_data: Any,
     ) -> ExecutionResult:
         if isinstance(request_data, persisted_queries.UnresolvedRequest):
-            return request_data.result()  # an unknown or untrusted persisted query
+            return request_data.answer()  # an unknown or untrusted persisted query
         # Planned queries skip parsing, validation and the generic executor (see plan/).
         if self.planning:
             planned = await self._planned(request_data, context)
@@ -164,7 +165,7 @@ class GraphQLApp(GraphQL[Context, None]):
             request, response, max_age=self.settings.cache_max_age_seconds
         )
 
-    def should_render_graphql_ide(self, request: Any) -> bool:
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         # A GET of a persisted query has no `query` either, but wants its answer, not GraphiQL.
         if "extensions" in request.query_params:
             return False

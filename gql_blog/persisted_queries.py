@@ -24,6 +24,7 @@ from graphql import GraphQLError
 from strawberry.http import GraphQLRequestData
 from strawberry.types import ExecutionResult
 
+from gql_blog import metrics
 from gql_blog.bounded_cache import BoundedCache
 from gql_blog.config import ConfigError
 from gql_blog.graphql_http import RequestRefused
@@ -44,8 +45,16 @@ class UnresolvedRequest(GraphQLRequestData):
 
     error: GraphQLError | None = None
 
-    def result(self) -> ExecutionResult:
-        return ExecutionResult(data=None, errors=[self.error] if self.error else [])
+    def answer(self) -> ExecutionResult:
+        """The operation's answer, counted in the metrics as any refused operation is."""
+        errors = [self.error] if self.error else []
+        metrics.observe_operation(
+            operation=self.operation_name,
+            seconds=0.0,
+            statements=0,
+            error_codes=[(error.extensions or {}).get("code") for error in errors],
+        )
+        return ExecutionResult(data=None, errors=errors)
 
 
 def sha256_hex(query: str) -> str:
