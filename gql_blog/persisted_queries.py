@@ -25,7 +25,7 @@ from strawberry.http import GraphQLRequestData
 from strawberry.types import ExecutionResult
 
 from gql_blog import metrics
-from gql_blog.bounded_cache import BoundedCache
+from gql_blog.caches import SizedLruCache
 from gql_blog.config import ConfigError
 from gql_blog.graphql_http import RequestRefused
 from gql_blog.schema.errors import FORBIDDEN, PERSISTED_QUERY_NOT_FOUND
@@ -74,7 +74,7 @@ def persisted_hash(extensions: Mapping[str, Any] | None) -> str | None:
     return digest
 
 
-class RegisteredQueries(BoundedCache[str, str]):
+class RegisteredQueries(SizedLruCache[str, str]):
     """Registered query texts by hash, least recently used first out, at most `max_bytes`."""
 
     def register(self, digest: str, query: str) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from graphql import DocumentNode, GraphQLError
 from graphql.language import Token
 
-from gql_blog.bounded_cache import BoundedCache
+from gql_blog.caches import SizedLruCache
 
 # Measured ~360 bytes per token for the AST, its tokens and locations; rounded up.
 _BYTES_PER_TOKEN = 400
@@ -28,7 +28,7 @@ class DocumentCache:
     """A least-recently-used cache of documents by query text, at most `max_bytes` in total."""
 
     def __init__(self, max_bytes: int) -> None:
-        self._cache: BoundedCache[str, CachedDocument] = BoundedCache(max_bytes)
+        self._cache: SizedLruCache[str, CachedDocument] = SizedLruCache(max_bytes)
 
     def __len__(self) -> int:
         return len(self._cache)
