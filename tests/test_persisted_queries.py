@@ -131,15 +131,16 @@ def test_query_larger_than_the_cache_is_not_registered() -> None:
 # --- trusted documents -------------------------------------------------------------------------
 
 VIEWER = "query Viewer { viewer { username } }"
-# As @graphql-codegen/cli's client preset writes persisted-documents.json (here with sha1 keys,
-# its default), so a document is found by its file key and by its text's SHA-256.
+# As @graphql-codegen/cli's client preset writes persisted-documents.json: keys are the sha1 of
+# the text (its default) or `sha256:<hex>`; a document is found by its key and by its SHA-256.
 VIEWER_KEY = hashlib.sha1(VIEWER.encode()).hexdigest()
+TITLES_KEY = f"sha256:{_sha256(TITLES)}"
 
 
 @pytest.fixture
 def trusted_file(tmp_path: Path) -> Path:
     path = tmp_path / "persisted-documents.json"
-    path.write_text(json.dumps({VIEWER_KEY: VIEWER, _sha256(TITLES): TITLES}))
+    path.write_text(json.dumps({VIEWER_KEY: VIEWER, TITLES_KEY: TITLES}))
     return path
 
 
@@ -168,6 +169,14 @@ async def test_trusted_mode_runs_listed_documents(
     response = await _post(trusted_api, body)
     assert response.status_code == 200
     assert response.json() == {"data": {"viewer": None}, "extensions": {"cost": 0}}
+
+
+async def test_trusted_mode_runs_a_document_by_its_prefixed_key(
+    trusted_api: GraphQLClient, db: AsyncSession
+) -> None:
+    await make_post(db, author=await make_user(db), title="Hello")
+    response = await _post(trusted_api, {"extensions": _persisted(TITLES_KEY)})
+    assert response.json()["data"] == {"posts": {"nodes": [{"title": "Hello"}]}}
 
 
 @pytest.mark.parametrize(
