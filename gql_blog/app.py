@@ -21,9 +21,21 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequestProtocol
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
-from gql_blog import auth, db, graphiql, graphql_http, metrics, migrations, readiness, tracing
+from gql_blog import (
+    auth,
+    db,
+    graphiql,
+    graphql_http,
+    http_caching,
+    metrics,
+    migrations,
+    persisted_queries,
+    readiness,
+    tracing,
+)
 from gql_blog.caches import LruCache
 from gql_blog.config import Settings
 from gql_blog.plan.planner import Planner
@@ -62,6 +74,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.planner = Planner(schema)
         self._costs: LruCache[tuple[str, Any, str | None], int] = LruCache(4096)
         self.documents = DocumentCache(settings.document_cache_bytes)
+        self.persisted = _persisted_queries(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sessions: async_sessionmaker[AsyncSession] = scope["state"]["sessions"]
@@ -109,6 +122,7 @@ class GraphQLApp(GraphQL[Context, None]):
         media_type = graphql_http.response_media_type(request.headers.get("accept"))
         try:
             response = await self.run(await self._read_request(request))
+            response = self._with_caching_headers(request, response)
         except ClientDisconnect:
             logger.info("graphql.client_disconnected", extra={"path": request.url.path})
             return
@@ -129,6 +143,8 @@ class GraphQLApp(GraphQL[Context, None]):
         root_value: None,
         request_data: Any,
     ) -> ExecutionResult:
+        if isinstance(request_data, persisted_queries.UnresolvedRequest):
+            return request_data.answer()  # an unknown or untrusted persisted query
         # Planned queries skip parsing, validation and the generic executor (see plan/).
         if self.planning:
             planned = await self._planned(request_data, context)
@@ -170,6 +186,18 @@ class GraphQLApp(GraphQL[Context, None]):
         if planned is not None:
             planned.extensions = {**(planned.extensions or {}), "cost": cost}
         return planned
+
+    def _with_caching_headers(self, request: Request, response: Response) -> Response:
+        """Anonymous GET answers get Cache-Control and an ETag (or a 304); see http_caching."""
+        return http_caching.with_caching_headers(
+            request, response, max_age=self.settings.cache_max_age_seconds
+        )
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        # A GET of a persisted query has no `query` either, but wants its answer, not GraphiQL.
+        if "extensions" in request.query_params:
+            return False
+        return super().should_render_graphql_ide(request)
 
     async def _read_request(self, request: Request) -> Request:
         """The request with its body read within the size limit (POST only, JSON only)."""
@@ -263,7 +291,8 @@ class GraphQLApp(GraphQL[Context, None]):
         data = await super().parse_http_body(request)
         if isinstance(data, GraphQLRequestData):
             graphql_http.refuse_bad_operation_name(data.operation_name)
-        return data
+        # Before anything else reads `query`: a persisted query's hash becomes its text here.
+        return self.persisted.resolve_all(data)
 
     def _validate_batch_request(
         self, request_data: list[GraphQLRequestData], protocol: GraphQLRequestProtocol
@@ -380,6 +409,15 @@ def create_app(
             Route("/metrics", _metrics(settings), methods=["GET"]),
         ],
         lifespan=_lifespan(settings, sessions, tracer),
+    )
+
+
+def _persisted_queries(settings: Settings) -> persisted_queries.PersistedQueries:
+    trusted = None
+    if settings.trusted_documents is not None:
+        trusted = persisted_queries.load_trusted_documents(settings.trusted_documents)
+    return persisted_queries.PersistedQueries(
+        max_bytes=settings.persisted_query_cache_bytes, trusted=trusted
     )
 
 

@@ -71,6 +71,12 @@ class Settings:
     document_cache_bytes: int = 64 * 1024 * 1024
     introspection: bool = True
     cors_origins: tuple[str, ...] = ()
+    # Automatic persisted queries: registered query texts kept per process, in bytes.
+    persisted_query_cache_bytes: int = 16 * 1024 * 1024
+    # A persisted-documents JSON file (hash → text): only its documents run (trusted mode).
+    trusted_documents: str | None = None
+    # How long shared caches and browsers may keep an anonymous GET answer.
+    cache_max_age_seconds: int = 60
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Self:
@@ -117,6 +123,11 @@ class Settings:
             ),
             introspection=reader.boolean("INTROSPECTION", True),
             cors_origins=reader.origins("CORS_ORIGINS"),
+            persisted_query_cache_bytes=reader.integer(
+                "PERSISTED_QUERY_CACHE_BYTES", 16 * 1024 * 1024, minimum=0
+            ),
+            trusted_documents=environ.get("GQL_BLOG_TRUSTED_DOCUMENTS") or None,
+            cache_max_age_seconds=reader.integer("CACHE_MAX_AGE_SECONDS", 60, minimum=0),
         )
         if settings.default_page_size > settings.max_page_size:
             raise ConfigError(

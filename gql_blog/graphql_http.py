@@ -115,13 +115,20 @@ def refuse_bad_batch(operations: Sequence[object], maximum: int) -> None:
     if not all(
         isinstance(operation, dict) and _is_well_formed(operation) for operation in operations
     ):
-        message = "Each operation of a batch must be an object with a string `query`."
+        message = (
+            "Each operation of a batch must be an object with a string `query` "
+            "(or a persisted query's hash)."
+        )
         raise RequestRefused(400, GraphQLError(message))
 
 
 def _is_well_formed(operation: dict[str, Any]) -> bool:
+    # A persisted query may leave out its text: its hash stands for it.
+    query = operation.get("query")
+    extensions = operation.get("extensions")
+    is_persisted = isinstance(extensions, dict) and "persistedQuery" in extensions
     return (
-        isinstance(operation.get("query"), str)
+        (isinstance(query, str) or (query is None and is_persisted))
         and isinstance(operation.get("variables") or {}, dict)
         and isinstance(operation.get("extensions") or {}, dict)
         and isinstance(operation.get("operationName") or "", str)
