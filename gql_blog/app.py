@@ -93,26 +93,24 @@ class GraphQLApp(GraphQL[Context, None]):
     async def _respond_in_time(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer within the request's time limit; stop the work if the client hangs up."""
         watch = graphql_http.DisconnectWatch(receive)
-        work = asyncio.ensure_future(self._respond(scope, watch.receive, watch.send_through(send)))
-        watching = asyncio.ensure_future(watch.disconnected())
+        this = asyncio.current_task()
+        assert this is not None
+        watching = asyncio.ensure_future(watch.cancel_on_hang_up(this))
         limit = self.settings.request_timeout_seconds
         try:
-            done, _ = await asyncio.wait(
-                {work, watching}, timeout=limit, return_when=asyncio.FIRST_COMPLETED
-            )
+            async with asyncio.timeout(limit):
+                await self._respond(scope, watch.receive, watch.send_through(send))
+        except TimeoutError:
+            logger.warning("graphql.request_timeout", extra={"path": scope.get("path")})
+            if not watch.response_started:
+                await graphql_http.timeout_response(limit)(scope, receive, send)
+        except asyncio.CancelledError:
+            if not watch.hung_up:
+                raise
+            this.uncancel()  # the client's hang-up, not the server's: nothing more to send
+            logger.info("graphql.client_disconnected", extra={"path": scope.get("path")})
         finally:
             watching.cancel()
-        if work in done or watch.response_complete:
-            await work  # answered; the disconnect is the server saying so
-            return
-        work.cancel()
-        await asyncio.gather(work, return_exceptions=True)
-        if watching in done:
-            logger.info("graphql.client_disconnected", extra={"path": scope.get("path")})
-            return
-        logger.warning("graphql.request_timeout", extra={"path": scope.get("path")})
-        if not watch.response_started:
-            await graphql_http.timeout_response(limit)(scope, receive, send)
 
     async def _respond(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

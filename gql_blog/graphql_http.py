@@ -232,7 +232,7 @@ def _without_content_headers(headers: Mapping[str, Any]) -> dict[str, str]:
 class DisconnectWatch:
     """A request's receive and send, watched: has the client hung up, has the answer begun?
 
-    The body is read through `receive`; once it is, `disconnected()` listens for the client
+    The body is read through `receive`; once it is, `cancel_on_hang_up()` listens for the client
     hanging up (an ASGI server says `http.disconnect`, also once the answer is complete).
     """
 
@@ -241,6 +241,7 @@ class DisconnectWatch:
         self._body_read = asyncio.Event()
         self.response_started = False
         self.response_complete = False
+        self.hung_up = False
 
     async def receive(self) -> Message:
         message = await self._receive()
@@ -258,11 +259,14 @@ class DisconnectWatch:
 
         return sending
 
-    async def disconnected(self) -> None:
-        """Return once the connection is gone (after the body was read)."""
+    async def cancel_on_hang_up(self, task: "asyncio.Task[Any]") -> None:
+        """Cancel `task` if the client hangs up before its answer is complete."""
         await self._body_read.wait()
         while (await self._receive())["type"] != "http.disconnect":
             pass
+        if not self.response_complete:
+            self.hung_up = True
+            task.cancel()
 
 
 def timeout_response(limit_seconds: float) -> Response:
