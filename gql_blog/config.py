@@ -44,6 +44,8 @@ class Settings:
     pool_size: int = 10
     max_overflow: int = 10
     pool_recycle_seconds: int = 1800
+    # How long a request waits for a database connection (a free one, or a new one to connect).
+    pool_timeout_seconds: float = 5.0
     echo_sql: bool = False
     debug: bool = False
     token_lifetime_seconds: int = 14 * 24 * 3600
@@ -84,6 +86,7 @@ class Settings:
             pool_size=reader.integer("POOL_SIZE", 10, minimum=1),
             max_overflow=reader.integer("MAX_OVERFLOW", 10, minimum=0),
             pool_recycle_seconds=reader.integer("POOL_RECYCLE_SECONDS", 1800, minimum=1),
+            pool_timeout_seconds=reader.seconds("POOL_TIMEOUT_SECONDS", 5.0),
             echo_sql=reader.boolean("ECHO_SQL", False),
             debug=reader.boolean("DEBUG", False),
             token_lifetime_seconds=reader.integer(
@@ -185,6 +188,15 @@ class _Reader:
             return value
 
         return self._read(name, default, parse, f"a whole number >= {minimum}")
+
+    def seconds(self, name: str, default: float) -> float:
+        def parse(raw: str) -> float:
+            value = float(raw)
+            if not 0 < value < float("inf"):
+                raise ValueError
+            return value
+
+        return self._read(name, default, parse, "a number of seconds > 0")
 
     def boolean(self, name: str, default: bool) -> bool:
         words = {"1": True, "true": True, "yes": True, "on": True}
