@@ -1,40 +1,18 @@
 """Sign-in tokens: only a live token of an active user signs a request in, on both read paths."""
 
-import dataclasses
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_blog import auth, models
-from gql_blog.app import create_app
-from gql_blog.config import Settings
-from gql_blog.plan.planner import Planner
+from tests.conftest import PlannedApi
 from tests.factories import make_post, make_user
-from tests.graphql_client import GraphQLClient, request_sessions, serve_app
-from tests.plan.conftest import graphql_endpoint
+from tests.graphql_client import GraphQLClient
 
 # Root fields the planner answers: the second request of this document takes the planned path.
 FEED = "query Feed { viewer { username } posts { nodes { title } } }"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PlannedApi:
-    client: GraphQLClient
-    planner: Planner
-
-
-@pytest.fixture
-async def planned_api(
-    settings: Settings, connection: AsyncConnection, db: AsyncSession
-) -> AsyncIterator[PlannedApi]:
-    app = create_app(
-        dataclasses.replace(settings, planner=True), sessions=request_sessions(connection)
-    )
-    async with serve_app(app, db) as client:
-        yield PlannedApi(client, graphql_endpoint(app).planner)
 
 
 async def _feed_twice(api: PlannedApi, viewer: models.User) -> list[object]:
