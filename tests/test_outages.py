@@ -80,7 +80,7 @@ async def test_a_request_finding_every_connection_busy_answers_503_then_recovers
         waited = time.monotonic() - started
 
     assert (status, body, retry_after) == (503, BUSY, "1")
-    assert waited < 2
+    assert waited < 5  # the pool waits 0.2 s; the rest is a loaded machine's slack
     recovered = await _post(small_pool.api, POSTS)
     assert recovered[0] == 200
     assert recovered[1] == {
@@ -132,7 +132,7 @@ async def test_an_unreachable_database_answers_503_at_once(
     waited = time.monotonic() - started
 
     assert (status, body, retry_after) == (503, UNAVAILABLE, "1")
-    assert waited < 2
+    assert waited < 5  # refused at once; the rest is a loaded machine's slack
 
 
 async def test_a_signed_in_request_to_an_unreachable_database_answers_503(
