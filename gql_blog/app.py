@@ -128,8 +128,8 @@ class GraphQLApp(GraphQL[Context, None]):
             response = graphql_http.refusal_response(
                 error, method=request.method, media_type=media_type
             )
-        except Exception:  # the last boundary: whatever failed, the answer is GraphQL JSON
-            response = graphql_http.internal_error_response(media_type)
+        except Exception as error:  # the last boundary: whatever failed, the answer is GraphQL JSON
+            response = _error_response(error, media_type)
         await response(scope, receive, send)
 
     async def execute_single(
@@ -250,6 +250,9 @@ class GraphQLApp(GraphQL[Context, None]):
         sub_response: Response,
     ) -> Response:
         media_type = sub_response.media_type or graphql_http.JSON
+        outage = graphql_http.outage_in(response_data)
+        if outage is not None:
+            return graphql_http.outage_response(outage, media_type)
         response = Response(
             self.encode_json(response_data),
             status_code=graphql_http.status_for(response_data, media_type),
@@ -326,6 +329,14 @@ def _variables_key(variables: Any) -> str | None:
 
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
+
+
+def _error_response(error: Exception, media_type: str) -> Response:
+    """503 when the database was out of reach (the planned path raises), else a masked 500."""
+    outage = db.outage_of(error)
+    if outage is not None:
+        return graphql_http.outage_response(outage, media_type)
+    return graphql_http.internal_error_response(media_type)
 
 
 async def root(request: Request) -> Response:

@@ -1,15 +1,23 @@
-"""Passwords (argon2id), sign-in tokens (random, stored as SHA-256 digests) and the viewer."""
+"""Passwords (argon2id), sign-in tokens (random, stored as SHA-256 digests) and the viewer.
+
+Tokens are never compared in Python, so there is no comparison to make constant-time: a request's
+token is found by the SHA-256 digest of what it sent, in SQL (an index lookup). That lookup may
+take longer the more leading bytes of a stored digest the sent digest matches, but learning that
+a guess's digest shares a prefix with a stored one does not help choose the next guess (that
+would take SHA-256 preimages), and the token itself (32 random bytes) is compared with nothing.
+The plain token is returned once by `issue_token`, and never stored, logged or audited.
+"""
 
 import asyncio
 import functools
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import CursorResult, Select, bindparam, select, update
+from sqlalchemy import ColumnElement, CursorResult, Select, and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_blog import models
@@ -134,32 +142,37 @@ IDENTITY_COLUMNS = (
 )
 
 
+def _signed_in(
+    token_hash: ColumnElement[str] | str, now: ColumnElement[datetime] | datetime
+) -> ColumnElement[bool]:
+    """A live (unexpired, unrevoked) token of an active user: anything else reads as anonymous."""
+    return and_(
+        models.AuthToken.token_hash == token_hash,
+        models.AuthToken.revoked_at.is_(None),
+        models.AuthToken.expires_at > now,
+        models.User.is_active.is_(True),
+    )
+
+
 def identity_statement() -> Select[Any]:
     """The user of a live token, as Core columns: parameters `token_hash` and `now`."""
     user: Any = models.User
+    now = bindparam("now", type_=models.UtcDateTime())
     return (
         select(*(getattr(user, name).label(name) for name in IDENTITY_COLUMNS))
         .join(models.AuthToken, models.AuthToken.user_id == models.User.id)
-        .where(
-            models.AuthToken.token_hash == bindparam("token_hash"),
-            models.AuthToken.revoked_at.is_(None),
-            models.AuthToken.expires_at > bindparam("now", type_=models.UtcDateTime()),
-        )
+        .where(_signed_in(bindparam("token_hash"), now))
     )
 
 
 async def viewer_from_token(db: AsyncSession, token: str | None) -> models.User | None:
-    """The user a live (unexpired, unrevoked) token belongs to; anything else is anonymous."""
+    """The active user a live token belongs to; anything else is anonymous."""
     if not token:
         return None
     stmt = (
         select(models.User)
         .join(models.AuthToken, models.AuthToken.user_id == models.User.id)
-        .where(
-            models.AuthToken.token_hash == token_digest(token),
-            models.AuthToken.revoked_at.is_(None),
-            models.AuthToken.expires_at > models.utc_now(),
-        )
+        .where(_signed_in(token_digest(token), models.utc_now()))
     )
     return (await db.scalars(stmt)).one_or_none()
 

@@ -42,6 +42,8 @@ class Settings:
     pool_size: int = 10
     max_overflow: int = 10
     pool_recycle_seconds: int = 1800
+    # How long a request waits for a database connection (a free one, or a new one to connect).
+    pool_timeout_seconds: float = 5.0
     echo_sql: bool = False
     debug: bool = False
     token_lifetime_seconds: int = 14 * 24 * 3600
@@ -90,6 +92,7 @@ class Settings:
             pool_size=reader.integer("POOL_SIZE", 10, minimum=1),
             max_overflow=reader.integer("MAX_OVERFLOW", 10, minimum=0),
             pool_recycle_seconds=reader.integer("POOL_RECYCLE_SECONDS", 1800, minimum=1),
+            pool_timeout_seconds=reader.seconds("POOL_TIMEOUT_SECONDS", 5.0),
             echo_sql=reader.boolean("ECHO_SQL", False),
             debug=reader.boolean("DEBUG", False),
             token_lifetime_seconds=reader.integer(
@@ -99,7 +102,7 @@ class Settings:
             max_page_size=reader.integer("MAX_PAGE_SIZE", 100, minimum=1),
             max_filter_depth=reader.integer("MAX_FILTER_DEPTH", 10, minimum=1),
             planner=reader.boolean("PLANNER", True),
-            request_timeout_seconds=reader.number("REQUEST_TIMEOUT_SECONDS", 15.0, minimum=0.1),
+            request_timeout_seconds=reader.seconds("REQUEST_TIMEOUT_SECONDS", 15.0),
             sign_in_window_seconds=reader.integer("SIGN_IN_WINDOW_SECONDS", 300, minimum=1),
             sign_in_failures_per_username=reader.integer(
                 "SIGN_IN_FAILURES_PER_USERNAME", 10, minimum=1
@@ -198,14 +201,17 @@ class _Reader:
 
         return self._read(name, default, parse, f"a whole number >= {minimum}")
 
-    def number(self, name: str, default: float, *, minimum: float) -> float:
+    def seconds(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        """A duration: more than `minimum` seconds, fractions allowed."""
+
         def parse(raw: str) -> float:
             value = float(raw)
-            if not minimum <= value < float("inf"):
+            if not minimum < value < float("inf"):
                 raise ValueError
             return value
 
-        return self._read(name, default, parse, f"a number >= {minimum:g}")
+        return self._read(name, default, parse, f"a number of seconds > {minimum:g}")
+
 
     def boolean(self, name: str, default: bool) -> bool:
         words = {"1": True, "true": True, "yes": True, "on": True}

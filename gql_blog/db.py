@@ -2,11 +2,15 @@
 
 import asyncio
 import contextvars
+import enum
+import socket
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import sqlalchemy.exc
 from sqlalchemy import Executable, Result, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
@@ -76,6 +80,58 @@ def record_statement(statement: str) -> None:
         counted.statements.append(statement)
 
 
+class Outage(enum.Enum):
+    """Why a request could not reach the database: retrying later may well work."""
+
+    BUSY = "busy"  # every connection is in use (or, on SQLite, the write lock stayed taken)
+    UNAVAILABLE = "unavailable"  # the database refuses or drops connections
+
+
+# PostgreSQL SQLSTATEs: too_many_connections; admin_shutdown, crash_shutdown, cannot_connect_now.
+_BUSY_SQLSTATES = {"53300"}
+_UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03"}
+# MySQL/MariaDB client errors: cannot connect, server gone away, connection lost; too many.
+_UNAVAILABLE_ERRNOS = {2002, 2003, 2006, 2013}
+_BUSY_ERRNOS = {1040}
+
+
+def outage_of(error: BaseException) -> Outage | None:
+    """The outage an exception (or one it was raised from) stands for; None for anything else."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        found = _outage_itself(cause)
+        if found is not None:
+            return found
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _outage_itself(error: BaseException) -> Outage | None:
+    if isinstance(error, sqlalchemy.exc.TimeoutError):  # the pool had no connection to give
+        return Outage.BUSY
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return Outage.UNAVAILABLE
+    if isinstance(error, ConnectionError | TimeoutError | socket.gaierror):
+        return Outage.UNAVAILABLE  # refused, reset, an unknown host, or the connect timed out
+    sqlstate = getattr(error, "sqlstate", None)
+    code = error.args[0] if error.args and isinstance(error.args[0], int) else None
+    if sqlstate in _BUSY_SQLSTATES or code in _BUSY_ERRNOS:
+        return Outage.BUSY
+    if sqlstate in _UNAVAILABLE_SQLSTATES or code in _UNAVAILABLE_ERRNOS:
+        return Outage.UNAVAILABLE
+    if isinstance(error, sqlite3.OperationalError):
+        return _SQLITE_OUTAGES.get(str(error))
+    return None
+
+
+_SQLITE_OUTAGES = {
+    "database is locked": Outage.BUSY,
+    "unable to open database file": Outage.UNAVAILABLE,
+}
+
+
 def error_reason(error: BaseException) -> str:
     """The driver's own message about a failure, on one line."""
     cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
@@ -93,22 +149,24 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     # found broken invalidates the pool, so the next checkout connects anew.
     options: dict[str, Any] = {"echo": settings.echo_sql}
     backend = target.get_backend_name()
-    if backend == "sqlite":
-        if target.database in (None, "", ":memory:"):
-            # One in-memory database, shared by every session of this engine.
-            options |= {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-        options["connect_args"] = options.get("connect_args", {}) | {
-            "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000
-        }
+    if backend == "sqlite" and target.database in (None, "", ":memory:"):
+        # One in-memory database, shared by every session of this engine.
+        options |= {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
     else:
+        # A request waits at most pool_timeout for a connection: then it is "server busy".
         options |= {
             "pool_size": settings.pool_size,
             "max_overflow": settings.max_overflow,
             "pool_recycle": settings.pool_recycle_seconds,
+            "pool_timeout": settings.pool_timeout_seconds,
         }
-        if backend in ("mysql", "mariadb") and "charset" not in target.query:
-            target = target.update_query_dict({"charset": "utf8mb4"})
-        options["connect_args"] = _statement_timeout(backend, settings.request_timeout_seconds)
+    options["connect_args"] = (
+        options.get("connect_args", {})
+        | _connect_timeout(backend, settings.pool_timeout_seconds)
+        | _statement_timeout(backend, settings.request_timeout_seconds)
+    )
+    if backend in ("mysql", "mariadb") and "charset" not in target.query:
+        target = target.update_query_dict({"charset": "utf8mb4"})
     engine = create_async_engine(target, **options)
     event.listen(engine.sync_engine, "before_cursor_execute", _before_cursor_execute)
     if backend == "sqlite":
@@ -116,12 +174,29 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     return engine
 
 
-def _statement_timeout(backend: str, seconds: float) -> dict[str, Any]:
-    """The server stops any statement running past the request's limit (its work stops too)."""
+def _statement_timeout(backend: str, request_seconds: float) -> dict[str, Any]:
+    """The server stops any statement running past the request's limit (its work stops too).
+
+    A second later than the request's own limit, so that one answers first (REQUEST_TIMEOUT)
+    and the server's only stops what the cancelled request left running.
+    """
+    seconds = request_seconds + 1
+    if backend == "sqlite":
+        return {}  # SQLite has no such limit
     if backend == "postgresql":
         return {"server_settings": {"statement_timeout": str(max(1, round(seconds * 1000)))}}
     # MariaDB's max_statement_time is in seconds and applies to SELECTs.
     return {"init_command": f"SET SESSION max_statement_time = {seconds:.3f}"}
+
+
+def _connect_timeout(backend: str, pool_timeout: float) -> dict[str, Any]:
+    """Each driver's own connect timeout: an unreachable server fails a request as fast as a
+    full pool does (SQLite: how long a statement waits for another writer's lock)."""
+    if backend == "sqlite":
+        return {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    if backend == "postgresql":
+        return {"timeout": pool_timeout}
+    return {"connect_timeout": pool_timeout}
 
 
 def _lower_text(value: Any) -> Any:

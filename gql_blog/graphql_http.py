@@ -24,7 +24,14 @@ from starlette.types import ASGIApp, Message, Receive, Send
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
-from gql_blog.schema.errors import QueryTooComplexError, internal_error, new_error_id
+from gql_blog import db
+from gql_blog.schema.errors import (
+    OUTAGE_CODES,
+    QueryTooComplexError,
+    internal_error,
+    new_error_id,
+    outage_error,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +195,29 @@ def internal_error_response(media_type: str) -> Response:
     error_id = new_error_id()
     logger.error("graphql.unexpected_error", exc_info=True, extra={"error_id": error_id})
     return graphql_error_response([internal_error(error_id)], 500, media_type)
+
+
+# How long a client should wait before retrying a request the database could not serve.
+RETRY_AFTER_SECONDS = 1
+_OUTAGES_BY_CODE = {code: outage for outage, code in OUTAGE_CODES.items()}
+
+
+def outage_in(response_data: object) -> db.Outage | None:
+    """The database outage a resolver's error reports in a response (or batch), if any."""
+    responses = response_data if isinstance(response_data, list) else [response_data]
+    for response in responses:
+        errors = response.get("errors") if isinstance(response, dict) else None
+        for error in errors or []:
+            code = (error.get("extensions") or {}).get("code")
+            if code in _OUTAGES_BY_CODE:
+                return _OUTAGES_BY_CODE[code]
+    return None
+
+
+def outage_response(outage: db.Outage, media_type: str) -> Response:
+    """A 503 for the whole request: the database was out of reach, so retrying may work."""
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return graphql_error_response([outage_error(outage)], 503, media_type, headers)
 
 
 def graphql_error_response(

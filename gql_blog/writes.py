@@ -13,9 +13,10 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    CursorResult,
+    Delete,
     Insert,
-    Result,
+    Row,
+    Update,
     and_,
     delete,
     insert,
@@ -24,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import Select
 
 from gql_blog import audit, models
@@ -267,48 +269,64 @@ async def delete_comment(session: AsyncSession, comment: models.Comment) -> None
     await session.flush()
 
 
-def _row_count(result: Result[Any]) -> int:
-    # An UPDATE or DELETE answers with a cursor result, whose rowcount says how many rows matched.
-    if not isinstance(result, CursorResult):
-        raise TypeError(f"expected a cursor result, got {type(result).__name__}")
-    return result.rowcount
-
-
 async def deactivate_users(session: AsyncSession, condition: ColumnElement[bool]) -> int:
     """Deactivate the matching active users in one UPDATE; how many were deactivated.
 
-    The bulk statement bypasses the audit listener: the rows it will change are read (and locked)
-    first, and their audit rows written beside it.
+    The bulk statement bypasses the audit listener: it writes one audit row for each user the
+    UPDATE changed (see `_bulk_change`), so a user committed meanwhile is logged or untouched.
     """
     matched = and_(condition, models.User.is_active.is_(True))
-    ids = await session.scalars(select(models.User.id).where(matched).with_for_update())
+    stmt = update(models.User).values(is_active=False)
+    changed = await _bulk_change(session, stmt, matched, [models.User.id])
     changes = audit.differences(models.User, {"is_active": (True, False)})
-    stmt = (
-        update(models.User)
-        .where(matched)
-        .values(is_active=False)
-        .execution_options(synchronize_session=False)
-    )
-    affected = _row_count(await session.execute(stmt))
-    await _write_audit(session, models.User, dict.fromkeys(ids, changes))
-    return affected
+    await _write_audit(session, models.User, dict.fromkeys((row.id for row in changed), changes))
+    return len(changed)
 
 
 async def delete_posts(session: AsyncSession, condition: ColumnElement[bool]) -> int:
     """Delete the matching posts in one DELETE (comments and tag links cascade); how many.
 
-    As for `deactivate_users`, the posts are read (and locked) first for their audit rows; their
-    comments go unlogged, as with `deletePost`.
+    As for `deactivate_users`, each post the DELETE removed gets its audit row, with the values
+    it had when deleted; their comments go unlogged, as with `deletePost`.
     """
     columns = [getattr(models.Post, name) for name in audit.AUDITED[models.Post].fields]
-    stmt = select(models.Post.id, *columns).where(condition).with_for_update()
-    doomed = {
-        row.id: audit.snapshot(models.Post, row._asdict()) for row in await session.execute(stmt)
-    }
-    delete_stmt = delete(models.Post).where(condition).execution_options(synchronize_session=False)
-    affected = _row_count(await session.execute(delete_stmt))
+    changed = await _bulk_change(
+        session, delete(models.Post), condition, [models.Post.id, *columns]
+    )
+    doomed = {row.id: audit.snapshot(models.Post, row._asdict()) for row in changed}
     await _write_audit(session, models.Post, doomed)
-    return affected
+    return len(changed)
+
+
+async def _bulk_change(
+    session: AsyncSession,
+    stmt: Update | Delete,
+    condition: ColumnElement[bool],
+    columns: Sequence[InstrumentedAttribute[Any]],
+) -> Sequence[Row[Any]]:
+    """Run one bulk UPDATE/DELETE on the rows `condition` matches; their `columns` (id first).
+
+    The rows it answers are exactly the rows it changed, on every database: the statement's own
+    RETURNING where the dialect has it (PostgreSQL, SQLite >= 3.35, MariaDB's DELETE); otherwise
+    (MariaDB's UPDATE) a locking read picks the rows and the statement names their ids, so a row
+    committed between the two is neither changed nor missing from the answer. Locking first and
+    then running the statement with the same condition would not do: under PostgreSQL's READ
+    COMMITTED the statement also sees rows committed after the lock, and would change them
+    unlogged.
+    """
+    dialect = session.get_bind().dialect
+    has_returning = (
+        dialect.update_returning if isinstance(stmt, Update) else dialect.delete_returning
+    )
+    # The session's rows are not kept in step with the change: the mutation answers a count.
+    stmt = stmt.execution_options(synchronize_session=False)
+    if has_returning:
+        return (await session.execute(stmt.where(condition).returning(*columns))).all()
+    locking = select(*columns).where(condition).with_for_update()
+    locked = (await session.execute(locking)).all()
+    if locked:
+        await session.execute(stmt.where(columns[0].in_([row[0] for row in locked])))
+    return locked
 
 
 async def _write_audit(

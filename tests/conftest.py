@@ -5,17 +5,21 @@ is rolled back at its end, so every test starts from an empty database.
 """
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from starlette.applications import Starlette
 
 from gql_blog import migrations
+from gql_blog.app import GraphQLApp, create_app
 from gql_blog.config import Settings
 from gql_blog.db import StatementCount, count_statements, create_engine
+from gql_blog.plan.planner import Planner
 from tests.databases import DIALECTS, empty_database
-from tests.graphql_client import GraphQLClient, serve_api
+from tests.graphql_client import GraphQLClient, request_sessions, serve_api, serve_app
 
 StatementCounter = Callable[[], AbstractContextManager[StatementCount]]
 
@@ -80,3 +84,28 @@ async def api(
     """Real HTTP through the ASGI app; each request's session joins the test's transaction."""
     async with serve_api(settings, connection, db) as client:
         yield client
+
+
+def graphql_endpoint(app: Starlette) -> GraphQLApp:
+    """The `/graphql` route's GraphQLApp, which owns the app's planner."""
+    endpoint = next(r for r in app.routes if getattr(r, "path", "") == "/graphql").endpoint
+    assert isinstance(endpoint, GraphQLApp)
+    return endpoint
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlannedApi:
+    client: GraphQLClient
+    planner: Planner
+
+
+@pytest.fixture
+async def planned_api(
+    settings: Settings, connection: AsyncConnection, db: AsyncSession
+) -> AsyncIterator[PlannedApi]:
+    """The app with the planner inside the test's transaction (as `api`), and its planner."""
+    app = create_app(
+        dataclasses.replace(settings, planner=True), sessions=request_sessions(connection)
+    )
+    async with serve_app(app, db) as client:
+        yield PlannedApi(client, graphql_endpoint(app).planner)

@@ -65,6 +65,19 @@ class GraphQLClient:
         )
 
 
+# What a response must never show: a traceback, SQL, or the names of the drivers underneath.
+LEAKS = ("Traceback", "SELECT ", "INSERT INTO", "sqlalchemy", "asyncpg", "asyncmy", "sqlite3")
+
+
+def assert_clean(response: httpx.Response) -> None:
+    """No 5xx, no masked internal error, nothing of the server's insides."""
+    assert response.status_code < 500, response.text[:500]
+    body = response.json()
+    codes = [(error.get("extensions") or {}).get("code") for error in body.get("errors") or []]
+    assert "INTERNAL_SERVER_ERROR" not in codes, response.text[:500]
+    assert not any(leak in response.text for leak in LEAKS), response.text[:500]
+
+
 def request_sessions(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
     """Request sessions joined to the test's transaction: their commits are savepoints."""
     return async_sessionmaker(

@@ -3,16 +3,20 @@
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import literal, select, text
+from sqlalchemy import func, literal, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from gql_blog import models
 from gql_blog.config import Settings
 from gql_blog.db import SerialSession, count_statements, create_engine, create_sessionmaker
-from tests.factories import make_user
+from gql_blog.schema.ids import encode_global_id
+from tests.committed import CommittedApi, serve_committed_api
+from tests.factories import make_post, make_user
+from tests.graphql_client import GraphQLClient
 
 
 async def usernames(db: AsyncSession) -> list[str]:
@@ -211,3 +215,78 @@ async def test_outer_rollback_undoes_a_released_savepoint(connection: AsyncConne
     await nested.commit()
     await connection.rollback()
     assert await connection.scalar(select(models.User.id)) is None
+
+
+# Concurrent writers (real commits, a connection per request)
+
+WRITERS = 16
+_POST = "__typename ... on Post { id } ... on Error { message }"
+_WRITES = {
+    "create": f'mutation($t: String!) {{ createPost(input: {{title: $t, content: "C", '
+    f'tags: ["shared", $t]}}) {{ {_POST} }} }}',
+    "comment": 'mutation($p: ID!) { addComment(input: {postId: $p, content: "Hi"}) '
+    "{ __typename } }",
+    "bio": "mutation($t: String!) { updateViewer(input: {bio: $t}) { __typename } }",
+    "import": 'mutation($t: String!) { importPosts(inputs: [{title: $t, content: "A"}, '
+    '{title: "", content: "refused"}, {title: $t, content: "B", tags: ["shared"]}]) '
+    "{ created } }",
+    "update": f"mutation($p: ID!, $t: String!) {{ updatePost(id: $p, input: {{title: $t, "
+    f'tags: ["shared"]}}) {{ {_POST} }} }}',
+    "publish": f"mutation($p: ID!) {{ publishPost(id: $p) {{ {_POST} }} }}",
+    "delete": "mutation($p: ID!) { deletePost(id: $p) { __typename } }",
+}
+
+
+@pytest.fixture
+async def committed(settings: Settings) -> AsyncIterator[CommittedApi]:
+    async with serve_committed_api(settings) as served:
+        yield served
+
+
+async def _write_a_while(
+    api: GraphQLClient, writer: models.User, shared: str, number: int
+) -> list[object]:
+    """One writer's mixed mutations, each answered before the next is sent."""
+    title = f"Writer {number}"
+    answers = []
+
+    async def send(name: str, **variables: str) -> Any:
+        result = await api.query(_WRITES[name], variables, viewer=writer)
+        answers.append((name, result.status, result.errors))
+        return result.data
+
+    created = await send("create", t=title)
+    mine = created["createPost"]["id"]
+    await send("comment", p=shared)
+    await send("bio", t=title)
+    await send("import", t=title)
+    await send("update", p=mine, t=title + "!")
+    await send("publish", p=mine)
+    await send("comment", p=mine)
+    await send("delete", p=mine)
+    return answers
+
+
+async def test_sixteen_concurrent_writers_of_mixed_mutations_all_succeed(
+    committed: CommittedApi,
+) -> None:
+    writers = [await make_user(committed.db) for _ in range(WRITERS)]
+    shared = await make_post(committed.db, author=writers[0], title="Shared")
+    for writer in writers:
+        await committed.api.token_for(writer)
+    await committed.db.commit()
+    shared_id = encode_global_id("Post", shared.id)
+
+    answers = await asyncio.gather(
+        *(
+            _write_a_while(committed.api, writer, shared_id, number)
+            for number, writer in enumerate(writers)
+        )
+    )
+
+    failed = [answer for each in answers for answer in each if answer[1:] != (200, None)]
+    assert failed == []
+    count = await committed.db.scalar(select(func.count()).select_from(models.Post))
+    assert count == 1 + 2 * WRITERS  # the shared post and each writer's two imported ones
+    comments = await committed.db.scalar(select(func.count()).select_from(models.Comment))
+    assert comments == WRITERS  # on the shared post; those on deleted posts went with them

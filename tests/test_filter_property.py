@@ -689,7 +689,9 @@ def _share(matched: int, total: int) -> str:
 
 def _expected(world: World, entity: str, where: Where, viewer: str | None) -> set[str]:
     """The global ids of the rows the contract says `where` selects for `viewer`."""
-    evaluator = Evaluator(world, None if viewer is None else world.users[viewer])
+    user = None if viewer is None else world.users[viewer]
+    # An inactive user's token reads as anonymous (cat is inactive).
+    evaluator = Evaluator(world, user if user is not None and user.is_active else None)
     if entity == "Post":
         return {
             encode_global_id("Post", post.id)

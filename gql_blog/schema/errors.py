@@ -2,9 +2,10 @@
 
 Expected failures of mutations are values (the `Error` types); what reaches the top level is
 either a `UserInputError` (BAD_USER_INPUT: invalid id, cursor, argument or filter), a
-`QueryTooComplexError` (QUERY_TOO_COMPLEX: a request over one of the limits) or something
-unexpected, which `MaskUnexpectedErrors` replaces by a generic message and an error id that the
-server log carries beside the traceback.
+`QueryTooComplexError` (QUERY_TOO_COMPLEX: a request over one of the limits), a database out of
+reach (SERVER_BUSY: no connection came free in time; DATABASE_UNAVAILABLE), which the app answers
+with a 503, or something unexpected, which `MaskUnexpectedErrors` replaces by a generic message
+and an error id that the server log carries beside the traceback.
 """
 
 import logging
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 from graphql import GraphQLError, Node
 from strawberry.extensions import SchemaExtension
 
+from gql_blog import db
+
 logger = logging.getLogger(__name__)
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
@@ -21,6 +24,13 @@ INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 FORBIDDEN = "FORBIDDEN"
 QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
+# The database could not be reached: the whole request answers 503 (see graphql_http).
+OUTAGE_CODES = {db.Outage.BUSY: "SERVER_BUSY", db.Outage.UNAVAILABLE: "DATABASE_UNAVAILABLE"}
+_OUTAGE_MESSAGES = {
+    db.Outage.BUSY: "The server is busy: no database connection came free in time. "
+    "Try again shortly.",
+    db.Outage.UNAVAILABLE: "The database is unavailable. Try again shortly.",
+}
 
 
 class UserInputError(GraphQLError):
@@ -70,6 +80,9 @@ class MaskUnexpectedErrors(SchemaExtension):
     def _mask(self, error: GraphQLError) -> GraphQLError:
         if _is_expected(error):
             return error
+        outage = db.outage_of(error.original_error) if error.original_error else None
+        if outage is not None:
+            return outage_error(outage, path=error.path, nodes=error.nodes)
         error_id = new_error_id()
         logger.error(
             "graphql.unexpected_error",
@@ -80,6 +93,16 @@ class MaskUnexpectedErrors(SchemaExtension):
         is_debug = getattr(getattr(context, "settings", None), "debug", False)
         detail = repr(error.original_error) if is_debug else None
         return internal_error(error_id, path=error.path, nodes=error.nodes, detail=detail)
+
+
+def outage_error(
+    outage: db.Outage, *, path: list[str | int] | None = None, nodes: list[Node] | None = None
+) -> GraphQLError:
+    """The clear error for a database out of reach (nothing to mask: no detail is in it)."""
+    logger.warning("graphql.database_outage", extra={"outage": outage.value, "path": path})
+    return GraphQLError(
+        _OUTAGE_MESSAGES[outage], path=path, nodes=nodes, extensions={"code": OUTAGE_CODES[outage]}
+    )
 
 
 def new_error_id() -> str:

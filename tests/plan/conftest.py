@@ -13,17 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from starlette.applications import Starlette
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_blog import auth, db, models
-from gql_blog.app import GraphQLApp, create_app
+from gql_blog.app import create_app
 from gql_blog.config import Settings
-from gql_blog.plan.planner import Planner
 from gql_blog.schema.ids import encode_global_id
 from tests.committed import empty_tables
+from tests.conftest import graphql_endpoint
 from tests.factories import make_comment, make_post, make_tag, make_user
-from tests.graphql_client import GraphQLClient, request_sessions, serve_app
+from tests.graphql_client import serve_app
 from tests.plan.differential import Twins
 
 # Equal timestamps on purpose: orderings by createdAt must fall back to the id alike.
@@ -156,31 +155,6 @@ async def build_blog(db: AsyncSession) -> Blog:
     posts = await _posts(db, users, tags)
     comments = await _comments(db, users, posts)
     return Blog(users=users, posts=posts, tags=tags, comments=comments)
-
-
-def graphql_endpoint(app: Starlette) -> GraphQLApp:
-    """The `/graphql` route's GraphQLApp, which owns the app's planner."""
-    endpoint = next(r for r in app.routes if getattr(r, "path", "") == "/graphql").endpoint
-    assert isinstance(endpoint, GraphQLApp)
-    return endpoint
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedApi:
-    client: GraphQLClient
-    planner: Planner
-
-
-@pytest.fixture
-async def planned_api(
-    settings: Settings, connection: AsyncConnection, db: AsyncSession
-) -> AsyncIterator[PlannedApi]:
-    """The app with the planner inside the test's transaction (as `api`), and its planner."""
-    app = create_app(
-        dataclasses.replace(settings, planner=True), sessions=request_sessions(connection)
-    )
-    async with serve_app(app, db) as client:
-        yield PlannedApi(client, graphql_endpoint(app).planner)
 
 
 @dataclass(frozen=True, slots=True)

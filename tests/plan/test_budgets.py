@@ -8,8 +8,7 @@ Each count is taken around the second request of a document: the one the planner
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import StatementCounter
-from tests.plan.conftest import PlannedApi
+from tests.conftest import PlannedApi, StatementCounter
 from tests.schema.test_budgets import BIG_QUERY, BIG_QUERY_STATEMENTS, build_blog
 
 FEED = """query($n: Int!) { posts(first: $n) { nodes { id title author { username } tags { name }

@@ -1,13 +1,19 @@
 """deactivateUsers and deletePosts: admins only, one UPDATE or DELETE, audited, filter-driven."""
 
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import event, insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.util import await_only
 
 from gql_blog import models
+from gql_blog.config import Settings
 from gql_blog.schema.ids import encode_global_id
+from tests.committed import CommittedApi, serve_committed_api
 from tests.conftest import StatementCounter
 from tests.factories import make_comment, make_post, make_tag, make_user
 from tests.graphql_client import GraphQLClient
@@ -276,3 +282,95 @@ async def test_bulk_filters_may_read_the_table_they_change(
     assert deactivated.data["deactivateUsers"]["affected"] == 1
     assert await _post_titles(db) == ["Buy now", "Welcome"]
     assert await _active_by_username(db) == {"admin": True, "spammer": False, "reader": True}
+
+
+# --- concurrent writers (PostgreSQL, real commits) ------------------------------------------------
+
+
+@pytest.fixture
+async def committed(settings: Settings, dialect: str) -> AsyncIterator[CommittedApi]:
+    if dialect != "postgresql":
+        # Elsewhere the intruding writer would wait for the bulk statement's locks (MariaDB's
+        # next-key locks, SQLite's one writer), so the race cannot happen there.
+        pytest.skip("the READ COMMITTED race is PostgreSQL's")
+    async with serve_committed_api(settings) as served:
+        yield served
+
+
+@contextmanager
+def _just_before(prefix: str, intrude: Callable[[], Coroutine[Any, Any, None]]) -> Iterator[None]:
+    """Run `intrude` (once, to its commit) right before the first statement starting `prefix`.
+
+    The listener runs in the requesting session's greenlet, so `await_only` holds that statement
+    back while another connection writes: the moment between a lock and the bulk statement.
+    """
+    pending = [intrude]
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if pending and statement.lstrip().upper().startswith(prefix):
+            await_only(pending.pop()())
+
+    event.listen(Engine, "before_cursor_execute", before)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "before_cursor_execute", before)
+    assert not pending, f"no statement started with {prefix!r}"
+
+
+async def test_a_post_committed_just_before_delete_posts_is_deleted_with_its_audit_row(
+    committed: CommittedApi, engine: AsyncEngine
+) -> None:
+    admin = await make_user(committed.db, is_admin=True)
+    author = await make_user(committed.db)
+    early = [await make_post(committed.db, author=author, title=f"Spam {n}") for n in range(2)]
+    await make_post(committed.db, author=author, title="Kept")
+    await committed.api.token_for(admin)
+    await committed.db.commit()
+    late_ids: list[int] = []
+
+    async def post_late() -> None:
+        async with engine.begin() as connection:
+            row = models.Post.__table__.c
+            stmt = insert(models.Post).values(title="Spam late", content="Buy.", user_id=author.id)
+            late_ids.append((await connection.execute(stmt.returning(row.id))).scalar_one())
+
+    with _just_before("DELETE FROM POSTS", post_late):
+        result = await committed.api.query(
+            DELETE_POSTS, {"where": {"title": {"startsWith": "Spam"}}}, viewer=admin
+        )
+
+    assert result.errors is None
+    assert await _post_titles(committed.db) == ["Kept"]
+    logged = {
+        row[0] for row in await _audit_entries(committed.db, "Post", models.AuditAction.DELETE)
+    }
+    assert logged == {post.id for post in early} | set(late_ids)
+    assert result.data["deletePosts"]["affected"] == 3
+
+
+async def test_a_user_committed_just_before_deactivate_users_is_logged_if_deactivated(
+    committed: CommittedApi, engine: AsyncEngine
+) -> None:
+    admin = await make_user(committed.db, username="admin", is_admin=True)
+    for n in range(2):
+        await make_user(committed.db, username=f"spam{n}")
+    await committed.api.token_for(admin)
+    await committed.db.commit()
+
+    async def sign_up_late() -> None:
+        async with AsyncSession(engine) as session:
+            await make_user(session, username="spam_late")
+            await session.commit()
+
+    with _just_before("UPDATE USERS", sign_up_late):
+        result = await committed.api.query(DEACTIVATE_USERS, {"where": SPAMMERS}, viewer=admin)
+
+    assert result.errors is None
+    active = await _active_by_username(committed.db)
+    deactivated = {name for name, is_active in active.items() if not is_active}
+    logged = await _audit_entries(committed.db, "User", models.AuditAction.UPDATE)
+    ids = {user.id: user.username for user in await committed.db.scalars(select(models.User))}
+    assert {ids[row[0]] for row in logged} == deactivated
+    assert deactivated == {"spam0", "spam1", "spam_late"}
+    assert result.data["deactivateUsers"]["affected"] == 3
