@@ -71,6 +71,10 @@ class Settings:
     document_cache_bytes: int = 64 * 1024 * 1024
     introspection: bool = True
     cors_origins: tuple[str, ...] = ()
+    # Subscriptions (graphql-transport-ws on /graphql).
+    max_subscriptions_per_connection: int = 20
+    subscriber_queue_size: int = 100
+    websocket_keepalive_seconds: int = 15
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Self:
@@ -116,6 +120,13 @@ class Settings:
             ),
             introspection=reader.boolean("INTROSPECTION", True),
             cors_origins=reader.origins("CORS_ORIGINS"),
+            max_subscriptions_per_connection=reader.integer(
+                "MAX_SUBSCRIPTIONS_PER_CONNECTION", 20, minimum=1
+            ),
+            subscriber_queue_size=reader.integer("SUBSCRIBER_QUEUE_SIZE", 100, minimum=1),
+            websocket_keepalive_seconds=reader.integer(
+                "WEBSOCKET_KEEPALIVE_SECONDS", 15, minimum=1
+            ),
         )
         if settings.default_page_size > settings.max_page_size:
             raise ConfigError(
