@@ -11,7 +11,7 @@ the others up or growing without bound.
 
     EventBus            one interface
     ├── InProcessBus    one worker: the hub is the whole transport
-    └── PostgresBus     LISTEN/NOTIFY on a dedicated connection (see events_postgres.py)
+    └── PostgresBus     PostgreSQL: NOTIFY with the commit, LISTEN on a dedicated connection
 """
 
 import abc
@@ -19,10 +19,13 @@ import asyncio
 import enum
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Self
 
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_blog.config import Settings
@@ -202,6 +205,101 @@ class InProcessBus(EventBus):
         self.hub.deliver(events)
 
 
+class PostgresBus(EventBus):
+    """PostgreSQL: NOTIFY in the mutation's transaction, LISTEN on a dedicated connection.
+
+    PostgreSQL sends a transaction's notifications when it commits, and to every session that
+    listens, so every worker on every machine sharing the database delivers every event (this
+    one's too, through its own LISTEN). The listening connection lives outside the pool; when it
+    breaks, it is opened again and listens again. Events committed while it is down are missed.
+    """
+
+    def __init__(self, database_url: str, *, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+        super().__init__(queue_size=queue_size)
+        self._dsn = make_url(database_url).set(drivername="postgresql")
+        self._listening: asyncio.Task[None] | None = None
+        self._connection: asyncpg.Connection | None = None
+        self._connected = asyncio.Condition()
+        self.connections_made = 0
+
+    @property
+    def listener_pid(self) -> int | None:
+        """The server process id of the listening connection (None while it is down)."""
+        return None if self._connection is None else self._connection.get_server_pid()
+
+    async def wait_connected(self, count: int) -> None:
+        """Return once the listening connection has been (re)opened `count` times in all."""
+        async with self._connected:
+            await self._connected.wait_for(lambda: self.connections_made >= count)
+
+    async def start(self) -> None:
+        self._listening = asyncio.create_task(self._listen_forever())
+
+    async def stop(self) -> None:
+        if self._listening is not None:
+            self._listening.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._listening
+
+    async def record(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        payloads = [event.encode() for event in events]
+        await session.execute(_NOTIFY, {"channel": CHANNEL, "payloads": payloads})
+
+    def committed(self, events: Sequence[Event]) -> None:
+        return  # the NOTIFY went out with the commit; our own LISTEN delivers it here too
+
+    async def _listen_forever(self) -> None:
+        delay = _RECONNECT_FIRST_DELAY
+        while True:
+            try:
+                await self._listen_once()
+                delay = _RECONNECT_FIRST_DELAY
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                logger.warning("events.listen_failed", extra={"reason": str(error)})
+            await asyncio.sleep(delay)  # a broken database gets a pause, not a tight loop
+            delay = min(delay * 2, _RECONNECT_MAX_DELAY)
+
+    async def _listen_once(self) -> None:
+        """Listen until the connection breaks."""
+        dsn = self._dsn.render_as_string(hide_password=False)
+        connection = await asyncpg.connect(dsn)
+        lost = asyncio.Event()
+        connection.add_termination_listener(lambda _connection: lost.set())
+        try:
+            await connection.add_listener(CHANNEL, self._on_notification)
+            self._connection = connection
+            async with self._connected:
+                self.connections_made += 1
+                self._connected.notify_all()
+            logger.info("events.listening", extra={"channel": CHANNEL})
+            await lost.wait()
+            logger.warning("events.listen_connection_lost", extra={"channel": CHANNEL})
+        finally:
+            self._connection = None
+            if not connection.is_closed():
+                await connection.close()
+
+    def _on_notification(self, connection: object, pid: int, channel: str, payload: str) -> None:
+        try:
+            event = Event.decode(payload)
+        except ValueError:
+            logger.warning("events.bad_payload", extra={"channel": channel})
+            return
+        self.hub.deliver([event])
+
+
+CHANNEL = "gql_blog_events"
+_NOTIFY = text(
+    "SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS text[])) AS payload"
+)
+_RECONNECT_FIRST_DELAY = 0.1
+_RECONNECT_MAX_DELAY = 5.0
+
+
 def create_bus(settings: Settings) -> EventBus:
     """The bus for the settings' database: LISTEN/NOTIFY on PostgreSQL, else in-process."""
+    if settings.dialect == "postgresql":
+        return PostgresBus(settings.database_url, queue_size=settings.subscriber_queue_size)
     return InProcessBus(queue_size=settings.subscriber_queue_size)

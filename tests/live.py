@@ -2,11 +2,14 @@
 
 import asyncio
 import json
+import os
 import socket
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +24,30 @@ from gql_blog.events import EventBus
 
 WAIT_SECONDS = 5
 PROTOCOL = "graphql-transport-ws"
+GQL_BLOG = Path(sys.executable).with_name("gql-blog")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def serve_environment(database_url: str) -> dict[str, str]:
+    """The environment for a `gql-blog serve` process on `database_url`, metrics unshared."""
+    env = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
+    return env | {"GQL_BLOG_DATABASE_URL": database_url}
+
+
+async def started_workers(server: asyncio.subprocess.Process, workers: int) -> None:
+    """Wait until `workers` processes have logged that their app started."""
+    assert server.stderr is not None
+    started = 0
+    while started < workers:
+        line = await server.stderr.readline()
+        assert line, "the server exited before its workers started"
+        started += b"Application startup complete" in line
 
 
 @asynccontextmanager
