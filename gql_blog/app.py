@@ -374,10 +374,11 @@ def _lifespan(
         engine = db.create_engine(settings)
         if tracer is not None:
             tracing.instrument_engine(engine, tracer)
-        chosen = bus or events.create_bus(settings)
+        engine_sessions = db.create_sessionmaker(engine)
+        chosen = bus or events.create_bus(settings, engine_sessions)
         await chosen.start()
         try:
-            yield {"sessions": db.create_sessionmaker(engine), "events": chosen}
+            yield {"sessions": engine_sessions, "events": chosen}
         finally:
             # uvicorn runs this after the in-flight requests have finished.
             await chosen.stop()

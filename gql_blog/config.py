@@ -75,6 +75,9 @@ class Settings:
     max_subscriptions_per_connection: int = 20
     subscriber_queue_size: int = 100
     websocket_keepalive_seconds: int = 15
+    # SQLite and MariaDB: how often each worker polls the event outbox, how long rows stay.
+    event_poll_interval_ms: int = 250
+    event_retention_seconds: int = 3600
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Self:
@@ -127,6 +130,8 @@ class Settings:
             websocket_keepalive_seconds=reader.integer(
                 "WEBSOCKET_KEEPALIVE_SECONDS", 15, minimum=1
             ),
+            event_poll_interval_ms=reader.integer("EVENT_POLL_INTERVAL_MS", 250, minimum=10),
+            event_retention_seconds=reader.integer("EVENT_RETENTION_SECONDS", 3600, minimum=60),
         )
         if settings.default_page_size > settings.max_page_size:
             raise ConfigError(

@@ -11,7 +11,8 @@ the others up or growing without bound.
 
     EventBus            one interface
     ├── InProcessBus    one worker: the hub is the whole transport
-    └── PostgresBus     PostgreSQL: NOTIFY with the commit, LISTEN on a dedicated connection
+    ├── PostgresBus     PostgreSQL: NOTIFY with the commit, LISTEN on a dedicated connection
+    └── OutboxBus       SQLite, MariaDB: an outbox row with the commit, polled by every worker
 """
 
 import abc
@@ -21,13 +22,16 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Self
 
 import asyncpg
-from sqlalchemy import text
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gql_blog import models
 from gql_blog.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -290,6 +294,110 @@ class PostgresBus(EventBus):
         self.hub.deliver([event])
 
 
+class OutboxBus(EventBus):
+    """SQLite and MariaDB: an outbox row in the mutation's transaction, polled by every worker.
+
+    Ids grow with each insert, but a transaction may commit after one with a higher id; so each
+    poll reads from the oldest id that could still appear (`_floor`), skipping ids delivered
+    already, and that floor moves past rows older than `OUTBOX_GRACE_SECONDS`. Rows older than
+    the retention period are deleted by whichever worker gets there.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        poll_interval: float = 0.25,
+        retention: timedelta = timedelta(hours=1),
+    ) -> None:
+        super().__init__(queue_size=queue_size)
+        self._sessions = sessions
+        self._poll_interval = poll_interval
+        self._retention = retention
+        self._polling: asyncio.Task[None] | None = None
+        self._floor = 0
+        self._delivered: set[int] = set()
+
+    async def start(self) -> None:
+        async with self._sessions() as session:
+            newest = await session.scalar(select(func.max(models.OutboxEvent.id)))
+        self._floor = newest or 0  # what committed before this worker started is history
+        self._polling = asyncio.create_task(self._poll_forever())
+
+    async def stop(self) -> None:
+        if self._polling is not None:
+            self._polling.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._polling
+
+    async def record(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        now = models.utc_now()
+        rows = [
+            {
+                "kind": event.kind.value,
+                "post_id": event.post_id,
+                "comment_id": event.comment_id,
+                "created_at": now,
+            }
+            for event in events
+        ]
+        await session.execute(insert(models.OutboxEvent), rows)
+
+    def committed(self, events: Sequence[Event]) -> None:
+        return  # every worker, this one too, finds the rows at its next poll
+
+    async def _poll_forever(self) -> None:
+        polls = 0
+        while True:
+            try:
+                await self.poll()
+                polls += 1
+                if polls % _POLLS_PER_PRUNE == 0:
+                    await self.prune()
+            except (OSError, SQLAlchemyError) as error:
+                logger.warning("events.poll_failed", extra={"reason": str(error)})
+            await asyncio.sleep(self._poll_interval)
+
+    async def poll(self) -> None:
+        """Deliver the rows committed since the last poll."""
+        stmt = (
+            select(models.OutboxEvent)
+            .where(models.OutboxEvent.id > self._floor)
+            .order_by(models.OutboxEvent.id)
+            .limit(_POLL_BATCH)
+        )
+        async with self._sessions() as session:
+            rows = (await session.scalars(stmt)).all()
+        fresh = [row for row in rows if row.id not in self._delivered]
+        self._delivered.update(row.id for row in fresh)
+        self.hub.deliver(Event(Kind(row.kind), row.post_id, row.comment_id) for row in fresh)
+        self._advance_floor(rows)
+
+    def _advance_floor(self, rows: Sequence[models.OutboxEvent]) -> None:
+        settled = models.utc_now() - timedelta(seconds=OUTBOX_GRACE_SECONDS)
+        for row in rows:
+            if row.created_at > settled:
+                break
+            self._floor = row.id
+        self._delivered = {row_id for row_id in self._delivered if row_id > self._floor}
+
+    async def prune(self) -> None:
+        """Delete the rows older than the retention period."""
+        cutoff = models.utc_now() - self._retention
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                delete(models.OutboxEvent).where(models.OutboxEvent.created_at < cutoff)
+            )
+
+
+# A transaction that commits later than this after writing its outbox row may go unseen.
+OUTBOX_GRACE_SECONDS = 10
+_POLL_BATCH = 1000
+_POLLS_PER_PRUNE = 240
+
 CHANNEL = "gql_blog_events"
 _NOTIFY = text(
     "SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS text[])) AS payload"
@@ -298,8 +406,23 @@ _RECONNECT_FIRST_DELAY = 0.1
 _RECONNECT_MAX_DELAY = 5.0
 
 
-def create_bus(settings: Settings) -> EventBus:
-    """The bus for the settings' database: LISTEN/NOTIFY on PostgreSQL, else in-process."""
+def create_bus(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> EventBus:
+    """The bus for the settings' database: LISTEN/NOTIFY on PostgreSQL, else the outbox.
+
+    An in-memory SQLite database lives in one process only: in-process events suffice there.
+    """
+    queue_size = settings.subscriber_queue_size
     if settings.dialect == "postgresql":
-        return PostgresBus(settings.database_url, queue_size=settings.subscriber_queue_size)
-    return InProcessBus(queue_size=settings.subscriber_queue_size)
+        return PostgresBus(settings.database_url, queue_size=queue_size)
+    if settings.dialect == "sqlite" and make_url(settings.database_url).database in (
+        None,
+        "",
+        ":memory:",
+    ):
+        return InProcessBus(queue_size=queue_size)
+    return OutboxBus(
+        sessions,
+        queue_size=queue_size,
+        poll_interval=settings.event_poll_interval_ms / 1000,
+        retention=timedelta(seconds=settings.event_retention_seconds),
+    )

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from gql_blog import events
 from gql_blog.config import Settings
+from gql_blog.db import create_sessionmaker
 
 WAIT_SECONDS = 5
 FIRST = events.Event(events.Kind.POST_PUBLISHED, 1)
@@ -33,9 +34,11 @@ async def _commit(engine: AsyncEngine, bus: events.EventBus, event: events.Event
 
 
 async def test_create_bus_picks_listen_notify_on_postgresql(
-    bus: events.PostgresBus, settings: Settings
+    bus: events.PostgresBus, settings: Settings, engine: AsyncEngine
 ) -> None:
-    assert isinstance(events.create_bus(settings), events.PostgresBus)
+    chosen = events.create_bus(settings, create_sessionmaker(engine))
+
+    assert isinstance(chosen, events.PostgresBus)
 
 
 async def test_a_committed_notify_reaches_the_listener(
