@@ -1,16 +1,19 @@
 """Subscriptions over graphql-transport-ws against a live uvicorn server, with real commits."""
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 import websockets
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_blog import events, models
+from gql_blog import auth, events, models
 from gql_blog.config import Settings
 from gql_blog.db import create_sessionmaker
 from gql_blog.schema.ids import encode_global_id
@@ -356,3 +359,35 @@ async def _open_subscriptions(address: str) -> float:
         line for line in text.splitlines() if line.startswith("gql_blog_open_subscriptions ")
     ]
     return float(line.split()[1])
+
+
+async def test_the_server_pings_idle_sockets(settings: Settings, bus: events.EventBus) -> None:
+    pinging = replace(settings, websocket_keepalive_seconds=1)
+    async with live_server(pinging, bus=bus) as address, socket_client(address) as client:
+        raw = await asyncio.wait_for(client.connection.recv(), WAIT_SECONDS)
+
+    assert json.loads(raw) == {"type": "ping"}
+
+
+async def test_an_expired_token_closes_the_socket_at_the_next_event(
+    server: str, committed: Committed
+) -> None:
+    alice = await _user(committed)
+    post_id = await _post(committed, alice, published=True)
+    socket_token = await committed.token_for(alice)
+    writer_token = await committed.token_for(alice)
+    async with socket_client(server, socket_token) as client:
+        await client.subscribe("1", COMMENT_ADDED, {"postId": post_id})
+        async with committed.sessions() as session:
+            expire = (
+                update(models.AuthToken)
+                .where(models.AuthToken.token_hash == auth.token_digest(socket_token))
+                .values(expires_at=models.utc_now() - timedelta(minutes=1))
+            )
+            await session.execute(expire)
+            await session.commit()
+        await _comment(server, writer_token, post_id, "After expiry.")
+
+        closed = await client.closed()
+
+    assert closed[0] == 4403
