@@ -8,7 +8,7 @@ or loader cache lives as long as the socket and two operations never share a tra
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from typing import Any
 
@@ -143,7 +143,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await self._send_result_stream(operation, result_source)
 
 
-def _operation_context(connection: Context, serial: db.SerialSession, close: Any) -> Context:
+def _operation_context(
+    connection: Context, serial: db.SerialSession, close: Callable[[int, str], Awaitable[None]]
+) -> Context:
+    """A copy of the socket's context for one operation: its own session, loaders, viewer."""
     return dataclasses.replace(
         connection,
         db=serial,

@@ -2,14 +2,19 @@
 
 import asyncio
 import json
+import os
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import gql
 import httpx
 import pytest
 import websockets
+from gql.transport.websockets import WebsocketsTransport
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -391,3 +396,62 @@ async def test_an_expired_token_closes_the_socket_at_the_next_event(
         closed = await client.closed()
 
     assert closed[0] == 4403
+
+
+async def test_the_npm_graphql_ws_client_receives_an_event(
+    server: str, committed: Committed
+) -> None:
+    node = shutil.which("node")
+    script = Path(__file__).with_name("graphql_ws_client.mjs")
+    if node is None or not (script.parent.parent / "node_modules" / "graphql-ws").is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail("node or the graphql-ws npm package is missing (run `npm ci`)")
+        pytest.skip("node or the graphql-ws npm package is missing (run `npm ci`)")
+    alice = await _user(committed)
+    token = await committed.token_for(alice)
+    before = await _open_subscriptions(server)
+    client = await asyncio.create_subprocess_exec(
+        *(node, "--experimental-websocket", "--no-warnings", str(script)),
+        *(f"ws://{server}/graphql", token),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        await asyncio.wait_for(_subscribed_beyond(server, before), WAIT_SECONDS)
+        variables = {"title": "From node", "published": True, "tags": ["js"]}
+        await mutate(server, CREATE_POST, variables, token=token)
+        assert client.stdout is not None
+        line = await asyncio.wait_for(client.stdout.readline(), WAIT_SECONDS)
+    finally:
+        client.kill()
+        await client.wait()
+
+    post = {"title": "From node", "author": {"username": alice.username}}
+    assert json.loads(line)["data"] == {"postPublished": post}
+
+
+async def _subscribed_beyond(address: str, count: float) -> None:
+    while await _open_subscriptions(address) <= count:
+        continue  # each look is a request to the server: it waits for the answer
+
+
+async def test_the_python_gql_client_receives_an_event(server: str, committed: Committed) -> None:
+    alice = await _user(committed)
+    token = await committed.token_for(alice)
+    transport = WebsocketsTransport(
+        url=f"ws://{server}/graphql",
+        subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+        init_payload={"authorization": f"Bearer {token}"},
+    )
+    before = await _open_subscriptions(server)
+    async with gql.Client(transport=transport) as session:
+        document = gql.gql('subscription { postPublished(tag: "py") { title } }')
+        results = session.subscribe(document)
+        first = asyncio.ensure_future(anext(results))
+        await asyncio.wait_for(_subscribed_beyond(server, before), WAIT_SECONDS)
+        variables = {"title": "From gql", "published": True, "tags": ["py"]}
+        await mutate(server, CREATE_POST, variables, token=token)
+
+        result = await asyncio.wait_for(first, WAIT_SECONDS)
+        await results.aclose()
+
+    assert result == {"postPublished": {"title": "From gql"}}
