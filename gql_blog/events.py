@@ -320,9 +320,7 @@ class OutboxBus(EventBus):
         self._delivered: set[int] = set()
 
     async def start(self) -> None:
-        async with self._sessions() as session:
-            newest = await session.scalar(select(func.max(models.OutboxEvent.id)))
-        self._floor = newest or 0  # what committed before this worker started is history
+        # In a task: the app starts (and /readyz says why) while the database is down or behind.
         self._polling = asyncio.create_task(self._poll_forever())
 
     async def stop(self) -> None:
@@ -351,8 +349,12 @@ class OutboxBus(EventBus):
 
     async def _poll_forever(self) -> None:
         polls = 0
+        started = False
         while True:
             try:
+                if not started:
+                    await self._skip_history()
+                    started = True
                 await self.poll()
                 polls += 1
                 if polls % _POLLS_PER_PRUNE == 0:
@@ -360,6 +362,12 @@ class OutboxBus(EventBus):
             except (OSError, SQLAlchemyError) as error:
                 logger.warning("events.poll_failed", extra={"reason": str(error)})
             await asyncio.sleep(self._poll_interval)
+
+    async def _skip_history(self) -> None:
+        """What committed before this worker started is history: poll from the newest id."""
+        async with self._sessions() as session:
+            newest = await session.scalar(select(func.max(models.OutboxEvent.id)))
+        self._floor = newest or 0
 
     async def poll(self) -> None:
         """Deliver the rows committed since the last poll."""
