@@ -17,6 +17,7 @@ the others up or growing without bound.
 
 import abc
 import asyncio
+import contextvars
 import enum
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -31,7 +32,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gql_blog import models
+from gql_blog import db, models
 from gql_blog.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -237,7 +238,7 @@ class PostgresBus(EventBus):
             await self._connected.wait_for(lambda: self.connections_made >= count)
 
     async def start(self) -> None:
-        self._listening = asyncio.create_task(self._listen_forever())
+        self._listening = asyncio.create_task(self._listen_forever(), context=contextvars.Context())
 
     async def stop(self) -> None:
         if self._listening is not None:
@@ -316,18 +317,20 @@ class OutboxBus(EventBus):
         self._poll_interval = poll_interval
         self._retention = retention
         self._polling: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._floor = 0
         self._delivered: set[int] = set()
 
     async def start(self) -> None:
         # In a task: the app starts (and /readyz says why) while the database is down or behind.
-        self._polling = asyncio.create_task(self._poll_forever())
+        # Its own context: no request's statement count or span is the poller's.
+        self._polling = asyncio.create_task(self._poll_forever(), context=contextvars.Context())
 
     async def stop(self) -> None:
+        """Let the current poll finish (never cancel a statement midway), then stop."""
+        self._stopping.set()
         if self._polling is not None:
-            self._polling.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._polling
+            await self._polling
 
     async def record(self, session: AsyncSession, events: Sequence[Event]) -> None:
         if not events:
@@ -350,7 +353,7 @@ class OutboxBus(EventBus):
     async def _poll_forever(self) -> None:
         polls = 0
         started = False
-        while True:
+        while not self._stopping.is_set():
             try:
                 if not started:
                     await self._skip_history()
@@ -361,12 +364,15 @@ class OutboxBus(EventBus):
                     await self.prune()
             except (OSError, SQLAlchemyError) as error:
                 logger.warning("events.poll_failed", extra={"reason": str(error)})
-            await asyncio.sleep(self._poll_interval)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._poll_interval)
 
     async def _skip_history(self) -> None:
         """What committed before this worker started is history: poll from the newest id."""
         async with self._sessions() as session:
-            newest = await session.scalar(select(func.max(models.OutboxEvent.id)))
+            newest = await session.scalar(
+                select(func.max(models.OutboxEvent.id)).execution_options(**_BACKGROUND)
+            )
         self._floor = newest or 0
 
     async def poll(self) -> None:
@@ -376,6 +382,7 @@ class OutboxBus(EventBus):
             .where(models.OutboxEvent.id > self._floor)
             .order_by(models.OutboxEvent.id)
             .limit(_POLL_BATCH)
+            .execution_options(**_BACKGROUND)
         )
         async with self._sessions() as session:
             rows = (await session.scalars(stmt)).all()
@@ -396,14 +403,15 @@ class OutboxBus(EventBus):
         """Delete the rows older than the retention period."""
         cutoff = models.utc_now() - self._retention
         async with self._sessions() as session, session.begin():
-            await session.execute(
-                delete(models.OutboxEvent).where(models.OutboxEvent.created_at < cutoff)
-            )
+            stmt = delete(models.OutboxEvent).where(models.OutboxEvent.created_at < cutoff)
+            await session.execute(stmt.execution_options(**_BACKGROUND))
 
 
 # A transaction that commits later than this after writing its outbox row may go unseen.
 OUTBOX_GRACE_SECONDS = 10
 _POLL_BATCH = 1000
+# Polls are the server's own housekeeping: no trace spans (see db.BACKGROUND).
+_BACKGROUND = {db.BACKGROUND: True}
 _POLLS_PER_PRUNE = 240
 
 CHANNEL = "gql_blog_events"
@@ -422,11 +430,7 @@ def create_bus(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -
     queue_size = settings.subscriber_queue_size
     if settings.dialect == "postgresql":
         return PostgresBus(settings.database_url, queue_size=queue_size)
-    if settings.dialect == "sqlite" and make_url(settings.database_url).database in (
-        None,
-        "",
-        ":memory:",
-    ):
+    if settings.dialect == "sqlite" and make_url(settings.database_url).database in _IN_MEMORY:
         return InProcessBus(queue_size=queue_size)
     return OutboxBus(
         sessions,
@@ -434,3 +438,6 @@ def create_bus(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -
         poll_interval=settings.event_poll_interval_ms / 1000,
         retention=timedelta(seconds=settings.event_retention_seconds),
     )
+
+
+_IN_MEMORY = (None, "", ":memory:")
