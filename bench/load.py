@@ -121,21 +121,40 @@ async def run_wrk(
     connections: int,
     seconds: float,
 ) -> WrkResult:
-    """wrk on `core` for `seconds` with `connections` connections (one thread)."""
+    """wrk on `core` for `seconds` with `connections` connections (one thread), one body."""
     await asyncio.to_thread(_write, body_path, request.body)
-    command = [
-        *("taskset", "-c", str(core), "wrk"),
-        *("-t", "1", "-c", str(connections), "-d", f"{seconds:.0f}s", "--timeout", "60s"),
-        *("-s", str(WRK_SCRIPT), f"{base_url}/graphql"),
-    ]
     environment = {
         "BENCH_BODY": str(body_path),
         "BENCH_AUTHORIZATION": request.headers.get("authorization", ""),
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
     }
+    return await run_wrk_script(
+        base_url,
+        WRK_SCRIPT,
+        environment=environment,
+        core=core,
+        connections=connections,
+        seconds=seconds,
+    )
+
+
+async def run_wrk_script(
+    base_url: str,
+    script: Path,
+    *,
+    environment: dict[str, str],
+    core: int,
+    connections: int,
+    seconds: float,
+) -> WrkResult:
+    """wrk with `script` (which prints the BENCH_RESULT line) on `core` for `seconds`."""
+    command = [
+        *("taskset", "-c", str(core), "wrk"),
+        *("-t", "1", "-c", str(connections), "-d", f"{seconds:.0f}s", "--timeout", "60s"),
+        *("-s", str(script), f"{base_url}/graphql"),
+    ]
     process = await asyncio.create_subprocess_exec(
         *command,
-        env=environment,
+        env={**environment, "PATH": "/usr/local/bin:/usr/bin:/bin"},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

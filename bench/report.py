@@ -214,10 +214,17 @@ def results_section(run: Run, queries: tuple[str, ...]) -> str:
 
 def update_readme(run: Run, queries: tuple[str, ...]) -> Path:
     """Replace the generated section of bench/README.md (between its markers) with this run's."""
-    current = README_PATH.read_text(encoding="utf-8")
-    start, end = current.find(README_START), current.find(README_END)
-    if start < 0 or end < start:
-        raise RuntimeError(f"{README_PATH} lacks the {README_START} … {README_END} markers")
-    updated = current[:start] + results_section(run, queries) + current[end + len(README_END) :]
-    README_PATH.write_text(updated, encoding="utf-8")
+    section = results_section(run, queries)
+    inner = section.removeprefix(README_START).removesuffix(README_END)
+    replace_between(README_PATH, README_START, README_END, inner)
     return README_PATH
+
+
+def replace_between(path: Path, start_marker: str, end_marker: str, text: str) -> None:
+    """Put `text` between the two markers of the file at `path` (both must be there)."""
+    current = path.read_text(encoding="utf-8")
+    start, end = current.find(start_marker), current.find(end_marker)
+    if start < 0 or end < start:
+        raise RuntimeError(f"{path} lacks the {start_marker} … {end_marker} markers")
+    updated = current[: start + len(start_marker)] + text + current[end:]
+    path.write_text(updated, encoding="utf-8")

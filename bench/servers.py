@@ -99,7 +99,13 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running(
-    server: Server, *, dataset: Dataset, port: int, core: int, log_path: Path
+    server: Server,
+    *,
+    dataset: Dataset,
+    port: int,
+    core: int,
+    log_path: Path,
+    extra_environment: dict[str, str] | None = None,
 ) -> AsyncIterator[Running]:
     """Run `server` pinned to `core` until the block ends."""
     plain_url = dataset.url.replace("+asyncpg", "")
@@ -109,6 +115,11 @@ async def running(
         BENCH_PORT=str(port),
         GRAPHILE_ENV="production",
         NODE_ENV="production",
+        # As many pooled connections as the floor keeps (its POOL_SIZE), all of them kept: with
+        # gql_blog's default 10 + 10 overflow, 16 clients open and close overflow connections.
+        GQL_BLOG_POOL_SIZE="20",
+        GQL_BLOG_MAX_OVERFLOW="0",
+        **(extra_environment or {}),
     )
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:

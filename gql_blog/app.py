@@ -1,6 +1,7 @@
 """The Starlette app: /graphql (HTTP, GraphiQL, websockets), /healthz, /readyz, /metrics; one
 engine and one event bus per process, a session per request (per operation on a websocket)."""
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -21,6 +22,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequestProtocol
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
@@ -32,12 +34,15 @@ from gql_blog import (
     events,
     graphiql,
     graphql_http,
+    http_caching,
     metrics,
     migrations,
+    persisted_queries,
     readiness,
     tracing,
     websocket,
 )
+from gql_blog.caches import LruCache
 from gql_blog.config import Settings
 from gql_blog.plan.planner import Planner
 from gql_blog.schema import limits, schema
@@ -87,7 +92,9 @@ class GraphQLApp(GraphQL[Context, None]):
         self.tracer = tracer
         self.planning = settings.planner
         self.planner = Planner(schema)
+        self._costs: LruCache[tuple[str, Any, str | None], int] = LruCache(4096)
         self.documents = DocumentCache(settings.document_cache_bytes)
+        self.persisted = _persisted_queries(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sessions: async_sessionmaker[AsyncSession] = scope["state"]["sessions"]
@@ -100,9 +107,33 @@ class GraphQLApp(GraphQL[Context, None]):
             serial = db.SerialSession(session)
             scope[_SESSION_KEY] = serial
             try:
-                await self._respond(scope, receive, send)
+                await self._respond_in_time(scope, receive, send)
             finally:
                 await serial.drain()
+
+    async def _respond_in_time(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer within the request's time limit; stop the work if the client hangs up."""
+        watch = graphql_http.DisconnectWatch(receive)
+        work = asyncio.ensure_future(self._respond(scope, watch.receive, watch.send_through(send)))
+        watching = asyncio.ensure_future(watch.disconnected())
+        limit = self.settings.request_timeout_seconds
+        try:
+            done, _ = await asyncio.wait(
+                {work, watching}, timeout=limit, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            watching.cancel()
+        if work in done or watch.response_complete:
+            await work  # answered; the disconnect is the server saying so
+            return
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
+        if watching in done:
+            logger.info("graphql.client_disconnected", extra={"path": scope.get("path")})
+            return
+        logger.warning("graphql.request_timeout", extra={"path": scope.get("path")})
+        if not watch.response_started:
+            await graphql_http.timeout_response(limit)(scope, receive, send)
 
     async def _respond(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -112,6 +143,7 @@ class GraphQLApp(GraphQL[Context, None]):
         media_type = graphql_http.response_media_type(request.headers.get("accept"))
         try:
             response = await self.run(await self._read_request(request))
+            response = self._with_caching_headers(request, response)
         except ClientDisconnect:
             logger.info("graphql.client_disconnected", extra={"path": request.url.path})
             return
@@ -132,6 +164,8 @@ class GraphQLApp(GraphQL[Context, None]):
         root_value: None,
         request_data: Any,
     ) -> ExecutionResult:
+        if isinstance(request_data, persisted_queries.UnresolvedRequest):
+            return request_data.answer()  # an unknown or untrusted persisted query
         # Planned queries skip parsing, validation and the generic executor (see plan/).
         if self.planning:
             planned = await self._planned(request_data, context)
@@ -178,17 +212,35 @@ class GraphQLApp(GraphQL[Context, None]):
         cached = self.documents.get(query) if isinstance(query, str) else None
         if cached is None or cached.errors:
             return None
-        cost, errors = limits.request_limit_errors(
-            cached.document, request_data.operation_name, request_data.variables, self.settings
-        )
-        if errors:
-            return None
+        # The cost and list checks depend on the variables only: remembered for small ones.
+        key = (query, request_data.operation_name, _variables_key(request_data.variables))
+        cost = self._costs.get(key) if key[2] is not None else None
+        if cost is None:
+            cost, errors = limits.request_limit_errors(
+                cached.document, request_data.operation_name, request_data.variables, self.settings
+            )
+            if errors:
+                return None
+            if key[2] is not None:
+                self._costs.put(key, cost)
         planned = await self.planner.execute(
             query, request_data.operation_name, request_data.variables, context
         )
         if planned is not None:
             planned.extensions = {**(planned.extensions or {}), "cost": cost}
         return planned
+
+    def _with_caching_headers(self, request: Request, response: Response) -> Response:
+        """Anonymous GET answers get Cache-Control and an ETag (or a 304); see http_caching."""
+        return http_caching.with_caching_headers(
+            request, response, max_age=self.settings.cache_max_age_seconds
+        )
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        # A GET of a persisted query has no `query` either, but wants its answer, not GraphiQL.
+        if "extensions" in request.query_params:
+            return False
+        return super().should_render_graphql_ide(request)
 
     async def _read_request(self, request: Request) -> Request:
         """The request with its body read within the size limit (POST only, JSON only)."""
@@ -302,7 +354,8 @@ class GraphQLApp(GraphQL[Context, None]):
         data = await super().parse_http_body(request)
         if isinstance(data, GraphQLRequestData):
             graphql_http.refuse_bad_operation_name(data.operation_name)
-        return data
+        # Before anything else reads `query`: a persisted query's hash becomes its text here.
+        return self.persisted.resolve_all(data)
 
     def _validate_batch_request(
         self, request_data: list[GraphQLRequestData], protocol: GraphQLRequestProtocol
@@ -323,6 +376,17 @@ class GraphQLApp(GraphQL[Context, None]):
         if not isinstance(value, dict | list):
             raise HTTPException(400, "The request body must be a JSON object.")
         return value
+
+
+def _variables_key(variables: Any) -> str | None:
+    """Variables as a short, stable text, or None when they are too long to key a cache."""
+    if not variables:
+        return ""
+    try:
+        text = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return None
+    return text if len(text) <= 1024 else None
 
 
 async def healthz(request: Request) -> Response:
@@ -419,6 +483,15 @@ def create_app(
             Route("/metrics", _metrics(settings), methods=["GET"]),
         ],
         lifespan=_lifespan(settings, sessions, tracer, bus),
+    )
+
+
+def _persisted_queries(settings: Settings) -> persisted_queries.PersistedQueries:
+    trusted = None
+    if settings.trusted_documents is not None:
+        trusted = persisted_queries.load_trusted_documents(settings.trusted_documents)
+    return persisted_queries.PersistedQueries(
+        max_bytes=settings.persisted_query_cache_bytes, trusted=trusted
     )
 
 

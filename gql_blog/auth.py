@@ -13,6 +13,7 @@ from sqlalchemy import CursorResult, Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_blog import models
+from gql_blog.errors import NoSuchUserError as NoSuchUserError  # re-exported: callers name it here
 
 _hasher = PasswordHasher()
 BEARER = "bearer "
@@ -161,10 +162,6 @@ async def viewer_from_token(db: AsyncSession, token: str | None) -> models.User 
         )
     )
     return (await db.scalars(stmt)).one_or_none()
-
-
-class NoSuchUserError(LookupError):
-    """`ensure_admin` was to promote a user who does not exist, and got no e-mail to create one."""
 
 
 async def ensure_admin(

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_blog import audit, auth, db, logs, metrics, migrations, models, seed
+from gql_blog import audit, auth, db, logs, metrics, migrations, models, persisted_queries, seed
 from gql_blog.config import PROMETHEUS_MULTIPROC_DIR, ConfigError, Settings, export_to_workers
 from gql_blog.db import error_reason
 
@@ -163,6 +163,7 @@ def serve(host: str, port: int, workers: int, reload: bool, graceful_timeout: in
     the requests in flight finish, then the database connections close.
     """
     settings = load_settings()
+    check_trusted_documents(settings)
     run_async(settings, ensure_database_ready(settings))
     with _shared_metrics(settings, workers=workers):
         uvicorn.run(
@@ -176,6 +177,16 @@ def serve(host: str, port: int, workers: int, reload: bool, graceful_timeout: in
             # uvicorn applies this once in every worker process, replacing its own logging setup.
             log_config=logs.logging_config(debug=settings.debug),
         )
+
+
+def check_trusted_documents(settings: Settings) -> None:
+    """A bad allow-list file stops `serve` in one line, before any worker fails on it."""
+    if settings.trusted_documents is None:
+        return
+    try:
+        persisted_queries.load_trusted_documents(settings.trusted_documents)
+    except ConfigError as error:
+        raise Failure(str(error)) from None
 
 
 @contextmanager

@@ -10,6 +10,8 @@ from typing import Self, TypeVar
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from gql_blog.errors import ConfigError as ConfigError  # re-exported: callers name it here
+
 T = TypeVar("T")
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./blog.db"
@@ -34,10 +36,6 @@ _SUPPORTED = {
 _ORIGIN = re.compile(r"\*|https?://[^/?#\s,]+")
 
 
-class ConfigError(ValueError):
-    """A setting is missing or has a value of the wrong shape; the message names the variable."""
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -52,6 +50,8 @@ class Settings:
     max_filter_depth: int = 10
     # Reads the planner covers skip strawberry's executor (see gql_blog/plan/).
     planner: bool = True
+    # A request that runs longer is stopped (also each SQL statement, on PostgreSQL and MariaDB).
+    request_timeout_seconds: float = 15.0
     sign_in_window_seconds: int = 300
     sign_in_failures_per_username: int = 10
     sign_in_failures_per_address: int = 50
@@ -78,6 +78,12 @@ class Settings:
     # SQLite and MariaDB: how often each worker polls the event outbox, how long rows stay.
     event_poll_interval_ms: int = 250
     event_retention_seconds: int = 3600
+    # Automatic persisted queries: registered query texts kept per process, in bytes.
+    persisted_query_cache_bytes: int = 16 * 1024 * 1024
+    # A persisted-documents JSON file (hash → text): only its documents run (trusted mode).
+    trusted_documents: str | None = None
+    # How long shared caches and browsers may keep an anonymous GET answer.
+    cache_max_age_seconds: int = 60
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Self:
@@ -100,6 +106,7 @@ class Settings:
             max_page_size=reader.integer("MAX_PAGE_SIZE", 100, minimum=1),
             max_filter_depth=reader.integer("MAX_FILTER_DEPTH", 10, minimum=1),
             planner=reader.boolean("PLANNER", True),
+            request_timeout_seconds=reader.number("REQUEST_TIMEOUT_SECONDS", 15.0, minimum=0.1),
             sign_in_window_seconds=reader.integer("SIGN_IN_WINDOW_SECONDS", 300, minimum=1),
             sign_in_failures_per_username=reader.integer(
                 "SIGN_IN_FAILURES_PER_USERNAME", 10, minimum=1
@@ -132,6 +139,11 @@ class Settings:
             ),
             event_poll_interval_ms=reader.integer("EVENT_POLL_INTERVAL_MS", 250, minimum=10),
             event_retention_seconds=reader.integer("EVENT_RETENTION_SECONDS", 3600, minimum=60),
+            persisted_query_cache_bytes=reader.integer(
+                "PERSISTED_QUERY_CACHE_BYTES", 16 * 1024 * 1024, minimum=0
+            ),
+            trusted_documents=environ.get("GQL_BLOG_TRUSTED_DOCUMENTS") or None,
+            cache_max_age_seconds=reader.integer("CACHE_MAX_AGE_SECONDS", 60, minimum=0),
         )
         if settings.default_page_size > settings.max_page_size:
             raise ConfigError(
@@ -201,6 +213,15 @@ class _Reader:
             return value
 
         return self._read(name, default, parse, f"a whole number >= {minimum}")
+
+    def number(self, name: str, default: float, *, minimum: float) -> float:
+        def parse(raw: str) -> float:
+            value = float(raw)
+            if not minimum <= value < float("inf"):
+                raise ValueError
+            return value
+
+        return self._read(name, default, parse, f"a number >= {minimum:g}")
 
     def boolean(self, name: str, default: bool) -> bool:
         words = {"1": True, "true": True, "yes": True, "on": True}

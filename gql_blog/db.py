@@ -110,11 +110,20 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         }
         if backend in ("mysql", "mariadb") and "charset" not in target.query:
             target = target.update_query_dict({"charset": "utf8mb4"})
+        options["connect_args"] = _statement_timeout(backend, settings.request_timeout_seconds)
     engine = create_async_engine(target, **options)
     event.listen(engine.sync_engine, "before_cursor_execute", _before_cursor_execute)
     if backend == "sqlite":
         _configure_sqlite(engine)
     return engine
+
+
+def _statement_timeout(backend: str, seconds: float) -> dict[str, Any]:
+    """The server stops any statement running past the request's limit (its work stops too)."""
+    if backend == "postgresql":
+        return {"server_settings": {"statement_timeout": str(max(1, round(seconds * 1000)))}}
+    # MariaDB's max_statement_time is in seconds and applies to SELECTs.
+    return {"init_command": f"SET SESSION max_statement_time = {seconds:.3f}"}
 
 
 def _lower_text(value: Any) -> Any:
@@ -233,18 +242,28 @@ class SerialSession:
 
         return await self._serially(work)
 
-    async def driver_rows(self, sql: str, arguments: Sequence[Any]) -> Sequence[Any]:
-        """Rows of compiled PostgreSQL text, run on the asyncpg connection itself.
+    async def driver_connection(self) -> Any:
+        """The driver's own connection under the session's (asyncpg's, on PostgreSQL).
 
-        For statements SQLAlchemy compiled once whose parameters need no type processing: it
-        skips the async adaption, result processing and the greenlet hop of every execute.
+        Valid until the session's transaction ends: a caller that keeps it must not commit.
+        """
+
+        async def work() -> Any:
+            connection = await self.session.connection()
+            raw = await connection.get_raw_connection()
+            return raw.driver_connection
+
+        return await self._serially(work)
+
+    async def driver_rows(self, driver: Any, sql: str, arguments: Sequence[Any]) -> Sequence[Any]:
+        """Rows of compiled PostgreSQL text, run on `driver_connection()` itself.
+
+        For statements SQLAlchemy compiled once, with their parameters converted as SQLAlchemy
+        would: it skips the async adaption, result processing and greenlet hops of an execute.
         """
 
         async def work() -> Sequence[Any]:
-            connection = await self.session.connection()
-            raw = await connection.get_raw_connection()
             record_statement(sql)
-            driver: Any = raw.driver_connection
             rows: Sequence[Any] = await driver.fetch(sql, *arguments)
             return rows
 

@@ -8,6 +8,7 @@ queries only, and a signed-in GET carries `Authorization`, which also needs a pr
 "simple" cross-site request can only ever read what anonymous visitors may.
 """
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,7 +20,7 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive
+from starlette.types import ASGIApp, Message, Receive, Send
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
@@ -114,13 +115,20 @@ def refuse_bad_batch(operations: Sequence[object], maximum: int) -> None:
     if not all(
         isinstance(operation, dict) and _is_well_formed(operation) for operation in operations
     ):
-        message = "Each operation of a batch must be an object with a string `query`."
+        message = (
+            "Each operation of a batch must be an object with a string `query` "
+            "(or a persisted query's hash)."
+        )
         raise RequestRefused(400, GraphQLError(message))
 
 
 def _is_well_formed(operation: dict[str, Any]) -> bool:
+    # A persisted query may leave out its text: its hash stands for it.
+    query = operation.get("query")
+    extensions = operation.get("extensions")
+    is_persisted = isinstance(extensions, dict) and "persistedQuery" in extensions
     return (
-        isinstance(operation.get("query"), str)
+        (isinstance(query, str) or (query is None and is_persisted))
         and isinstance(operation.get("variables") or {}, dict)
         and isinstance(operation.get("extensions") or {}, dict)
         and isinstance(operation.get("operationName") or "", str)
@@ -219,3 +227,48 @@ def _without_content_headers(headers: Mapping[str, Any]) -> dict[str, str]:
         for name, value in headers.items()
         if name.lower() not in ("content-type", "content-length")
     }
+
+
+class DisconnectWatch:
+    """A request's receive and send, watched: has the client hung up, has the answer begun?
+
+    The body is read through `receive`; once it is, `disconnected()` listens for the client
+    hanging up (an ASGI server says `http.disconnect`, also once the answer is complete).
+    """
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._body_read = asyncio.Event()
+        self.response_started = False
+        self.response_complete = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            self._body_read.set()
+        return message
+
+    def send_through(self, send: Send) -> Send:
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.response_started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                self.response_complete = True
+            await send(message)
+
+        return sending
+
+    async def disconnected(self) -> None:
+        """Return once the connection is gone (after the body was read)."""
+        await self._body_read.wait()
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+
+
+def timeout_response(limit_seconds: float) -> Response:
+    """The answer to a request stopped at its time limit: 503, one GraphQL error."""
+    error = GraphQLError(
+        f"The request took longer than its limit of {limit_seconds:g} seconds and was stopped.",
+        extensions={"code": "REQUEST_TIMEOUT", "limitSeconds": limit_seconds},
+    )
+    return graphql_error_response([error], 503, "application/json", {"Retry-After": "1"})

@@ -16,11 +16,8 @@ from sqlalchemy.engine import Connection
 
 import gql_blog
 from gql_blog import search
+from gql_blog.errors import MigrationError as MigrationError  # re-exported: callers name it here
 from gql_blog.models import Base
-
-
-class MigrationError(RuntimeError):
-    """The database's schema is not what this version of gql_blog expects."""
 
 
 def script_location() -> Path:

@@ -37,6 +37,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeEngine
 
+from gql_blog.errors import (
+    InvalidValueError as InvalidValueError,  # re-exported: callers name it here
+)
+
 # Constraint names are the same on every dialect, so migrations can name what they drop.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -67,15 +71,6 @@ POST_CONTENT_MAX = 100_000
 COMMENT_CONTENT_MAX = 10_000
 AGE_RANGE = range(0, 151)
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_]{3,32}")
-
-
-class InvalidValueError(ValueError):
-    """A value breaks a model rule; `field` is the model attribute it belongs to."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 def utc_now() -> datetime:

@@ -30,10 +30,9 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import BindParameter, UnaryExpression
 
 from gql_blog import models
-
-
-class InvalidCursorError(ValueError):
-    """A cursor that does not decode, or was made for another ordering or filter."""
+from gql_blog.errors import (
+    InvalidCursorError as InvalidCursorError,  # re-exported: callers name it here
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from gql_blog import models
+from gql_blog.errors import (
+    InvalidFilterError as InvalidFilterError,  # re-exported: callers name it here
+)
 
 
 def _column(model: Any, name: str) -> Callable[[], ColumnElement[Any]]:
@@ -23,14 +26,6 @@ def _column(model: Any, name: str) -> Callable[[], ColumnElement[Any]]:
 
 # Longer lists would pass PostgreSQL's bind-parameter limit (32,767) in one statement.
 MAX_LIST_LENGTH = 1000
-
-
-class InvalidFilterError(ValueError):
-    """A filter the compiler refuses; `path` says where in the `where` input it is."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"where.{path}: {message}" if path else f"where: {message}")
-        self.path = path
 
 
 @dataclass(frozen=True, slots=True)

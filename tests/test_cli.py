@@ -211,6 +211,20 @@ async def test_serve_refuses_an_unmigrated_database_before_starting(
     assert error_line(result).endswith(": run gql-blog db upgrade")
 
 
+async def test_serve_refuses_a_bad_trusted_documents_file_before_starting(
+    migrated_sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def start_server(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the server started without its allow-list")
+
+    monkeypatch.setattr(cli.uvicorn, "run", start_server)
+    missing = tmp_path / "persisted-documents.json"
+    result = await run(migrated_sqlite_url, "serve", GQL_BLOG_TRUSTED_DOCUMENTS=str(missing))
+    assert error_line(result).startswith(
+        f"Error: GQL_BLOG_TRUSTED_DOCUMENTS: cannot read {missing}: "
+    )
+
+
 async def test_serve_with_two_workers_adds_up_their_metrics(migrated_sqlite_url: str) -> None:
     port = free_port()
     server = await asyncio.create_subprocess_exec(

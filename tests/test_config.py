@@ -61,6 +61,9 @@ def test_unrelated_variables_are_ignored() -> None:
             "database_url",
             "sqlite+aiosqlite:///blog.sqlite",
         ),
+        ("GQL_BLOG_PERSISTED_QUERY_CACHE_BYTES", "0", "persisted_query_cache_bytes", 0),
+        ("GQL_BLOG_TRUSTED_DOCUMENTS", "docs.json", "trusted_documents", "docs.json"),
+        ("GQL_BLOG_CACHE_MAX_AGE_SECONDS", "0", "cache_max_age_seconds", 0),
     ],
     ids=[
         "pool-size",
@@ -87,6 +90,9 @@ def test_unrelated_variables_are_ignored() -> None:
         "introspection",
         "cors-origins",
         "database-url",
+        "persisted-query-cache-bytes",
+        "trusted-documents",
+        "cache-max-age",
     ],
 )
 def test_variable_is_parsed(variable: str, raw: str, attribute: str, value: object) -> None:

@@ -54,6 +54,22 @@ async def test_parse_errors_are_counted_without_a_code(api: GraphQLClient) -> No
     assert _value(after, errors, code="NONE") - _value(before, errors, code="NONE") == 1
 
 
+async def test_unknown_persisted_queries_are_counted_by_their_code(api: GraphQLClient) -> None:
+    before = await _samples(api)
+
+    unknown = {"persistedQuery": {"version": 1, "sha256Hash": "0" * 64}}
+    body = {"operationName": "MetricsPersisted", "extensions": unknown}
+    await api.http.post("/graphql", json=body)
+
+    after = await _samples(api)
+    errors = "gql_blog_graphql_errors_total"
+    code = {"code": "PERSISTED_QUERY_NOT_FOUND"}
+    assert _value(after, errors, **code) - _value(before, errors, **code) == 1
+    name = "gql_blog_graphql_operations_total"
+    failed = {"operation": "MetricsPersisted", "outcome": "error"}
+    assert _value(after, name, **failed) - _value(before, name, **failed) == 1
+
+
 async def test_latency_and_statements_are_observed_per_operation(
     api: GraphQLClient, count_sql: StatementCounter
 ) -> None:

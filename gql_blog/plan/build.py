@@ -34,6 +34,7 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_directive_values
 
 from gql_blog import models
+from gql_blog.errors import NotPlannedError as NotPlannedError  # re-exported: callers name it here
 from gql_blog.loaders import RELATIONS, Relation
 from gql_blog.plan.declarations import PLAN, Children, Email, GlobalId, Tags, ToOne
 from gql_blog.schema.ids import encode_global_id
@@ -50,10 +51,6 @@ _SKIP_AND_INCLUDE = frozenset({"skip", "include"})
 Getter = Callable[[Any, Any], Any]
 # An output field of a connection: (loaded connection, parent key, run) -> its JSON value.
 ConnectionGetter = Callable[[Any, Any, Any], Any]
-
-
-class NotPlannedError(Exception):
-    """The planner does not cover this operation; strawberry's executor runs it."""
 
 
 @dataclass(slots=True)
@@ -80,8 +77,33 @@ class ObjectPlan:
     output: list[tuple[str, Getter]] = field(default_factory=list)
     relations: list["RelationPlan"] = field(default_factory=list)
 
-    def emit(self, row: Any, run: Any) -> dict[str, Any]:
+    # The output as one generated function (see `compile_emit`); until then, field by field.
+    emit: Callable[[Any, Any], dict[str, Any]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.emit = self._emit_fields
+
+    def _emit_fields(self, row: Any, run: Any) -> dict[str, Any]:
         return {key: getter(row, run) for key, getter in self.output}
+
+    def compile_emit(self) -> None:
+        """Build the output as one function: a column is read inline, not through a closure.
+
+        The dict literal it returns lists the response keys in order; a field that reads a
+        column (`row['title']`) is inlined, any other calls its getter. Keys are GraphQL names
+        and columns are model attribute names, both written with repr().
+        """
+        namespace: dict[str, Any] = {"_isoformat": _isoformat, "_encode": encode_global_id}
+        entries = []
+        for number, (key, getter) in enumerate(self.output):
+            inline = getattr(getter, "inline", None)
+            if inline is None:
+                namespace[f"_get{number}"] = getter
+                inline = f"_get{number}(row, run)"
+            entries.append(f"{key!r}: {inline}")
+        source = "def emit(row, run):\n    return {" + ", ".join(entries) + "}\n"
+        exec(compile(source, f"<plan {self.entity}>", "exec"), namespace)
+        self.emit = namespace["emit"]
 
 
 @dataclass(slots=True, eq=False)
@@ -153,6 +175,24 @@ class RootLookup:
 
 
 @dataclass(slots=True, eq=False)
+class StatementSlot:
+    """Where a plan node that is not a relation keeps its statements (see `Run._statement`)."""
+
+    statements: dict[Any, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class RootNodes:
+    """`node(id:)` or `nodes(ids:)`: rows of any entity type by global id, a plan per type."""
+
+    index: int
+    many: bool
+    targets: dict[str, ObjectPlan]
+    arguments: Arguments
+    slots: dict[str, StatementSlot] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
 class RootViewer:
     target: ObjectPlan
 
@@ -162,7 +202,7 @@ class RootTypename:
     pass
 
 
-RootField = RootConnection | RootLookup | RootViewer | RootTypename
+RootField = RootConnection | RootLookup | RootNodes | RootViewer | RootTypename
 
 
 @dataclass(slots=True, eq=False)
@@ -207,6 +247,7 @@ class PlanBuilder:
         self._variables = variables
         self._slots = 0
         self._connections: list[ConnectionPlan] = []
+        self._objects: list[ObjectPlan] = []
 
     def build(self, operation: OperationDefinitionNode) -> Plan:
         if operation.operation is not OperationType.QUERY:
@@ -217,6 +258,8 @@ class PlanBuilder:
             (key, self._root(query_type, nodes))
             for key, nodes in self._collect(query_type, [operation.selection_set]).items()
         ]
+        for object_plan in self._objects:
+            object_plan.compile_emit()
         return Plan(roots=roots, slots=self._slots, connections=self._connections)
 
     def _slot(self) -> int:
@@ -240,6 +283,15 @@ class PlanBuilder:
             return RootLookup(self._slot(), name, target, Arguments(definition, nodes[0]))
         if name == "viewer":
             return RootViewer(self._object(_entity_type(object_type), nodes))
+        if name in ("node", "nodes"):
+            # The id names the type: each entity type gets its own plan of the selection.
+            targets = {
+                entity: self._object(_entity_type(self._schema.type_map[entity]), nodes)
+                for entity in ENTITY_MODELS
+            }
+            slots = {entity: StatementSlot() for entity in ENTITY_MODELS}
+            arguments = Arguments(definition, nodes[0])
+            return RootNodes(self._slot(), name == "nodes", targets, arguments, slots)
         raise NotPlannedError(f"Query.{name} is not planned")
 
     def _collect(
@@ -297,6 +349,7 @@ class PlanBuilder:
     def _object(self, object_type: GraphQLObjectType, nodes: list[FieldNode]) -> ObjectPlan:
         entity = object_type.name
         plan = ObjectPlan(entity=entity, model=ENTITY_MODELS[entity])
+        self._objects.append(plan)
         grouped = self._collect(object_type, [node.selection_set for node in nodes])
         for key, field_nodes in grouped.items():
             plan.output.append((key, self._object_field(plan, object_type, field_nodes)))
@@ -344,8 +397,10 @@ class PlanBuilder:
         plan.columns.add(attribute)
         read = operator.itemgetter(attribute)
         if get_named_type(definition.type).name == "DateTime":
-            return lambda row, run: _isoformat(read(row))
-        return lambda row, run: read(row)
+            return _inlined(
+                lambda row, run: _isoformat(read(row)), f"_isoformat(row[{attribute!r}])"
+            )
+        return _inlined(lambda row, run: read(row), f"row[{attribute!r}]")
 
     def _connection(
         self, entity: str, definition: GraphQLField, nodes: list[FieldNode]
@@ -471,8 +526,14 @@ def _isoformat(value: Any) -> Any:
     return None if value is None else value.isoformat()
 
 
+def _inlined(getter: Getter, expression: str) -> Getter:
+    """`getter`, marked with the Python expression `ObjectPlan.compile_emit` inlines for it."""
+    getter.inline = expression  # type: ignore[attr-defined]  # read back with getattr
+    return getter
+
+
 def _constant(value: str) -> Getter:
-    return lambda row, run: value
+    return _inlined(lambda row, run: value, repr(value))
 
 
 def _constant_of_connection(value: str) -> ConnectionGetter:
@@ -480,7 +541,10 @@ def _constant_of_connection(value: str) -> ConnectionGetter:
 
 
 def _global_id(type_name: str) -> Getter:
-    return lambda row, run: encode_global_id(type_name, row["id"])
+    return _inlined(
+        lambda row, run: encode_global_id(type_name, row["id"]),
+        f"_encode({type_name!r}, row['id'])",
+    )
 
 
 def _email(row: Any, run: Any) -> Any:

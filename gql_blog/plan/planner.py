@@ -10,7 +10,7 @@ which answers exactly as it always does.
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +20,7 @@ from graphql import (
     FragmentDefinitionNode,
     GraphQLError,
     OperationDefinitionNode,
+    OperationType,
     parse,
 )
 from graphql.execution.values import VariableValues, get_variable_values
@@ -29,7 +30,7 @@ from strawberry.types import ExecutionResult
 from gql_blog import auth, metrics, models
 from gql_blog.db import count_statements
 from gql_blog.plan.build import NotPlannedError, Plan, PlanBuilder, directive_variables
-from gql_blog.plan.run import FilterCache, Identity, Run, Statement
+from gql_blog.plan.run import DriverFetch, FilterCache, Identity, Run, Statement
 from gql_blog.schema.context import Context
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class Planner:
         self._max_bytes = max_bytes
         self._bytes = 0
         self._identity_statements: dict[str, Statement] = {}
-        self._filters = FilterCache()
+        self._filters = FilterCache(1024)
         # How many requests the planner answered (tests and metrics read it).
         self.answered = 0
         self._documents: OrderedDict[tuple[str, str | None], tuple[_Document | None, int]] = (
@@ -132,9 +133,11 @@ class Planner:
         dialect = dialect_impl.name
         # Traced statements go through SQLAlchemy, whose events open their spans.
         use_driver = dialect == "postgresql" and context.tracer is None
-        driver = context.db.driver_rows if use_driver else None
         with count_statements() as counted, _operation_span(context, document.operation):
-            identity = await self._identity(context, dialect_impl, driver is not None)
+            driver = (
+                _driver_fetch(context, await context.db.driver_connection()) if use_driver else None
+            )
+            identity = await self._identity(context, dialect_impl, driver)
             run = Run(
                 plan,
                 schema=self._schema,
@@ -178,7 +181,7 @@ class Planner:
         return ExecutionResult(data=data, errors=None, extensions=extensions or None)
 
     async def _identity(
-        self, context: Context, dialect: Dialect, use_driver: bool
+        self, context: Context, dialect: Dialect, driver: DriverFetch | None
     ) -> Identity | None:
         """The token's user, by one statement built once (the resolvers' ORM row is not needed)."""
         if context.token is None:
@@ -186,18 +189,27 @@ class Planner:
         statement = self._identity_statements.get(dialect.name)
         if statement is None:
             statement = Statement(
-                auth.identity_statement(), compiled_for=dialect if use_driver else None
+                auth.identity_statement(), compiled_for=None if driver is None else dialect
             )
             self._identity_statements[dialect.name] = statement
         parameters = {"token_hash": auth.token_digest(context.token), "now": models.utc_now()}
-        if statement.sql is not None:
-            rows = await context.db.driver_rows(statement.sql, statement.arguments(parameters))
+        if driver is not None and statement.sql is not None:
+            rows = await driver(statement.sql, statement.arguments(parameters))
         else:
             rows = await context.db.core_rows(statement.stmt, parameters)
         row = next(iter(rows), None)
         if row is None:
             return None
         return Identity(id=row["id"], is_admin=row["is_admin"], row=dict(row))
+
+
+def _driver_fetch(context: Context, connection: Any) -> DriverFetch:
+    """Statements of this run, on the driver connection it took once (no commit comes between)."""
+
+    async def fetch(sql: str, arguments: Sequence[Any]) -> Sequence[Any]:
+        return await context.db.driver_rows(connection, sql, arguments)
+
+    return fetch
 
 
 @contextmanager
@@ -219,8 +231,8 @@ def _document(document: DocumentNode, operation_name: str | None) -> _Document |
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [d for d in operations if d.name and d.name.value == operation_name]
-    if len(operations) != 1:
-        return None
+    if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
+        return None  # ambiguous, or a mutation or subscription: never planned
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }

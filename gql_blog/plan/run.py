@@ -6,7 +6,7 @@ error where it belongs. A level's keys are all known before its statements run, 
 splits: the statement count is a function of the query's shape.
 """
 
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +18,7 @@ from sqlalchemy.sql import Select
 from strawberry.types.arguments import convert_arguments
 
 from gql_blog import models
+from gql_blog.caches import LruCache
 from gql_blog.config import Settings
 from gql_blog.loaders import MAX_BATCH, Filter, Page, PageRequest, compile_where
 from gql_blog.ordering import Ordering
@@ -31,6 +32,7 @@ from gql_blog.plan.build import (
     Plan,
     RootConnection,
     RootLookup,
+    RootNodes,
     RootTypename,
     RootViewer,
     TagsPlan,
@@ -143,7 +145,7 @@ class Run:
             except NotPlannedError as refused:
                 self._requests[connection.index] = refused
         for _, root in self.plan.roots:
-            if isinstance(root, RootLookup):
+            if isinstance(root, RootLookup | RootNodes):
                 self._lookups[root.index] = self._arguments(root.arguments)
 
     def _arguments(self, arguments: Arguments) -> dict[str, Any]:
@@ -254,7 +256,40 @@ class Run:
             if self.viewer is None:
                 return []
             return [(root.target, [self.viewer.row])]
+        if isinstance(root, RootNodes):
+            return await self._load_nodes(root)
         return []
+
+    def _by_id(self, target: ObjectPlan) -> Callable[[], Select[Any]]:
+        def build() -> Select[Any]:
+            return fetch.rows_by_id(
+                target.model, target.columns, self._viewer_parameter, self._dialect
+            )
+
+        return build
+
+    async def _load_nodes(self, root: RootNodes) -> list[tuple[ObjectPlan, list[Any]]]:
+        """Rows by global id: one statement per entity type named, as the generic loaders."""
+        args = self._lookups[root.index]
+        keys = [
+            _node_key(value, root.targets) for value in (args["ids"] if root.many else [args["id"]])
+        ]
+        wanted: dict[str, list[int]] = defaultdict(list)
+        for type_name, row_id in keys:
+            if row_id < _MAX_ID:
+                wanted[type_name].append(row_id)
+        found: dict[tuple[str, int], Any] = {}
+        level = []
+        for type_name, row_ids in wanted.items():
+            target = root.targets[type_name]
+            stmt = self._statement(root.slots[type_name], None, self._by_id(target))
+            rows = [
+                row for chunk in _chunks(_unique(row_ids)) for row in await self._rows(stmt, chunk)
+            ]
+            found.update(((type_name, row["id"]), row) for row in rows)
+            level.append((target, rows))
+        self.results[root.index] = (keys, found)
+        return level
 
     async def _lookup(self, root: RootLookup) -> Any:
         args = self._lookups[root.index]
@@ -409,6 +444,13 @@ class Run:
             return None if row is None else root.target.emit(row, self)
         if isinstance(root, RootViewer):
             return None if self.viewer is None else root.target.emit(self.viewer.row, self)
+        if isinstance(root, RootNodes):
+            keys, found = self.results[root.index]
+            nodes = [
+                None if (row := found.get(key)) is None else root.targets[key[0]].emit(row, self)
+                for key in keys
+            ]
+            return nodes if root.many else nodes[0]
         assert isinstance(root, RootTypename)
         return "Query"
 
@@ -416,49 +458,52 @@ class Run:
 _NODE_TYPES = frozenset({"User", "Post", "Comment", "Tag", "AuditLogEntry"})
 
 
+def _node_key(value: Any, targets: dict[str, ObjectPlan]) -> tuple[str, int]:
+    """A global id's (type, row id); an invalid id or a type without a plan declines."""
+    try:
+        type_name, row_id = decode_global_id(value, known_types=_NODE_TYPES)
+    except UserInputError as error:
+        raise NotPlannedError(str(error)) from None
+    if type_name not in targets:
+        raise NotPlannedError(f"{type_name} nodes are not planned")
+    return type_name, row_id
+
+
 class Statement:
     """A plan node's statement; compiled once for the asyncpg driver where `compiled` is set."""
 
-    __slots__ = ("_defaults", "_positions", "sql", "stmt")
+    __slots__ = ("_defaults", "_positions", "_processors", "sql", "stmt")
 
     def __init__(self, stmt: Select[Any], *, compiled_for: Dialect | None = None) -> None:
         self.stmt = stmt
         self.sql: str | None = None
         self._positions: tuple[str, ...] = ()
         self._defaults: dict[str, Any] = {}
+        self._processors: tuple[Any, ...] = ()
         if compiled_for is not None:
             result: Any = stmt.compile(dialect=compiled_for)
-            # The driver gets the values as they are: only for statements whose parameters need
-            # no type processing and no expansion at execution (IN lists).
-            if not result._bind_processors and "POSTCOMPILE" not in result.string:
+            # Not for statements whose parameters expand at execution (IN lists).
+            if "POSTCOMPILE" not in result.string:
                 self.sql = result.string
                 self._positions = tuple(result.positiontup or ())
                 self._defaults = dict(result.params)
+                # The types' own conversions, as SQLAlchemy applies them before the driver.
+                processors = result._bind_processors
+                self._processors = tuple(processors.get(name) for name in self._positions)
 
     def arguments(self, parameters: Mapping[str, Any]) -> list[Any]:
         defaults = self._defaults
-        return [
+        values = [
             parameters[name] if name in parameters else defaults[name] for name in self._positions
+        ]
+        return [
+            value if process is None or value is None else process(value)
+            for process, value in zip(self._processors, values, strict=True)
         ]
 
 
-class FilterCache:
-    """Compiled filters by entity, filter text and viewer; the least recently used go first."""
-
-    def __init__(self, size: int = 1024) -> None:
-        self._size = size
-        self._filters: OrderedDict[Any, Filter] = OrderedDict()
-
-    def get(self, key: Any) -> Filter | None:
-        found = self._filters.get(key)
-        if found is not None:
-            self._filters.move_to_end(key)
-        return found
-
-    def put(self, key: Any, compiled: Filter) -> None:
-        self._filters[key] = compiled
-        if len(self._filters) > self._size:
-            self._filters.popitem(last=False)
+# Compiled filters by entity, filter text and viewer (see `Run._where`).
+FilterCache = LruCache[Any, Filter]
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,11 +6,12 @@ large documents holds as little memory as one of many small ones. Documents over
 never parse, so they never enter it.
 """
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from graphql import DocumentNode, GraphQLError
 from graphql.language import Token
+
+from gql_blog.caches import SizedLruCache
 
 # Measured ~360 bytes per token for the AST, its tokens and locations; rounded up.
 _BYTES_PER_TOKEN = 400
@@ -27,37 +28,27 @@ class DocumentCache:
     """A least-recently-used cache of documents by query text, at most `max_bytes` in total."""
 
     def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[str, CachedDocument] = OrderedDict()
-        self._bytes = 0
+        self._cache: SizedLruCache[str, CachedDocument] = SizedLruCache(max_bytes)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._cache)
+
+    @property
+    def max_bytes(self) -> int:
+        return self._cache.max_bytes
 
     @property
     def bytes(self) -> int:
         """The estimated bytes the cached entries hold."""
-        return self._bytes
+        return self._cache.bytes
 
     def get(self, query: str) -> CachedDocument | None:
-        entry = self._entries.get(query)
-        if entry is not None:
-            self._entries.move_to_end(query)
-        return entry
+        return self._cache.get(query)
 
     def put(self, query: str, document: DocumentNode, errors: list[GraphQLError]) -> CachedDocument:
         """Cache a parsed document with its validation errors, evicting the oldest to fit."""
         entry = CachedDocument(document, tuple(errors), estimated_size(query, document))
-        if entry.size > self.max_bytes:
-            return entry  # larger than the whole cache: used once, never kept
-        previous = self._entries.pop(query, None)
-        if previous is not None:
-            self._bytes -= previous.size
-        while self._entries and self._bytes + entry.size > self.max_bytes:
-            _, evicted = self._entries.popitem(last=False)
-            self._bytes -= evicted.size
-        self._entries[query] = entry
-        self._bytes += entry.size
+        self._cache.put(query, entry, entry.size)
         return entry
 
 

@@ -1,0 +1,94 @@
+"""Planned statements are built once and reused: a later page runs the text of an earlier one.
+
+A cursor's values are bind parameters, so page 5 of a connection sends the very statement page 2
+sent (same SQL text: one prepared statement on PostgreSQL), and page 500 costs what page 2
+costs. On PostgreSQL, nested pages walk each parent's index with LATERAL ... LIMIT.
+"""
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gql_blog.schema.ids import encode_global_id
+from tests.conftest import StatementCounter
+from tests.plan.conftest import PlannedApi
+from tests.schema.test_budgets import build_blog
+
+PAGES = """query($after: String) { posts(first: 3, after: $after) {
+  edges { cursor node { id title comments(first: 2) { nodes { id } } } }
+  pageInfo { endCursor hasNextPage } } }"""
+
+
+async def _planned_page(
+    planned_api: PlannedApi, count_sql: StatementCounter, after: str | None
+) -> tuple[list[str], str]:
+    client, planner = planned_api.client, planned_api.planner
+    answered = planner.answered
+    with count_sql() as counted:
+        result = await client.query(PAGES, {"after": after})
+    assert result.errors is None
+    assert planner.answered == answered + 1, "the planner did not answer"
+    return counted.statements, result.data["posts"]["pageInfo"]["endCursor"]
+
+
+async def test_later_pages_send_the_same_statements(
+    planned_api: PlannedApi, db: AsyncSession, count_sql: StatementCounter
+) -> None:
+    await build_blog(db, posts=30)
+    await planned_api.client.query(PAGES, {"after": None})  # teaches the planner the document
+
+    first_statements, cursor = await _planned_page(planned_api, count_sql, None)
+    texts_by_page = []
+    for _ in range(4):
+        statements, cursor = await _planned_page(planned_api, count_sql, cursor)
+        texts_by_page.append(statements)
+
+    assert len(first_statements) == 2  # the page, the comment pages
+    assert all(texts == texts_by_page[0] for texts in texts_by_page)
+    assert texts_by_page[0] != first_statements  # a cursor adds its keyset condition
+
+
+async def test_nested_pages_use_lateral_on_postgresql(
+    planned_api: PlannedApi, db: AsyncSession, count_sql: StatementCounter, dialect: str
+) -> None:
+    await build_blog(db, posts=6)
+    await planned_api.client.query(PAGES, {"after": None})
+
+    statements, _ = await _planned_page(planned_api, count_sql, None)
+
+    nested = statements[1].upper()
+    if dialect == "postgresql":
+        assert "LATERAL" in nested
+        assert "ROW_NUMBER() OVER (PARTITION BY" not in nested
+    else:
+        assert "ROW_NUMBER() OVER (PARTITION BY" in nested
+
+
+NODES = """query($ids: [ID!]!) { nodes(ids: $ids) { __typename id
+  ... on Post { title author { username } } ... on Tag { name } ... on User { username } } }"""
+
+
+async def test_nodes_are_planned_with_one_statement_per_type(
+    planned_api: PlannedApi, db: AsyncSession, count_sql: StatementCounter
+) -> None:
+    blog = await build_blog(db, posts=4)
+    posts, tag, draft = blog.posts[:2], blog.tags[0], blog.drafts[0]
+    ids = [
+        encode_global_id("Post", posts[0].id),
+        encode_global_id("Tag", tag.id),
+        encode_global_id("Post", posts[1].id),
+        encode_global_id("Post", draft.id),  # hidden from the anonymous client: null
+        encode_global_id("User", 10**9),  # no such user: null
+    ]
+    client, planner = planned_api.client, planned_api.planner
+    await client.query(NODES, {"ids": ids})  # teaches the planner the document
+
+    answered = planner.answered
+    with count_sql() as counted:
+        result = await client.query(NODES, {"ids": ids})
+
+    assert result.errors is None
+    assert planner.answered == answered + 1, "the planner did not answer"
+    nodes = result.data["nodes"]
+    assert [node and node["__typename"] for node in nodes] == ["Post", "Tag", "Post", None, None]
+    assert nodes[1] == {"__typename": "Tag", "id": ids[1], "name": tag.name}
+    assert nodes[0]["title"] == posts[0].title
+    assert counted.total == 4  # the posts, the tag, the user, the posts' authors
