@@ -23,7 +23,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Self
 
 import asyncpg
@@ -137,6 +137,8 @@ class Hub:
         self._listeners: set[Listener] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        # Since when someone has listened without a break; None while nobody listens.
+        self.busy_since: datetime | None = None
 
     @property
     def listener_count(self) -> int:
@@ -145,6 +147,8 @@ class Hub:
     @asynccontextmanager
     async def listen(self) -> AsyncIterator[Listener]:
         listener = Listener(self, self.queue_size)
+        if not self._listeners:
+            self.busy_since = models.utc_now()
         self._listeners.add(listener)
         self._idle.clear()
         try:
@@ -152,6 +156,7 @@ class Hub:
         finally:
             self._listeners.discard(listener)
             if not self._listeners:
+                self.busy_since = None
                 self._idle.set()
 
     async def wait_idle(self) -> None:
@@ -298,7 +303,8 @@ class PostgresBus(EventBus):
 class OutboxBus(EventBus):
     """SQLite and MariaDB: an outbox row in the mutation's transaction, polled by every worker.
 
-    Ids grow with each insert, but a transaction may commit after one with a higher id; so each
+    A worker polls only while someone listens to it, from the rows written since. Ids grow
+    with each insert, but a transaction may commit after one with a higher id; so each
     poll reads from the oldest id that could still appear (`_floor`), skipping ids delivered
     already, and that floor moves past rows older than `OUTBOX_GRACE_SECONDS`. Rows older than
     the retention period are deleted by whichever worker gets there.
@@ -355,10 +361,13 @@ class OutboxBus(EventBus):
         started = False
         while not self._stopping.is_set():
             try:
-                if not started:
-                    await self._skip_history()
+                if self.hub.busy_since is None:
+                    started = False  # nobody listens here: nothing to read
+                elif not started:
+                    await self._skip_history(self.hub.busy_since)
                     started = True
-                await self.poll()
+                if started:
+                    await self.poll()
                 polls += 1
                 if polls % _POLLS_PER_PRUNE == 0:
                     await self.prune()
@@ -367,13 +376,15 @@ class OutboxBus(EventBus):
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._poll_interval)
 
-    async def _skip_history(self) -> None:
-        """What committed before this worker started is history: poll from the newest id."""
+    async def _skip_history(self, since: datetime) -> None:
+        """What was written before anyone here listened (`since`) is history: skip it."""
+        newest = select(func.max(models.OutboxEvent.id)).where(
+            models.OutboxEvent.created_at < since
+        )
         async with self._sessions() as session:
-            newest = await session.scalar(
-                select(func.max(models.OutboxEvent.id)).execution_options(**_BACKGROUND)
-            )
-        self._floor = newest or 0
+            found = await session.scalar(newest.execution_options(**_BACKGROUND))
+        self._floor = found or 0
+        self._delivered.clear()
 
     async def poll(self) -> None:
         """Deliver the rows committed since the last poll."""
