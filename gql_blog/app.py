@@ -1,5 +1,5 @@
-"""The Starlette app: /graphql (HTTP, GraphiQL), /healthz, /readyz, /metrics; one engine, a
-session per request."""
+"""The Starlette app: /graphql (HTTP, GraphiQL, websockets), /healthz, /readyz, /metrics; one
+engine and one event bus per process, a session per request (per operation on a websocket)."""
 
 import asyncio
 import contextlib
@@ -16,17 +16,22 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequestProtocol
 from strawberry.http.base import BaseRequestProtocol
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
+from strawberry.types.graphql import OperationType
 
 from gql_blog import (
     auth,
     db,
+    events,
     graphiql,
     graphql_http,
     http_caching,
@@ -35,6 +40,7 @@ from gql_blog import (
     persisted_queries,
     readiness,
     tracing,
+    websocket,
 )
 from gql_blog.caches import LruCache
 from gql_blog.config import Settings
@@ -50,6 +56,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _SESSION_KEY = "gql_blog.session"
+SUBSCRIPTION_OVER_HTTP = (
+    "Subscriptions run over a websocket: connect to /graphql with the graphql-transport-ws "
+    "protocol (e.g. the graphql-ws or gql client) and send the subscription there."
+)
 IGNORED_AUTHORIZATION = (
     "The Authorization header is not `Bearer <token>`, so this request ran signed out."
 )
@@ -57,6 +67,7 @@ IGNORED_AUTHORIZATION = (
 
 class State(TypedDict):
     sessions: async_sessionmaker[AsyncSession]
+    events: events.EventBus
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -66,8 +77,17 @@ class GraphQLApp(GraphQL[Context, None]):
     only hook them into strawberry's view.
     """
 
+    graphql_transport_ws_handler_class = websocket.TransportWSHandler
+    websocket_adapter_class = websocket.TextWebSocketAdapter
+
     def __init__(self, settings: Settings, *, tracer: "Tracer | None" = None) -> None:
-        super().__init__(schema, graphql_ide="graphiql")
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            # The legacy graphql-ws protocol stays off: every current client speaks this one.
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        )
         self.settings = settings
         self.tracer = tracer
         self.planning = settings.planner
@@ -78,15 +98,16 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sessions: async_sessionmaker[AsyncSession] = scope["state"]["sessions"]
+        if scope["type"] == "websocket":
+            # No session per socket: each operation opens its own (see websocket.py).
+            await super().__call__(scope, receive, send)
+            return
         # The session closes here whatever happens: success, error or client disconnect.
         async with sessions() as session:
             serial = db.SerialSession(session)
             scope[_SESSION_KEY] = serial
             try:
-                if scope["type"] == "http":
-                    await self._respond_in_time(scope, receive, send)
-                else:
-                    await self._respond(scope, receive, send)
+                await self._respond_in_time(scope, receive, send)
             finally:
                 await serial.drain()
 
@@ -149,12 +170,34 @@ class GraphQLApp(GraphQL[Context, None]):
             if planned is not None:
                 return planned
         await context.load_viewer()
-        result = await super().execute_single(
-            request, request_adapter, sub_response, context, root_value, request_data
-        )
+        result = await self._execute(request_adapter, context, request_data)
         if self.planning:
             self.planner.learn(request_data.query, request_data.operation_name, result)
         return result
+
+    async def _execute(
+        self, request_adapter: Any, context: Context, request_data: Any
+    ) -> ExecutionResult:
+        """strawberry's `execute_single`, refusing subscriptions: they need a websocket."""
+        method = request_adapter.method
+        allowed = OperationType.from_http(method) - {OperationType.SUBSCRIPTION}
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as error:
+            raise HTTPException(400, error.as_http_error_reason()) from error
+        except InvalidOperationTypeError as error:
+            if error.operation_type is OperationType.SUBSCRIPTION:
+                raise HTTPException(400, SUBSCRIPTION_OVER_HTTP) from error
+            raise HTTPException(400, error.as_http_error_reason(method)) from error
+        except MissingQueryError as error:
+            raise HTTPException(400, "No GraphQL query found in the request") from error
 
     async def _planned(self, request_data: Any, context: Context) -> ExecutionResult | None:
         """The planner's answer, only for a cached valid document within the request's limits.
@@ -206,6 +249,8 @@ class GraphQLApp(GraphQL[Context, None]):
         return Request(request.scope, graphql_http.replay_body(body, request.receive))
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        if isinstance(request, WebSocket):
+            return self._socket_context(request)
         serial: db.SerialSession = request.scope[_SESSION_KEY]
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         authorization = request.headers.get("authorization")
@@ -215,21 +260,39 @@ class GraphQLApp(GraphQL[Context, None]):
             # The header's value is never logged: it may well be a credential.
             logger.info("auth.authorization_ignored", extra={"request_id": request_id})
             warnings.append(IGNORED_AUTHORIZATION)
-        context = Context(
+        return Context(
             db=serial,
             viewer=None,
             settings=self.settings,
             request_id=request_id,
             documents=self.documents,
+            events=request.scope["state"]["events"],
             token=token,
             client_address=request.client.host if request.client else None,
             tracer=self.tracer,
             warnings=warnings,
         )
-        if not isinstance(request, Request):
-            # A websocket's operations have no planned path: its resolvers need the viewer.
-            await context.load_viewer()
-        return context
+
+    def _socket_context(self, socket: WebSocket) -> Context:
+        """The socket's context: what its operations share; each copies it with its session."""
+        sessions: async_sessionmaker[AsyncSession] = socket.scope["state"]["sessions"]
+        return Context(
+            # A placeholder that never connects: every operation replaces it with its own.
+            db=db.SerialSession(sessions()),
+            viewer=None,
+            settings=self.settings,
+            request_id=socket.headers.get("x-request-id") or uuid.uuid4().hex,
+            documents=self.documents,
+            events=socket.scope["state"]["events"],
+            client_address=socket.client.host if socket.client else None,
+            tracer=self.tracer,
+            sessions=sessions,
+        )
+
+    async def on_ws_connect(self, context: Context) -> None:
+        if context.sessions is None:
+            raise RuntimeError("a websocket context needs its session factory")
+        await websocket.sign_in(context, context.sessions)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
@@ -372,19 +435,26 @@ def _lifespan(
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession] | None,
     tracer: "Tracer | None",
+    bus: events.EventBus | None,
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[State]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         if sessions is not None:
-            yield {"sessions": sessions}
+            # Sessions given by a test share one transaction: only in-process events fit.
+            local = bus or events.InProcessBus(queue_size=settings.subscriber_queue_size)
+            yield {"sessions": sessions, "events": local}
             return
         engine = db.create_engine(settings)
         if tracer is not None:
             tracing.instrument_engine(engine, tracer)
+        engine_sessions = db.create_sessionmaker(engine)
+        chosen = bus or events.create_bus(settings, engine_sessions)
+        await chosen.start()
         try:
-            yield {"sessions": db.create_sessionmaker(engine)}
+            yield {"sessions": engine_sessions, "events": chosen}
         finally:
             # uvicorn runs this after the in-flight requests have finished.
+            await chosen.stop()
             await engine.dispose()
 
     return lifespan
@@ -395,10 +465,12 @@ def create_app(
     *,
     sessions: async_sessionmaker[AsyncSession] | None = None,
     tracer_provider: "TracerProvider | None" = None,
+    bus: events.EventBus | None = None,
 ) -> Starlette:
     """The ASGI app; settings default to the environment's.
 
-    Tests pass their own `sessions`, and a `tracer_provider` to see the spans (GQL_BLOG_OTEL).
+    Tests pass their own `sessions`, a `tracer_provider` to see the spans (GQL_BLOG_OTEL), and
+    a `bus` to watch its listeners; else the bus fits the database (`events.create_bus`).
     """
     settings = settings or Settings.from_env()
     tracer = None
@@ -412,12 +484,14 @@ def create_app(
             graphiql.static_mount(),
             # Every method reaches strawberry, which refuses all but GET and POST (405, as JSON).
             Route("/graphql", graphql),
+            # Subscriptions (and any operation) over graphql-transport-ws, on the same path.
+            WebSocketRoute("/graphql", graphql),
             Route("/", root, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", _readyz(migrations.head_revision()), methods=["GET"]),
             Route("/metrics", _metrics(settings), methods=["GET"]),
         ],
-        lifespan=_lifespan(settings, sessions, tracer),
+        lifespan=_lifespan(settings, sessions, tracer, bus),
     )
 
 

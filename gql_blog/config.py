@@ -73,6 +73,13 @@ class Settings:
     document_cache_bytes: int = 64 * 1024 * 1024
     introspection: bool = True
     cors_origins: tuple[str, ...] = ()
+    # Subscriptions (graphql-transport-ws on /graphql).
+    max_subscriptions_per_connection: int = 20
+    subscriber_queue_size: int = 100
+    websocket_keepalive_seconds: int = 15
+    # SQLite and MariaDB: how often each worker polls the event outbox, how long rows stay.
+    event_poll_interval_ms: int = 250
+    event_retention_seconds: int = 3600
     # Automatic persisted queries: registered query texts kept per process, in bytes.
     persisted_query_cache_bytes: int = 16 * 1024 * 1024
     # A persisted-documents JSON file (hash → text): only its documents run (trusted mode).
@@ -126,6 +133,15 @@ class Settings:
             ),
             introspection=reader.boolean("INTROSPECTION", True),
             cors_origins=reader.origins("CORS_ORIGINS"),
+            max_subscriptions_per_connection=reader.integer(
+                "MAX_SUBSCRIPTIONS_PER_CONNECTION", 20, minimum=1
+            ),
+            subscriber_queue_size=reader.integer("SUBSCRIBER_QUEUE_SIZE", 100, minimum=1),
+            websocket_keepalive_seconds=reader.integer(
+                "WEBSOCKET_KEEPALIVE_SECONDS", 15, minimum=1
+            ),
+            event_poll_interval_ms=reader.integer("EVENT_POLL_INTERVAL_MS", 250, minimum=10),
+            event_retention_seconds=reader.integer("EVENT_RETENTION_SECONDS", 3600, minimum=60),
             persisted_query_cache_bytes=reader.integer(
                 "PERSISTED_QUERY_CACHE_BYTES", 16 * 1024 * 1024, minimum=0
             ),

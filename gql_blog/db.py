@@ -30,6 +30,8 @@ T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 5000
 # Execution option: on SQLite, begin the transaction with BEGIN IMMEDIATE.
 SQLITE_IMMEDIATE = "gql_blog_sqlite_immediate"
+# Execution option: the server's own housekeeping (the event outbox's polls), never traced.
+BACKGROUND = "gql_blog_background"
 # BEGIN too: SQLite gets an explicit BEGIN (see _configure_sqlite), the other dialects none.
 _TRANSACTION_CONTROL = ("BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK")
 

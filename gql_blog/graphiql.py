@@ -2,7 +2,8 @@
 
 The assets in static/graphiql/ are the npm packages' own builds, copied unchanged (each with its
 LICENSE.<package>): graphiql@3.9.0 (graphiql.min.js, graphiql.min.css; the UMD bundle includes the
-graphql library and web fonts), react@18.3.1 and react-dom@18.3.1 (umd/*.production.min.js).
+graphql library, the graphql-ws client its subscriptions use, and web fonts), react@18.3.1 and
+react-dom@18.3.1 (umd/*.production.min.js).
 """
 
 import html
@@ -32,7 +33,14 @@ _PAGE = """<!doctype html>
 <body>
   <div id="graphiql">Loading GraphiQL…</div>
   <script>
-    const fetcher = GraphiQL.createFetcher({{ url: {endpoint_json} }});
+    // Subscriptions go over graphql-transport-ws on the same path (the bundle has graphql-ws);
+    // the Headers tab's Authorization travels in the connection_init payload.
+    const endpoint = {endpoint_json};
+    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    const fetcher = GraphiQL.createFetcher({{
+      url: endpoint,
+      subscriptionUrl: `${{scheme}}//${{window.location.host}}${{endpoint}}`,
+    }});
     ReactDOM.createRoot(document.getElementById("graphiql")).render(
       React.createElement(GraphiQL, {{
         fetcher,

@@ -8,7 +8,7 @@ here runs per field.
 
 Other modules record through the functions below: `observe_operation` (the `OperationMetrics`
 extension, once per operation), `count_limit_refusal` (a query refused by a limit) and
-`count_sign_in_throttle` (a sign-in refused by `throttle`).
+`count_sign_in_throttle` (a sign-in refused by `throttle`); subscriptions move `open_subscriptions`.
 """
 
 import re
@@ -20,6 +20,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -71,6 +72,12 @@ sign_in_throttles = Counter(
     "gql_blog_sign_in_throttles",
     "Sign-ins refused because of recent failures, by scope (username or address).",
     ["scope"],
+    registry=registry,
+)
+open_subscriptions = Gauge(
+    "gql_blog_open_subscriptions",
+    "Subscriptions now open on this server's websockets (all workers added up).",
+    multiprocess_mode="livesum",
     registry=registry,
 )
 

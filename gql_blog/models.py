@@ -426,3 +426,20 @@ class SignInAttempt(Base):
     username_digest: Mapped[str] = mapped_column(string(64), index=True)
     address: Mapped[str] = mapped_column(string(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class OutboxEvent(Base):
+    """A committed event waiting for every worker to poll it (SQLite and MariaDB; see events.py).
+
+    Written in the mutation's own transaction, so it exists only if the mutation committed; ids
+    only, as every event. Rows older than the retention period are pruned.
+    """
+
+    __tablename__ = "event_outbox"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(string(32))
+    post_id: Mapped[int]
+    comment_id: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)

@@ -14,7 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, ExecutionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_blog.db import is_transaction_control
+from gql_blog.db import BACKGROUND, is_transaction_control
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -48,8 +48,8 @@ def instrument_engine(engine: AsyncEngine, tracer: "Tracer") -> None:
     def before(
         conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> None:
-        if is_transaction_control(statement):
-            return  # as the statement count does
+        if is_transaction_control(statement) or context.execution_options.get(BACKGROUND):
+            return  # as the statement count does; housekeeping belongs to no operation
         span = tracer.start_span(
             _span_name(statement),
             attributes={"db.system": system, "db.statement": statement},

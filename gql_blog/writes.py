@@ -4,8 +4,8 @@ Every function works inside the caller's transaction and never commits: the muta
 commit and rollback. A broken rule raises `models.InvalidValueError` naming the field at fault
 (`tags` for tag names), so nothing is half-written when the runner rolls back.
 
-Posts that become published are noted in `session.info` (pending until the mutation commits):
-the seam where the subscription event bus will pick them up.
+Posts that become published and comments added are noted as events (`events.note`): the runner
+sends them only once the mutation commits.
 """
 
 from collections.abc import Iterable, Sequence
@@ -28,13 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import Select
 
-from gql_blog import audit, models
+from gql_blog import audit, events, models
 from gql_blog.visibility import visible_comments, visible_posts
 
 MAX_TAGS_PER_POST = 10
-# Ids of posts published by the current transaction, and by the request's committed mutations.
-PENDING_PUBLISHED_KEY = "gql_blog.pending_published_post_ids"
-PUBLISHED_KEY = "gql_blog.published_post_ids"
 # Posts, comments and tags have INTEGER ids; PostgreSQL refuses to bind a larger number.
 _ID_LIMIT = 2**31
 
@@ -185,18 +182,7 @@ async def _replace_tags(session: AsyncSession, post: models.Post, names: Sequenc
 
 
 def _note_published(session: AsyncSession, post: models.Post) -> None:
-    session.info.setdefault(PENDING_PUBLISHED_KEY, []).append(post.id)
-
-
-def confirm_published(session: AsyncSession) -> None:
-    """The mutation committed: its published posts join the request's list of events to send."""
-    pending = session.info.pop(PENDING_PUBLISHED_KEY, [])
-    session.info.setdefault(PUBLISHED_KEY, []).extend(pending)
-
-
-def discard_published(session: AsyncSession) -> None:
-    """The mutation rolled back: nothing it published happened."""
-    session.info.pop(PENDING_PUBLISHED_KEY, None)
+    events.note(session, events.Event(events.Kind.POST_PUBLISHED, post.id))
 
 
 async def create_post(
@@ -261,6 +247,7 @@ async def add_comment(
     comment = models.Comment(content=content, post_id=post.id, user_id=author.id)
     session.add(comment)
     await session.flush()
+    events.note(session, events.Event(events.Kind.COMMENT_ADDED, post.id, comment.id))
     return comment
 
 

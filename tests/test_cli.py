@@ -2,7 +2,6 @@
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -23,6 +22,7 @@ from gql_blog.config import Settings
 from gql_blog.db import create_engine
 from gql_blog.schema import schema
 from tests.databases import DIALECTS, empty_database
+from tests.live import GQL_BLOG, free_port, serve_environment, started_workers
 
 HEAD = migrations.head_revision()
 FIRST_REVISION = "0001"
@@ -226,18 +226,14 @@ async def test_serve_refuses_a_bad_trusted_documents_file_before_starting(
 
 
 async def test_serve_with_two_workers_adds_up_their_metrics(migrated_sqlite_url: str) -> None:
-    command = Path(sys.executable).with_name("gql-blog")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
+    port = free_port()
     server = await asyncio.create_subprocess_exec(
-        *(str(command), "serve", "--workers", "2", "--port", str(port)),
-        env=env | {"GQL_BLOG_DATABASE_URL": migrated_sqlite_url},
+        *(str(GQL_BLOG), "serve", "--workers", "2", "--port", str(port)),
+        env=serve_environment(migrated_sqlite_url),
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        await asyncio.wait_for(_started_workers(server, 2), 60)
+        await asyncio.wait_for(started_workers(server, 2), 60)
         requests = 8
         for _ in range(requests):  # a new connection each: the workers share them out
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
@@ -258,16 +254,6 @@ async def test_serve_with_two_workers_adds_up_their_metrics(migrated_sqlite_url:
         and sample.labels == {"operation": "Counted", "outcome": "success"}
     ]
     assert counted == [requests]
-
-
-async def _started_workers(server: asyncio.subprocess.Process, workers: int) -> None:
-    """Wait until `workers` processes have logged that their app started."""
-    assert server.stderr is not None
-    started = 0
-    while started < workers:
-        line = await server.stderr.readline()
-        assert line, "the server exited before its workers started"
-        started += b"Application startup complete" in line
 
 
 # one-line failures

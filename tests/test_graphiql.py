@@ -1,4 +1,5 @@
-"""GraphiQL in a real browser: served by the app with no internet, it runs a query against /graphql.
+"""GraphiQL in a real browser: served by the app with no internet, it runs a query against /graphql
+and a subscription over its websocket.
 
 Drives Debian's chromium through chromium-driver (selenium). Without them the test skips, except
 in CI (CI=true), where it fails; .ci/run installs them.
@@ -12,8 +13,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
@@ -121,5 +124,53 @@ def test_graphiql_runs_a_query_with_local_assets_only(
     )
     assert any(url.endswith("/graphiql.min.js") for url in resources), resources
     assert all(url.startswith(f"{server_url}/") for url in resources), resources
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
+
+
+def _open_subscriptions(server_url: str) -> float:
+    text = httpx.get(f"{server_url}/metrics").text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "gql_blog_open_subscriptions":
+                return sample.value
+    return 0.0
+
+
+def _run_in_graphiql(browser: WebDriver, server_url: str, document: str) -> None:
+    browser.get(f"{server_url}/graphql")
+    wait = WebDriverWait(browser, WAIT_SECONDS)
+    wait.until(lambda d: d.execute_script(_EDITOR_VALUE, ".graphiql-query-editor") is not None)
+    set_value = (
+        "document.querySelector(arguments[0] + ' .CodeMirror').CodeMirror.setValue(arguments[1])"
+    )
+    browser.execute_script(set_value, ".graphiql-query-editor", document)
+    browser.find_element(By.CSS_SELECTOR, ".graphiql-execute-button").click()
+
+
+def test_graphiql_subscribes_over_the_websocket(server_url: str, browser: WebDriver) -> None:
+    register = """mutation {
+      register(input: {username: "writer", email: "writer@example.test", password: "long enough"}) {
+        ... on AuthPayload { token }
+      }
+    }"""
+    token = httpx.post(f"{server_url}/graphql", json={"query": register}).json()["data"]
+    token = token["register"]["token"]
+    before = _open_subscriptions(server_url)
+    _run_in_graphiql(browser, server_url, "subscription { postPublished { title } }")
+    wait = WebDriverWait(browser, WAIT_SECONDS)
+    wait.until(lambda d: _open_subscriptions(server_url) > before)  # GraphiQL is listening
+
+    create = """mutation {
+      createPost(input: {title: "Live", content: "Body.", published: true}) { __typename }
+    }"""
+    httpx.post(
+        f"{server_url}/graphql",
+        json={"query": create},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+    result = wait.until(lambda d: d.execute_script(_EDITOR_VALUE, ".graphiql-response") or None)
+    assert '"title": "Live"' in result, result
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, errors

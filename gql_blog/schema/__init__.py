@@ -14,6 +14,7 @@ from gql_blog.schema.errors import MaskUnexpectedErrors
 from gql_blog.schema.limits import QueryLimits
 from gql_blog.schema.metrics import OperationMetrics
 from gql_blog.schema.query import Query
+from gql_blog.schema.subscription import Subscription
 from gql_blog.schema.types import Comment, Post, Tag, User
 from gql_blog.schema.warnings import RequestWarnings
 
@@ -49,6 +50,7 @@ class BlogSchema(strawberry.Schema):
 schema = BlogSchema(
     query=Query,
     mutation=merge_types("Mutation", (AccountMutation, ContentMutation)),
+    subscription=Subscription,
     types=[User, Post, Comment, Tag],
     execution_context_class=BlogExecutionContext,
     # QueryLimits parses and validates once per distinct query text (in the app's byte-bounded

@@ -1,10 +1,13 @@
 """What every resolver of one request shares: its session, viewer, loaders and the settings."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gql_blog import auth, models
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gql_blog import auth, events, models
 from gql_blog.config import Settings
 from gql_blog.db import SerialSession
 from gql_blog.loaders import Loaders
@@ -22,6 +25,8 @@ class Context:
     request_id: str
     # The app's parsed and validated documents, shared by its requests (see documents.py).
     documents: DocumentCache
+    # Where mutations send their events once committed, and subscriptions listen.
+    events: events.EventBus
     # The sign-in token the request carried (`logout` revokes it); None when it had none.
     token: str | None = None
     # The client's address, as uvicorn reports it (behind a trusted proxy: the forwarded one).
@@ -30,6 +35,12 @@ class Context:
     tracer: "Tracer | None" = None
     # What the client should know about its request, as `extensions.warnings`.
     warnings: list[str] = field(default_factory=list)
+    # A websocket operation's: the sessions each subscription event opens one of, and how to
+    # close the socket (a lapsed token, a subscriber too far behind). None over HTTP.
+    sessions: async_sessionmaker[AsyncSession] | None = None
+    close_connection: Callable[[int, str], Awaitable[None]] | None = None
+    # The websocket's `connection_init` payload (strawberry sets it); None over HTTP.
+    connection_params: dict[str, object] | None = None
     # Which fields each connection's nodes select, by connection field node (see lookahead.py).
     lookahead: dict[int, frozenset[str]] = field(default_factory=dict)
     _loaders: Loaders | None = None

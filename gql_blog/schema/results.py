@@ -12,7 +12,7 @@ import strawberry
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_blog import audit, db, models, writes
+from gql_blog import audit, db, events, models
 from gql_blog.loaders import Loaders
 from gql_blog.schema.context import Context
 
@@ -87,26 +87,35 @@ def validation_error(error: models.InvalidValueError) -> ValidationError:
 
 
 async def run_mutation(
-    session: AsyncSession, body: Callable[[], Awaitable[R]]
+    session: AsyncSession, body: Callable[[], Awaitable[R]], *, bus: events.EventBus
 ) -> R | ValidationError:
     """One mutation field, one transaction; an Error value or an exception rolls it back.
 
     Model validators raising `InvalidValueError` become `ValidationError` values; a unique
-    violation is mapped by `on_conflict` callers (see `conflict_field`), else re-raised.
+    violation is mapped by `on_conflict` callers (see `conflict_field`), else re-raised. The
+    events the writes noted go to `bus` only once the transaction committed.
     """
     try:
         result: R | ValidationError = await body()
+        if not isinstance(result, Error):
+            await bus.record(session, events.pending(session))
     except models.InvalidValueError as error:
-        await session.rollback()
+        await _roll_back(session)
         return validation_error(error)
     except BaseException:
-        await session.rollback()
+        await _roll_back(session)
         raise
     if isinstance(result, Error):
-        await session.rollback()
-    else:
-        await session.commit()
+        await _roll_back(session)
+        return result
+    await session.commit()
+    bus.committed(events.discard(session))
     return result
+
+
+async def _roll_back(session: AsyncSession) -> None:
+    events.discard(session)
+    await session.rollback()
 
 
 def act_as(context: Context, viewer: models.User | None) -> None:
@@ -122,20 +131,17 @@ async def transact(context: Context, body: Callable[[], Awaitable[R]]) -> R | Va
     session = context.db.session
     await db.begin_writing(session)
     try:
-        result = await run_mutation(session, body)
+        result = await run_mutation(session, body, bus=context.events)
     except Exception:
         await _after_rollback(context)
         raise
     if isinstance(result, Error):
         await _after_rollback(context)
-    else:
-        writes.confirm_published(session)
     return result
 
 
 async def _after_rollback(context: Context) -> None:
     """A rollback expired every row the session holds: reload the viewer, start fresh loaders."""
-    writes.discard_published(context.db.session)
     audit.discard_tag_changes(context.db.session)
     if context.viewer is not None:
         await context.db.session.refresh(context.viewer)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_blog import models, writes
+from gql_blog import events, models, writes
 from gql_blog.config import Settings
 from gql_blog.schema.ids import encode_global_id
 from tests.committed import CommittedApi, serve_committed_api
@@ -594,9 +594,8 @@ async def test_posts_becoming_published_are_noted_for_subscriptions(db: AsyncSes
     await writes.publish_post(db, draft)
     await writes.publish_post(db, draft)
 
-    writes.confirm_published(db)
-
-    assert db.info[writes.PUBLISHED_KEY] == [published.id, draft.id]
+    published_ids = [event.post_id for event in events.pending(db)]
+    assert published_ids == [published.id, draft.id]
 
 
 async def test_rolled_back_publications_are_discarded(db: AsyncSession) -> None:
@@ -605,10 +604,9 @@ async def test_rolled_back_publications_are_discarded(db: AsyncSession) -> None:
         db, author=author, title="Out", content="Now.", published=True, tag_names=[]
     )
 
-    writes.discard_published(db)
-    writes.confirm_published(db)
+    events.discard(db)
 
-    assert db.info[writes.PUBLISHED_KEY] == []
+    assert events.pending(db) == []
 
 
 # --- deletePost ---------------------------------------------------------------------------------

@@ -1,0 +1,454 @@
+"""The event bus behind subscriptions: what happened (ids only), sent only after it committed.
+
+Writes note events in the session (`note`) while the mutation's transaction runs; the mutation
+runner hands them to the bus before the commit (`EventBus.record`: a transport that travels in
+the transaction, such as PostgreSQL's NOTIFY, goes out with it) and after it (`EventBus.committed`:
+in-process delivery). A rolled-back transaction publishes nothing (`discard`).
+
+Each worker delivers to its own listeners through one `Hub`: every listener has a bounded
+queue, and one that falls too far behind is cut off (`ListenerTooSlowError`) instead of holding
+the others up or growing without bound.
+
+    EventBus            one interface
+    ├── InProcessBus    one worker: the hub is the whole transport
+    ├── PostgresBus     PostgreSQL: NOTIFY with the commit, LISTEN on a dedicated connection
+    └── OutboxBus       SQLite, MariaDB: an outbox row with the commit, polled by every worker
+"""
+
+import abc
+import asyncio
+import contextvars
+import enum
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Self
+
+import asyncpg
+from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gql_blog import db, models
+from gql_blog.config import Settings
+
+logger = logging.getLogger(__name__)
+
+# Events of the current transaction, in the session's info until it commits or rolls back.
+PENDING_KEY = "gql_blog.pending_events"
+DEFAULT_QUEUE_SIZE = 100
+
+
+class Kind(enum.StrEnum):
+    POST_PUBLISHED = "post_published"
+    COMMENT_ADDED = "comment_added"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something committed: a post became published, or a comment was added to `post_id`.
+
+    Ids only: each subscriber loads the rows itself, so it sees what it may see.
+    """
+
+    kind: Kind
+    post_id: int
+    comment_id: int | None = None
+
+    def encode(self) -> str:
+        """A short text for transports that carry strings (NOTIFY payloads, outbox rows)."""
+        return f"{self.kind.value}:{self.post_id}:{self.comment_id or ''}"
+
+    @classmethod
+    def decode(cls, text: str) -> Self:
+        kind, post_id, comment_id = text.split(":")
+        return cls(Kind(kind), int(post_id), int(comment_id) if comment_id else None)
+
+
+def note(session: AsyncSession, event: Event) -> None:
+    """Remember `event` until the session's transaction commits (or forget it on rollback)."""
+    session.info.setdefault(PENDING_KEY, []).append(event)
+
+
+def pending(session: AsyncSession) -> list[Event]:
+    """The events noted in the session's current transaction."""
+    events: list[Event] = session.info.get(PENDING_KEY, [])
+    return list(events)
+
+
+def discard(session: AsyncSession) -> list[Event]:
+    """Forget (and return) the events of the transaction: it rolled back, or they were sent."""
+    events: list[Event] = session.info.pop(PENDING_KEY, [])
+    return events
+
+
+class ListenerTooSlowError(Exception):
+    """The listener's queue was full when an event arrived: it fell too far behind."""
+
+
+class Listener:
+    """One subscription's view of the events: a bounded queue the hub fills."""
+
+    def __init__(self, hub: "Hub", queue_size: int) -> None:
+        self._hub = hub
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=queue_size)
+        self._overflowed = asyncio.Event()
+
+    def offer(self, event: Event) -> None:
+        if self._overflowed.is_set():
+            return
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self._overflowed.set()
+
+    async def next(self) -> Event:
+        """The next event; `ListenerTooSlowError` once the queue overflowed."""
+        if self._overflowed.is_set():
+            raise ListenerTooSlowError
+        if not self._queue.empty():
+            return self._queue.get_nowait()
+        getting = asyncio.ensure_future(self._queue.get())
+        overflowing = asyncio.ensure_future(self._overflowed.wait())
+        try:
+            await asyncio.wait({getting, overflowing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            getting.cancel()
+            overflowing.cancel()
+        if getting.done() and not getting.cancelled():
+            return getting.result()
+        raise ListenerTooSlowError
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self.next()
+
+
+class Hub:
+    """This worker's listeners; `deliver` offers each of them every event."""
+
+    def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+        self.queue_size = queue_size
+        self._listeners: set[Listener] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        # Since when someone has listened without a break; None while nobody listens.
+        self.busy_since: datetime | None = None
+
+    @property
+    def listener_count(self) -> int:
+        return len(self._listeners)
+
+    @asynccontextmanager
+    async def listen(self) -> AsyncIterator[Listener]:
+        listener = Listener(self, self.queue_size)
+        if not self._listeners:
+            self.busy_since = models.utc_now()
+        self._listeners.add(listener)
+        self._idle.clear()
+        try:
+            yield listener
+        finally:
+            self._listeners.discard(listener)
+            if not self._listeners:
+                self.busy_since = None
+                self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no listener is left (a draining shutdown, a test after disconnects)."""
+        await self._idle.wait()
+
+    def deliver(self, events: Iterable[Event]) -> None:
+        for event in events:
+            for listener in list(self._listeners):
+                listener.offer(event)
+
+
+class EventBus(abc.ABC):
+    """Carries committed events to the listeners of every worker that shares the database.
+
+    `record` runs inside the mutation's transaction, before its commit; `committed` after it.
+    """
+
+    def __init__(self, *, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+        self.hub = Hub(queue_size)
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Begin receiving events from other workers."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Stop receiving; listeners stay until their subscriptions end."""
+
+    @abc.abstractmethod
+    async def record(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        """Inside the transaction, before its commit: write what must travel with it."""
+
+    @abc.abstractmethod
+    def committed(self, events: Sequence[Event]) -> None:
+        """After the commit: deliver what did not travel with the transaction."""
+
+    def listen(self) -> AbstractAsyncContextManager[Listener]:
+        """A listener for this worker's share of every event, removed when the block ends."""
+        return self.hub.listen()
+
+
+class InProcessBus(EventBus):
+    """One worker: events reach this process's listeners only, straight after the commit."""
+
+    async def start(self) -> None:
+        return
+
+    async def stop(self) -> None:
+        return
+
+    async def record(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        return
+
+    def committed(self, events: Sequence[Event]) -> None:
+        self.hub.deliver(events)
+
+
+class PostgresBus(EventBus):
+    """PostgreSQL: NOTIFY in the mutation's transaction, LISTEN on a dedicated connection.
+
+    PostgreSQL sends a transaction's notifications when it commits, and to every session that
+    listens, so every worker on every machine sharing the database delivers every event (this
+    one's too, through its own LISTEN). The listening connection lives outside the pool; when it
+    breaks, it is opened again and listens again. Events committed while it is down are missed.
+    """
+
+    def __init__(self, database_url: str, *, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+        super().__init__(queue_size=queue_size)
+        self._dsn = make_url(database_url).set(drivername="postgresql")
+        self._listening: asyncio.Task[None] | None = None
+        self._connection: asyncpg.Connection | None = None
+        self._connected = asyncio.Condition()
+        self.connections_made = 0
+
+    @property
+    def listener_pid(self) -> int | None:
+        """The server process id of the listening connection (None while it is down)."""
+        return None if self._connection is None else self._connection.get_server_pid()
+
+    async def wait_connected(self, count: int) -> None:
+        """Return once the listening connection has been (re)opened `count` times in all."""
+        async with self._connected:
+            await self._connected.wait_for(lambda: self.connections_made >= count)
+
+    async def start(self) -> None:
+        self._listening = asyncio.create_task(self._listen_forever(), context=contextvars.Context())
+
+    async def stop(self) -> None:
+        if self._listening is not None:
+            self._listening.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._listening
+
+    async def record(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        payloads = [event.encode() for event in events]
+        await session.execute(_NOTIFY, {"channel": CHANNEL, "payloads": payloads})
+
+    def committed(self, events: Sequence[Event]) -> None:
+        return  # the NOTIFY went out with the commit; our own LISTEN delivers it here too
+
+    async def _listen_forever(self) -> None:
+        delay = _RECONNECT_FIRST_DELAY
+        while True:
+            try:
+                await self._listen_once()
+                delay = _RECONNECT_FIRST_DELAY
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                logger.warning("events.listen_failed", extra={"reason": str(error)})
+            await asyncio.sleep(delay)  # a broken database gets a pause, not a tight loop
+            delay = min(delay * 2, _RECONNECT_MAX_DELAY)
+
+    async def _listen_once(self) -> None:
+        """Listen until the connection breaks."""
+        dsn = self._dsn.render_as_string(hide_password=False)
+        connection = await asyncpg.connect(dsn)
+        lost = asyncio.Event()
+        connection.add_termination_listener(lambda _connection: lost.set())
+        try:
+            await connection.add_listener(CHANNEL, self._on_notification)
+            self._connection = connection
+            async with self._connected:
+                self.connections_made += 1
+                self._connected.notify_all()
+            logger.info("events.listening", extra={"channel": CHANNEL})
+            await lost.wait()
+            logger.warning("events.listen_connection_lost", extra={"channel": CHANNEL})
+        finally:
+            self._connection = None
+            if not connection.is_closed():
+                await connection.close()
+
+    def _on_notification(self, connection: object, pid: int, channel: str, payload: str) -> None:
+        try:
+            event = Event.decode(payload)
+        except ValueError:
+            logger.warning("events.bad_payload", extra={"channel": channel})
+            return
+        self.hub.deliver([event])
+
+
+class OutboxBus(EventBus):
+    """SQLite and MariaDB: an outbox row in the mutation's transaction, polled by every worker.
+
+    A worker polls only while someone listens to it, from the rows written since. Ids grow
+    with each insert, but a transaction may commit after one with a higher id; so each
+    poll reads from the oldest id that could still appear (`_floor`), skipping ids delivered
+    already, and that floor moves past rows older than `OUTBOX_GRACE_SECONDS`. Rows older than
+    the retention period are deleted by whichever worker gets there.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        poll_interval: float = 0.25,
+        retention: timedelta = timedelta(hours=1),
+    ) -> None:
+        super().__init__(queue_size=queue_size)
+        self._sessions = sessions
+        self._poll_interval = poll_interval
+        self._retention = retention
+        self._polling: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._floor = 0
+        self._delivered: set[int] = set()
+
+    async def start(self) -> None:
+        # In a task: the app starts (and /readyz says why) while the database is down or behind.
+        # Its own context: no request's statement count or span is the poller's.
+        self._polling = asyncio.create_task(self._poll_forever(), context=contextvars.Context())
+
+    async def stop(self) -> None:
+        """Let the current poll finish (never cancel a statement midway), then stop."""
+        self._stopping.set()
+        if self._polling is not None:
+            await self._polling
+
+    async def record(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        now = models.utc_now()
+        rows = [
+            {
+                "kind": event.kind.value,
+                "post_id": event.post_id,
+                "comment_id": event.comment_id,
+                "created_at": now,
+            }
+            for event in events
+        ]
+        await session.execute(insert(models.OutboxEvent), rows)
+
+    def committed(self, events: Sequence[Event]) -> None:
+        return  # every worker, this one too, finds the rows at its next poll
+
+    async def _poll_forever(self) -> None:
+        polls = 0
+        started = False
+        while not self._stopping.is_set():
+            try:
+                if self.hub.busy_since is None:
+                    started = False  # nobody listens here: nothing to read
+                elif not started:
+                    await self._skip_history(self.hub.busy_since)
+                    started = True
+                if started:
+                    await self.poll()
+                polls += 1
+                if polls % _POLLS_PER_PRUNE == 0:
+                    await self.prune()
+            except (OSError, SQLAlchemyError) as error:
+                logger.warning("events.poll_failed", extra={"reason": str(error)})
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._poll_interval)
+
+    async def _skip_history(self, since: datetime) -> None:
+        """What was written before anyone here listened (`since`) is history: skip it."""
+        newest = select(func.max(models.OutboxEvent.id)).where(
+            models.OutboxEvent.created_at < since
+        )
+        async with self._sessions() as session:
+            found = await session.scalar(newest.execution_options(**_BACKGROUND))
+        self._floor = found or 0
+        self._delivered.clear()
+
+    async def poll(self) -> None:
+        """Deliver the rows committed since the last poll."""
+        stmt = (
+            select(models.OutboxEvent)
+            .where(models.OutboxEvent.id > self._floor)
+            .order_by(models.OutboxEvent.id)
+            .limit(_POLL_BATCH)
+            .execution_options(**_BACKGROUND)
+        )
+        async with self._sessions() as session:
+            rows = (await session.scalars(stmt)).all()
+        fresh = [row for row in rows if row.id not in self._delivered]
+        self._delivered.update(row.id for row in fresh)
+        self.hub.deliver(Event(Kind(row.kind), row.post_id, row.comment_id) for row in fresh)
+        self._advance_floor(rows)
+
+    def _advance_floor(self, rows: Sequence[models.OutboxEvent]) -> None:
+        settled = models.utc_now() - timedelta(seconds=OUTBOX_GRACE_SECONDS)
+        for row in rows:
+            if row.created_at > settled:
+                break
+            self._floor = row.id
+        self._delivered = {row_id for row_id in self._delivered if row_id > self._floor}
+
+    async def prune(self) -> None:
+        """Delete the rows older than the retention period."""
+        cutoff = models.utc_now() - self._retention
+        async with self._sessions() as session, session.begin():
+            stmt = delete(models.OutboxEvent).where(models.OutboxEvent.created_at < cutoff)
+            await session.execute(stmt.execution_options(**_BACKGROUND))
+
+
+# A transaction that commits later than this after writing its outbox row may go unseen.
+OUTBOX_GRACE_SECONDS = 10
+_POLL_BATCH = 1000
+# Polls are the server's own housekeeping: no trace spans (see db.BACKGROUND).
+_BACKGROUND = {db.BACKGROUND: True}
+_POLLS_PER_PRUNE = 240
+
+CHANNEL = "gql_blog_events"
+_NOTIFY = text(
+    "SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS text[])) AS payload"
+)
+_RECONNECT_FIRST_DELAY = 0.1
+_RECONNECT_MAX_DELAY = 5.0
+
+
+def create_bus(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> EventBus:
+    """The bus for the settings' database: LISTEN/NOTIFY on PostgreSQL, else the outbox.
+
+    An in-memory SQLite database lives in one process only: in-process events suffice there.
+    """
+    queue_size = settings.subscriber_queue_size
+    if settings.dialect == "postgresql":
+        return PostgresBus(settings.database_url, queue_size=queue_size)
+    if settings.dialect == "sqlite" and make_url(settings.database_url).database in _IN_MEMORY:
+        return InProcessBus(queue_size=queue_size)
+    return OutboxBus(
+        sessions,
+        queue_size=queue_size,
+        poll_interval=settings.event_poll_interval_ms / 1000,
+        retention=timedelta(seconds=settings.event_retention_seconds),
+    )
+
+
+_IN_MEMORY = (None, "", ":memory:")

@@ -1,0 +1,457 @@
+"""Subscriptions over graphql-transport-ws against a live uvicorn server, with real commits."""
+
+import asyncio
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import gql
+import httpx
+import pytest
+import websockets
+from gql.transport.websockets import WebsocketsTransport
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gql_blog import auth, events, models
+from gql_blog.config import Settings
+from gql_blog.db import create_sessionmaker
+from gql_blog.schema.ids import encode_global_id
+from tests.committed import empty_tables
+from tests.factories import make_post, make_user
+from tests.live import (
+    PROTOCOL,
+    WAIT_SECONDS,
+    Committed,
+    SocketClient,
+    live_server,
+    mutate,
+    socket_client,
+)
+
+COMMENT_ADDED = """
+subscription ($postId: ID!) { commentAdded(postId: $postId) { content author { username } } }
+"""
+POST_PUBLISHED = "subscription ($tag: String) { postPublished(tag: $tag) { title } }"
+ADD_COMMENT = """
+mutation ($postId: ID!, $content: String!) {
+  addComment(input: {postId: $postId, content: $content}) { __typename }
+}
+"""
+CREATE_POST = """
+mutation ($title: String!, $published: Boolean, $tags: [String!]) {
+  createPost(input: {title: $title, content: "Body.", published: $published, tags: $tags}) {
+    __typename
+  }
+}
+"""
+
+
+@pytest.fixture
+async def committed(engine: AsyncEngine) -> AsyncIterator[Committed]:
+    """Rows committed for real (the server's sessions must see them); deleted afterwards."""
+    yield Committed(create_sessionmaker(engine))
+    await empty_tables(engine)
+
+
+@pytest.fixture
+def bus(settings: Settings) -> events.EventBus:
+    return events.InProcessBus(queue_size=settings.subscriber_queue_size)
+
+
+@pytest.fixture
+async def server(settings: Settings, bus: events.EventBus) -> AsyncIterator[str]:
+    async with live_server(settings, bus=bus) as address:
+        yield address
+
+
+async def _user(committed: Committed, **options: Any) -> models.User:
+    async with committed.sessions() as session:
+        user = await make_user(session, **options)
+        await session.commit()
+    return user
+
+
+async def _post(committed: Committed, author: models.User, **options: Any) -> str:
+    async with committed.sessions() as session:
+        post = await make_post(session, author=author, **options)
+        await session.commit()
+    return encode_global_id("Post", post.id)
+
+
+async def _comment(address: str, token: str, post_id: str, content: str) -> None:
+    body = await mutate(address, ADD_COMMENT, {"postId": post_id, "content": content}, token=token)
+    assert body["data"]["addComment"]["__typename"] == "Comment", body
+
+
+async def _next_data(client: SocketClient, operation_id: str = "1") -> Any:
+    message = await client.receive()
+    assert message["type"] == "next", message
+    assert message["id"] == operation_id
+    assert "errors" not in message["payload"], message
+    return message["payload"]["data"]
+
+
+async def test_comment_added_reaches_the_subscriber_after_commit(
+    server: str, committed: Committed
+) -> None:
+    alice = await _user(committed)
+    post_id = await _post(committed, alice, published=True)
+    token = await committed.token_for(alice)
+    async with socket_client(server) as client:
+        await client.subscribe("1", COMMENT_ADDED, {"postId": post_id})
+        await _comment(server, token, post_id, "First!")
+
+        data = await _next_data(client)
+
+    assert data == {"commentAdded": {"content": "First!", "author": {"username": alice.username}}}
+
+
+async def test_bad_token_at_init_closes_with_4403(server: str) -> None:
+    async with websockets.connect(f"ws://{server}/graphql", subprotocols=[PROTOCOL]) as ws:
+        client = SocketClient(ws)
+        await client.send({"type": "connection_init", "payload": {"Authorization": "Bearer nope"}})
+
+        assert await client.closed() == (4403, "Forbidden")
+
+
+async def test_token_in_header_style_casing_signs_in(server: str, committed: Committed) -> None:
+    alice = await _user(committed)
+    token = await committed.token_for(alice)
+    async with websockets.connect(f"ws://{server}/graphql", subprotocols=[PROTOCOL]) as ws:
+        client = SocketClient(ws)
+        ack = await client.init({"Authorization": f"Bearer {token}"})
+        await client.subscribe("1", "{ viewer { username } }")
+
+        data = await _next_data(client)
+
+    assert ack["type"] == "connection_ack"
+    assert data == {"viewer": {"username": alice.username}}
+
+
+async def test_comments_on_a_draft_never_reach_another_user(
+    server: str, committed: Committed
+) -> None:
+    alice = await _user(committed)
+    bob = await _user(committed)
+    draft_id = await _post(committed, alice, published=False)
+    public_id = await _post(committed, alice, published=True)
+    alice_token = await committed.token_for(alice)
+    bob_token = await committed.token_for(bob)
+    async with socket_client(server, bob_token) as bob_client:
+        await bob_client.subscribe("draft", COMMENT_ADDED, {"postId": draft_id})
+        await bob_client.subscribe("public", COMMENT_ADDED, {"postId": public_id})
+        await _comment(server, alice_token, draft_id, "Secret.")
+        await _comment(server, alice_token, public_id, "Open.")
+
+        message = await bob_client.receive()
+
+    # Were the draft's comment sent, it would come first: it was committed first.
+    assert message["id"] == "public"
+    assert message["payload"]["data"]["commentAdded"]["content"] == "Open."
+
+
+async def test_author_receives_comments_on_their_own_draft(
+    server: str, committed: Committed
+) -> None:
+    alice = await _user(committed)
+    draft_id = await _post(committed, alice, published=False)
+    token = await committed.token_for(alice)
+    async with socket_client(server, token) as client:
+        await client.subscribe("1", COMMENT_ADDED, {"postId": draft_id})
+        await _comment(server, token, draft_id, "Note to self.")
+
+        data = await _next_data(client)
+
+    assert data["commentAdded"]["content"] == "Note to self."
+
+
+async def test_post_back_to_draft_stops_comment_events(server: str, committed: Committed) -> None:
+    alice = await _user(committed)
+    post_id = await _post(committed, alice, published=True)
+    other_id = await _post(committed, alice, published=True)
+    token = await committed.token_for(alice)
+    async with socket_client(server) as anonymous:
+        await anonymous.subscribe("post", COMMENT_ADDED, {"postId": post_id})
+        await anonymous.subscribe("other", COMMENT_ADDED, {"postId": other_id})
+        await _comment(server, token, post_id, "While public.")
+        assert (await _next_data(anonymous, "post"))["commentAdded"]["content"] == "While public."
+        unpublish = (
+            "mutation ($id: ID!) { updatePost(id: $id, input: {published: false}) { __typename } }"
+        )
+        await mutate(server, unpublish, {"id": post_id}, token=token)
+        await _comment(server, token, post_id, "While a draft.")
+        await _comment(server, token, other_id, "Elsewhere.")
+
+        message = await anonymous.receive()
+
+    assert message["id"] == "other"
+
+
+async def test_post_published_fires_on_create_publish_and_update(
+    server: str, committed: Committed
+) -> None:
+    alice = await _user(committed)
+    token = await committed.token_for(alice)
+    draft_id = await _post(committed, alice, published=False, title="Drafted")
+    async with socket_client(server) as client:
+        await client.subscribe("1", POST_PUBLISHED)
+        await mutate(server, CREATE_POST, {"title": "Draft", "published": False}, token=token)
+        await mutate(server, CREATE_POST, {"title": "Created", "published": True}, token=token)
+        created = await _next_data(client)
+        publish = "mutation ($id: ID!) { publishPost(id: $id) { __typename } }"
+        await mutate(server, publish, {"id": draft_id}, token=token)
+        published = await _next_data(client)
+
+    assert created == {"postPublished": {"title": "Created"}}
+    assert published == {"postPublished": {"title": "Drafted"}}
+
+
+async def test_post_published_filters_by_tag(server: str, committed: Committed) -> None:
+    alice = await _user(committed)
+    token = await committed.token_for(alice)
+    async with socket_client(server) as client:
+        await client.subscribe("1", POST_PUBLISHED, {"tag": "Python"})
+        await mutate(
+            server, CREATE_POST, {"title": "Rust", "published": True, "tags": ["rust"]}, token=token
+        )
+        await mutate(
+            server, CREATE_POST, {"title": "Py", "published": True, "tags": ["python"]}, token=token
+        )
+
+        data = await _next_data(client)
+
+    assert data == {"postPublished": {"title": "Py"}}
+
+
+async def test_import_posts_publishes_only_the_items_it_kept(
+    server: str, committed: Committed
+) -> None:
+    alice = await _user(committed)
+    token = await committed.token_for(alice)
+    imported = """
+    mutation {
+      importPosts(inputs: [
+        {title: " ", content: "Blank title.", published: true},
+        {title: "Kept", content: "Fine.", published: true}
+      ]) { created }
+    }
+    """
+    async with socket_client(server) as client:
+        await client.subscribe("1", POST_PUBLISHED)
+        body = await mutate(server, imported, token=token)
+        first = await _next_data(client)
+        await mutate(server, CREATE_POST, {"title": "Later", "published": True}, token=token)
+        second = await _next_data(client)
+
+    assert body["data"]["importPosts"]["created"] == 1
+    assert [first, second] == [
+        {"postPublished": {"title": "Kept"}},
+        {"postPublished": {"title": "Later"}},
+    ]
+
+
+async def test_subscription_over_http_post_is_refused(server: str) -> None:
+    body = await mutate(server, POST_PUBLISHED)
+
+    assert body.get("data") is None
+    assert "websocket" in body["errors"][0]["message"]
+
+
+async def test_depth_limit_applies_to_subscriptions(
+    settings: Settings, bus: events.EventBus
+) -> None:
+    deep = "subscription { postPublished { author { posts { nodes { author { username } } } } } }"
+    limited = replace(settings, max_query_depth=3)
+    async with live_server(limited, bus=bus) as address, socket_client(address) as client:
+        await client.subscribe("1", deep)
+        message = await client.receive()
+
+    assert message["type"] == "error"
+    assert message["payload"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+
+
+async def test_subscriptions_per_connection_are_limited(
+    settings: Settings, bus: events.EventBus
+) -> None:
+    async with (
+        live_server(replace(settings, max_subscriptions_per_connection=2), bus=bus) as address,
+        socket_client(address) as client,
+    ):
+        for operation_id in ("1", "2", "3"):
+            await client.subscribe(operation_id, POST_PUBLISHED)
+        message = await client.receive()
+
+    assert message["type"] == "error"
+    assert message["id"] == "3"
+    assert "limit" in message["payload"][0]["message"]
+
+
+async def test_revoked_token_closes_the_socket_at_the_next_event(
+    server: str, committed: Committed
+) -> None:
+    alice = await _user(committed)
+    post_id = await _post(committed, alice, published=True)
+    socket_token = await committed.token_for(alice)
+    writer_token = await committed.token_for(alice)
+    async with socket_client(server, socket_token) as client:
+        await client.subscribe("1", COMMENT_ADDED, {"postId": post_id})
+        logout = await mutate(server, "mutation { logout }", token=socket_token)
+        await _comment(server, writer_token, post_id, "After logout.")
+
+        closed = await client.closed()
+
+    assert logout["data"] == {"logout": True}
+    assert closed[0] == 4403
+
+
+async def test_a_subscriber_too_far_behind_is_disconnected(
+    settings: Settings, committed: Committed
+) -> None:
+    alice = await _user(committed)
+    token = await committed.token_for(alice)
+    small = events.InProcessBus(queue_size=1)
+    items = ", ".join(f'{{title: "P{n}", content: "C.", published: true}}' for n in range(3))
+    many = f"mutation {{ importPosts(inputs: [{items}]) {{ created }} }}"
+    async with live_server(settings, bus=small) as address, socket_client(address) as client:
+        await client.subscribe("1", POST_PUBLISHED)
+        await mutate(address, "{ __typename }")  # the subscription is listening by now
+        await mutate(address, many, token=token)
+
+        closed = await client.closed()
+
+    assert closed[0] == 1013
+    assert "behind" in (closed[1] or "")
+
+
+async def test_a_thousand_connect_disconnect_cycles_leave_no_listener(
+    server: str, bus: events.EventBus
+) -> None:
+    for _ in range(1000):
+        async with socket_client(server) as client:
+            await client.subscribe("1", POST_PUBLISHED)
+            await client.subscribe("2", "{ __typename }")
+            assert (await client.receive())["id"] == "2"  # the socket's operations have run
+
+    # The last sockets' handlers may still be finishing: wait (bounded) for them to let go.
+    await asyncio.wait_for(bus.hub.wait_idle(), WAIT_SECONDS)
+    assert bus.hub.listener_count == 0
+
+
+async def test_open_subscriptions_are_counted_in_metrics(server: str, committed: Committed) -> None:
+    alice = await _user(committed)
+    token = await committed.token_for(alice)
+    before = await _open_subscriptions(server)
+    async with socket_client(server) as client:
+        await client.subscribe("1", POST_PUBLISHED)
+        await mutate(server, CREATE_POST, {"title": "Hi", "published": True}, token=token)
+        await _next_data(client)  # the subscription is open
+
+        during = await _open_subscriptions(server)
+
+    assert during == before + 1
+
+
+async def _open_subscriptions(address: str) -> float:
+    async with httpx.AsyncClient(base_url=f"http://{address}") as http:
+        text = (await http.get("/metrics")).text
+    (line,) = [
+        line for line in text.splitlines() if line.startswith("gql_blog_open_subscriptions ")
+    ]
+    return float(line.split()[1])
+
+
+async def test_the_server_pings_idle_sockets(settings: Settings, bus: events.EventBus) -> None:
+    pinging = replace(settings, websocket_keepalive_seconds=1)
+    async with live_server(pinging, bus=bus) as address, socket_client(address) as client:
+        raw = await asyncio.wait_for(client.connection.recv(), WAIT_SECONDS)
+
+    assert json.loads(raw) == {"type": "ping"}
+
+
+async def test_an_expired_token_closes_the_socket_at_the_next_event(
+    server: str, committed: Committed
+) -> None:
+    alice = await _user(committed)
+    post_id = await _post(committed, alice, published=True)
+    socket_token = await committed.token_for(alice)
+    writer_token = await committed.token_for(alice)
+    async with socket_client(server, socket_token) as client:
+        await client.subscribe("1", COMMENT_ADDED, {"postId": post_id})
+        async with committed.sessions() as session:
+            expire = (
+                update(models.AuthToken)
+                .where(models.AuthToken.token_hash == auth.token_digest(socket_token))
+                .values(expires_at=models.utc_now() - timedelta(minutes=1))
+            )
+            await session.execute(expire)
+            await session.commit()
+        await _comment(server, writer_token, post_id, "After expiry.")
+
+        closed = await client.closed()
+
+    assert closed[0] == 4403
+
+
+async def test_the_npm_graphql_ws_client_receives_an_event(
+    server: str, committed: Committed
+) -> None:
+    node = shutil.which("node")
+    script = Path(__file__).with_name("graphql_ws_client.mjs")
+    if node is None or not (script.parent.parent / "node_modules" / "graphql-ws").is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail("node or the graphql-ws npm package is missing (run `npm ci`)")
+        pytest.skip("node or the graphql-ws npm package is missing (run `npm ci`)")
+    alice = await _user(committed)
+    token = await committed.token_for(alice)
+    before = await _open_subscriptions(server)
+    client = await asyncio.create_subprocess_exec(
+        *(node, "--experimental-websocket", "--no-warnings", str(script)),
+        *(f"ws://{server}/graphql", token),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        await asyncio.wait_for(_subscribed_beyond(server, before), WAIT_SECONDS)
+        variables = {"title": "From node", "published": True, "tags": ["js"]}
+        await mutate(server, CREATE_POST, variables, token=token)
+        assert client.stdout is not None
+        line = await asyncio.wait_for(client.stdout.readline(), WAIT_SECONDS)
+    finally:
+        client.kill()
+        await client.wait()
+
+    post = {"title": "From node", "author": {"username": alice.username}}
+    assert json.loads(line)["data"] == {"postPublished": post}
+
+
+async def _subscribed_beyond(address: str, count: float) -> None:
+    while await _open_subscriptions(address) <= count:
+        continue  # each look is a request to the server: it waits for the answer
+
+
+async def test_the_python_gql_client_receives_an_event(server: str, committed: Committed) -> None:
+    alice = await _user(committed)
+    token = await committed.token_for(alice)
+    transport = WebsocketsTransport(
+        url=f"ws://{server}/graphql",
+        subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+        init_payload={"authorization": f"Bearer {token}"},
+    )
+    before = await _open_subscriptions(server)
+    async with gql.Client(transport=transport) as session:
+        document = gql.gql('subscription { postPublished(tag: "py") { title } }')
+        results = session.subscribe(document)
+        first = asyncio.ensure_future(anext(results))
+        await asyncio.wait_for(_subscribed_beyond(server, before), WAIT_SECONDS)
+        variables = {"title": "From gql", "published": True, "tags": ["py"]}
+        await mutate(server, CREATE_POST, variables, token=token)
+
+        result = await asyncio.wait_for(first, WAIT_SECONDS)
+        await results.aclose()
+
+    assert result == {"postPublished": {"title": "From gql"}}
