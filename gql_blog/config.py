@@ -228,7 +228,6 @@ class _Reader:
 
         return self._read(name, default, parse, f"a number of seconds > {minimum:g}")
 
-
     def boolean(self, name: str, default: bool) -> bool:
         words = {"1": True, "true": True, "yes": True, "on": True}
         words |= {"0": False, "false": False, "no": False, "off": False}
