@@ -4,6 +4,7 @@ engine and one event bus per process, a session per request (per operation on a 
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -450,9 +451,13 @@ def _lifespan(
         engine_sessions = db.create_sessionmaker(engine)
         chosen = bus or events.create_bus(settings, engine_sessions)
         await chosen.start()
+        # What the process built to start (modules, the schema, the engine) lives as long as it
+        # serves: out of the collector's sight, full collections stay short (no slow p99 tail).
+        gc.freeze()
         try:
             yield {"sessions": engine_sessions, "events": chosen}
         finally:
+            gc.unfreeze()
             # uvicorn runs this after the in-flight requests have finished.
             await chosen.stop()
             await engine.dispose()

@@ -337,12 +337,12 @@ class SerialSession:
         would: it skips the async adaption, result processing and greenlet hops of an execute.
         """
 
-        async def work() -> Sequence[Any]:
+        # No task of its own (unlike SQLAlchemy's statements): asyncpg cancels a statement
+        # cleanly itself, so a cancelled request leaves its connection fit for the rollback.
+        async with self._lock:
             record_statement(sql)
             rows: Sequence[Any] = await driver.fetch(sql, *arguments)
             return rows
-
-        return await self._serially(work)
 
     async def flush(self) -> None:
         await self._serially(self.session.flush)
