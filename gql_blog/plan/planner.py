@@ -9,7 +9,6 @@ which answers exactly as it always does.
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from sqlalchemy.engine import Dialect
 from strawberry.types import ExecutionResult
 
 from gql_blog import auth, metrics, models
+from gql_blog.caches import SizedLruCache
 from gql_blog.db import count_statements
 from gql_blog.plan.build import NotPlannedError, Plan, PlanBuilder, directive_variables
 from gql_blog.plan.run import DriverFetch, FilterCache, Identity, Run, Statement
@@ -42,6 +42,7 @@ _ENTRY_OVERHEAD = 4096
 # Distinct `@skip`/`@include` outcomes planned per document; more run on the generic executor.
 _MAX_PLANS_PER_DOCUMENT = 8
 _UNPLANNED = object()
+_NEVER = object()
 
 
 @dataclass(slots=True)
@@ -58,14 +59,14 @@ class Planner:
     def __init__(self, schema: Any, *, max_bytes: int = 64 * 1024 * 1024) -> None:
         self._schema = schema
         self._graphql_schema = schema._schema
-        self._max_bytes = max_bytes
-        self._bytes = 0
         self._identity_statements: dict[str, Statement] = {}
         self._filters = FilterCache(1024)
         # How many requests the planner answered (tests and metrics read it).
         self.answered = 0
-        self._documents: OrderedDict[tuple[str, str | None], tuple[_Document | None, int]] = (
-            OrderedDict()
+        # Learned documents; _NEVER for one that is never planned (a mutation, say), so it is
+        # not parsed again on every request.
+        self._documents: SizedLruCache[tuple[str, str | None], _Document | object] = SizedLruCache(
+            max_bytes
         )
 
     def learn(self, query: Any, operation_name: Any, result: ExecutionResult) -> None:
@@ -73,19 +74,13 @@ class Planner:
         if result.errors or not isinstance(query, str):
             return
         key = (query, operation_name if isinstance(operation_name, str) else None)
-        if key in self._documents:
+        if self._documents.get(key) is not None:
             return
         size = len(query) * _BYTES_PER_CHARACTER + _ENTRY_OVERHEAD
-        if size > self._max_bytes:
+        if size > self._documents.max_bytes:
             return
-        self._store(key, _document(parse(query, no_location=True), key[1]), size)
-
-    def _store(self, key: tuple[str, str | None], document: _Document | None, size: int) -> None:
-        self._documents[key] = (document, size)
-        self._bytes += size
-        while self._bytes > self._max_bytes:
-            _, (_, evicted) = self._documents.popitem(last=False)
-            self._bytes -= evicted
+        document = _document(parse(query, no_location=True), key[1])
+        self._documents.put(key, _NEVER if document is None else document, size)
 
     async def execute(
         self, query: Any, operation_name: Any, variables: Any, context: Context
@@ -93,11 +88,9 @@ class Planner:
         if not isinstance(query, str) or not (variables is None or isinstance(variables, dict)):
             return None
         key = (query, operation_name if isinstance(operation_name, str) else None)
-        cached = self._documents.get(key)
-        if cached is None or cached[0] is None:
+        document = self._documents.get(key)
+        if not isinstance(document, _Document):
             return None
-        self._documents.move_to_end(key)
-        document = cached[0]
         coerced = get_variable_values(
             self._graphql_schema, document.operation.variable_definitions or (), variables or {}
         )
