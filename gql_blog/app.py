@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _SESSION_KEY = "gql_blog.session"
+# Set when the planner declined a request in `_answer_planned`: the view runs it generically.
+_DECLINED_KEY = "gql_blog.planner_declined"
 SUBSCRIPTION_OVER_HTTP = (
     "Subscriptions run over a websocket: connect to /graphql with the graphql-transport-ws "
     "protocol (e.g. the graphql-ws or gql client) and send the subscription there."
@@ -141,7 +143,10 @@ class GraphQLApp(GraphQL[Context, None]):
         request = Request(scope=scope, receive=receive)
         media_type = graphql_http.response_media_type(request.headers.get("accept"))
         try:
-            response = await self.run(await self._read_request(request))
+            request = await self._read_request(request)
+            response = await self._answer_planned(request) if self.planning else None
+            if response is None:
+                response = await self.run(request)
             response = self._with_caching_headers(request, response)
         except ClientDisconnect:
             logger.info("graphql.client_disconnected", extra={"path": request.url.path})
@@ -153,6 +158,28 @@ class GraphQLApp(GraphQL[Context, None]):
         except Exception as error:  # the last boundary: whatever failed, the answer is GraphQL JSON
             response = _error_response(error, media_type)
         await response(scope, receive, send)
+
+    async def _answer_planned(self, request: Request) -> Response | None:
+        """A plain JSON POST of a planned document, answered past strawberry's view.
+
+        Only the common shape takes this lane (`graphql_http.plain_operation`); anything else is
+        left to `run` (None). A document the planner does not answer goes through `run` with the
+        context made here; the planner's answer is built by the same `process_result` and
+        `create_response` as the view's.
+        """
+        operation = await graphql_http.plain_operation(request)
+        if operation is None:
+            return None
+        data = self.persisted.resolve(operation)
+        if isinstance(data, persisted_queries.UnresolvedRequest):
+            return None  # trusted-documents mode refuses it: the view answers why
+        sub_response = await self.get_sub_response(request)
+        context = await self.get_context(request, sub_response)
+        result = await self._planned(data, context)
+        if result is None:
+            request.scope[_DECLINED_KEY] = True  # the view need not ask the planner again
+            return await self.run(request, context=context)
+        return self.create_response(await self.process_result(request, result), sub_response)
 
     async def execute_single(
         self,
@@ -166,7 +193,7 @@ class GraphQLApp(GraphQL[Context, None]):
         if isinstance(request_data, persisted_queries.UnresolvedRequest):
             return request_data.answer()  # an unknown or untrusted persisted query
         # Planned queries skip parsing, validation and the generic executor (see plan/).
-        if self.planning:
+        if self.planning and not request.scope.get(_DECLINED_KEY):
             planned = await self._planned(request_data, context)
             if planned is not None:
                 return planned

@@ -10,6 +10,7 @@ queries only, and a signed-in GET carries `Authorization`, which also needs a pr
 
 import asyncio
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Send
+from strawberry.http import GraphQLRequestData
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
@@ -108,6 +110,38 @@ def refuse_bad_operation_name(operation_name: object) -> None:
     """strawberry checks `query` and `variables` but not `operationName`: a string or null."""
     if operation_name is not None and not isinstance(operation_name, str):
         raise RequestRefused(400, GraphQLError("`operationName` must be a string or null."))
+
+
+# What a plain operation holds; a streaming Accept wants what only strawberry's view sends.
+_PLAIN_KEYS = frozenset({"query", "variables", "operationName"})
+_STREAMING = re.compile(r"multipart/mixed|text/event-stream", re.IGNORECASE)
+
+
+async def plain_operation(request: Request) -> GraphQLRequestData | None:
+    """The request's operation when it is the common case, else None (strawberry parses it).
+
+    The common case: a JSON POST (body already read) of one operation with a string `query`,
+    object `variables` and string `operationName`, no `extensions`, no streaming `Accept`.
+    """
+    content_type = request.headers.get("content-type") or ""
+    if request.method != "POST" or "application/json" not in content_type.lower():
+        return None
+    if _STREAMING.search(request.headers.get("accept") or ""):
+        return None
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(body, dict) or not body.keys() <= _PLAIN_KEYS:
+        return None
+    query, variables, name = body.get("query"), body.get("variables"), body.get("operationName")
+    if (
+        isinstance(query, str)
+        and isinstance(variables, dict | None)
+        and isinstance(name, str | None)
+    ):
+        return GraphQLRequestData(query, variables, name, extensions=None)
+    return None
 
 
 def refuse_bad_batch(operations: Sequence[object], maximum: int) -> None:
