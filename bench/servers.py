@@ -119,6 +119,7 @@ async def running(
         # gql_blog's default 10 + 10 overflow, 16 clients open and close overflow connections.
         GQL_BLOG_POOL_SIZE="20",
         GQL_BLOG_MAX_OVERFLOW="0",
+        GQL_BLOG_READ_POOL_SIZE="20",  # the planned reads' pool: the same 20
         **(extra_environment or {}),
     )
     log_path.parent.mkdir(parents=True, exist_ok=True)

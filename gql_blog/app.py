@@ -71,6 +71,8 @@ IGNORED_AUTHORIZATION = (
 class State(TypedDict):
     sessions: async_sessionmaker[AsyncSession]
     events: events.EventBus
+    # PostgreSQL: the planned read path's connections (None elsewhere, and in tests' sessions).
+    reads: db.ReadPool | None
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -295,6 +297,7 @@ class GraphQLApp(GraphQL[Context, None]):
             request_id=request_id,
             documents=self.documents,
             events=request.scope["state"]["events"],
+            reads=request.scope["state"].get("reads"),
             token=token,
             client_address=request.client.host if request.client else None,
             tracer=self.tracer,
@@ -470,7 +473,7 @@ def _lifespan(
         if sessions is not None:
             # Sessions given by a test share one transaction: only in-process events fit.
             local = bus or events.InProcessBus(queue_size=settings.subscriber_queue_size)
-            yield {"sessions": sessions, "events": local}
+            yield {"sessions": sessions, "events": local, "reads": None}
             return
         engine = db.create_engine(settings)
         if tracer is not None:
@@ -478,15 +481,18 @@ def _lifespan(
         engine_sessions = db.create_sessionmaker(engine)
         chosen = bus or events.create_bus(settings, engine_sessions)
         await chosen.start()
+        reads = await db.ReadPool.open(settings, engine) if settings.planner else None
         # What the process built to start (modules, the schema, the engine) lives as long as it
         # serves: out of the collector's sight, full collections stay short (no slow p99 tail).
         gc.freeze()
         try:
-            yield {"sessions": engine_sessions, "events": chosen}
+            yield {"sessions": engine_sessions, "events": chosen, "reads": reads}
         finally:
             gc.unfreeze()
             # uvicorn runs this after the in-flight requests have finished.
             await chosen.stop()
+            if reads is not None:
+                await reads.close()
             await engine.dispose()
 
     return lifespan

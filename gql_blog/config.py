@@ -44,6 +44,8 @@ class Settings:
     pool_recycle_seconds: int = 1800
     # How long a request waits for a database connection (a free one, or a new one to connect).
     pool_timeout_seconds: float = 5.0
+    # PostgreSQL: the planned read path's own asyncpg pool (db.ReadPool); 0 turns it off.
+    read_pool_size: int = 10
     echo_sql: bool = False
     debug: bool = False
     token_lifetime_seconds: int = 14 * 24 * 3600
@@ -100,6 +102,7 @@ class Settings:
             max_overflow=reader.integer("MAX_OVERFLOW", 10, minimum=0),
             pool_recycle_seconds=reader.integer("POOL_RECYCLE_SECONDS", 1800, minimum=1),
             pool_timeout_seconds=reader.seconds("POOL_TIMEOUT_SECONDS", 5.0),
+            read_pool_size=reader.integer("READ_POOL_SIZE", 10, minimum=0),
             echo_sql=reader.boolean("ECHO_SQL", False),
             debug=reader.boolean("DEBUG", False),
             token_lifetime_seconds=reader.integer(

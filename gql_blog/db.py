@@ -5,11 +5,12 @@ import contextvars
 import enum
 import socket
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import asyncpg
 import sqlalchemy.exc
 from sqlalchemy import Executable, Result, event
 from sqlalchemy.engine import Connection, make_url
@@ -92,6 +93,9 @@ class Outage(enum.Enum):
 # PostgreSQL SQLSTATEs: too_many_connections; admin_shutdown, crash_shutdown, cannot_connect_now.
 _BUSY_SQLSTATES = {"53300"}
 _UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03"}
+# Class 08, connection exceptions: asyncpg raises them itself (08003 for a connection that
+# closed mid-statement) on the planned read path, which runs on its own pool (`ReadPool`).
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08",)
 # MySQL/MariaDB client errors: cannot connect, server gone away, connection lost; too many.
 _UNAVAILABLE_ERRNOS = {2002, 2003, 2006, 2013}
 _BUSY_ERRNOS = {1040}
@@ -122,6 +126,8 @@ def _outage_itself(error: BaseException) -> Outage | None:
     if sqlstate in _BUSY_SQLSTATES or code in _BUSY_ERRNOS:
         return Outage.BUSY
     if sqlstate in _UNAVAILABLE_SQLSTATES or code in _UNAVAILABLE_ERRNOS:
+        return Outage.UNAVAILABLE
+    if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_CLASSES):
         return Outage.UNAVAILABLE
     if isinstance(error, sqlite3.OperationalError):
         return _SQLITE_OUTAGES.get(str(error))
@@ -162,11 +168,7 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
             "pool_recycle": settings.pool_recycle_seconds,
             "pool_timeout": settings.pool_timeout_seconds,
         }
-    options["connect_args"] = (
-        options.get("connect_args", {})
-        | _connect_timeout(backend, settings.pool_timeout_seconds)
-        | _statement_timeout(backend, settings.request_timeout_seconds)
-    )
+    options["connect_args"] = options.get("connect_args", {}) | _connect_args(backend, settings)
     if backend in ("mysql", "mariadb") and "charset" not in target.query:
         target = target.update_query_dict({"charset": "utf8mb4"})
     engine = create_async_engine(target, **options)
@@ -174,6 +176,12 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     if backend == "sqlite":
         _configure_sqlite(engine)
     return engine
+
+
+def _connect_args(backend: str, settings: Settings) -> dict[str, Any]:
+    return _connect_timeout(backend, settings.pool_timeout_seconds) | _statement_timeout(
+        backend, settings.request_timeout_seconds
+    )
 
 
 def _statement_timeout(backend: str, request_seconds: float) -> dict[str, Any]:
@@ -346,3 +354,83 @@ class SerialSession:
 
     async def flush(self) -> None:
         await self._serially(self.session.flush)
+
+
+# The read pool's connections, as pg_stat_activity lists them.
+READ_POOL_APPLICATION_NAME = "gql_blog planned reads"
+
+
+async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
+    """A released read connection needs no RESET ALL: planned reads change no session state."""
+
+
+class ReadPool:
+    """PostgreSQL: asyncpg's own pool, for the planned read path's statements only.
+
+    A planned read sends a few compiled SELECTs and nothing else: no transaction, no session
+    state, no ORM. Checking its connection out of SQLAlchemy's pool (a session, a transaction
+    object, two greenlet hops) cost a quarter of the post detail's instructions; asyncpg's
+    pool hands out a connection for a small part of that. It connects lazily with the engine's
+    own arguments (the URL's, the connect timeout, the statement time limit), holds at most
+    `read_pool_size` connections beside the engine's, and answers as the engine's pool does:
+    a request that waits `pool_timeout_seconds` for one is "server busy"; a connection that
+    closed (a database restart) is replaced at its next checkout.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, timeout: float) -> None:
+        self._pool = pool
+        self._timeout = timeout
+
+    @classmethod
+    async def open(cls, settings: Settings, engine: AsyncEngine) -> "ReadPool | None":
+        """The read pool for the engine's PostgreSQL database; None for other databases, or
+        when `read_pool_size` is 0 (planned reads then use the request's session)."""
+        if engine.dialect.name != "postgresql" or settings.read_pool_size == 0:
+            return None
+        _, arguments = engine.dialect.create_connect_args(engine.url)
+        arguments.pop("prepared_statement_name_func", None)
+        if "prepared_statement_cache_size" in arguments:
+            arguments["statement_cache_size"] = arguments.pop("prepared_statement_cache_size")
+        connect = _connect_args("postgresql", settings)
+        connect["server_settings"] = connect["server_settings"] | {
+            "application_name": READ_POOL_APPLICATION_NAME
+        }
+        pool = asyncpg.create_pool(
+            **arguments,
+            **connect,
+            min_size=0,
+            max_size=settings.read_pool_size,
+            max_inactive_connection_lifetime=settings.pool_recycle_seconds,
+            reset=_nothing_to_reset,
+        )
+        await pool  # min_size 0: opens no connection yet, so a database down at start is fine
+        return cls(pool, timeout=settings.pool_timeout_seconds)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection for one planned read, back in the pool at the end (also on error)."""
+        # Only a wait for a busy pool needs acquire's own timeout (a task per call): taking an
+        # idle connection does not wait, and connecting a new one has the connect timeout.
+        full = self.idle == 0 and self.size >= self._pool.get_max_size()
+        try:
+            connection = await self._pool.acquire(timeout=self._timeout if full else None)
+        except TimeoutError as error:
+            if full:
+                raise sqlalchemy.exc.TimeoutError("no read connection came free in time") from error
+            raise  # connecting timed out: the database is out of reach
+        try:
+            yield connection
+        finally:
+            await self._pool.release(connection)  # asyncpg shields the release
+
+    @property
+    def size(self) -> int:
+        """How many connections the pool holds now (open, in use or idle)."""
+        return int(self._pool.get_size())
+
+    @property
+    def idle(self) -> int:
+        return int(self._pool.get_idle_size())
+
+    async def close(self) -> None:
+        await self._pool.close()

@@ -9,8 +9,8 @@ which answers exactly as it always does.
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,27 +127,25 @@ class Planner:
         # Traced statements go through SQLAlchemy, whose events open their spans.
         use_driver = dialect == "postgresql" and context.tracer is None
         with count_statements() as counted, _operation_span(context, document.operation):
-            driver = (
-                _driver_fetch(context, await context.db.driver_connection()) if use_driver else None
-            )
-            identity = await self._identity(context, dialect_impl, driver)
-            run = Run(
-                plan,
-                schema=self._schema,
-                variables=variables,
-                viewer=identity,
-                settings=context.settings,
-                fetch_rows=context.db.core_rows,
-                dialect=dialect,
-                driver_rows=driver,
-                dialect_impl=dialect_impl,
-                filters=self._filters,
-            )
-            try:
-                data = await run.execute()
-            except NotPlannedError as reason:
-                logger.debug("plan.run_declined", extra={"reason": str(reason)})
-                return None
+            async with _driver_fetch(context, use_driver) as driver:
+                identity = await self._identity(context, dialect_impl, driver)
+                run = Run(
+                    plan,
+                    schema=self._schema,
+                    variables=variables,
+                    viewer=identity,
+                    settings=context.settings,
+                    fetch_rows=context.db.core_rows,
+                    dialect=dialect,
+                    driver_rows=driver,
+                    dialect_impl=dialect_impl,
+                    filters=self._filters,
+                )
+                try:
+                    data = await run.execute()
+                except NotPlannedError as reason:
+                    logger.debug("plan.run_declined", extra={"reason": str(reason)})
+                    return None
         self.answered += 1
         elapsed = time.perf_counter() - started
         duration_ms = round(elapsed * 1000, 3)
@@ -196,9 +194,23 @@ class Planner:
         return Identity(id=row["id"], is_admin=row["is_admin"], row=dict(row))
 
 
-def _driver_fetch(context: Context, connection: Any) -> DriverFetch:
-    """Statements of this run, on the driver connection it took once (no commit comes between)."""
+@asynccontextmanager
+async def _driver_fetch(context: Context, use_driver: bool) -> AsyncIterator[DriverFetch | None]:
+    """How this run sends compiled statements on the driver's own connection, or None (then
+    they go through the session). The connection is the read pool's, held for the run only,
+    or else the session's (no commit comes between)."""
+    if not use_driver:
+        yield None
+        return
+    if context.reads is None:
+        connection = await context.db.driver_connection()
+        yield _fetch_on(context, connection)
+        return
+    async with context.reads.connection() as connection:
+        yield _fetch_on(context, connection)
 
+
+def _fetch_on(context: Context, connection: Any) -> DriverFetch:
     async def fetch(sql: str, arguments: Sequence[Any]) -> Sequence[Any]:
         return await context.db.driver_rows(connection, sql, arguments)
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gql_blog import auth, events, models
 from gql_blog.config import Settings
-from gql_blog.db import SerialSession
+from gql_blog.db import ReadPool, SerialSession
 from gql_blog.loaders import Loaders
 from gql_blog.schema.documents import DocumentCache
 
@@ -27,6 +27,8 @@ class Context:
     documents: DocumentCache
     # Where mutations send their events once committed, and subscriptions listen.
     events: events.EventBus
+    # PostgreSQL over HTTP: the planned read path's own connections (see db.ReadPool).
+    reads: ReadPool | None = None
     # The sign-in token the request carried (`logout` revokes it); None when it had none.
     token: str | None = None
     # The client's address, as uvicorn reports it (behind a trusted proxy: the forwarded one).
