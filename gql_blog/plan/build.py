@@ -97,6 +97,7 @@ class ObjectPlan:
         entries = []
         for number, (key, getter) in enumerate(self.output):
             inline = getattr(getter, "inline", None)
+            namespace |= getattr(getter, "inline_names", {})
             if inline is None:
                 namespace[f"_get{number}"] = getter
                 inline = f"_get{number}(row, run)"
@@ -526,9 +527,11 @@ def _isoformat(value: Any) -> Any:
     return None if value is None else value.isoformat()
 
 
-def _inlined(getter: Getter, expression: str) -> Getter:
-    """`getter`, marked with the Python expression `ObjectPlan.compile_emit` inlines for it."""
+def _inlined(getter: Getter, expression: str, **names: Any) -> Getter:
+    """`getter`, marked with the Python expression `ObjectPlan.compile_emit` inlines for it
+    (and the `names` that expression reads, which must not clash with other getters')."""
     getter.inline = expression  # type: ignore[attr-defined]  # read back with getattr
+    getter.inline_names = names  # type: ignore[attr-defined]
     return getter
 
 
@@ -558,23 +561,38 @@ def _to_one(plan: ToOnePlan) -> Getter:
     read_key = operator.itemgetter(plan.foreign_key)
     index, target = plan.index, plan.target
 
-    def getter(row: Any, run: Any) -> Any:
-        found = run.results[index].get(read_key(row))
-        if found is None:  # a non-null foreign key without its row: let the executor say so
-            raise NotPlannedError(f"missing {target.entity} {read_key(row)}")
-        return target.emit(found, run)
+    def missing(row: Any) -> Any:
+        # A non-null foreign key without its row: let the executor say so.
+        raise NotPlannedError(f"missing {target.entity} {read_key(row)}")
 
-    return getter
+    def getter(row: Any, run: Any) -> Any:
+        return target.emit(run.results[index].get(read_key(row)) or missing(row), run)
+
+    # Found rows are never empty (they hold the id at least), so `or` only meets a miss.
+    return _inlined(
+        getter,
+        f"_{id(target)}.emit(run.results[{index}].get(row[{plan.foreign_key!r}])"
+        f" or _missing{id(target)}(row), run)",
+        **{f"_{id(target)}": target, f"_missing{id(target)}": missing},
+    )
 
 
 def _tags(plan: TagsPlan) -> Getter:
     index, target = plan.index, plan.target
-    return lambda row, run: [target.emit(tag, run) for tag in run.results[index].get(row["id"], ())]
+    return _inlined(
+        lambda row, run: [target.emit(tag, run) for tag in run.results[index].get(row["id"], ())],
+        f"[_{id(target)}.emit(tag, run) for tag in run.results[{index}].get(row['id'], ())]",
+        **{f"_{id(target)}": target},
+    )
 
 
 def _children(plan: ConnectionPlan) -> Getter:
     index = plan.index
-    return lambda row, run: plan.emit(run.results[index], row["id"], run)
+    return _inlined(
+        lambda row, run: plan.emit(run.results[index], row["id"], run),
+        f"_{id(plan)}.emit(run.results[{index}], row['id'], run)",
+        **{f"_{id(plan)}": plan},
+    )
 
 
 def _total_count(loaded: Any, parent: Any, run: Any) -> int:
