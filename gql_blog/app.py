@@ -107,14 +107,15 @@ class GraphQLApp(GraphQL[Context, None]):
             # No session per socket: each operation opens its own (see websocket.py).
             await super().__call__(scope, receive, send)
             return
-        # The session closes here whatever happens: success, error or client disconnect.
-        async with sessions() as session:
-            serial = db.SerialSession(session)
-            scope[_SESSION_KEY] = serial
-            try:
-                await self._respond_in_time(scope, receive, send)
-            finally:
-                await serial.drain()
+        # The session (if the request opened one) closes here whatever happens: success, error
+        # or client disconnect.
+        serial = db.SerialSession(sessions=sessions)
+        scope[_SESSION_KEY] = serial
+        try:
+            await self._respond_in_time(scope, receive, send)
+        finally:
+            await serial.drain()
+            await serial.close()
 
     async def _respond_in_time(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer within the request's time limit; stop the work if the client hangs up."""

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import asyncpg
 import sqlalchemy.exc
 from sqlalchemy import Executable, Result, event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -267,10 +267,41 @@ class SerialSession:
     connection in the middle of a statement. `drain` waits for the last of them.
     """
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(
+        self,
+        session: AsyncSession | None = None,
+        *,
+        sessions: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
+        """Over `session`, or over one that `sessions` opens when first used (and `close`
+        closes): a request the planned read path answers on PostgreSQL never uses its session
+        (its statements run on the read pool), so it never builds one."""
+        if (session is None) == (sessions is None):
+            raise TypeError("SerialSession takes a session or a session factory")
+        self._session = session
+        self._sessions = sessions
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Task[Any]] = set()
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            assert self._sessions is not None
+            self._session = self._sessions()
+        return self._session
+
+    @property
+    def dialect(self) -> Dialect:
+        """The database's dialect, without opening a session."""
+        if self._session is None and self._sessions is not None:
+            bind = self._sessions.kw["bind"]
+            return bind.dialect  # type: ignore[no-any-return]  # an engine or connection
+        return self.session.get_bind().dialect
+
+    async def close(self) -> None:
+        """Close the session if one was opened (shielded, as `async with` on it is)."""
+        if self._session is not None and self._sessions is not None:
+            await asyncio.shield(self._session.close())
 
     async def _serially(self, work: Callable[[], Awaitable[T]]) -> T:
         task = asyncio.ensure_future(self._locked(work))

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, literal, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_blog import models
 from gql_blog.config import Settings
@@ -96,6 +96,54 @@ async def test_serial_session_runs_concurrent_scalars_one_at_a_time(
     serial = SerialSession(fresh_session)
     results = await asyncio.gather(*(serial.scalars(select(literal(n))) for n in range(8)))
     assert [list(result) for result in results] == [[n] for n in range(8)]
+
+
+class _CountedSessions(async_sessionmaker[AsyncSession]):
+    """A session factory that remembers the sessions it made."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine, expire_on_commit=False)
+        self.opened: list[AsyncSession] = []
+
+    def __call__(self, **local_kw: Any) -> AsyncSession:
+        session = super().__call__(**local_kw)
+        self.opened.append(session)
+        return session
+
+
+async def test_an_on_demand_serial_session_opens_its_session_when_first_used(
+    engine: AsyncEngine,
+) -> None:
+    sessions = _CountedSessions(engine)
+    serial = SerialSession(sessions=sessions)
+    assert serial.dialect.name == engine.dialect.name
+    assert sessions.opened == []  # neither building it nor asking its dialect opens a session
+
+    assert await serial.scalar(select(literal(7))) == 7
+    assert await serial.scalar(select(literal(8))) == 8
+    assert len(sessions.opened) == 1
+    assert sessions.opened[0].in_transaction()
+    await serial.close()
+    assert not sessions.opened[0].in_transaction()  # closed: its transaction ended
+
+
+async def test_an_on_demand_serial_session_never_used_opens_none(engine: AsyncEngine) -> None:
+    sessions = _CountedSessions(engine)
+    serial = SerialSession(sessions=sessions)
+    await serial.drain()
+    await serial.close()
+    assert sessions.opened == []
+
+
+async def test_a_serial_session_takes_a_session_or_a_factory(engine: AsyncEngine) -> None:
+    factory = create_sessionmaker(engine)
+    with pytest.raises(TypeError, match="a session or a session factory"):
+        SerialSession()
+    async with factory() as session:
+        with pytest.raises(TypeError, match="a session or a session factory"):
+            SerialSession(session, sessions=factory)
+        await SerialSession(session).close()  # a given session is its owner's to close
+        assert session.is_active
 
 
 async def test_serial_session_runs_concurrent_mixed_calls(db: AsyncSession) -> None:

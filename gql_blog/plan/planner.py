@@ -122,7 +122,7 @@ class Planner:
         self, plan: Plan, variables: VariableValues, document: _Document, context: Context
     ) -> ExecutionResult | None:
         started = time.perf_counter()
-        dialect_impl = context.db.session.get_bind().dialect
+        dialect_impl = context.db.dialect
         dialect = dialect_impl.name
         # Traced statements go through SQLAlchemy, whose events open their spans.
         use_driver = dialect == "postgresql" and context.tracer is None
