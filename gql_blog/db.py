@@ -83,6 +83,10 @@ def record_statement(statement: str) -> None:
         counted.statements.append(statement)
 
 
+class ConnectionLostError(ConnectionError):
+    """The database connection broke under a statement sent on the driver's own connection."""
+
+
 class Outage(enum.Enum):
     """Why a request could not reach the database: retrying later may well work."""
 
@@ -257,6 +261,16 @@ async def begin_writing(session: AsyncSession) -> None:
     await session.connection(execution_options={SQLITE_IMMEDIATE: True})
 
 
+def _is_lost(driver: Any, error: Exception) -> bool:
+    """Whether asyncpg's connection is unusable after `error`: closed, or about to close (the
+    server's FATAL shutdown errors come before its socket closes), or its protocol broken."""
+    return (
+        driver.is_closed()
+        or isinstance(error, asyncpg.PostgresConnectionError | asyncpg.InternalClientError)
+        or outage_of(error) is Outage.UNAVAILABLE
+    )
+
+
 class SerialSession:
     """The request's one session; its statements run one at a time, each to its end.
 
@@ -380,7 +394,16 @@ class SerialSession:
         # cleanly itself, so a cancelled request leaves its connection fit for the rollback.
         async with self._lock:
             record_statement(sql)
-            rows: Sequence[Any] = await driver.fetch(sql, *arguments)
+            try:
+                rows: Sequence[Any] = await driver.fetch(sql, *arguments)
+            except Exception as error:
+                if not _is_lost(driver, error):
+                    raise
+                # SQLAlchemy did not see this failure: its pool must not hand the connection out
+                # again. The request answers "database unavailable".
+                connection = await self.session.connection()
+                await connection.invalidate(error)
+                raise ConnectionLostError(error_reason(error)) from error
             return rows
 
     async def flush(self) -> None:

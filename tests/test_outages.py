@@ -1,14 +1,18 @@
 """A database out of reach: a full pool is "server busy", a refused connection "database
 unavailable"; either answers 503 with one GraphQL error, soon, and the server recovers by itself."""
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
+from typing import Any, Self
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from gql_blog import db
 from gql_blog.app import create_app
@@ -18,6 +22,7 @@ from tests.graphql_client import GraphQLClient, serve_app
 POSTS = "query Feed { posts(first: 2) { totalCount nodes { title } } }"
 # Signed out, a mutation that reads: createPost would answer AuthenticationError without SQL.
 LOGIN = 'mutation { login(input: {username: "nobody", password: "secret12"}) { __typename } }'
+EMPTY_POSTS = {"posts": {"totalCount": 0, "nodes": []}}
 BUSY = {
     "errors": [
         {
@@ -45,6 +50,12 @@ class SmallPool:
 
 @pytest.fixture
 async def small_pool(settings: Settings) -> AsyncIterator[SmallPool]:
+    async with _small_pool(settings) as pool:
+        yield pool
+
+
+@asynccontextmanager
+async def _small_pool(settings: Settings) -> AsyncIterator[SmallPool]:
     """The app on an engine of one connection, which waits a fifth of a second for it."""
     tight = dataclasses.replace(
         settings, pool_size=1, max_overflow=0, pool_timeout_seconds=0.2, planner=True
@@ -83,10 +94,7 @@ async def test_a_request_finding_every_connection_busy_answers_503_then_recovers
     assert waited < 5  # the pool waits 0.2 s; the rest is a loaded machine's slack
     recovered = await _post(small_pool.api, POSTS)
     assert recovered[0] == 200
-    assert recovered[1] == {
-        "data": {"posts": {"totalCount": 0, "nodes": []}},
-        "extensions": {"cost": 2},
-    }
+    assert recovered[1] == {"data": EMPTY_POSTS, "extensions": {"cost": 2}}
 
 
 async def test_a_busy_batch_answers_one_503(small_pool: SmallPool) -> None:
@@ -146,3 +154,106 @@ async def test_a_signed_in_request_to_an_unreachable_database_answers_503(
 
     assert response.status_code == 503
     assert response.json() == UNAVAILABLE
+
+
+class TcpProxy:
+    """Forwards TCP connections to the database; `cut` drops them all, as a failed network does."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._forward, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def cut(self) -> None:
+        for writer in list(self._writers):
+            writer.transport.abort()
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
+        pair = (writer, upstream_writer)
+        self._writers.update(pair)
+        try:
+            await asyncio.gather(_pump(reader, upstream_writer), _pump(upstream_reader, writer))
+        finally:
+            for each in pair:
+                each.transport.abort()
+                self._writers.discard(each)
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with suppress(ConnectionError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    writer.transport.abort()  # one side ended: so does the other
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProxiedPool:
+    """`small_pool` on PostgreSQL, reaching the database through `proxy`."""
+
+    pool: SmallPool
+    proxy: TcpProxy
+    invalidated: list[BaseException | None]  # why the pool dropped connections, in order
+
+
+@pytest.fixture
+async def postgres_pool(dialect: str, settings: Settings) -> AsyncIterator[ProxiedPool]:
+    if dialect != "postgresql":
+        pytest.skip("planned reads bypass SQLAlchemy's statements on PostgreSQL only")
+    url = make_url(settings.database_url)
+    async with TcpProxy(url.host or "localhost", url.port or 5432) as proxy:
+        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        async with _small_pool(dataclasses.replace(settings, database_url=proxied)) as pool:
+            invalidated: list[BaseException | None] = []
+
+            @event.listens_for(pool.engine.sync_engine.pool, "invalidate")
+            def _dropped(dbapi_connection: Any, record: Any, error: BaseException | None) -> None:
+                invalidated.append(error)
+
+            yield ProxiedPool(pool, proxy, invalidated)
+
+
+async def _wait_for_lock(connection: AsyncConnection, pid: int) -> None:
+    """Return once the server process `pid` waits for a lock."""
+    waiting = text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid")
+    while await connection.scalar(waiting, {"pid": pid}) != "Lock":
+        await connection.execute(text("SELECT pg_stat_clear_snapshot()"))
+
+
+@pytest.mark.parametrize("death", ["terminated", "cut"])
+async def test_a_planned_read_whose_connection_dies_under_it_answers_503_then_recovers(
+    postgres_pool: ProxiedPool, engine: AsyncEngine, death: str
+) -> None:
+    api = postgres_pool.pool.api
+    assert (await _post(api, POSTS))[0] == 200  # learned: the next one takes the planned path
+    async with postgres_pool.pool.engine.connect() as pooled:  # the pool's one connection
+        pid = await pooled.scalar(text("SELECT pg_backend_pid()"))
+    async with engine.connect() as locker:
+        await locker.execute(text("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE"))
+        answering = asyncio.ensure_future(_post(api, POSTS))
+        await asyncio.wait_for(_wait_for_lock(locker, pid), 10)
+        if death == "terminated":  # the server says why (FATAL 57P01), then hangs up
+            await locker.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        else:  # the network fails: no word from the server
+            postgres_pool.proxy.cut()
+        answered = await asyncio.wait_for(answering, 10)
+        dropped = len(postgres_pool.invalidated)
+        await locker.rollback()
+
+    assert answered == (503, UNAVAILABLE, "1")
+    assert dropped == 1  # by the failed request itself: the pool never hands it out again
+    recovered = await _post(api, POSTS)
+    assert recovered[:2] == (200, {"data": EMPTY_POSTS, "extensions": {"cost": 2}})
