@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import PoolProxiedConnection, StaticPool
 from sqlalchemy.sql import Select
 
 from gql_blog.config import Settings
@@ -158,7 +158,8 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     """The process's engine for `url` (default: the settings' database), tuned for its dialect."""
     target = make_url(url or settings.database_url)
     # No pre-ping round trip per checkout: the pool recycles old connections, and a connection
-    # found broken invalidates the pool, so the next checkout connects anew.
+    # found broken invalidates the pool, so the next checkout connects anew. On PostgreSQL, a
+    # connection the server closed is replaced at checkout (see _replace_closed_connection).
     options: dict[str, Any] = {"echo": settings.echo_sql}
     backend = target.get_backend_name()
     if backend == "sqlite" and target.database in (None, "", ":memory:"):
@@ -177,6 +178,8 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         target = target.update_query_dict({"charset": "utf8mb4"})
     engine = create_async_engine(target, **options)
     event.listen(engine.sync_engine, "before_cursor_execute", _before_cursor_execute)
+    if backend == "postgresql":
+        event.listen(engine.sync_engine.pool, "checkout", _replace_closed_connection)
     if backend == "sqlite":
         _configure_sqlite(engine)
     return engine
@@ -186,6 +189,16 @@ def _connect_args(backend: str, settings: Settings) -> dict[str, Any]:
     return _connect_timeout(backend, settings.pool_timeout_seconds) | _statement_timeout(
         backend, settings.request_timeout_seconds
     )
+
+
+def _replace_closed_connection(
+    dbapi_connection: Any, record: Any, proxy: PoolProxiedConnection
+) -> None:
+    """A pooled connection that the server closed (restarted, stopped, killed its process) is
+    replaced before it is used. asyncpg sees a closed socket by itself: no round trip."""
+    driver = proxy.driver_connection
+    if driver is not None and driver.is_closed():
+        raise sqlalchemy.exc.DisconnectionError("the database server closed this connection")
 
 
 def _statement_timeout(backend: str, request_seconds: float) -> dict[str, Any]:

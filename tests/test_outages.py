@@ -257,3 +257,24 @@ async def test_a_planned_read_whose_connection_dies_under_it_answers_503_then_re
     assert dropped == 1  # by the failed request itself: the pool never hands it out again
     recovered = await _post(api, POSTS)
     assert recovered[:2] == (200, {"data": EMPTY_POSTS, "extensions": {"cost": 2}})
+
+
+@pytest.mark.parametrize("query", [POSTS, LOGIN], ids=["planned-query", "mutation"])
+async def test_a_pooled_connection_killed_while_idle_is_replaced_unnoticed(
+    postgres_pool: ProxiedPool, engine: AsyncEngine, query: str
+) -> None:
+    api = postgres_pool.pool.api
+    assert (await _post(api, query))[0] == 200  # a query is learned: the next one is planned
+    closed = asyncio.Event()
+    async with postgres_pool.pool.engine.connect() as pooled:  # the pool's one connection
+        driver_connection: Any = (await pooled.get_raw_connection()).driver_connection
+        driver_connection.add_termination_listener(lambda _: closed.set())
+    async with engine.connect() as killer:
+        pid = driver_connection.get_server_pid()
+        await killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await asyncio.wait_for(closed.wait(), 10)  # asyncpg noticed: the pool holds a dead one
+
+    status, body, _ = await _post(api, query)
+
+    assert status == 200, body
+    assert "errors" not in body
