@@ -5,9 +5,9 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pytest
 from sqlalchemy import event, text
@@ -18,6 +18,7 @@ from gql_blog import db
 from gql_blog.app import create_app
 from gql_blog.config import Settings
 from tests.graphql_client import GraphQLClient, serve_app
+from tests.tcp_proxy import TcpProxy
 
 POSTS = "query Feed { posts(first: 2) { totalCount nodes { title } } }"
 # Signed out, a mutation that reads: createPost would answer AuthenticationError without SQL.
@@ -156,50 +157,6 @@ async def test_a_signed_in_request_to_an_unreachable_database_answers_503(
     assert response.json() == UNAVAILABLE
 
 
-class TcpProxy:
-    """Forwards TCP connections to the database; `cut` drops them all, as a failed network does."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._target = (host, port)
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._server: asyncio.Server | None = None
-        self.port = 0
-
-    async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._forward, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.cut()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    def cut(self) -> None:
-        for writer in list(self._writers):
-            writer.transport.abort()
-
-    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
-        pair = (writer, upstream_writer)
-        self._writers.update(pair)
-        try:
-            await asyncio.gather(_pump(reader, upstream_writer), _pump(upstream_reader, writer))
-        finally:
-            for each in pair:
-                each.transport.abort()
-                self._writers.discard(each)
-
-
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with suppress(ConnectionError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    writer.transport.abort()  # one side ended: so does the other
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class ProxiedPool:
     """`small_pool` on PostgreSQL, reaching the database through `proxy`."""
@@ -209,21 +166,29 @@ class ProxiedPool:
     invalidated: list[BaseException | None]  # why the pool dropped connections, in order
 
 
+@asynccontextmanager
+async def _proxied(settings: Settings) -> AsyncIterator[tuple[Settings, TcpProxy]]:
+    """`settings` with the database reached through a TcpProxy, and the proxy."""
+    url = make_url(settings.database_url)
+    async with TcpProxy(
+        url.host or "localhost", url.port or url.get_dialect().default_port
+    ) as proxy:
+        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        yield dataclasses.replace(settings, database_url=proxied), proxy
+
+
 @pytest.fixture
 async def postgres_pool(dialect: str, settings: Settings) -> AsyncIterator[ProxiedPool]:
     if dialect != "postgresql":
         pytest.skip("planned reads bypass SQLAlchemy's statements on PostgreSQL only")
-    url = make_url(settings.database_url)
-    async with TcpProxy(url.host or "localhost", url.port or 5432) as proxy:
-        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        async with _small_pool(dataclasses.replace(settings, database_url=proxied)) as pool:
-            invalidated: list[BaseException | None] = []
+    async with _proxied(settings) as (proxied, proxy), _small_pool(proxied) as pool:
+        invalidated: list[BaseException | None] = []
 
-            @event.listens_for(pool.engine.sync_engine.pool, "invalidate")
-            def _dropped(dbapi_connection: Any, record: Any, error: BaseException | None) -> None:
-                invalidated.append(error)
+        @event.listens_for(pool.engine.sync_engine.pool, "invalidate")
+        def _dropped(dbapi_connection: Any, record: Any, error: BaseException | None) -> None:
+            invalidated.append(error)
 
-            yield ProxiedPool(pool, proxy, invalidated)
+        yield ProxiedPool(pool, proxy, invalidated)
 
 
 async def _wait_for_lock(connection: AsyncConnection, pid: int) -> None:
