@@ -1,11 +1,12 @@
 """A database out of reach: a full pool is "server busy", a refused connection "database
-unavailable"; either answers 503 with one GraphQL error, soon, and the server recovers by itself."""
+unavailable"; either answers 503 with one GraphQL error, soon, and the server recovers by itself.
+A subscription's event, instead, waits for the database and is delivered once it answers."""
 
 import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,13 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from gql_blog import db
+from gql_blog import db, events
 from gql_blog.app import create_app
 from gql_blog.config import Settings
+from tests.committed import empty_tables
+from tests.factories import make_post, make_user
 from tests.graphql_client import GraphQLClient, serve_app
+from tests.live import Committed, live_server, socket_client
 from tests.tcp_proxy import TcpProxy
 
 POSTS = "query Feed { posts(first: 2) { totalCount nodes { title } } }"
@@ -243,3 +247,49 @@ async def test_a_pooled_connection_killed_while_idle_is_replaced_unnoticed(
 
     assert status == 200, body
     assert "errors" not in body
+
+
+@pytest.fixture
+async def committed(engine: AsyncEngine) -> AsyncIterator[Committed]:
+    """Rows committed for real (the server's sessions must see them); deleted afterwards."""
+    yield Committed(db.create_sessionmaker(engine))
+    await empty_tables(engine)
+
+
+class _WatchedBus(events.InProcessBus):
+    """The in-process bus, telling when a subscription has begun to listen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listening = asyncio.Event()
+
+    def listen(self) -> AbstractAsyncContextManager[events.Listener]:
+        self.listening.set()  # the hub registers the listener before anything can await
+        return super().listen()
+
+
+async def test_a_subscription_event_waits_out_an_unreachable_database(
+    dialect: str, settings: Settings, committed: Committed
+) -> None:
+    if dialect == "sqlite":
+        pytest.skip("an SQLite file cannot be put out of reach behind a proxy")
+    async with committed.sessions() as session:
+        post = await make_post(session, author=await make_user(session), title="Waited for")
+        await session.commit()
+    bus = _WatchedBus()
+    async with (
+        _proxied(settings) as (proxied, proxy),
+        live_server(proxied, bus=bus) as address,
+        socket_client(address) as client,
+    ):
+        await client.subscribe("1", "subscription { postPublished { title } }")
+        await asyncio.wait_for(bus.listening.wait(), 10)
+        proxy.refuse()
+        bus.hub.deliver([events.Event(events.Kind.POST_PUBLISHED, post.id)])
+        await asyncio.wait_for(proxy.wait_refused(2), 10)  # it tried, and tried again
+        proxy.accept()
+
+        message = await client.receive()
+
+    assert (message["type"], message["payload"].get("errors")) == ("next", None), message
+    assert message["payload"]["data"] == {"postPublished": {"title": "Waited for"}}

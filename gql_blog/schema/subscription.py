@@ -5,11 +5,17 @@ its own, with fresh loaders and the viewer looked up again from the token the so
 with, so what is sent is what that viewer may see at that moment: a comment on a post that went
 back to draft reaches only its author and admins. A token that lapsed (expired, revoked) closes
 the socket at the next event; so does a subscriber that fell too far behind.
+
+An event whose rows cannot be loaded because the database is out of reach (restarting, say)
+waits: its session is tried again, a second apart at most, and the event is delivered once the
+database answers. The subscription stays open meanwhile; nothing about it needs the database.
 """
 
+import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TypeVar
 
 import strawberry
 
@@ -21,9 +27,14 @@ from gql_blog.schema.types import NODE_TYPES, BlogInfo, Comment, Post
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 # Close codes and reasons of the websocket, as the client sees them.
 TOKEN_LAPSED = (4403, "Forbidden: the sign-in token expired or was revoked")
 TOO_SLOW = (1013, "Too far behind: events arrived faster than the client read them")
+# Between tries at an event while the database is out of reach.
+_RETRY_FIRST_DELAY = 0.1
+_RETRY_MAX_DELAY = 1.0
 
 
 class _SocketClosedError(Exception):
@@ -57,10 +68,41 @@ async def _event_session(context: Context) -> AsyncIterator[None]:
             await serial.drain()
 
 
+async def _loaded(
+    context: Context,
+    event: events.Event,
+    load: Callable[[events.Event], Awaitable[T | None]],
+    stack: AsyncExitStack,
+) -> T | None:
+    """`load(event)` inside the event's session, which stays open on `stack` (the fields the
+    client selected load through it). While the database is out of reach, wait and try again."""
+    delay = _RETRY_FIRST_DELAY
+    while True:
+        async with AsyncExitStack() as attempt:
+            try:
+                await attempt.enter_async_context(_event_session(context))
+                value = await load(event)
+            except Exception as error:
+                outage = db.outage_of(error)
+                if outage is None:
+                    raise
+                logger.warning(
+                    "subscription.event_waits",
+                    extra={"request_id": context.request_id, "outage": outage.value},
+                )
+            else:
+                await stack.enter_async_context(attempt.pop_all())
+                return value
+        await asyncio.sleep(delay)  # after the failed session closed: it holds no connection
+        delay = min(delay * 2, _RETRY_MAX_DELAY)
+
+
 async def _deliveries(
-    context: Context, wanted: Callable[[events.Event], bool]
-) -> AsyncGenerator[events.Event, None]:
-    """The wanted events, each inside its own `_event_session`."""
+    context: Context,
+    wanted: Callable[[events.Event], bool],
+    load: Callable[[events.Event], Awaitable[T | None]],
+) -> AsyncGenerator[T, None]:
+    """What `load` makes of each wanted event (None: nothing to send), in its own session."""
     # The operation's own session (its viewer lookup) is done with: give its connection back.
     await context.db.session.close()
     metrics.open_subscriptions.inc()
@@ -77,11 +119,13 @@ async def _deliveries(
                     return
                 if not wanted(event):
                     continue
-                try:
-                    async with _event_session(context):
-                        yield event
-                except _SocketClosedError:
-                    return
+                async with AsyncExitStack() as session:
+                    try:
+                        value = await _loaded(context, event, load, session)
+                    except _SocketClosedError:
+                        return
+                    if value is not None:
+                        yield value
     finally:
         metrics.open_subscriptions.dec()
 
@@ -106,12 +150,14 @@ class Subscription:
         def wanted(event: events.Event) -> bool:
             return event.kind is events.Kind.COMMENT_ADDED and event.post_id == row_id
 
-        async for event in _deliveries(context, wanted):
+        async def load(event: events.Event) -> Comment | None:
             if event.comment_id is None:
-                continue
+                return None
             row = await context.loaders.comments.load(event.comment_id)
-            if row is not None:
-                yield Comment.from_model(row)
+            return None if row is None else Comment.from_model(row)
+
+        async for comment in _deliveries(context, wanted, load):
+            yield comment
 
     @strawberry.subscription(
         description="Posts as they become published; with `tag`, only posts with that tag."
@@ -125,12 +171,15 @@ class Subscription:
         def wanted(event: events.Event) -> bool:
             return event.kind is events.Kind.POST_PUBLISHED
 
-        async for event in _deliveries(context, wanted):
+        async def load(event: events.Event) -> Post | None:
             row = await context.loaders.posts.load(event.post_id)
             if row is None or not row.published:
-                continue
+                return None
             if tag_name is not None:
                 tags = await context.loaders.tags_of_posts.load(row.id)
                 if tag_name not in {tag_row.name for tag_row in tags}:
-                    continue
-            yield Post.from_model(row)
+                    return None
+            return Post.from_model(row)
+
+        async for post in _deliveries(context, wanted, load):
+            yield post
