@@ -21,6 +21,7 @@ from gql_blog import auth, models
 from gql_blog.app import create_app
 from gql_blog.config import Settings
 from gql_blog.events import EventBus
+from tests import factories
 
 WAIT_SECONDS = 5
 PROTOCOL = "graphql-transport-ws"
@@ -80,6 +81,13 @@ class Committed:
             token = await auth.issue_token(session, user, lifetime=timedelta(hours=1))
             await session.commit()
         return token
+
+    async def signed_in_user(self) -> tuple[models.User, str]:
+        """A new user, committed, and a token for them."""
+        async with self.sessions() as session:
+            user = await factories.make_user(session)
+            await session.commit()
+        return user, await self.token_for(user)
 
 
 class SocketClient:

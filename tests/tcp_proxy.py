@@ -1,7 +1,9 @@
 """A TCP proxy in front of a database server, for tests of a network or a database that fails.
 
-`cut` drops the open connections, as a failed network does; while `refusing`, each new one is
-reset at once, as a stopped server's port answers, and counted (`wait_refused`).
+`cut` drops the open connections, as a failed network does; `cut_before` does so once a client
+is about to send given bytes (a COMMIT, say), which then never reach the server. While
+`refusing`, each new connection is reset at once, as a stopped server's port answers, and
+counted (`wait_refused`).
 """
 
 import asyncio
@@ -15,6 +17,7 @@ class TcpProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
         self._refusing = False
+        self._cut_before: bytes | None = None
         self._refused = asyncio.Condition()
         self.refused = 0
         self.port = 0
@@ -35,6 +38,10 @@ class TcpProxy:
         for writer in list(self._writers):
             writer.transport.abort()
 
+    def cut_before(self, needle: bytes) -> None:
+        """Cut every connection when a client next sends `needle`, before the server sees it."""
+        self._cut_before = needle
+
     def refuse(self) -> None:
         """From now on the database is out of reach: open connections dropped, new ones reset."""
         self._refusing = True
@@ -43,6 +50,7 @@ class TcpProxy:
     def accept(self) -> None:
         """The database is back: new connections reach it again."""
         self._refusing = False
+        self._cut_before: bytes | None = None
 
     async def wait_refused(self, count: int) -> None:
         """Return once `count` connections have been refused in all."""
@@ -60,16 +68,25 @@ class TcpProxy:
         pair = (writer, upstream_writer)
         self._writers.update(pair)
         try:
-            await asyncio.gather(_pump(reader, upstream_writer), _pump(upstream_reader, writer))
+            await asyncio.gather(
+                self._pump(reader, upstream_writer, watched=True),
+                self._pump(upstream_reader, writer, watched=False),
+            )
         finally:
             for each in pair:
                 each.transport.abort()
                 self._writers.discard(each)
 
-
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with suppress(ConnectionError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    writer.transport.abort()  # one side ended: so does the other
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, watched: bool
+    ) -> None:
+        """Copy bytes one way (`watched`: from the client) until either side ends."""
+        with suppress(ConnectionError):
+            while data := await reader.read(65536):
+                if watched and self._cut_before is not None and self._cut_before in data:
+                    self._cut_before = None
+                    self.cut()
+                    return
+                writer.write(data)
+                await writer.drain()
+        writer.transport.abort()  # one side ended: so does the other

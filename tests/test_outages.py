@@ -174,9 +174,8 @@ class ProxiedPool:
 async def _proxied(settings: Settings) -> AsyncIterator[tuple[Settings, TcpProxy]]:
     """`settings` with the database reached through a TcpProxy, and the proxy."""
     url = make_url(settings.database_url)
-    async with TcpProxy(
-        url.host or "localhost", url.port or url.get_dialect().default_port
-    ) as proxy:
+    port = url.port or {"postgresql": 5432}.get(url.get_backend_name(), 3306)
+    async with TcpProxy(url.host or "localhost", port) as proxy:
         proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
         yield dataclasses.replace(settings, database_url=proxied), proxy
 
@@ -268,11 +267,17 @@ class _WatchedBus(events.InProcessBus):
         return super().listen()
 
 
-async def test_a_subscription_event_waits_out_an_unreachable_database(
-    dialect: str, settings: Settings, committed: Committed
-) -> None:
+@pytest.fixture
+def over_tcp(dialect: str) -> None:
+    """Skip on SQLite: a file cannot be put out of reach behind a proxy."""
     if dialect == "sqlite":
         pytest.skip("an SQLite file cannot be put out of reach behind a proxy")
+
+
+@pytest.mark.usefixtures("over_tcp")
+async def test_a_subscription_event_waits_out_an_unreachable_database(
+    settings: Settings, committed: Committed
+) -> None:
     async with committed.sessions() as session:
         post = await make_post(session, author=await make_user(session), title="Waited for")
         await session.commit()
@@ -293,3 +298,24 @@ async def test_a_subscription_event_waits_out_an_unreachable_database(
 
     assert (message["type"], message["payload"].get("errors")) == ("next", None), message
     assert message["payload"]["data"] == {"postPublished": {"title": "Waited for"}}
+
+
+CREATE_POST = 'mutation { createPost(input: {title: "Lost", content: "C"}) { __typename } }'
+
+
+@pytest.mark.usefixtures("over_tcp")
+async def test_a_mutation_whose_commit_is_cut_off_answers_503_and_is_not_there(
+    settings: Settings, committed: Committed
+) -> None:
+    _, token = await committed.signed_in_user()
+    signed_in = {"Authorization": f"Bearer {token}"}
+    async with _proxied(settings) as (proxied, proxy), _small_pool(proxied) as pool:
+        proxy.cut_before(b"COMMIT")
+        response = await pool.api.http.post(
+            "/graphql", json={"query": CREATE_POST}, headers=signed_in
+        )
+        again = await pool.api.http.post("/graphql", json={"query": POSTS})
+
+    assert (response.status_code, response.json()) == (503, UNAVAILABLE)
+    assert again.status_code == 200, again.text
+    assert again.json()["data"]["posts"]["totalCount"] == 0  # the COMMIT never arrived

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_blog.db import create_sessionmaker
 from tests.committed import empty_tables
-from tests.factories import make_user
 from tests.live import (
     GQL_BLOG,
     Committed,
@@ -74,10 +73,7 @@ async def committed(engine: AsyncEngine) -> AsyncIterator[Committed]:
 async def test_an_event_crosses_from_one_server_process_to_another(
     database_url: str, committed: Committed
 ) -> None:
-    async with committed.sessions() as session:
-        alice = await make_user(session)
-        await session.commit()
-    token = await committed.token_for(alice)
+    _, token = await committed.signed_in_user()
     async with AsyncExitStack() as stack:
         subscribed_to = await stack.enter_async_context(gql_blog_serve(database_url))
         mutated_on = await stack.enter_async_context(gql_blog_serve(database_url))

@@ -108,7 +108,13 @@ async def run_mutation(
     if isinstance(result, Error):
         await _roll_back(session)
         return result
-    await session.commit()
+    try:
+        await session.commit()
+    except BaseException:
+        # A failed COMMIT (its connection lost, say) leaves the session mid-commit: roll back,
+        # so the error that reaches the client is the COMMIT's, not the session's state.
+        await _roll_back(session)
+        raise
     bus.committed(events.discard(session))
     return result
 
