@@ -21,7 +21,7 @@ from gql_blog.config import Settings
 from tests.committed import empty_tables
 from tests.factories import make_post, make_user
 from tests.graphql_client import GraphQLClient, serve_app
-from tests.live import Committed, live_server, socket_client
+from tests.live import Committed, SocketClient, live_server, socket_client
 from tests.tcp_proxy import TcpProxy
 
 POSTS = "query Feed { posts(first: 2) { totalCount nodes { title } } }"
@@ -274,13 +274,12 @@ def over_tcp(dialect: str) -> None:
         pytest.skip("an SQLite file cannot be put out of reach behind a proxy")
 
 
-@pytest.mark.usefixtures("over_tcp")
-async def test_a_subscription_event_waits_out_an_unreachable_database(
-    settings: Settings, committed: Committed
-) -> None:
-    async with committed.sessions() as session:
-        post = await make_post(session, author=await make_user(session), title="Waited for")
-        await session.commit()
+@asynccontextmanager
+async def _post_published_behind_proxy(
+    settings: Settings,
+) -> AsyncIterator[tuple[SocketClient, TcpProxy, events.InProcessBus]]:
+    """A live server reaching the database through a proxy, a socket listening there to
+    `postPublished` (the bus's hub has its listener), the proxy and the bus."""
     bus = _WatchedBus()
     async with (
         _proxied(settings) as (proxied, proxy),
@@ -289,6 +288,17 @@ async def test_a_subscription_event_waits_out_an_unreachable_database(
     ):
         await client.subscribe("1", "subscription { postPublished { title } }")
         await asyncio.wait_for(bus.listening.wait(), 10)
+        yield client, proxy, bus
+
+
+@pytest.mark.usefixtures("over_tcp")
+async def test_a_subscription_event_waits_out_an_unreachable_database(
+    settings: Settings, committed: Committed
+) -> None:
+    async with committed.sessions() as session:
+        post = await make_post(session, author=await make_user(session), title="Waited for")
+        await session.commit()
+    async with _post_published_behind_proxy(settings) as (client, proxy, bus):
         proxy.refuse()
         bus.hub.deliver([events.Event(events.Kind.POST_PUBLISHED, post.id)])
         await asyncio.wait_for(proxy.wait_refused(2), 10)  # it tried, and tried again
@@ -298,6 +308,27 @@ async def test_a_subscription_event_waits_out_an_unreachable_database(
 
     assert (message["type"], message["payload"].get("errors")) == ("next", None), message
     assert message["payload"]["data"] == {"postPublished": {"title": "Waited for"}}
+
+
+@pytest.mark.usefixtures("over_tcp")
+async def test_a_subscription_goes_on_when_an_event_session_loses_its_connection_at_the_end(
+    settings: Settings, committed: Committed
+) -> None:
+    async with committed.sessions() as session:
+        author = await make_user(session)
+        posts = [await make_post(session, author=author, title=title) for title in "ABC"]
+        await session.commit()
+    published = [events.Event(events.Kind.POST_PUBLISHED, post.id) for post in posts]
+    async with _post_published_behind_proxy(settings) as (client, proxy, bus):
+        bus.hub.deliver(published[:1])  # the engine's first connection is set up by now
+        received = [await client.receive()]
+        proxy.cut_before(b"ROLLBACK")  # B's session, closing once B has been sent
+        bus.hub.deliver(published[1:])
+        received += [await client.receive(), await client.receive()]
+
+    assert [message.get("payload", message) for message in received] == [
+        {"data": {"postPublished": {"title": title}}, "extensions": {"cost": 0}} for title in "ABC"
+    ]
 
 
 CREATE_POST = 'mutation { createPost(input: {title: "Lost", content: "C"}) { __typename } }'

@@ -83,18 +83,29 @@ async def _loaded(
                 await attempt.enter_async_context(_event_session(context))
                 value = await load(event)
             except Exception as error:
-                outage = db.outage_of(error)
-                if outage is None:
-                    raise
-                logger.warning(
-                    "subscription.event_waits",
-                    extra={"request_id": context.request_id, "outage": outage.value},
-                )
+                _log_outage(context, error, "subscription.event_waits")
             else:
                 await stack.enter_async_context(attempt.pop_all())
                 return value
         await asyncio.sleep(delay)  # after the failed session closed: it holds no connection
         delay = min(delay * 2, _RETRY_MAX_DELAY)
+
+
+async def _end_session(context: Context, session: AsyncExitStack) -> None:
+    """Close the event's session. It only read: a connection lost by now (the database went
+    down just after the event was sent) loses nothing, and the subscription goes on."""
+    try:
+        await session.aclose()
+    except Exception as error:
+        _log_outage(context, error, "subscription.session_lost")
+
+
+def _log_outage(context: Context, error: Exception, event: str) -> None:
+    """Log `event` if `error` is the database out of reach; raise anything else."""
+    outage = db.outage_of(error)
+    if outage is None:
+        raise error
+    logger.warning(event, extra={"request_id": context.request_id, "outage": outage.value})
 
 
 async def _deliveries(
@@ -119,13 +130,16 @@ async def _deliveries(
                     return
                 if not wanted(event):
                     continue
-                async with AsyncExitStack() as session:
+                session = AsyncExitStack()
+                try:
                     try:
                         value = await _loaded(context, event, load, session)
                     except _SocketClosedError:
                         return
                     if value is not None:
                         yield value
+                finally:
+                    await _end_session(context, session)
     finally:
         metrics.open_subscriptions.dec()
 
