@@ -180,6 +180,8 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     event.listen(engine.sync_engine, "before_cursor_execute", _before_cursor_execute)
     if backend == "postgresql":
         event.listen(engine.sync_engine.pool, "checkout", _replace_closed_connection)
+    if backend in ("mysql", "mariadb"):
+        event.listen(engine.sync_engine, "do_connect", _connect_asyncmy)
     if backend == "sqlite":
         _configure_sqlite(engine)
     return engine
@@ -199,6 +201,23 @@ def _replace_closed_connection(
     driver = proxy.driver_connection
     if driver is not None and driver.is_closed():
         raise sqlalchemy.exc.DisconnectionError("the database server closed this connection")
+
+
+# asyncmy's RuntimeError when the server closed the socket while it was being opened.
+_ASYNCMY_SOCKET_GONE = "Transport does not expose socket instance"
+_LOST_CONNECTION_ERRNO = 2013  # CR_SERVER_LOST
+
+
+def _connect_asyncmy(dialect: Any, record: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
+    """asyncmy's connection; a server that closes the socket as it opens (starting up or
+    shutting down) is the driver's "lost connection" error, an outage like a refused one."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except RuntimeError as error:
+        if str(error) != _ASYNCMY_SOCKET_GONE:
+            raise
+        lost = "Lost connection to the server while connecting"
+        raise dialect.loaded_dbapi.OperationalError(_LOST_CONNECTION_ERRNO, lost) from error
 
 
 def _statement_timeout(backend: str, request_seconds: float) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncmy
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -126,7 +127,14 @@ async def unreachable(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[GraphQLClient]:
     """The app on a database that refuses every connection."""
-    settings = Settings(database_url=_unreachable_url(request.param, tmp_path))
+    async with _serve_on(_unreachable_url(request.param, tmp_path)) as api:
+        yield api
+
+
+@asynccontextmanager
+async def _serve_on(database_url: str) -> AsyncIterator[GraphQLClient]:
+    """The app on `database_url`, with default settings and its own engine."""
+    settings = Settings(database_url=database_url)
     engine = db.create_engine(settings)
     app = create_app(settings, sessions=db.create_sessionmaker(engine))
     try:
@@ -159,6 +167,29 @@ async def test_a_signed_in_request_to_an_unreachable_database_answers_503(
 
     assert response.status_code == 503
     assert response.json() == UNAVAILABLE
+
+
+async def test_a_mariadb_socket_closed_as_it_opens_is_database_unavailable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def socket_gone(*args: object, **kwargs: object) -> None:
+        # What asyncmy raises when the server closed the socket before it could be set up (a
+        # server starting or stopping); the timing cannot be forced from here.
+        raise RuntimeError("Transport does not expose socket instance")
+
+    monkeypatch.setattr(asyncmy, "connect", socket_gone)
+    async with _serve_on("mysql+asyncmy://gql@127.0.0.1:1/blog") as api:
+        status, body, retry_after = await _post(api, POSTS)
+        ready = await api.http.get("/readyz")
+
+    assert (status, body, retry_after) == (503, UNAVAILABLE, "1")
+    assert (ready.status_code, ready.json()) == (
+        503,
+        {
+            "status": "unavailable",
+            "reason": "the database is unreachable: Lost connection to the server while connecting",
+        },
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
