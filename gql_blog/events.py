@@ -430,7 +430,9 @@ _NOTIFY = text(
     "SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS text[])) AS payload"
 )
 _RECONNECT_FIRST_DELAY = 0.1
-_RECONNECT_MAX_DELAY = 5.0
+# At most a second between tries: after a restart, subscriptions resume within a second of the
+# database's return (a refused connection a second costs the database nothing).
+_RECONNECT_MAX_DELAY = 1.0
 
 
 def create_bus(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> EventBus:
