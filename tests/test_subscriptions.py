@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -455,3 +456,45 @@ async def test_the_python_gql_client_receives_an_event(server: str, committed: C
         await results.aclose()
 
     assert result == {"postPublished": {"title": "From gql"}}
+
+
+class _BrokenBus(events.InProcessBus):
+    """A bus whose listening fails with `error`, as a broken transport would."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def listen(self) -> AbstractAsyncContextManager[events.Listener]:
+        raise self.error
+
+
+async def test_a_failing_subscription_sends_a_masked_error(settings: Settings) -> None:
+    bus = _BrokenBus(RuntimeError("SELECT secret FROM users"))
+    async with live_server(settings, bus=bus) as address, socket_client(address) as client:
+        await client.subscribe("1", POST_PUBLISHED)
+        message = await client.receive()
+
+    [error] = message["payload"]["errors"]
+    error_id = error["extensions"]["errorId"]
+    assert (message["type"], message["id"]) == ("next", "1")
+    assert error == {
+        "message": f"Internal server error (error id {error_id}).",
+        "extensions": {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id},
+    }
+
+
+async def test_a_subscription_failing_on_the_database_says_it_is_unavailable(
+    settings: Settings,
+) -> None:
+    bus = _BrokenBus(ConnectionRefusedError(111, "Connect call failed ('10.0.0.7', 5432)"))
+    async with live_server(settings, bus=bus) as address, socket_client(address) as client:
+        await client.subscribe("1", POST_PUBLISHED)
+        message = await client.receive()
+
+    assert message["payload"]["errors"] == [
+        {
+            "message": "The database is unavailable. Try again shortly.",
+            "extensions": {"code": "DATABASE_UNAVAILABLE"},
+        }
+    ]

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from graphql import GraphQLError, Node
 from strawberry.extensions import SchemaExtension
+from strawberry.types import StreamExecutionResult
 
 from gql_blog import db
 
@@ -76,6 +77,14 @@ class MaskUnexpectedErrors(SchemaExtension):
         if result is None or not result.errors:
             return
         result.errors = [self._mask(error) for error in result.errors]
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        """Each result a websocket sends (a subscription's events, its failure) before it goes:
+        `on_operation` sees only the last, after the socket sent it."""
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = [self._mask(error) for error in errors]  # type: ignore[union-attr]
+        yield
 
     def _mask(self, error: GraphQLError) -> GraphQLError:
         if _is_expected(error):
