@@ -5,6 +5,7 @@ import contextvars
 import enum
 import socket
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,9 +21,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection, StaticPool
 from sqlalchemy.sql import Select
 
+from gql_blog import metrics
 from gql_blog.config import Settings
 
 T = TypeVar("T")
@@ -144,6 +146,24 @@ def error_reason(error: BaseException) -> str:
     return lines[0] if lines else type(cause).__name__
 
 
+class _TimedQueuePool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's async queue pool, recording how long each checkout waits (`metrics`).
+
+    SQLAlchemy's pool events fire once a connection is handed out, none when a checkout starts
+    waiting: so the wait is timed around `connect`, which the engine calls for every checkout.
+    """
+
+    def connect(self) -> PoolProxiedConnection:
+        started = time.perf_counter()
+        try:
+            return super().connect()
+        except sqlalchemy.exc.TimeoutError:
+            metrics.count_pool_timeout()
+            raise
+        finally:
+            metrics.observe_pool_checkout(time.perf_counter() - started)
+
+
 def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     """The process's engine for `url` (default: the settings' database), tuned for its dialect."""
     target = make_url(url or settings.database_url)
@@ -157,6 +177,7 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     else:
         # A request waits at most pool_timeout for a connection: then it is "server busy".
         options |= {
+            "poolclass": _TimedQueuePool,
             "pool_size": settings.pool_size,
             "max_overflow": settings.max_overflow,
             "pool_recycle": settings.pool_recycle_seconds,
