@@ -1,10 +1,14 @@
 """The subscriptions: `commentAdded` and `postPublished`, fed by the event bus after commit.
 
-A subscription holds no session while it waits. Each event it delivers opens a short session of
-its own, with fresh loaders and the viewer looked up again from the token the socket signed in
-with, so what is sent is what that viewer may see at that moment: a comment on a post that went
-back to draft reaches only its author and admins. A token that lapsed (expired, revoked) closes
-the socket at the next event; so does a subscriber that fell too far behind.
+A subscription holds no session while it waits. The events it takes from its queue at once (one,
+or all that piled up meanwhile) are delivered in a short session of their own, with fresh
+loaders and the viewer looked up again from the token the socket signed in with, so what is
+sent is what that viewer may see at that moment: a comment on a post that went back to draft
+reaches only its author and admins. One session (one pooled connection, one statement per
+loader) for a whole batch lets a subscription catch up when connections are scarce, instead of
+waiting for the pool once per event and falling ever further behind. A token that lapsed
+(expired, revoked) closes the socket at the next event; so does a subscriber that fell too far
+behind.
 """
 
 import logging
@@ -59,8 +63,8 @@ async def _event_session(context: Context) -> AsyncIterator[None]:
 
 async def _deliveries(
     context: Context, wanted: Callable[[events.Event], bool]
-) -> AsyncGenerator[events.Event, None]:
-    """The wanted events, each inside its own `_event_session`."""
+) -> AsyncGenerator[list[events.Event], None]:
+    """The wanted events in batches (those queued together), each inside one `_event_session`."""
     # The operation's own session (its viewer lookup) is done with: give its connection back.
     await context.db.session.close()
     metrics.open_subscriptions.inc()
@@ -68,18 +72,19 @@ async def _deliveries(
         async with context.events.listen() as listener:
             while True:
                 try:
-                    event = await listener.next()
+                    batch = [await listener.next(), *listener.take_waiting()]
                 except events.ListenerTooSlowError:
                     logger.warning(
                         "subscription.too_slow", extra={"request_id": context.request_id}
                     )
                     await _close(context, *TOO_SLOW)
                     return
-                if not wanted(event):
+                batch = [event for event in batch if wanted(event)]
+                if not batch:
                     continue
                 try:
                     async with _event_session(context):
-                        yield event
+                        yield batch
                 except _SocketClosedError:
                     return
     finally:
@@ -106,12 +111,11 @@ class Subscription:
         def wanted(event: events.Event) -> bool:
             return event.kind is events.Kind.COMMENT_ADDED and event.post_id == row_id
 
-        async for event in _deliveries(context, wanted):
-            if event.comment_id is None:
-                continue
-            row = await context.loaders.comments.load(event.comment_id)
-            if row is not None:
-                yield Comment.from_model(row)
+        async for batch in _deliveries(context, wanted):
+            ids = [event.comment_id for event in batch if event.comment_id is not None]
+            for row in await context.loaders.comments.load_many(ids):
+                if row is not None:
+                    yield Comment.from_model(row)
 
     @strawberry.subscription(
         description="Posts as they become published; with `tag`, only posts with that tag."
@@ -125,12 +129,15 @@ class Subscription:
         def wanted(event: events.Event) -> bool:
             return event.kind is events.Kind.POST_PUBLISHED
 
-        async for event in _deliveries(context, wanted):
-            row = await context.loaders.posts.load(event.post_id)
-            if row is None or not row.published:
-                continue
+        async for batch in _deliveries(context, wanted):
+            rows = await context.loaders.posts.load_many([event.post_id for event in batch])
+            published = [row for row in rows if row is not None and row.published]
             if tag_name is not None:
-                tags = await context.loaders.tags_of_posts.load(row.id)
-                if tag_name not in {tag_row.name for tag_row in tags}:
-                    continue
-            yield Post.from_model(row)
+                tags = await context.loaders.tags_of_posts.load_many([row.id for row in published])
+                published = [
+                    row
+                    for row, row_tags in zip(published, tags, strict=True)
+                    if tag_name in {tag_row.name for tag_row in row_tags}
+                ]
+            for row in published:
+                yield Post.from_model(row)
