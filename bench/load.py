@@ -145,11 +145,12 @@ async def run_wrk_script(
     core: int,
     connections: int,
     seconds: float,
+    threads: int = 1,
 ) -> WrkResult:
     """wrk with `script` (which prints the BENCH_RESULT line) on `core` for `seconds`."""
     command = [
-        *("taskset", "-c", str(core), "wrk"),
-        *("-t", "1", "-c", str(connections), "-d", f"{seconds:.0f}s", "--timeout", "60s"),
+        *("taskset", "-c", str(core), "wrk", "-t", str(threads), "-c", str(connections)),
+        *("-d", f"{seconds:.0f}s", "--timeout", "60s"),
         *("-s", str(script), f"{base_url}/graphql"),
     ]
     process = await asyncio.create_subprocess_exec(
