@@ -196,7 +196,11 @@ async def _soak(dataset: datasets.Dataset, settings: Settings) -> Soaked:
         port=port,
         core=settings.server_core,
         log_path=log_path,
-        extra_environment={"GQL_BLOG_POOL_SIZE": str(settings.pool_size)},
+        extra_environment={
+            "GQL_BLOG_POOL_SIZE": str(settings.pool_size),
+            # Latency is reported, not judged: a request fails only when wrk gives up on it.
+            "GQL_BLOG_REQUEST_TIMEOUT_SECONDS": str(load.WRK_TIMEOUT_SECONDS),
+        },
     ) as live:
         pids = await _started_workers(live, log_path)
         plan = subscribers.Plan(
