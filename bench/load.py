@@ -21,6 +21,8 @@ import orjson
 
 WRK_SCRIPT: Final = Path(__file__).resolve().parent / "wrk.lua"
 REQUEST_TIMEOUT_SECONDS: Final = 30.0
+# wrk counts a request unanswered after this long as a timeout (an error).
+WRK_TIMEOUT_SECONDS: Final = 60
 DRAIN_TIMEOUT_SECONDS: Final = 120.0
 _RESULT_PREFIX: Final = "BENCH_RESULT "
 _SELECTS: Final = """
@@ -145,11 +147,12 @@ async def run_wrk_script(
     core: int,
     connections: int,
     seconds: float,
+    threads: int = 1,
 ) -> WrkResult:
     """wrk with `script` (which prints the BENCH_RESULT line) on `core` for `seconds`."""
     command = [
-        *("taskset", "-c", str(core), "wrk"),
-        *("-t", "1", "-c", str(connections), "-d", f"{seconds:.0f}s", "--timeout", "60s"),
+        *("taskset", "-c", str(core), "wrk", "-t", str(threads), "-c", str(connections)),
+        *("-d", f"{seconds:.0f}s", "--timeout", f"{WRK_TIMEOUT_SECONDS}s"),
         *("-s", str(script), f"{base_url}/graphql"),
     ]
     process = await asyncio.create_subprocess_exec(

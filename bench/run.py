@@ -72,6 +72,13 @@ class Settings:
     load_core: int
 
 
+def require_tools() -> None:
+    """Stop, saying why, when no throwaway cluster or no wrk can run here."""
+    for problem in (cluster.available(), load.wrk_missing()):
+        if problem:
+            raise click.ClickException(problem)
+
+
 def _interrupt_on_sigterm() -> None:
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -105,9 +112,7 @@ def main(
     """Benchmark gql_blog against the floor, graphene-sqlalchemy, strawberry-sqlalchemy-mapper,
     the naive server and PostGraphile 5 on a throwaway PostgreSQL cluster."""
     _interrupt_on_sigterm()
-    for problem in (cluster.available(), load.wrk_missing()):
-        if problem:
-            raise click.ClickException(problem)
+    require_tools()
     cores = sorted(os.sched_getaffinity(0))
     settings = Settings(
         seconds=seconds if seconds is not None else (2.0 if quick else 10.0),

@@ -18,6 +18,7 @@ from typing import Final
 
 import httpx
 
+from bench import workers
 from bench.datasets import Dataset, server_environment
 
 HOST: Final = "127.0.0.1"
@@ -66,6 +67,16 @@ def _postgraphile(port: int) -> list[str]:
     return [str(NODE), str(POSTGRAPHILE_CLI), "-C", "graphile.config.mjs"]
 
 
+def gql_blog_serve(python: Path, *, workers: int) -> Server:
+    """gql_blog as production runs it: `gql-blog serve --workers N` (uvicorn's supervisor)."""
+
+    def command(port: int) -> list[str]:
+        program = str(python.with_name("gql-blog"))
+        return [program, "serve", "--host", HOST, "--port", str(port), "--workers", str(workers)]
+
+    return Server(f"gql_blog ({workers} workers)", command)
+
+
 def all_servers(python: Path) -> tuple[Server, ...]:
     """Every server, the floor first: the other servers' answers are compared with its."""
     return (
@@ -87,14 +98,7 @@ class Running:
 
     def rss_kib(self) -> int | None:
         """The server's resident set size now, from /proc/PID/status (VmRSS), in KiB."""
-        try:
-            status = Path(f"/proc/{self.pid}/status").read_text()
-        except OSError:
-            return None
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        return None
+        return workers.rss_kib(self.pid)
 
 
 @contextlib.asynccontextmanager
@@ -107,7 +111,7 @@ async def running(
     log_path: Path,
     extra_environment: dict[str, str] | None = None,
 ) -> AsyncIterator[Running]:
-    """Run `server` pinned to `core` until the block ends."""
+    """Run `server` pinned to `core` until the block ends (`extra_environment` wins)."""
     plain_url = dataset.url.replace("+asyncpg", "")
     environment = server_environment(
         dataset.url,
@@ -120,8 +124,7 @@ async def running(
         GQL_BLOG_POOL_SIZE="20",
         GQL_BLOG_MAX_OVERFLOW="0",
         GQL_BLOG_READ_POOL_SIZE="20",  # the planned reads' pool: the same 20
-        **(extra_environment or {}),
-    )
+    ) | (extra_environment or {})
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(

@@ -5,6 +5,7 @@ import contextvars
 import enum
 import socket
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -21,9 +22,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import PoolProxiedConnection, StaticPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection, StaticPool
 from sqlalchemy.sql import Select
 
+from gql_blog import metrics
 from gql_blog.config import Settings
 
 T = TypeVar("T")
@@ -154,6 +156,24 @@ def error_reason(error: BaseException) -> str:
     return lines[0] if lines else type(cause).__name__
 
 
+class _TimedQueuePool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's async queue pool, recording how long each checkout waits (`metrics`).
+
+    SQLAlchemy's pool events fire once a connection is handed out, none when a checkout starts
+    waiting: so the wait is timed around `connect`, which the engine calls for every checkout.
+    """
+
+    def connect(self) -> PoolProxiedConnection:
+        started = time.perf_counter()
+        try:
+            return super().connect()
+        except sqlalchemy.exc.TimeoutError:
+            metrics.count_pool_timeout()
+            raise
+        finally:
+            metrics.observe_pool_checkout(time.perf_counter() - started)
+
+
 def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     """The process's engine for `url` (default: the settings' database), tuned for its dialect."""
     target = make_url(url or settings.database_url)
@@ -168,6 +188,7 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     else:
         # A request waits at most pool_timeout for a connection: then it is "server busy".
         options |= {
+            "poolclass": _TimedQueuePool,
             "pool_size": settings.pool_size,
             "max_overflow": settings.max_overflow,
             "pool_recycle": settings.pool_recycle_seconds,
@@ -328,6 +349,7 @@ class SerialSession:
         self._sessions = sessions
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Task[Any]] = set()
+        self._session_driver: Any = None  # what `driver_connection` handed out
 
     @property
     def session(self) -> AsyncSession:
@@ -411,6 +433,7 @@ class SerialSession:
         async def work() -> Any:
             connection = await self.session.connection()
             raw = await connection.get_raw_connection()
+            self._session_driver = raw.driver_connection
             return raw.driver_connection
 
         return await self._serially(work)
@@ -431,10 +454,13 @@ class SerialSession:
             except Exception as error:
                 if not _is_lost(driver, error):
                     raise
-                # SQLAlchemy did not see this failure: its pool must not hand the connection out
-                # again. The request answers "database unavailable".
-                connection = await self.session.connection()
-                await connection.invalidate(error)
+                # No pool saw this failure: it must not hand the connection out again. The
+                # request answers "database unavailable".
+                if driver is self._session_driver:
+                    connection = await self.session.connection()
+                    await connection.invalidate(error)
+                else:
+                    driver.terminate()  # a read pool's: it connects anew at the next checkout
                 raise ConnectionLostError(error_reason(error)) from error
             return rows
 
@@ -498,12 +524,16 @@ class ReadPool:
         # Only a wait for a busy pool needs acquire's own timeout (a task per call): taking an
         # idle connection does not wait, and connecting a new one has the connect timeout.
         full = self.idle == 0 and self.size >= self._pool.get_max_size()
+        started = time.perf_counter()
         try:
             connection = await self._pool.acquire(timeout=self._timeout if full else None)
         except TimeoutError as error:
             if full:
+                metrics.count_pool_timeout()
                 raise sqlalchemy.exc.TimeoutError("no read connection came free in time") from error
             raise  # connecting timed out: the database is out of reach
+        finally:
+            metrics.observe_pool_checkout(time.perf_counter() - started)
         try:
             yield connection
         finally:

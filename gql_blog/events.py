@@ -122,6 +122,15 @@ class Listener:
             return getting.result()
         raise ListenerTooSlowError
 
+    def take_waiting(self) -> list[Event]:
+        """The events queued now, without waiting; `ListenerTooSlowError` once it overflowed."""
+        if self._overflowed.is_set():
+            raise ListenerTooSlowError
+        taken = []
+        while not self._queue.empty():
+            taken.append(self._queue.get_nowait())
+        return taken
+
     def __aiter__(self) -> Self:
         return self
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics: GraphQL operations, their latency and SQL, errors, refusals, throttles.
+"""Prometheus metrics: GraphQL operations, their latency and SQL, errors, refusals, throttles, pool.
 
 The metric objects are process-wide, as Prometheus' client library means them to be: one set per
 worker process. With several workers (`gql-blog serve --workers N`), `PROMETHEUS_MULTIPROC_DIR`
@@ -7,8 +7,9 @@ it, `/metrics` shows this process's own. Recording costs a few increments per op
 here runs per field.
 
 Other modules record through the functions below: `observe_operation` (the `OperationMetrics`
-extension, once per operation), `count_limit_refusal` (a query refused by a limit) and
-`count_sign_in_throttle` (a sign-in refused by `throttle`); subscriptions move `open_subscriptions`.
+extension, once per operation), `count_limit_refusal` (a query refused by a limit),
+`count_sign_in_throttle` (a sign-in refused by `throttle`), `observe_pool_checkout` and
+`count_pool_timeout` (`db`'s connection pool); subscriptions move `open_subscriptions`.
 """
 
 import re
@@ -81,6 +82,19 @@ open_subscriptions = Gauge(
     registry=registry,
 )
 
+pool_checkout_seconds = Histogram(
+    "gql_blog_db_pool_checkout_seconds",
+    "Time a checkout waited for a database connection from a pool (the engine's, or on "
+    "PostgreSQL the planned reads'; connecting a new one included), timed-out checkouts too.",
+    buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0),
+    registry=registry,
+)
+pool_timeouts = Counter(
+    "gql_blog_db_pool_timeouts",
+    "Checkouts that found no connection within GQL_BLOG_POOL_TIMEOUT_SECONDS (SERVER_BUSY).",
+    registry=registry,
+)
+
 
 class OperationNames:
     """The operation names this process labels metrics with: the first `limit` seen."""
@@ -128,6 +142,15 @@ def count_limit_refusal(limit: str) -> None:
 
 def count_sign_in_throttle(scope: str) -> None:
     sign_in_throttles.labels(scope).inc()
+
+
+def observe_pool_checkout(seconds: float) -> None:
+    """One checkout from the connection pool waited `seconds` (for a connection, or in vain)."""
+    pool_checkout_seconds.observe(seconds)
+
+
+def count_pool_timeout() -> None:
+    pool_timeouts.inc()
 
 
 def clear_directory(multiprocess_dir: str) -> None:

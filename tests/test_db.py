@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy.exc
 from sqlalchemy import func, literal, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from gql_blog import models
+from gql_blog import metrics, models
 from gql_blog.config import Settings
 from gql_blog.db import SerialSession, count_statements, create_engine, create_sessionmaker
 from gql_blog.schema.ids import encode_global_id
@@ -157,6 +158,44 @@ async def test_serial_session_runs_concurrent_mixed_calls(db: AsyncSession) -> N
     assert scalar == user.username
     assert [tuple(row) for row in rows] == [(user.id, user.email)]
     assert list(scalars) == [user.id]
+
+
+# The pool's checkout metrics
+
+
+def _sample(name: str) -> float:
+    return metrics.registry.get_sample_value(name) or 0.0
+
+
+async def test_each_checkout_from_the_pool_is_timed(engine: AsyncEngine) -> None:
+    before = _sample("gql_blog_db_pool_checkout_seconds_count")
+
+    for _ in range(3):
+        async with engine.connect() as connection:
+            await connection.scalar(select(literal(1)))
+
+    assert _sample("gql_blog_db_pool_checkout_seconds_count") - before == 3
+
+
+async def test_a_checkout_finding_no_free_connection_counts_as_a_pool_timeout(
+    database_url: str,
+) -> None:
+    settings = Settings(
+        database_url=database_url, pool_size=1, max_overflow=0, pool_timeout_seconds=0.2
+    )
+    engine = create_engine(settings)
+    timeouts = _sample("gql_blog_db_pool_timeouts_total")
+    waited = _sample("gql_blog_db_pool_checkout_seconds_sum")
+    try:
+        async with engine.connect():
+            with pytest.raises(sqlalchemy.exc.TimeoutError):
+                await engine.connect()
+    finally:
+        await engine.dispose()
+
+    assert _sample("gql_blog_db_pool_timeouts_total") - timeouts == 1
+    # The one that got its connection at once, and the one that waited out the timeout.
+    assert _sample("gql_blog_db_pool_checkout_seconds_sum") - waited >= 0.2
 
 
 # SQLite specifics: one shared in-memory database, foreign keys, savepoints.

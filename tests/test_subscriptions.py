@@ -19,12 +19,12 @@ from gql.transport.websockets import WebsocketsTransport
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_blog import auth, events, models
+from gql_blog import auth, events, metrics, models
 from gql_blog.config import Settings
 from gql_blog.db import create_sessionmaker
 from gql_blog.schema.ids import encode_global_id
 from tests.committed import empty_tables
-from tests.factories import make_post, make_user
+from tests.factories import make_comment, make_post, make_user
 from tests.live import (
     PROTOCOL,
     WAIT_SECONDS,
@@ -328,6 +328,34 @@ async def test_a_subscriber_too_far_behind_is_disconnected(
 
     assert closed[0] == 1013
     assert "behind" in (closed[1] or "")
+
+
+def _checkouts() -> float:
+    return metrics.registry.get_sample_value("gql_blog_db_pool_checkout_seconds_count") or 0.0
+
+
+async def test_events_queued_together_are_delivered_in_one_session(
+    server: str, bus: events.EventBus, committed: Committed
+) -> None:
+    alice = await _user(committed)
+    async with committed.sessions() as session:
+        post = await make_post(session, author=alice, published=True)
+        comments = [await make_comment(session, post=post, author=alice) for _ in range(5)]
+        await session.commit()
+    post_id = encode_global_id("Post", post.id)
+    token = await committed.token_for(alice)
+    async with socket_client(server) as client:
+        await client.subscribe("1", COMMENT_ADDED, {"postId": post_id})
+        await _comment(server, token, post_id, "Listening?")
+        await _next_data(client)  # it listens
+        before = _checkouts()
+        # All five land in the subscription's queue before its task runs again.
+        bus.hub.deliver(events.Event(events.Kind.COMMENT_ADDED, post.id, c.id) for c in comments)
+
+        received = [await _next_data(client) for _ in comments]
+
+    assert [data["commentAdded"]["content"] for data in received] == [c.content for c in comments]
+    assert _checkouts() - before == 1  # one session, so one pooled connection, for all five
 
 
 async def test_a_thousand_connect_disconnect_cycles_leave_no_listener(

@@ -1,13 +1,17 @@
 """The subscriptions: `commentAdded` and `postPublished`, fed by the event bus after commit.
 
-A subscription holds no session while it waits. Each event it delivers opens a short session of
-its own, with fresh loaders and the viewer looked up again from the token the socket signed in
-with, so what is sent is what that viewer may see at that moment: a comment on a post that went
-back to draft reaches only its author and admins. A token that lapsed (expired, revoked) closes
-the socket at the next event; so does a subscriber that fell too far behind.
+A subscription holds no session while it waits. The events it takes from its queue at once (one,
+or all that piled up meanwhile) are delivered in a short session of their own, with fresh
+loaders and the viewer looked up again from the token the socket signed in with, so what is
+sent is what that viewer may see at that moment: a comment on a post that went back to draft
+reaches only its author and admins. One session (one pooled connection, one statement per
+loader) for a whole batch lets a subscription catch up when connections are scarce, instead of
+waiting for the pool once per event and falling ever further behind. A token that lapsed
+(expired, revoked) closes the socket at the next event; so does a subscriber that fell too far
+behind.
 
-An event whose rows cannot be loaded because the database is out of reach (restarting, say)
-waits: its session is tried again, a second apart at most, and the event is delivered once the
+A batch whose rows cannot be loaded because the database is out of reach (restarting, say)
+waits: its session is tried again, a second apart at most, and the batch is delivered once the
 database answers. The subscription stays open meanwhile; nothing about it needs the database.
 """
 
@@ -48,7 +52,7 @@ async def _close(context: Context, code: int, reason: str) -> None:
 
 @asynccontextmanager
 async def _event_session(context: Context) -> AsyncIterator[None]:
-    """One event's session, loaders and viewer; closed when the event has been sent."""
+    """One batch's session, loaders and viewer; closed when its events have been sent."""
     if context.sessions is None:
         raise RuntimeError("subscriptions run only over a websocket, with a session factory")
     async with context.sessions() as session:
@@ -70,30 +74,30 @@ async def _event_session(context: Context) -> AsyncIterator[None]:
 
 async def _loaded(
     context: Context,
-    event: events.Event,
-    load: Callable[[events.Event], Awaitable[T | None]],
+    batch: list[events.Event],
+    load: Callable[[list[events.Event]], Awaitable[list[T]]],
     stack: AsyncExitStack,
-) -> T | None:
-    """`load(event)` inside the event's session, which stays open on `stack` (the fields the
+) -> list[T]:
+    """`load(batch)` inside the batch's session, which stays open on `stack` (the fields the
     client selected load through it). While the database is out of reach, wait and try again."""
     delay = _RETRY_FIRST_DELAY
     while True:
         async with AsyncExitStack() as attempt:
             try:
                 await attempt.enter_async_context(_event_session(context))
-                value = await load(event)
+                values = await load(batch)
             except Exception as error:
                 _log_outage(context, error, "subscription.event_waits")
             else:
                 await stack.enter_async_context(attempt.pop_all())
-                return value
+                return values
         await asyncio.sleep(delay)  # after the failed session closed: it holds no connection
         delay = min(delay * 2, _RETRY_MAX_DELAY)
 
 
 async def _end_session(context: Context, session: AsyncExitStack) -> None:
-    """Close the event's session. It only read: a connection lost by now (the database went
-    down just after the event was sent) loses nothing, and the subscription goes on."""
+    """Close the batch's session. It only read: a connection lost by now (the database went
+    down just after the events were sent) loses nothing, and the subscription goes on."""
     try:
         await session.aclose()
     except Exception as error:
@@ -111,9 +115,10 @@ def _log_outage(context: Context, error: Exception, event: str) -> None:
 async def _deliveries(
     context: Context,
     wanted: Callable[[events.Event], bool],
-    load: Callable[[events.Event], Awaitable[T | None]],
+    load: Callable[[list[events.Event]], Awaitable[list[T]]],
 ) -> AsyncGenerator[T, None]:
-    """What `load` makes of each wanted event (None: nothing to send), in its own session."""
+    """What `load` makes of the wanted events, batch by batch (those queued together), each
+    batch in one session."""
     # The operation's own session (its viewer lookup) is done with: give its connection back.
     await context.db.session.close()
     metrics.open_subscriptions.inc()
@@ -121,22 +126,23 @@ async def _deliveries(
         async with context.events.listen() as listener:
             while True:
                 try:
-                    event = await listener.next()
+                    batch = [await listener.next(), *listener.take_waiting()]
                 except events.ListenerTooSlowError:
                     logger.warning(
                         "subscription.too_slow", extra={"request_id": context.request_id}
                     )
                     await _close(context, *TOO_SLOW)
                     return
-                if not wanted(event):
+                batch = [event for event in batch if wanted(event)]
+                if not batch:
                     continue
                 session = AsyncExitStack()
                 try:
                     try:
-                        value = await _loaded(context, event, load, session)
+                        values = await _loaded(context, batch, load, session)
                     except _SocketClosedError:
                         return
-                    if value is not None:
+                    for value in values:
                         yield value
                 finally:
                     await _end_session(context, session)
@@ -164,11 +170,10 @@ class Subscription:
         def wanted(event: events.Event) -> bool:
             return event.kind is events.Kind.COMMENT_ADDED and event.post_id == row_id
 
-        async def load(event: events.Event) -> Comment | None:
-            if event.comment_id is None:
-                return None
-            row = await context.loaders.comments.load(event.comment_id)
-            return None if row is None else Comment.from_model(row)
+        async def load(batch: list[events.Event]) -> list[Comment]:
+            ids = [event.comment_id for event in batch if event.comment_id is not None]
+            rows = await context.loaders.comments.load_many(ids)
+            return [Comment.from_model(row) for row in rows if row is not None]
 
         async for comment in _deliveries(context, wanted, load):
             yield comment
@@ -185,15 +190,17 @@ class Subscription:
         def wanted(event: events.Event) -> bool:
             return event.kind is events.Kind.POST_PUBLISHED
 
-        async def load(event: events.Event) -> Post | None:
-            row = await context.loaders.posts.load(event.post_id)
-            if row is None or not row.published:
-                return None
+        async def load(batch: list[events.Event]) -> list[Post]:
+            rows = await context.loaders.posts.load_many([event.post_id for event in batch])
+            published = [row for row in rows if row is not None and row.published]
             if tag_name is not None:
-                tags = await context.loaders.tags_of_posts.load(row.id)
-                if tag_name not in {tag_row.name for tag_row in tags}:
-                    return None
-            return Post.from_model(row)
+                tags = await context.loaders.tags_of_posts.load_many([row.id for row in published])
+                published = [
+                    row
+                    for row, row_tags in zip(published, tags, strict=True)
+                    if tag_name in {tag_row.name for tag_row in row_tags}
+                ]
+            return [Post.from_model(row) for row in published]
 
         async for post in _deliveries(context, wanted, load):
             yield post
