@@ -225,7 +225,7 @@ async def postgres_pool(dialect: str, settings: Settings) -> AsyncIterator[Proxi
         yield ProxiedPool(pool, proxy, invalidated)
 
 
-async def _wait_for_lock(connection: AsyncConnection, pid: int) -> None:
+async def wait_for_lock(connection: AsyncConnection, pid: int) -> None:
     """Return once the server process `pid` waits for a lock."""
     waiting = text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid")
     while await connection.scalar(waiting, {"pid": pid}) != "Lock":
@@ -243,7 +243,7 @@ async def test_a_planned_read_whose_connection_dies_under_it_answers_503_then_re
     async with engine.connect() as locker:
         await locker.execute(text("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE"))
         answering = asyncio.ensure_future(_post(api, POSTS))
-        await asyncio.wait_for(_wait_for_lock(locker, pid), 10)
+        await asyncio.wait_for(wait_for_lock(locker, pid), 10)
         if death == "terminated":  # the server says why (FATAL 57P01), then hangs up
             await locker.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
         else:  # the network fails: no word from the server

@@ -15,7 +15,9 @@ from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gql_blog import db
@@ -26,7 +28,7 @@ from tests.committed import empty_tables
 from tests.conftest import graphql_endpoint
 from tests.factories import make_post, make_user
 from tests.graphql_client import GraphQLClient, serve_app
-from tests.test_outages import BUSY
+from tests.test_outages import BUSY, UNAVAILABLE, wait_for_lock
 
 FEED = "query Feed { posts(first: 3) { nodes { title author { username } } } }"
 
@@ -163,3 +165,25 @@ async def test_a_read_pool_size_of_0_reads_through_the_session(
 
     assert read_pool_api.state["reads"] is None
     assert sorted(node["title"] for node in body["data"]["posts"]["nodes"]) == ["First", "Second"]
+
+
+async def test_a_read_connection_that_dies_under_a_statement_answers_503_then_is_replaced(
+    read_pool_api: ReadPoolApi, engine: AsyncEngine
+) -> None:
+    before = await read_pool_api.planned_feed()
+    async with engine.connect() as locker:
+        pid = await locker.scalar(
+            text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": db.READ_POOL_APPLICATION_NAME},
+        )
+        await locker.execute(text("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE"))
+        answering = asyncio.ensure_future(read_pool_api.feed())
+        await asyncio.wait_for(wait_for_lock(locker, pid), 10)
+        await locker.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        answered = await asyncio.wait_for(answering, 10)
+        await locker.rollback()
+
+    assert answered == (503, UNAVAILABLE)
+    # The pool's connection was dropped, not handed out again: the next read connects anew.
+    assert await read_pool_api.planned_feed() == before
+    assert (read_pool_api.reads.size, read_pool_api.reads.idle) == (1, 1)
