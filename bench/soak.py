@@ -90,8 +90,9 @@ class Settings:
     @property
     def read_pool_size(self) -> int:
         """The planned reads' connections per worker (PostgreSQL's read pool): one for each
-        request it may have at once, with the same headroom."""
-        return -(-self.connections // WORKERS) + POOL_HEADROOM
+        request of its half of the connections. A read holds one for a few milliseconds, so an
+        uneven split only makes a few wait briefly."""
+        return -(-self.connections // WORKERS)
 
     @property
     def rss_interval(self) -> float:
