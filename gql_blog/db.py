@@ -3,6 +3,7 @@
 import asyncio
 import contextvars
 import enum
+import logging
 import socket
 import sqlite3
 import time
@@ -27,6 +28,8 @@ from sqlalchemy.sql import Select
 
 from gql_blog import metrics
 from gql_blog.config import Settings
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -367,9 +370,21 @@ class SerialSession:
         return self.session.get_bind().dialect
 
     async def close(self) -> None:
-        """Close the session if one was opened (shielded, as `async with` on it is)."""
+        """Close the session if one was opened (shielded, as `async with` on it is).
+
+        The request has answered by now. If its connection was lost meanwhile (the database
+        went down), the ROLLBACK of what it read fails; the database rolls back a dropped
+        connection's transaction itself, so that is logged, not raised: raised, it would make
+        the server drop the client's kept-alive connection.
+        """
         if self._session is not None and self._sessions is not None:
-            await asyncio.shield(self._session.close())
+            try:
+                await asyncio.shield(self._session.close())
+            except Exception as error:
+                outage = outage_of(error)
+                if outage is None:
+                    raise
+                logger.warning("db.session_close_failed", extra={"outage": outage.value})
 
     async def _serially(self, work: Callable[[], Awaitable[T]]) -> T:
         task = asyncio.ensure_future(self._locked(work))

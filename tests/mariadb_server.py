@@ -70,7 +70,8 @@ class MariaDbServer:
             raise MariaDbError(f"mariadbd is running already (pid {self.process.pid})")
         ready_before = self._times_ready()
         command = [str(_binary("mariadbd")), "--no-defaults", f"--datadir={self.folder / 'data'}",
-                   f"--port={self.port}", f"--socket={self.folder / 'mariadb.sock'}",
+                   f"--tmpdir={self.folder / 'tmp'}", f"--port={self.port}",
+                   f"--socket={self.folder / 'mariadb.sock'}",
                    f"--pid-file={self.folder / 'mariadb.pid'}", f"--log-error={self._log}",
                    *_as_system_user(), *OPTIONS]  # fmt: skip
         self.process = subprocess.Popen(
@@ -110,11 +111,15 @@ def throwaway_mariadb(*, port: int) -> Iterator[MariaDbServer]:
     folder = Path(tempfile.mkdtemp(prefix="gqlb-mariadb-", dir="/tmp"))
     server = MariaDbServer(port=port, folder=folder)
     try:
+        # Temporary tables go to a folder of the server's own, not /tmp, which others share.
+        (folder / "tmp").mkdir()
         if os.geteuid() == 0:
-            shutil.chown(folder, user=SYSTEM_USER, group=SYSTEM_USER)
+            for owned in (folder, folder / "tmp"):
+                shutil.chown(owned, user=SYSTEM_USER, group=SYSTEM_USER)
         install = [str(_binary("mariadb-install-db")), "--no-defaults",
-                   f"--datadir={folder / 'data'}", "--auth-root-authentication-method=normal",
-                   "--skip-test-db", *_as_system_user()]  # fmt: skip
+                   f"--datadir={folder / 'data'}", f"--tmpdir={folder / 'tmp'}",
+                   "--auth-root-authentication-method=normal", "--skip-test-db",
+                   *_as_system_user()]  # fmt: skip
         installed = subprocess.run(install, check=False, capture_output=True, text=True)
         if installed.returncode != 0:
             output = installed.stdout + installed.stderr

@@ -27,6 +27,7 @@ nothing on import, so the bench and these tests share one throwaway cluster.
 import asyncio
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -45,14 +46,7 @@ from bench import cluster
 from gql_blog import migrations, models
 from gql_blog.schema.ids import decode_global_id
 from tests import mariadb_server
-from tests.live import (
-    GQL_BLOG,
-    SocketClient,
-    free_port,
-    serve_environment,
-    socket_client,
-    started_workers,
-)
+from tests.live import GQL_BLOG, SocketClient, free_port, serve_environment, socket_client
 
 logger = logging.getLogger(__name__)  # the figures: pytest --log-cli-level=INFO shows them
 
@@ -161,10 +155,10 @@ async def _create_database(url: str) -> None:
 
 @asynccontextmanager
 async def _serve(url: str) -> AsyncIterator[tuple[str, asyncio.subprocess.Process, list[str]]]:
-    """`gql-blog serve` on `url`, its log read into a list; stopped at the end."""
-    port = free_port()
+    """`gql-blog serve` on `url` and a port of the system's choosing (no other process can
+    have taken it meanwhile); its `host:port` once it listens, its log read into a list."""
     process = await asyncio.create_subprocess_exec(
-        *(str(GQL_BLOG), "serve", "--port", str(port)),
+        *(str(GQL_BLOG), "serve", "--port", "0"),
         env=serve_environment(url),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -172,14 +166,21 @@ async def _serve(url: str) -> AsyncIterator[tuple[str, asyncio.subprocess.Proces
     assert process.stderr is not None
     log: list[str] = []
 
+    async def listening(stream: asyncio.StreamReader) -> str:
+        while line := await stream.readline():
+            log.append(line.decode(errors="replace"))
+            if found := re.search(r"Uvicorn running on http://([\d.]+:\d+)", log[-1]):
+                return found.group(1)
+        raise AssertionError("gql-blog serve exited before it listened:\n" + "".join(log))
+
     async def read_log(stream: asyncio.StreamReader) -> None:
         while line := await stream.readline():
             log.append(line.decode(errors="replace"))
 
     try:
-        await asyncio.wait_for(started_workers(process, 1), STARTUP_SECONDS)
+        address = await asyncio.wait_for(listening(process.stderr), STARTUP_SECONDS)
         reading = asyncio.create_task(read_log(process.stderr))
-        yield f"127.0.0.1:{port}", process, log
+        yield address, process, log
     finally:
         if process.returncode is None:
             process.terminate()
@@ -402,6 +403,24 @@ async def test_requests_and_subscriptions_ride_out_a_database_restart(
     served: Served, stop: str
 ) -> None:
     stop_mode = served.stop_modes[stop]
+    with _server_log_shown(served):
+        await _restart_under_load(served, stop_mode)
+
+
+@contextmanager
+def _server_log_shown(served: Served) -> Iterator[None]:
+    """The server's warnings and errors of this test, in the test's log (pytest shows it when
+    the test fails)."""
+    seen = len(served.log)
+    try:
+        yield
+    finally:
+        for line in served.log[seen:]:
+            if '"level":"WARNING"' in line or '"level":"ERROR"' in line:
+                logger.warning("server: %s", line.rstrip())
+
+
+async def _restart_under_load(served: Served, stop_mode: str) -> None:
     username = f"restart_{uuid.uuid4().hex[:8]}"
     tag = f"{username} {stop_mode}"  # begins every title and comment the test writes
     progress = Progress()

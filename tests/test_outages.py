@@ -362,6 +362,24 @@ async def test_a_subscription_goes_on_when_an_event_session_loses_its_connection
     ]
 
 
+@pytest.mark.usefixtures("over_tcp")
+async def test_a_connection_lost_as_a_request_ends_leaves_its_answer_whole(
+    settings: Settings,
+) -> None:
+    async with _proxied(settings) as (proxied, proxy), _small_pool(proxied) as pool:
+        assert (await _post(pool.api, "{ tags { totalCount } }"))[0] == 200  # connected
+        proxy.cut_before(b"ROLLBACK")  # as the next request's session closes, once it answered
+        answered = await _post(pool.api, "{ users { totalCount } }")
+        again = await _post(pool.api, "{ posts { totalCount } }")
+
+    assert (answered[0], _data(answered)) == (200, {"users": {"totalCount": 0}})
+    assert (again[0], _data(again)) == (200, {"posts": {"totalCount": 0}})
+
+
+def _data(answer: tuple[int, Any, str | None]) -> Any:
+    return answer[1]["data"]
+
+
 CREATE_POST = 'mutation { createPost(input: {title: "Lost", content: "C"}) { __typename } }'
 
 
