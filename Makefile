@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint format bench bench-memory bench-profile soak wrk schema examples clean
+.PHONY: serve test lint format bench bench-memory bench-profile soak attack wrk schema examples clean
 
 # Exits 0 on a Python gql_blog runs on.
 SUPPORTED := import sys; sys.exit(sys.version_info < (3, 11))
@@ -99,6 +99,11 @@ bench-profile: $(BENCH_STAMP) wrk
 # CI runs `make soak SOAK_ARGS="--seconds 20"`.
 soak: $(STAMP) wrk
 	bench/soak $(SOAK_ARGS)
+
+# Every attack class of issue 19 against one gql-blog serve on PostgreSQL and on SQLite
+# (bench/attack.py); `make attack ATTACK_ARGS=--quick` checks the script in a few minutes.
+attack: $(STAMP)
+	$(BIN)/python -m bench.attack $(ATTACK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(GRAPHENE_VENV) bench/postgraphile/node_modules \

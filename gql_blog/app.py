@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError, parse, validate
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -30,6 +31,7 @@ from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from strawberry.types.graphql import OperationType
 
 from gql_blog import (
+    admission,
     auth,
     db,
     events,
@@ -48,7 +50,7 @@ from gql_blog.config import Settings
 from gql_blog.plan.planner import Planner
 from gql_blog.schema import limits, schema
 from gql_blog.schema.context import Context
-from gql_blog.schema.documents import DocumentCache
+from gql_blog.schema.documents import CachedDocument, DocumentCache
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -100,6 +102,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self._costs: LruCache[tuple[str, Any, str | None], int] = LruCache(4096)
         self.documents = DocumentCache(settings.document_cache_bytes)
         self.persisted = _persisted_queries(settings)
+        self.expensive = admission.ExpensiveRequests(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sessions: async_sessionmaker[AsyncSession] = scope["state"]["sessions"]
@@ -108,13 +111,14 @@ class GraphQLApp(GraphQL[Context, None]):
             await super().__call__(scope, receive, send)
             return
         # The session (if the request opened one) closes here whatever happens: success, error
-        # or client disconnect.
+        # or client disconnect; a statement still running (the request was stopped) is
+        # cancelled on the database first.
         serial = db.SerialSession(sessions=sessions)
         scope[_SESSION_KEY] = serial
         try:
             await self._respond_in_time(scope, receive, send)
         finally:
-            await serial.drain()
+            await serial.stop()
             await serial.close()
 
     async def _respond_in_time(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -200,8 +204,9 @@ class GraphQLApp(GraphQL[Context, None]):
             planned = await self._planned(request_data, context)
             if planned is not None:
                 return planned
-        await context.load_viewer()
-        result = await self._execute(request_adapter, context, request_data)
+        async with self.expensive.admitted(self._request_cost(request_data)):
+            await context.load_viewer()
+            result = await self._execute(request_adapter, context, request_data)
         if self.planning:
             self.planner.learn(request_data.query, request_data.operation_name, result)
         return result
@@ -241,8 +246,25 @@ class GraphQLApp(GraphQL[Context, None]):
         cached = self.documents.get(query) if isinstance(query, str) else None
         if cached is None or cached.errors:
             return None
+        cost = self._cost(cached, request_data)
+        if cost is None:
+            return None
+        async with self.expensive.admitted(cost):
+            planned = await self.planner.execute(
+                query, request_data.operation_name, request_data.variables, context
+            )
+        if planned is not None:
+            planned.extensions = {**(planned.extensions or {}), "cost": cost}
+        return planned
+
+    def _cost(self, cached: CachedDocument, request_data: Any) -> int | None:
+        """The request's price (`extensions.cost`); None when the limits refuse it."""
         # The cost and list checks depend on the variables only: remembered for small ones.
-        key = (query, request_data.operation_name, _variables_key(request_data.variables))
+        key = (
+            request_data.query,
+            request_data.operation_name,
+            _variables_key(request_data.variables),
+        )
         cost = self._costs.get(key) if key[2] is not None else None
         if cost is None:
             cost, errors = limits.request_limit_errors(
@@ -252,12 +274,33 @@ class GraphQLApp(GraphQL[Context, None]):
                 return None
             if key[2] is not None:
                 self._costs.put(key, cost)
-        planned = await self.planner.execute(
-            query, request_data.operation_name, request_data.variables, context
+        return cost
+
+    def _request_cost(self, request_data: Any) -> int:
+        """The price strawberry's path will give the request, before it runs, to admit it
+        (`admission`); 0 for a document the limits refuse: that refusal runs no SQL.
+
+        A document seen for the first time is parsed and validated here, as the limits'
+        extension would, into the same cache: the extension then finds it there.
+        """
+        query = request_data.query
+        if not isinstance(query, str):
+            return 0
+        cached = self.documents.get(query) or self._validated(query)
+        if cached is None or cached.errors:
+            return 0
+        return self._cost(cached, request_data) or 0
+
+    def _validated(self, query: str) -> CachedDocument | None:
+        try:
+            document = parse(query, max_tokens=self.settings.max_tokens)
+        except GraphQLError:
+            return None  # strawberry parses it again and answers why
+        rules = limits.validation_rules(self.settings)
+        errors = validate(
+            schema._schema, document, rules, hide_suggestions=not self.settings.introspection
         )
-        if planned is not None:
-            planned.extensions = {**(planned.extensions or {}), "cost": cost}
-        return planned
+        return self.documents.put(query, document, errors)
 
     def _with_caching_headers(self, request: Request, response: Response) -> Response:
         """Anonymous GET answers get Cache-Control and an ETag (or a 304); see http_caching."""
@@ -427,7 +470,10 @@ async def healthz(request: Request) -> Response:
 
 
 def _error_response(error: Exception, media_type: str) -> Response:
-    """503 when the database was out of reach (the planned path raises), else a masked 500."""
+    """503 when the database was out of reach (the planned path raises) or expensive requests
+    had no turn for it, else a masked 500."""
+    if isinstance(error, admission.ServerBusyError):
+        return graphql_http.outage_response(db.Outage.BUSY, media_type)
     outage = db.outage_of(error)
     if outage is not None:
         return graphql_http.outage_response(outage, media_type)
@@ -544,7 +590,6 @@ def _persisted_queries(settings: Settings) -> persisted_queries.PersistedQueries
 
 
 def _cors_middleware(settings: Settings) -> list[Middleware]:
-    """CORS for the configured origins only; with none, no cross-origin page may call the API."""
-    if not settings.cors_origins:
-        return []
+    """CORS for the configured origins only; with none, no cross-origin page may call the API
+    (and a preflight is told which setting would allow its origin)."""
     return [Middleware(graphql_http.GraphQLCORSMiddleware, allow_origins=settings.cors_origins)]

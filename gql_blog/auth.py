@@ -9,9 +9,11 @@ The plain token is returned once by `issue_token`, and never stored, logged or a
 """
 
 import asyncio
+import enum
 import functools
 import hashlib
 import secrets
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -175,6 +177,44 @@ async def viewer_from_token(db: AsyncSession, token: str | None) -> models.User 
         .where(_signed_in(token_digest(token), models.utc_now()))
     )
     return (await db.scalars(stmt)).one_or_none()
+
+
+class SignedOut(enum.Enum):
+    """Why a token sent as `Bearer` signed no one in."""
+
+    UNKNOWN = "unknown"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    INACTIVE = "inactive"
+
+
+def token_state_statement() -> Select[Any]:
+    """A token's revocation, expiry and its user's state, as Core columns: parameter
+    `token_hash`. Run only when the token signed no one in, to say why."""
+    token: Any = models.AuthToken
+    columns = [token.revoked_at, token.expires_at, models.User.is_active]
+    return (
+        select(*(column.label(column.key) for column in columns))
+        .join(models.User, models.AuthToken.user_id == models.User.id)
+        .where(models.AuthToken.token_hash == bindparam("token_hash"))
+    )
+
+
+def signed_out_reason(state: Mapping[str, Any] | None, now: datetime) -> SignedOut:
+    """Why a token whose state is `state` (a `token_state_statement` row) signs no one in."""
+    if state is None:
+        return SignedOut.UNKNOWN
+    if state["revoked_at"] is not None:
+        return SignedOut.REVOKED
+    if state["expires_at"] <= now:
+        return SignedOut.EXPIRED
+    return SignedOut.INACTIVE
+
+
+async def why_signed_out(db: AsyncSession, token: str, now: datetime) -> SignedOut:
+    """Why `token` signs no one in (it did not, as of `now`)."""
+    result = await db.execute(token_state_statement(), {"token_hash": token_digest(token)})
+    return signed_out_reason(result.mappings().one_or_none(), now)
 
 
 async def ensure_admin(

@@ -6,6 +6,8 @@ argument) print one line on stderr and exit with status 1; they never show a tra
 """
 
 import asyncio
+import errno
+import socket
 import sys
 import tempfile
 import time
@@ -133,6 +135,8 @@ def main() -> None:
 
     Settings come from GQL_BLOG_* environment variables (see the README).
     """
+    # Every command, even one that reads no setting, refuses a bad or unknown variable.
+    load_settings()
 
 
 @main.command()
@@ -164,6 +168,7 @@ def serve(host: str, port: int, workers: int, reload: bool, graceful_timeout: in
     """
     settings = load_settings()
     check_trusted_documents(settings)
+    check_port_free(host, port)
     run_async(settings, ensure_database_ready(settings))
     with _shared_metrics(settings, workers=workers):
         uvicorn.run(
@@ -177,6 +182,27 @@ def serve(host: str, port: int, workers: int, reload: bool, graceful_timeout: in
             # uvicorn applies this once in every worker process, replacing its own logging setup.
             log_config=logs.logging_config(debug=settings.debug),
         )
+
+
+def check_port_free(host: str, port: int) -> None:
+    """A port that cannot be listened on stops `serve` in one line saying how to pick another
+    (rather than uvicorn's log line with its errno). Bound and released at once, as uvicorn
+    binds it (SO_REUSEADDR): a port another server takes in between still fails in uvicorn."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise Failure(
+                f"port {port} on {host} is already in use; choose another with --port "
+                "(make serve PORT=...)"
+            ) from None
+        reason = error.strerror or str(error)
+        raise Failure(f"cannot listen on {host} port {port}: {reason}") from None
 
 
 def check_trusted_documents(settings: Settings) -> None:
@@ -403,6 +429,11 @@ def seed_command(users: int, posts_per_user: int, comments_per_post: int, random
         f"{counts.comments} comments, {counts.post_tags} post tags and {counts.tags} new tags "
         f"in {elapsed:.1f}s. Seeded users sign in with the password {seed.DEMO_PASSWORD!r}."
     )
+    if counts.demo_username is not None:
+        click.echo(
+            f"Sign in as {counts.demo_username!r} with password {seed.DEMO_PASSWORD!r} "
+            "(the login mutation; GraphiQL's example shows it)."
+        )
 
 
 async def _seed(

@@ -1,10 +1,11 @@
 """Settings from the environment: every `GQL_BLOG_*` variable, read once into one frozen object."""
 
+import difflib
 import importlib.util
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Self, TypeVar
 
 from sqlalchemy.engine import URL, make_url
@@ -31,6 +32,12 @@ _SUPPORTED = {
     "mysql+asyncmy",
     "mariadb+asyncmy",
 }
+
+PREFIX = "GQL_BLOG_"
+# Not settings: the variables of the tests and benchmarks (GQL_BLOG_TEST_POSTGRES_URL, ...).
+TOOL_PREFIXES = ("GQL_BLOG_TEST_", "GQL_BLOG_BENCH_")
+# Settings read from a variable of another name (prometheus-client's own).
+_NOT_FROM_PREFIX = frozenset({"prometheus_multiproc_dir"})
 
 # An origin is a scheme, a host and an optional port: no path, no query.
 _ORIGIN = re.compile(r"\*|https?://[^/?#\s,]+")
@@ -67,6 +74,10 @@ class Settings:
     max_aliases: int = 30
     max_tokens: int = 5000
     max_cost: int = 50_000
+    # Requests priced at expensive_cost or more take turns, a few at a time (see admission.py).
+    expensive_cost: int = 10_000
+    max_expensive_requests: int = 2
+    expensive_queue_size: int = 10
     max_batch_operations: int = 10
     max_body_bytes: int = 1_048_576
     max_node_ids: int = 100
@@ -91,7 +102,9 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Self:
-        """Read and validate the environment; a bad value raises `ConfigError` naming it."""
+        """Read and validate the environment; a bad value or an unknown `GQL_BLOG_*` name
+        raises `ConfigError` naming it."""
+        refuse_unknown_variables(environ)
         reader = _Reader(environ)
         settings = cls(
             database_url=normalize_database_url(
@@ -126,6 +139,9 @@ class Settings:
             max_aliases=reader.integer("MAX_ALIASES", 30, minimum=0),
             max_tokens=reader.integer("MAX_TOKENS", 5000, minimum=1),
             max_cost=reader.integer("MAX_COST", 50_000, minimum=1),
+            expensive_cost=reader.integer("EXPENSIVE_COST", 10_000, minimum=1),
+            max_expensive_requests=reader.integer("MAX_EXPENSIVE_REQUESTS", 2, minimum=1),
+            expensive_queue_size=reader.integer("EXPENSIVE_QUEUE_SIZE", 10, minimum=0),
             max_batch_operations=reader.integer("MAX_BATCH_OPERATIONS", 10, minimum=0),
             max_body_bytes=reader.integer("MAX_BODY_BYTES", 1_048_576, minimum=1),
             max_node_ids=reader.integer("MAX_NODE_IDS", 100, minimum=1),
@@ -165,6 +181,31 @@ class Settings:
     @property
     def dialect(self) -> str:
         return make_url(self.database_url).get_backend_name()
+
+
+def setting_variables() -> frozenset[str]:
+    """Every `GQL_BLOG_*` setting's name: one per `Settings` field, so a new field is known."""
+    return frozenset(
+        PREFIX + field.name.upper()
+        for field in fields(Settings)
+        if field.name not in _NOT_FROM_PREFIX
+    )
+
+
+def refuse_unknown_variables(environ: Mapping[str, str]) -> None:
+    """A `GQL_BLOG_*` name that is no setting (a typo, say) stops startup with the closest one."""
+    known = setting_variables()
+    for name in sorted(environ):
+        if not name.startswith(PREFIX) or name in known or name.startswith(TOOL_PREFIXES):
+            continue
+        # Compared without the shared prefix, which would make every name look close.
+        suffixes = sorted(known_name.removeprefix(PREFIX) for known_name in known)
+        closest = difflib.get_close_matches(name.removeprefix(PREFIX), suffixes, n=1)
+        hint = f" (did you mean {PREFIX}{closest[0]}?)" if closest else ""
+        raise ConfigError(
+            f"{name}: no such setting{hint}. The settings are listed in the README; names "
+            f"starting with {' or '.join(TOOL_PREFIXES)} are left to the tests and benchmarks."
+        )
 
 
 def export_to_workers(variable: str, value: str) -> None:

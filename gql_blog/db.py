@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection, StaticPool
 from sqlalchemy.sql import Select
 
-from gql_blog import metrics
+from gql_blog import cancellation, metrics
 from gql_blog.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -165,6 +165,10 @@ class _TimedQueuePool(AsyncAdaptedQueuePool):
     SQLAlchemy's pool events fire once a connection is handed out, none when a checkout starts
     waiting: so the wait is timed around `connect`, which the engine calls for every checkout.
     """
+
+    # Log as SQLAlchemy's own pool does (its namespace, kept at WARNING by logs.py), not as
+    # gql_blog.db: its INFO lines ("Pool disposed") are no news in a server's log.
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
 
     def connect(self) -> PoolProxiedConnection:
         started = time.perf_counter()
@@ -334,7 +338,8 @@ class SerialSession:
     concurrent operations, so every statement of the request goes through this lock. A statement
     runs in a task of its own, shielded: a resolver cancelled meanwhile (graphql-core aborts the
     siblings of a field whose null reaches `data`; a client hangs up) must not leave the session's
-    connection in the middle of a statement. `drain` waits for the last of them.
+    connection in the middle of a statement. `drain` waits for the last of them; `stop`, once
+    the request has ended, cancels them on the database instead (see `gql_blog.cancellation`).
     """
 
     def __init__(
@@ -352,6 +357,7 @@ class SerialSession:
         self._sessions = sessions
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Task[Any]] = set()
+        self._running: asyncio.Task[Any] | None = None  # the task holding the lock
         self._session_driver: Any = None  # what `driver_connection` handed out
 
     @property
@@ -394,7 +400,11 @@ class SerialSession:
 
     async def _locked(self, work: Callable[[], Awaitable[T]]) -> T:
         async with self._lock:
-            return await work()
+            self._running = asyncio.current_task()
+            try:
+                return await work()
+            finally:
+                self._running = None
 
     def _forget(self, task: "asyncio.Task[Any]") -> None:
         self._pending.discard(task)
@@ -405,6 +415,32 @@ class SerialSession:
         """Wait until no statement of this request is running (before the session closes)."""
         while self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """The request has ended (answered, past its time limit, its client gone): statements
+        still queued never start, the running one is stopped on the database; returns once no
+        statement of this request runs, so the session closes on an idle connection."""
+        running = self._running
+        for task in self._pending:
+            if task is not running:
+                task.cancel()  # still waiting for the lock: it never touched the connection
+        if running is not None and not running.done():
+            engine = self.session.get_bind().engine
+            await cancellation.stop_statement(engine, running, self._statement_driver())
+        await self.drain()
+
+    def _statement_driver(self) -> Any:
+        """The driver's connection under the running statement, or None while the session is
+        still connecting (only a connection the session already holds is taken: no I/O)."""
+        session = self.session.sync_session
+        transaction = session.get_transaction()
+        if transaction is None or transaction.is_active is False:
+            return None
+        try:
+            connection = session.connection()
+        except (sqlalchemy.exc.InvalidRequestError, sqlalchemy.exc.MissingGreenlet):
+            return None  # provisioning its connection right now
+        return connection.connection.driver_connection
 
     async def locked(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run `work` on the session while no other statement of the request runs."""

@@ -21,12 +21,13 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.http import GraphQLRequestData
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
 from gql_blog import db
+from gql_blog.caches import LruCache
 from gql_blog.schema.errors import (
     OUTAGE_CODES,
     QueryTooComplexError,
@@ -265,7 +266,12 @@ def graphql_error_response(
 
 
 class GraphQLCORSMiddleware(CORSMiddleware):
-    """Starlette's CORS, with a refused preflight answered as GraphQL JSON instead of text."""
+    """Starlette's CORS, with a refused preflight answered as GraphQL JSON instead of text.
+
+    Installed also when no origin is allowed, so that a refused origin's preflight is told
+    which setting to change (instead of strawberry's 405 for OPTIONS); each refused origin is
+    logged once per process.
+    """
 
     def __init__(self, app: ASGIApp, *, allow_origins: Sequence[str]) -> None:
         super().__init__(
@@ -275,14 +281,48 @@ class GraphQLCORSMiddleware(CORSMiddleware):
             allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-Id"],
             max_age=600,
         )
+        # Bounded, so that a stream of made-up origins cannot grow it.
+        self._refused_origins: LruCache[str, bool] = LruCache(1024)
+
+    async def simple_response(
+        self, scope: Scope, receive: Receive, send: Send, request_headers: Headers
+    ) -> None:
+        if not self.allow_origins:  # no origin is allowed: answers carry no CORS headers at all
+            await self.app(scope, receive, send)
+            return
+        await super().simple_response(scope, receive, send, request_headers)
 
     def preflight_response(self, request_headers: Headers) -> Response:
         response = super().preflight_response(request_headers)
         if response.status_code < 400:
             return response
         headers = _without_content_headers(response.headers)
-        message = bytes(response.body).decode()
-        return graphql_error_response([GraphQLError(message)], response.status_code, JSON, headers)
+        origin = request_headers["origin"]
+        if self.is_allowed_origin(origin):
+            message = bytes(response.body).decode()
+            return graphql_error_response(
+                [GraphQLError(message)], response.status_code, JSON, headers
+            )
+        self._log_refused(origin)
+        error = GraphQLError(_refused_origin_message(origin), extensions={"code": "FORBIDDEN"})
+        return graphql_error_response([error], 403, JSON, headers)
+
+    def _log_refused(self, origin: str) -> None:
+        if self._refused_origins.get(origin) is not None:
+            return
+        self._refused_origins.put(origin, True)
+        logger.warning("cors.origin_refused", extra={"origin": origin, "setting": CORS_SETTING})
+
+
+CORS_SETTING = "GQL_BLOG_CORS_ORIGINS"
+
+
+def _refused_origin_message(origin: str) -> str:
+    return (
+        f"CORS preflight refused: the origin {origin} is not in {CORS_SETTING}, so browsers "
+        f"keep its pages from calling this API. To allow it, add it to {CORS_SETTING} "
+        f"(comma-separated origins, e.g. {CORS_SETTING}={origin}) and restart the server."
+    )
 
 
 def _without_content_headers(headers: Mapping[str, Any]) -> dict[str, str]:

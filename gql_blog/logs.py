@@ -54,5 +54,10 @@ def logging_config(*, debug: bool) -> dict[str, Any]:
             "uvicorn": {"level": "INFO", "handlers": [], "propagate": True},
             "uvicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
             "uvicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
+            # Library chatter at INFO is no news for a server's log: alembic's "Context impl"
+            # on every /readyz (readiness reads the revision through alembic), the pool's
+            # "Pool disposed" on every stop. GQL_BLOG_ECHO_SQL logs statements regardless.
+            "alembic": {"level": "WARNING"},
+            "sqlalchemy": {"level": "WARNING"},
         },
     }

@@ -23,6 +23,8 @@ from gql_blog import auth, models
 
 # Every seeded user signs in with this password.
 DEMO_PASSWORD = "demo-password"
+# The first user of every run is named this, then its id (`demo1` on an empty database).
+DEMO_USERNAME = "demo"
 DRAFT_SHARE = 0.15
 MAX_TAGS_PER_POST = 4
 HISTORY = timedelta(days=730)
@@ -164,6 +166,8 @@ class SeedCounts:
     comments: int
     tags: int
     post_tags: int
+    # A username to sign in with (the run's first user); None when it added no user.
+    demo_username: str | None = None
 
 
 @dataclass(slots=True)
@@ -201,6 +205,8 @@ async def seed_database(
     rng = random.Random(plan.random_seed)
     maker = _RowMaker(rng, now=now or models.utc_now(), commenters=user_ids)
     users = [maker.user(user_id) for user_id in user_ids]
+    if users:
+        users[0] = maker.demo_user(users[0])
     for chunk in _chunks(users, CHUNK_ROWS):
         await _insert(connection, models.User, chunk)
         on_progress(len(chunk))
@@ -226,6 +232,7 @@ async def seed_database(
         comments=plan.comments,
         tags=new_tags,
         post_tags=links,
+        demo_username=users[0]["username"] if users else None,
     )
 
 
@@ -263,6 +270,11 @@ class _RowMaker:
             "is_admin": False,
             "created_at": self._now - HISTORY * rng.random(),
         }
+
+    def demo_user(self, user: Row) -> Row:
+        """`user`, renamed to the predictable `demo<id>` that the README signs in with."""
+        username = _username(DEMO_USERNAME, None, user["id"])
+        return user | {"username": username, "email": f"{username}@example.com"}
 
     def posts(
         self, authors: Sequence[Row], *, plan: SeedPlan, tag_ids: Sequence[int], ids: _Ids

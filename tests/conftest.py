@@ -20,6 +20,7 @@ from gql_blog.db import StatementCount, count_statements, create_engine
 from gql_blog.plan.planner import Planner
 from tests.databases import DIALECTS, empty_database
 from tests.graphql_client import GraphQLClient, request_sessions, serve_api, serve_app
+from tests.skip_summary import pytest_terminal_summary as pytest_terminal_summary  # the hook
 
 StatementCounter = Callable[[], AbstractContextManager[StatementCount]]
 

@@ -124,16 +124,6 @@ async def test_authorization_that_is_not_bearer_is_reported_and_logged(
     assert "s3cret" not in caplog.text
 
 
-async def test_bearer_authorization_brings_no_warning(api: GraphQLClient) -> None:
-    response = await api.http.post(
-        "/graphql",
-        json={"query": "{ viewer { id } }"},
-        headers={"Authorization": "Bearer unknown-token"},
-    )
-
-    assert "warnings" not in (response.json().get("extensions") or {})
-
-
 async def test_query_over_get_is_answered(api: GraphQLClient, db: AsyncSession) -> None:
     await make_user(db, username="alice")
     response = await api.http.get(

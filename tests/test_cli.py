@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Executable, func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from gql_blog import auth, cli, migrations, models, seed
 from gql_blog.config import Settings
@@ -494,6 +495,9 @@ async def test_seed_creates_the_planned_rows(connection: AsyncConnection) -> Non
         comments=await count_rows(connection, select(func.count(models.Comment.id))),
         tags=await count_rows(connection, select(func.count(models.Tag.id))),
         post_tags=await count_rows(connection, select(func.count()).select_from(models.post_tags)),
+        demo_username=await connection.scalar(
+            select(models.User.username).order_by(models.User.id).limit(1)
+        ),
     )
     assert counts == stored
     assert (counts.users, counts.posts, counts.comments, counts.tags) == (40, 80, 80, 40)
@@ -509,6 +513,20 @@ async def test_seed_users_look_real(connection: AsyncConnection) -> None:
     assert any(user.bio for user in users)
     assert len({user.password_hash for user in users}) == 1
     assert auth.verify_password(users[0].password_hash, seed.DEMO_PASSWORD)
+
+
+async def test_seed_names_its_first_user_predictably_and_that_user_signs_in(
+    connection: AsyncConnection,
+) -> None:
+    first_id = int(await connection.scalar(select(func.coalesce(func.max(models.User.id), 0))) or 0)
+    counts = await seed.seed_database(connection, SMALL_PLAN)
+
+    assert counts.demo_username == f"demo{first_id + 1}"
+    async with AsyncSession(bind=connection) as session:
+        user = await auth.authenticate(
+            session, username=counts.demo_username, password=seed.DEMO_PASSWORD
+        )
+    assert user is not None
 
 
 async def test_seed_usernames_follow_the_username_rule(connection: AsyncConnection) -> None:
@@ -574,6 +592,9 @@ async def test_seed_command_adds_the_requested_rows(dialect: str, tmp_path: Path
         )
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("Added 3 users, 12 posts (")
+    assert result.stdout.splitlines()[-1].startswith(
+        "Sign in as 'demo1' with password 'demo-password'"
+    )
     assert (users, posts, comments) == (3, 12, 24)
 
 
@@ -609,3 +630,66 @@ def test_export_schema_writes_the_output_file(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     assert output.read_text(encoding="utf-8") == str(schema) + "\n"
+
+
+# serve's port check
+
+
+def _serve_on_taken_port(
+    host: str, port: int, database_url: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(GQL_BLOG), "serve", "--host", host, "--port", str(port)],
+        env=serve_environment(database_url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_serve_on_a_port_in_use_says_so_in_one_line(migrated_sqlite_url: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = await asyncio.to_thread(_serve_on_taken_port, "127.0.0.1", port, migrated_sqlite_url)
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"Error: port {port} on 127.0.0.1 is already in use; choose another with --port "
+        "(make serve PORT=...)\n"
+    )
+
+
+async def test_serve_on_an_address_not_of_this_machine_says_so_in_one_line(
+    migrated_sqlite_url: str,
+) -> None:
+    port = free_port()
+    # 192.0.2.0/24 is TEST-NET-1: no interface here has it, so nothing can listen on it.
+    done = await asyncio.to_thread(_serve_on_taken_port, "192.0.2.1", port, migrated_sqlite_url)
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"Error: cannot listen on 192.0.2.1 port {port}: Cannot assign requested address\n"
+    )
+
+
+# every command validates every GQL_BLOG_* variable
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "line"),
+    [
+        ("GQL_BLOG_POOL_SIZE", "abc", "Error: GQL_BLOG_POOL_SIZE: expected a whole number >= 1"),
+        (
+            "GQL_BLOG_POOL_SIZEE",
+            "5",
+            "Error: GQL_BLOG_POOL_SIZEE: no such setting (did you mean GQL_BLOG_POOL_SIZE?).",
+        ),
+    ],
+    ids=["bad-value", "misspelled-name"],
+)
+def test_export_schema_refuses_a_bad_variable(variable: str, raw: str, line: str) -> None:
+    result = CliRunner().invoke(cli.main, ["export-schema"], env={variable: raw})
+
+    assert error_line(result).startswith(line)
+    assert result.stdout == ""

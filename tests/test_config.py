@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from gql_blog.config import DEFAULT_DATABASE_URL, ConfigError, Settings
+from gql_blog.config import DEFAULT_DATABASE_URL, ConfigError, Settings, setting_variables
 
 
 def test_empty_environment_gives_the_defaults() -> None:
@@ -246,3 +246,46 @@ def test_password_in_database_url_is_kept() -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         Settings().debug = True  # type: ignore[misc]
+
+
+# Unknown GQL_BLOG_* names
+
+
+def test_misspelled_setting_stops_startup_with_the_closest_name() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"GQL_BLOG_POOL_SIZEE": "5"})
+    assert str(caught.value).startswith(
+        "GQL_BLOG_POOL_SIZEE: no such setting (did you mean GQL_BLOG_POOL_SIZE?). "
+    )
+
+
+def test_unknown_setting_far_from_every_name_is_refused_without_a_guess() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"GQL_BLOG_XYZZY": "1"})
+    assert str(caught.value).startswith("GQL_BLOG_XYZZY: no such setting. The settings are")
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["GQL_BLOG_TEST_POSTGRES_URL", "GQL_BLOG_TEST_MYSQL_URL", "GQL_BLOG_BENCH_SECONDS"],
+    ids=["test-postgres-url", "test-mysql-url", "bench"],
+)
+def test_variables_of_the_tests_and_benchmarks_are_not_settings(variable: str) -> None:
+    assert Settings.from_env({variable: "postgresql://elsewhere/test"}) == Settings()
+
+
+def test_every_settings_field_is_a_known_variable() -> None:
+    names = {field.name for field in dataclasses.fields(Settings)} - {"prometheus_multiproc_dir"}
+    assert setting_variables() == {"GQL_BLOG_" + name.upper() for name in names}
+    assert "GQL_BLOG_PROMETHEUS_MULTIPROC_DIR" not in setting_variables()
+
+
+@pytest.mark.parametrize("variable", sorted(setting_variables()))
+def test_every_known_variable_is_read(variable: str) -> None:
+    # A nonsense value is either refused, naming the variable, or changes the settings: so
+    # the names derived from the fields are the names from_env reads.
+    try:
+        changed = Settings.from_env({variable: "-nonsense-"}) != Settings()
+    except ConfigError as error:
+        changed = str(error).startswith(variable + ":")
+    assert changed

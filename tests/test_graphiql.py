@@ -5,6 +5,7 @@ Drives Debian's chromium through chromium-driver (selenium). Without them the te
 in CI (CI=true), where it fails; .ci/run installs them.
 """
 
+import json
 import os
 import shutil
 import socket
@@ -126,6 +127,41 @@ def test_graphiql_runs_a_query_with_local_assets_only(
     assert all(url.startswith(f"{server_url}/") for url in resources), resources
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, errors
+
+
+# Every editor's value in GraphiQL's tools pane (variables, headers), shown or hidden.
+_TOOL_EDITOR_VALUES = (
+    "return Array.from(document.querySelectorAll('.graphiql-editor-tool .CodeMirror'))"
+    ".map((editor) => editor.CodeMirror.getValue())"
+)
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _readme_example_query() -> str:
+    """The query the README's quick start asks to try in GraphiQL."""
+    after = README.read_text().split("Then try this query in GraphiQL", 1)[1]
+    return after.split("```graphql\n", 1)[1].split("```", 1)[0].strip()
+
+
+def test_graphiql_opens_on_the_readme_query_and_an_authorization_template(
+    server_url: str, browser: WebDriver
+) -> None:
+    browser.get(f"{server_url}/graphql")
+    wait = WebDriverWait(browser, WAIT_SECONDS)
+    query = wait.until(lambda d: d.execute_script(_EDITOR_VALUE, ".graphiql-query-editor"))
+    assert _readme_example_query() in query
+    assert "Welcome to GraphiQL" not in query
+    assert '{\n  "Authorization": "Bearer <token from the login mutation>"\n}' in (
+        browser.execute_script(_TOOL_EDITOR_VALUES)
+    )
+
+    browser.find_element(By.CSS_SELECTOR, ".graphiql-execute-button").click()
+    result = wait.until(lambda d: d.execute_script(_EDITOR_VALUE, ".graphiql-response") or None)
+    # It runs, and the untouched template sent no token (a bad one would bring a warning).
+    body = json.loads(result)
+    assert body["data"] == {"posts": {"totalCount": 0, "nodes": []}}
+    assert "errors" not in body
+    assert "warnings" not in body["extensions"]
 
 
 def _open_subscriptions(server_url: str) -> float:

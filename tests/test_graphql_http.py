@@ -319,9 +319,56 @@ async def test_preflight_from_another_origin_is_refused_as_json(cors_api: GraphQ
     response = await cors_api.http.request(
         "OPTIONS", "/graphql", headers=_preflight("https://evil.example")
     )
-    assert response.status_code == 400
+    assert response.status_code == 403
     assert "access-control-allow-origin" not in response.headers
-    assert response.json()["errors"][0]["message"].startswith("Disallowed CORS origin")
+    assert response.json()["errors"][0]["extensions"] == {"code": "FORBIDDEN"}
+
+
+async def test_preflight_with_no_origin_allowed_names_the_setting_and_the_origin(
+    api: GraphQLClient,
+) -> None:
+    response = await api.http.request(
+        "OPTIONS", "/graphql", headers=_preflight("http://localhost:5173")
+    )
+
+    assert response.status_code == 403
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "CORS preflight refused: the origin http://localhost:5173 is not in "
+                "GQL_BLOG_CORS_ORIGINS, so browsers keep its pages from calling this API. To "
+                "allow it, add it to GQL_BLOG_CORS_ORIGINS (comma-separated origins, e.g. "
+                "GQL_BLOG_CORS_ORIGINS=http://localhost:5173) and restart the server.",
+                "extensions": {"code": "FORBIDDEN"},
+            }
+        ]
+    }
+
+
+async def test_refused_preflight_origin_is_logged_once_per_origin(
+    api: GraphQLClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    origins = ["http://localhost:5173", "http://localhost:5173", "http://localhost:3000"]
+    with caplog.at_level(logging.INFO, logger="gql_blog.graphql_http"):
+        for origin in origins:
+            await api.http.request("OPTIONS", "/graphql", headers=_preflight(origin))
+
+    logged = [record for record in caplog.records if record.msg == "cors.origin_refused"]
+    assert [(record.levelno, record.origin) for record in logged] == [  # type: ignore[attr-defined]
+        (logging.WARNING, "http://localhost:5173"),
+        (logging.WARNING, "http://localhost:3000"),
+    ]
+
+
+async def test_preflight_from_an_allowed_origin_asking_for_another_header_is_refused_as_json(
+    cors_api: GraphQLClient,
+) -> None:
+    headers = {**_preflight("https://app.example"), "access-control-request-headers": "x-secret"}
+    response = await cors_api.http.request("OPTIONS", "/graphql", headers=headers)
+
+    assert response.status_code == 400
+    assert response.json() == {"errors": [{"message": "Disallowed CORS headers"}]}
 
 
 async def test_allowed_origin_may_read_responses(cors_api: GraphQLClient) -> None:

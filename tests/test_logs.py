@@ -1,19 +1,23 @@
 """Log lines: one JSON object per record, the event name and its fields side by side."""
 
+import asyncio
 import dataclasses
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_blog import db, models
+from gql_blog import db, migrations, models
 from gql_blog.config import Settings
 from gql_blog.logs import JsonFormatter
 from tests.graphql_client import serve_api
+from tests.live import GQL_BLOG, free_port, serve_environment, started_workers
 
 
 def test_record_becomes_one_json_line_with_its_extra_fields() -> None:
@@ -137,3 +141,31 @@ async def test_a_session_of_mutations_never_logs_or_audits_a_password_or_token(
         assert secret not in audited
     for secret in (*PASSWORDS, *tokens.values()):
         assert all(secret not in text for text in responses)
+
+
+async def test_served_readiness_and_stop_log_no_library_chatter(tmp_path: Path) -> None:
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'blog.sqlite'}"
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        *(str(GQL_BLOG), "serve", "--port", str(port)),
+        env=serve_environment(database_url),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await asyncio.wait_for(started_workers(server, 1), 60)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            for _ in range(2):
+                assert (await http.get("/readyz")).status_code == 200
+            assert (await http.post("/graphql", json={"query": "{ viewer { id } }"})).is_success
+    finally:
+        server.terminate()
+        _, stderr = await asyncio.wait_for(server.communicate(), 60)
+
+    events = [json.loads(line) for line in stderr.decode().splitlines()]
+    assert events[-1]["event"].startswith("Finished server process"), events  # stopped cleanly
+    assert [event for event in events if event["logger"].startswith("alembic")] == []
+    assert [event for event in events if "Pool" in event["event"]] == []
+    assert [event["event"] for event in events if event["logger"].startswith("gql_blog")] == [
+        "graphql.request"
+    ]

@@ -9,7 +9,7 @@ which answers exactly as it always does.
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +23,7 @@ from graphql import (
     parse,
 )
 from graphql.execution.values import VariableValues, get_variable_values
+from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 from strawberry.types import ExecutionResult
 
@@ -59,7 +60,8 @@ class Planner:
     def __init__(self, schema: Any, *, max_bytes: int = 64 * 1024 * 1024) -> None:
         self._schema = schema
         self._graphql_schema = schema._schema
-        self._identity_statements: dict[str, Statement] = {}
+        # The viewer's statements (identity, token state), by builder and dialect name.
+        self._statements: dict[tuple[str, str], Statement] = {}
         self._filters = FilterCache(1024)
         # How many requests the planner answered (tests and metrics read it).
         self.answered = 0
@@ -174,24 +176,41 @@ class Planner:
     async def _identity(
         self, context: Context, dialect: Dialect, driver: DriverFetch | None
     ) -> Identity | None:
-        """The token's user, by one statement built once (the resolvers' ORM row is not needed)."""
+        """The token's user, by one statement built once (the resolvers' ORM row is not needed);
+        when it signs no one in, one more says why (`Context.report_signed_out`)."""
         if context.token is None:
             return None
-        statement = self._identity_statements.get(dialect.name)
+        token_hash = auth.token_digest(context.token)
+        now = models.utc_now()
+        parameters = {"token_hash": token_hash, "now": now}
+        row = await self._first_row(auth.identity_statement, parameters, context, dialect, driver)
+        if row is not None:
+            return Identity(id=row["id"], is_admin=row["is_admin"], row=dict(row))
+        state = await self._first_row(
+            auth.token_state_statement, {"token_hash": token_hash}, context, dialect, driver
+        )
+        context.report_signed_out(auth.signed_out_reason(state, now))
+        return None
+
+    async def _first_row(
+        self,
+        build: Callable[[], Select[Any]],
+        parameters: dict[str, Any],
+        context: Context,
+        dialect: Dialect,
+        driver: DriverFetch | None,
+    ) -> Mapping[str, Any] | None:
+        """The first row of a statement built once per dialect, on the driver or the session."""
+        key = (build.__name__, dialect.name)
+        statement = self._statements.get(key)
         if statement is None:
-            statement = Statement(
-                auth.identity_statement(), compiled_for=None if driver is None else dialect
-            )
-            self._identity_statements[dialect.name] = statement
-        parameters = {"token_hash": auth.token_digest(context.token), "now": models.utc_now()}
+            statement = Statement(build(), compiled_for=None if driver is None else dialect)
+            self._statements[key] = statement
         if driver is not None and statement.sql is not None:
             rows = await driver(statement.sql, statement.arguments(parameters))
         else:
             rows = await context.db.core_rows(statement.stmt, parameters)
-        row = next(iter(rows), None)
-        if row is None:
-            return None
-        return Identity(id=row["id"], is_admin=row["is_admin"], row=dict(row))
+        return next(iter(rows), None)
 
 
 @asynccontextmanager

@@ -1,6 +1,7 @@
 """What every resolver of one request shares: its session, viewer, loaders and the settings."""
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -12,9 +13,12 @@ from gql_blog.config import Settings
 from gql_blog.db import ReadPool, SerialSession
 from gql_blog.loaders import Loaders
 from gql_blog.schema.documents import DocumentCache
+from gql_blog.schema.warnings import signed_out_warning
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -57,8 +61,25 @@ class Context:
                 self.viewer = await self.db.locked(
                     lambda session: auth.viewer_from_token(session, self.token)
                 )
+                if self.viewer is None and (token := self.token) is not None:
+                    reason = await self.db.locked(
+                        lambda session: auth.why_signed_out(session, token, models.utc_now())
+                    )
+                    self.report_signed_out(reason)
                 self._viewer_loaded = True
         return self.viewer
+
+    def report_signed_out(self, reason: auth.SignedOut) -> None:
+        """Warn the client that its `Bearer` token signed no one in, and why (once per request,
+        whichever execution path looked the token up first)."""
+        warning = signed_out_warning(reason)
+        if warning in self.warnings:
+            return
+        # The token itself is never logged: it may be a live credential of someone else.
+        logger.info(
+            "auth.token_refused", extra={"request_id": self.request_id, "reason": reason.value}
+        )
+        self.warnings.append(warning)
 
     @property
     def loaders(self) -> Loaders:

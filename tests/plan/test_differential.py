@@ -8,6 +8,7 @@ schema with hypothesis-graphql, (c) the tricky shapes below. Each test runs a wh
 viewer over one blog, and reports every failing request at once.
 """
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -444,3 +445,29 @@ async def test_tricky_shapes_answer_alike(served: Served, role: str) -> None:
     outcomes = [outcome for case in CASES for outcome in await _run_case(case, twins, blog, role)]
 
     assert not any(outcome.problems() for outcome in outcomes), failures(outcomes)
+
+
+# --- (d) tokens that sign no one in ---------------------------------------------------------
+
+BAD_TOKEN_QUERIES = ["{ viewer { id } }", "{ posts(first: 3) { nodes { title } } }"]
+
+
+@pytest.mark.parametrize("kind", ["unknown", "revoked"])
+async def test_bad_token_warnings_answer_alike(served: Served, kind: str) -> None:
+    twins = served.twins
+    token = "no-such-token"
+    if kind == "revoked":
+        token = str(twins.tokens["author"])
+        logout = await twins.generic.post(
+            "/graphql",
+            json={"query": "mutation { logout }"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert logout.json()["data"] == {"logout": True}
+    bad = dataclasses.replace(twins, tokens={kind: token})
+    outcomes = [await bad.compare(Request(query), kind) for query in BAD_TOKEN_QUERIES]
+
+    assert not any(outcome.problems() for outcome in outcomes), failures(outcomes)
+    assert all(outcome.answered_second for outcome in outcomes)
+    assert all(b"extensions" in outcome.planned.body for outcome in outcomes)
+    assert all(b"signed out" in outcome.planned.body for outcome in outcomes)
