@@ -29,7 +29,8 @@ async def _refused(address: str, headers: dict[str, str] | None = None) -> tuple
         f"ws://{address}/graphql", subprotocols=[PROTOCOL], additional_headers=headers
     ) as connection:
         code, reason = await SocketClient(connection).closed()
-    assert code is not None and reason is not None
+    assert code is not None
+    assert reason is not None
     return code, reason
 
 
@@ -106,7 +107,8 @@ async def test_a_message_over_the_body_limit_closes_the_socket_with_4413(limited
         code, reason = await client.closed()
 
     assert code == 4413
-    assert reason is not None and "GQL_BLOG_MAX_BODY_BYTES (2000 bytes)" in reason
+    assert reason is not None
+    assert "GQL_BLOG_MAX_BODY_BYTES (2000 bytes)" in reason
 
 
 async def test_a_message_within_the_body_limit_runs(limited: str) -> None:
