@@ -41,7 +41,7 @@ from strawberry.utils.aio import aclosing
 
 from gql_blog import auth, db
 from gql_blog.config import Settings
-from gql_blog.schema.context import Context
+from gql_blog.schema.context import Context, SocketOperation
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +212,16 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             return
         await super().send_message(message)
 
+    async def send_text(self, text: str) -> None:
+        """Send a message encoded already (a subscription's answer, shared by its group)."""
+        if self._closed:
+            return
+        socket = cast("TextWebSocketAdapter", self.websocket).ws
+        try:
+            await socket.send_text(text)
+        except (WebSocketDisconnect, RuntimeError) as error:  # RuntimeError: closed already
+            raise WebSocketDisconnected from error
+
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """strawberry's `run_operation`, with a context (and session) of the operation's own."""
         sessions = self.context.sessions
@@ -221,6 +231,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             async with sessions() as session:
                 serial = db.SerialSession(session)
                 context = _operation_context(self.context, serial, self.close)
+                context.operation = SocketOperation(
+                    operation.id,
+                    operation.query,
+                    operation.variables,
+                    operation.operation_name,
+                    self.send_text,
+                )
                 try:
                     await context.load_viewer()
                     await self._stream(operation, context)
