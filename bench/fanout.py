@@ -9,9 +9,9 @@ answer meanwhile, the worker's RSS idle, at its peak and after the sockets close
 statements of each event's delivery (from the worker's `subscription.delivered` log lines).
 The round runs twice on the same worker: the second shows what the first left behind.
 
-    make bench-fanout                      # SQLite, and PostgreSQL / MariaDB when their
-                                           # GQL_BLOG_BENCH_POSTGRES_URL / _MYSQL_URL are set
-    .venv/bin/python -m bench.fanout --database-url sqlite+aiosqlite:////tmp/x.db
+    make bench-fanout       # SQLite, and PostgreSQL / MariaDB in a scratch database on the
+                            # servers of GQL_BLOG_TEST_POSTGRES_URL / GQL_BLOG_TEST_MYSQL_URL
+    make bench-fanout FANOUT_ARGS="--dialect sqlite --sockets 20"   # a quick check
 
 `tests/test_subscription_fanout.py` runs the same rounds with generous bounds.
 """
@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bench.run import _free_port as free_port
 from bench.run import _say as say
 from gql_blog import models
+from tests.databases import DIALECTS, SERVER_VARIABLES, empty_database
 
 PROTOCOL: Final = "graphql-transport-ws"
 GQL_BLOG: Final = Path(sys.executable).with_name("gql-blog")
@@ -334,7 +334,11 @@ async def run_round(server: Server, viewers: Viewers, plan: Plan) -> Round:
                 )
                 sockets += opened
                 readers += [asyncio.create_task(_read(socket)) for socket in opened]
-            await _wait_open(server.address, int(before) + plan.due, plan.delivery_timeout)
+            try:
+                await _wait_open(server.address, int(before) + plan.due, plan.delivery_timeout)
+            except AssertionError as error:
+                problems = [problem for socket in sockets for problem in socket.problems]
+                raise AssertionError(f"{error}; the server sent {problems[:3]}") from error
             mutations = await _mutate(server, viewers)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(tally.all_in.wait(), plan.delivery_timeout)
@@ -411,14 +415,13 @@ def table(figures: list[Figures]) -> str:
     return "\n".join(lines)
 
 
-def _databases(arguments: argparse.Namespace) -> list[str]:
-    if arguments.database_url:
-        return list(arguments.database_url)
-    urls = [f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/fanout.db"]
-    for variable in ("GQL_BLOG_BENCH_POSTGRES_URL", "GQL_BLOG_BENCH_MYSQL_URL"):
-        if url := os.environ.get(variable):
-            urls.append(url)
-    return urls
+def _dialects(arguments: argparse.Namespace) -> list[str]:
+    """SQLite, and each server whose tests' variable is set (or those asked for)."""
+    if arguments.dialect:
+        return list(arguments.dialect)
+    return ["sqlite"] + [
+        dialect for dialect, variable in SERVER_VARIABLES.items() if os.environ.get(variable)
+    ]
 
 
 async def _migrated(database_url: str) -> None:
@@ -435,23 +438,21 @@ async def _migrated(database_url: str) -> None:
 async def _main(arguments: argparse.Namespace) -> None:
     plan = Plan(sockets=arguments.sockets, per_socket=arguments.per_socket)
     figures = []
-    for url in _databases(arguments):
-        await _migrated(url)
-        say(f"fan-out on {url.split('@')[-1]} ...")
-        figures.append(await measure(url, plan))
+    with tempfile.TemporaryDirectory() as scratch:
+        for dialect in _dialects(arguments):
+            # A scratch database on the tests' server, dropped afterwards.
+            async with empty_database(dialect, Path(scratch)) as url:
+                await _migrated(url)
+                say(f"fan-out on {dialect}: {plan.due:,} subscriptions on {plan.sockets} sockets")
+                figures.append(await measure(url, plan))
     sys.stdout.write(table(figures) + "\n")
-    summary = [
-        f"{figure.database}: p50 {statistics.median(r.delivery_seconds) * 1000:.0f} ms"
-        for figure in figures
-        for r in figure.rounds
-        if r.delivery_seconds
-    ]
-    say("; ".join(summary))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", action="append", help="(repeatable) a migrated database")
+    parser.add_argument(
+        "--dialect", action="append", choices=DIALECTS, help="(repeatable; default: all set up)"
+    )
     parser.add_argument("--sockets", type=int, default=200)
     parser.add_argument("--per-socket", type=int, default=20)
     asyncio.run(_main(parser.parse_args()))

@@ -39,7 +39,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 from strawberry.utils.aio import aclosing
 
-from gql_blog import auth, db
+from gql_blog import auth, db, models
 from gql_blog.config import Settings
 from gql_blog.schema.context import Context, SocketOperation
 
@@ -162,6 +162,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         super().__init__(*args, **kwargs)
         self._closed = False
         self._pinging: asyncio.Task[None] | None = None
+        # The socket token's user, looked up once for the operations that start meanwhile.
+        self._viewer_lookup: asyncio.Future[models.User | None] | None = None
 
     async def handle(self) -> None:
         """strawberry's message loop, within the worker's socket limits and message size."""
@@ -239,7 +241,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                     self.send_text,
                 )
                 try:
-                    await context.load_viewer()
+                    await self._load_viewer(context)
                     await self._stream(operation, context)
                 finally:
                     # Ended (completed, cancelled, socket gone): a statement still running
@@ -254,6 +256,36 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 await operation.send_operation_message({"id": operation.id, "type": "complete"})
             self.operations.pop(operation.id, None)
             raise
+
+    async def _load_viewer(self, context: Context) -> None:
+        """The operation's viewer, from the token's lookup in flight if there is one: a client
+        subscribing twenty times at once costs one statement, not twenty. A token that signs
+        no one in now is looked up again by the operation, to say why."""
+        token = context.token
+        if token is None:
+            await context.load_viewer()
+            return
+        if self._viewer_lookup is None:
+            lookup = asyncio.ensure_future(self._look_up_viewer(token))
+            self._viewer_lookup = lookup
+            lookup.add_done_callback(self._forget_lookup)
+        viewer = await asyncio.shield(self._viewer_lookup)
+        if viewer is None:
+            await context.load_viewer()
+            return
+        context.use_viewer(viewer)
+
+    def _forget_lookup(self, lookup: "asyncio.Future[models.User | None]") -> None:
+        if self._viewer_lookup is lookup:
+            self._viewer_lookup = None
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved: its awaiters have it
+
+    async def _look_up_viewer(self, token: str) -> models.User | None:
+        sessions = self.context.sessions
+        assert sessions is not None
+        async with sessions() as session:
+            return await auth.viewer_from_token(session, token)
 
     async def _stream(self, operation: Operation[Context, None], context: Context) -> None:
         result_source = await self.schema.stream(

@@ -83,6 +83,11 @@ class Context:
                 self._viewer_loaded = True
         return self.viewer
 
+    def use_viewer(self, viewer: models.User) -> None:
+        """The token's user, looked up already (a websocket's operations share a lookup)."""
+        self.viewer = viewer
+        self._viewer_loaded = True
+
     def report_signed_out(self, reason: auth.SignedOut) -> None:
         """Warn the client that its `Bearer` token signed no one in, and why (once per request,
         whichever execution path looked the token up first)."""
