@@ -402,7 +402,9 @@ def table(figures: list[Figures]) -> str:
     ]
     for figure in figures:
         for number, result in enumerate(figure.rounds, 1):
-            statements = "/".join(str(entry["statements"]) for entry in result.deliveries)
+            statements = " + ".join(
+                f"{entry['statements']} ({entry['groups']} groups)" for entry in result.deliveries
+            )
             mutations = " / ".join(f"{seconds * 1000:.0f}" for seconds in result.mutation_seconds)
             lines.append(
                 f"| {figure.database} | {number} | {result.received:,} of {result.due:,} "
@@ -425,14 +427,14 @@ def _dialects(arguments: argparse.Namespace) -> list[str]:
 
 
 async def _migrated(database_url: str) -> None:
-    """The database at the latest migration (`gql-blog database upgrade`)."""
+    """The database at the latest migration (`gql-blog db upgrade`)."""
     process = await asyncio.create_subprocess_exec(
         str(GQL_BLOG),
-        "database",
+        "db",
         "upgrade",
         env=os.environ | {"GQL_BLOG_DATABASE_URL": database_url},
     )
-    assert await process.wait() == 0, f"gql-blog database upgrade failed on {database_url}"
+    assert await process.wait() == 0, f"gql-blog db upgrade failed on {database_url}"
 
 
 async def _main(arguments: argparse.Namespace) -> None:
