@@ -157,7 +157,7 @@ async def _read_logs(server: Server, started: asyncio.Event) -> None:
     stream = server.process.stderr
     assert stream is not None
     while line := await stream.readline():
-        if b"Application startup complete" in line:
+        if b"Uvicorn running on" in line:  # listening (startup completes just before)
             started.set()
         with contextlib.suppress(ValueError):
             server.logs.append(json.loads(line))
