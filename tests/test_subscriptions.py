@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
@@ -17,12 +18,13 @@ import httpx
 import pytest
 import websockets
 from gql.transport.websockets import WebsocketsTransport
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from gql_blog import auth, events, metrics, models
 from gql_blog.config import Settings
 from gql_blog.db import create_sessionmaker
+from gql_blog.loaders import Loaders
 from gql_blog.schema.fanout import fanout_of
 from gql_blog.schema.ids import encode_global_id
 from tests.committed import empty_tables
@@ -36,6 +38,7 @@ from tests.live import (
     mutate,
     socket_client,
 )
+from tests.test_timeouts import slow_statement
 
 COMMENT_ADDED = """
 subscription ($postId: ID!) { commentAdded(postId: $postId) { content author { username } } }
@@ -635,3 +638,32 @@ async def test_nothing_is_kept_once_the_subscriptions_end(
 
     await asyncio.wait_for(bus.hub.wait_idle(), WAIT_SECONDS)  # the dispatcher stopped listening
     assert fanout.group_count == 0
+
+
+async def test_an_operation_completed_by_the_client_stops_its_statement(
+    settings: Settings, bus: events.EventBus, dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered, ended = asyncio.Event(), asyncio.Event()
+
+    async def slow(self: Loaders, username: str) -> None:
+        async def statement(session: AsyncSession) -> None:
+            entered.set()
+            try:
+                await session.scalar(text(slow_statement(dialect, 20)))
+            finally:
+                ended.set()
+
+        await self.db.locked(statement)
+
+    monkeypatch.setattr(Loaders, "user_by_username", slow)
+    async with live_server(settings, bus=bus) as address, socket_client(address) as client:
+        await client.subscribe("1", '{ user(username: "ada") { id } }')
+        await asyncio.wait_for(entered.wait(), WAIT_SECONDS)
+        await asyncio.sleep(0.2)  # the statement is on its way to the database
+        started = time.perf_counter()
+        await client.send({"id": "1", "type": "complete"})
+        await asyncio.wait_for(ended.wait(), 10)
+        stopped_after = time.perf_counter() - started
+
+    # Waited for (as before), the statement would have run its 20 s.
+    assert stopped_after < 2, f"the statement ran {stopped_after:.2f} s after `complete`"
