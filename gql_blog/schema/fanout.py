@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 # Close codes and reasons of the websocket, as the client sees them.
 TOKEN_LAPSED = (4403, "Forbidden: the sign-in token expired or was revoked")
 TOO_SLOW = (1013, "Too far behind: events arrived faster than the client read them")
+DISPATCHER_FAILED = (1011, "Internal error: subscriptions stopped; subscribe again")
 # Between tries at a batch while the database is out of reach.
 _RETRY_FIRST_DELAY = 0.1
 _RETRY_MAX_DELAY = 1.0
@@ -288,30 +289,46 @@ class Fanout:
         this = asyncio.current_task()
         sessions = context.sessions
         assert sessions is not None
+        depth = context.settings.max_filter_depth
         try:
             while self._dispatching is this:
                 try:
                     batch = [await listener.next(), *listener.take_waiting()]
                 except events.ListenerTooSlowError:
                     logger.warning("subscription.too_slow", extra={"groups": len(self._groups)})
-                    for group in self._groups.values():
-                        for member in group.members:
-                            member.end(*TOO_SLOW)
+                    self._end_all(TOO_SLOW)
                     await listening.__aexit__(None, None, None)
                     listening = self._bus.listen()
                     listener = await listening.__aenter__()
                     continue
-                self._busy = True
-                try:
-                    await self._deliver(sessions, context.settings.max_filter_depth, batch)
-                except Exception:
-                    logger.exception("subscription.delivery_failed")
-                finally:
-                    self._busy = False
+                await self._deliver_batch(sessions, depth, batch)
                 if not self._groups and self._dispatching is this:
                     self._dispatching = None
+        except Exception:
+            # Never expected (a batch's errors are caught): the subscriptions cannot go on
+            # without a dispatcher, so they end, and their clients may subscribe again.
+            logger.exception("subscription.dispatcher_failed")
+            if self._dispatching is this:
+                self._dispatching = None
+            self._end_all(DISPATCHER_FAILED)
         finally:
             await listening.__aexit__(None, None, None)
+
+    def _end_all(self, close: tuple[int, str]) -> None:
+        for group in self._groups.values():
+            for member in group.members:
+                member.end(*close)
+
+    async def _deliver_batch(
+        self, sessions: async_sessionmaker[AsyncSession], depth: int, batch: list[events.Event]
+    ) -> None:
+        self._busy = True
+        try:
+            await self._deliver(sessions, depth, batch)
+        except Exception:
+            logger.exception("subscription.delivery_failed")
+        finally:
+            self._busy = False
 
     async def _deliver(
         self, sessions: async_sessionmaker[AsyncSession], depth: int, batch: list[events.Event]
