@@ -316,6 +316,7 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def _read_request(self, request: Request) -> Request:
         """The request with its body read within the size limit (POST only, JSON only)."""
+        graphql_http.refuse_long_url(request)
         graphql_http.refuse_unsafe_content_type(request)
         if request.method != "POST":
             return request

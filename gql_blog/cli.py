@@ -23,7 +23,18 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_blog import audit, auth, db, logs, metrics, migrations, models, persisted_queries, seed
+from gql_blog import (
+    audit,
+    auth,
+    db,
+    http_protocol,
+    logs,
+    metrics,
+    migrations,
+    models,
+    persisted_queries,
+    seed,
+)
 from gql_blog.config import PROMETHEUS_MULTIPROC_DIR, ConfigError, Settings, export_to_workers
 from gql_blog.db import error_reason
 
@@ -179,6 +190,8 @@ def serve(host: str, port: int, workers: int, reload: bool, graceful_timeout: in
             workers=workers,
             reload=reload,
             timeout_graceful_shutdown=graceful_timeout,
+            # A GET's overlong URL reaches the app, which answers it as GraphQL JSON.
+            http=http_protocol.BoundedUrlProtocol,
             # uvicorn applies this once in every worker process, replacing its own logging setup.
             log_config=logs.logging_config(debug=settings.debug),
         )
