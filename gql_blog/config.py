@@ -66,6 +66,9 @@ class Settings:
     sign_in_window_seconds: int = 300
     sign_in_failures_per_username: int = 10
     sign_in_failures_per_address: int = 50
+    sign_in_failures_per_username_and_address: int = 5
+    # How long an address that signed in to an account stays free of the account's throttle.
+    sign_in_known_address_seconds: int = 30 * 24 * 3600
     # Where worker processes share their Prometheus metrics (prometheus-client's own variable).
     prometheus_multiproc_dir: str | None = None
     otel: bool = False
@@ -132,6 +135,12 @@ class Settings:
             ),
             sign_in_failures_per_address=reader.integer(
                 "SIGN_IN_FAILURES_PER_ADDRESS", 50, minimum=1
+            ),
+            sign_in_failures_per_username_and_address=reader.integer(
+                "SIGN_IN_FAILURES_PER_USERNAME_AND_ADDRESS", 5, minimum=1
+            ),
+            sign_in_known_address_seconds=reader.integer(
+                "SIGN_IN_KNOWN_ADDRESS_SECONDS", 30 * 24 * 3600, minimum=1
             ),
             prometheus_multiproc_dir=environ.get(PROMETHEUS_MULTIPROC_DIR) or None,
             otel=reader.boolean("OTEL", False),

@@ -413,10 +413,12 @@ class AuthToken(Base):
 
 
 class SignInAttempt(Base):
-    """A sign-in that has not succeeded (yet): recent ones throttle further tries.
+    """A sign-in attempt: recent failed ones throttle further tries, succeeded ones mark the
+    addresses an account is known to sign in from (see gql_blog/throttle.py).
 
-    The username is stored as a digest of its folded form: attempts name any text a client sends,
-    and an unknown username is throttled exactly like a known one.
+    An attempt counts as failed until it succeeds. The username is stored as a digest of its
+    folded form: attempts name any text a client sends, and an unknown username is throttled
+    exactly like a known one.
     """
 
     __tablename__ = "sign_in_attempts"
@@ -426,6 +428,7 @@ class SignInAttempt(Base):
     username_digest: Mapped[str] = mapped_column(string(64), index=True)
     address: Mapped[str] = mapped_column(string(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    succeeded: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class OutboxEvent(Base):
