@@ -35,13 +35,17 @@ OTHER = "(other)"
 _GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,99}")
 _ERROR_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,49}")
 UNCODED = "NONE"
+# The `path` label of the operations counter: which executor answered the operation.
+PLANNED = "planned"
+EXECUTOR = "executor"
 
 registry = CollectorRegistry()
 
 operations = Counter(
     "gql_blog_graphql_operations",
-    "GraphQL operations by operation name and outcome (success: no errors; error: any).",
-    ["operation", "outcome"],
+    "GraphQL operations by operation name, outcome (success: no errors; error: any) and the path "
+    "that answered them (planned: the planner's statements; executor: strawberry's resolvers).",
+    ["operation", "outcome", "path"],
     registry=registry,
 )
 operation_seconds = Histogram(
@@ -122,15 +126,22 @@ _operation_names = OperationNames()
 
 
 def observe_operation(
-    *, operation: str | None, seconds: float, statements: int, error_codes: Iterable[str | None]
+    *,
+    operation: str | None,
+    seconds: float,
+    statements: int,
+    error_codes: Iterable[str | None],
+    path: str,
 ) -> None:
-    """Record one GraphQL operation; `error_codes` has one entry per top-level error."""
+    """Record one GraphQL operation; `error_codes` has one entry per top-level error, `path` is
+    PLANNED or EXECUTOR (the operations a request never got to run count as EXECUTOR's, as the
+    parse and validation errors strawberry answers do)."""
     label = _operation_names.label(operation)
     has_errors = False
     for code in error_codes:
         has_errors = True
         errors.labels(code if code and _ERROR_CODE.fullmatch(code) else UNCODED).inc()
-    operations.labels(label, "error" if has_errors else "success").inc()
+    operations.labels(label, "error" if has_errors else "success", path).inc()
     operation_seconds.labels(label).observe(seconds)
     operation_statements.observe(statements)
 

@@ -53,6 +53,7 @@ class UnresolvedRequest(GraphQLRequestData):
             seconds=0.0,
             statements=0,
             error_codes=[(error.extensions or {}).get("code") for error in errors],
+            path=metrics.EXECUTOR,
         )
         return ExecutionResult(data=None, errors=errors)
 
