@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError, parse, validate
+from graphql import GraphQLError, parse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -296,10 +296,7 @@ class GraphQLApp(GraphQL[Context, None]):
             document = parse(query, max_tokens=self.settings.max_tokens)
         except GraphQLError:
             return None  # strawberry parses it again and answers why
-        rules = limits.validation_rules(self.settings)
-        errors = validate(
-            schema._schema, document, rules, hide_suggestions=not self.settings.introspection
-        )
+        errors = limits.validate_document(schema._schema, document, self.settings)
         return self.documents.put(query, document, errors)
 
     def _with_caching_headers(self, request: Request, response: Response) -> Response:

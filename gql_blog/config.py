@@ -75,6 +75,8 @@ class Settings:
     # Limits a request is checked against before any SQL runs (API.md, "Limits").
     max_query_depth: int = 12
     max_aliases: int = 30
+    # Field selections once fragments are expanded (each spread counts its fragment's fields).
+    max_fields: int = 2000
     max_tokens: int = 5000
     max_cost: int = 50_000
     # Requests priced at expensive_cost or more take turns, a few at a time (see admission.py).
@@ -146,6 +148,7 @@ class Settings:
             otel=reader.boolean("OTEL", False),
             max_query_depth=reader.integer("MAX_QUERY_DEPTH", 12, minimum=1),
             max_aliases=reader.integer("MAX_ALIASES", 30, minimum=0),
+            max_fields=reader.integer("MAX_FIELDS", 2000, minimum=1),
             max_tokens=reader.integer("MAX_TOKENS", 5000, minimum=1),
             max_cost=reader.integer("MAX_COST", 50_000, minimum=1),
             expensive_cost=reader.integer("EXPENSIVE_COST", 10_000, minimum=1),

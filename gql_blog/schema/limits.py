@@ -1,16 +1,18 @@
-"""Query limits, checked before any SQL runs: tokens, depth, aliases, cost and list arguments.
+"""Query limits, checked before any SQL runs: tokens, depth, aliases, fields, cost, list arguments.
 
-Tokens are counted by graphql-core's parser (`max_tokens`), which stops at the limit. Depth and
-aliases belong to the document: `document_limit_errors` checks them, and `DocumentLimitsRule`
-runs it as a validation rule, cached with the document. Cost and the lengths of list arguments
-depend on the variables, so `operation_cost` and `list_argument_errors` run per request, after
-validation. All of them are plain functions over the parsed document, for any execution path;
-`QueryLimits` applies them on strawberry's and reports the cost in `extensions.cost`.
+Tokens are counted by graphql-core's parser (`max_tokens`), which stops at the limit. Depth,
+aliases and fields belong to the document: `document_limit_errors` checks them, and
+`DocumentLimitsRule` runs it as a validation rule, cached with the document. Cost and the lengths
+of list arguments depend on the variables, so `operation_cost` and `list_argument_errors` run per
+request, after validation. All of them are plain functions over the parsed document, for any
+execution path; `QueryLimits` applies them on strawberry's and reports the cost in
+`extensions.cost`.
 
 Every walk below memoizes fragments: a fragment spread twice in a fragment spread twice (and so
 on) is counted as often as it is used, without being walked as often.
 """
 
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -28,10 +30,9 @@ from graphql import (
     GraphQLSchema,
     GraphQLSyntaxError,
     InlineFragmentNode,
+    IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    ValidationContext,
-    ValidationRule,
     get_named_type,
     get_nullable_type,
     get_operation_ast,
@@ -42,13 +43,14 @@ from graphql import (
 from graphql.language import Lexer, Source, TokenKind
 from graphql.type import SchemaMetaFieldDef, TypeMetaFieldDef
 from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
+from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from gql_blog.config import Settings
 from gql_blog.schema.documents import CachedDocument, DocumentCache
-from gql_blog.schema.errors import QueryTooComplexError, UserInputError
+from gql_blog.schema.errors import QUERY_TOO_COMPLEX, QueryTooComplexError, UserInputError
 
 # A plain list (`Post.tags`, `nodes(ids:)`) counts this many rows per parent in the cost.
 PLAIN_LIST_SIZE = 10
@@ -57,7 +59,7 @@ _Fragments = Mapping[str, FragmentDefinitionNode]
 
 
 def document_limit_errors(document: DocumentNode, settings: Settings) -> list[GraphQLError]:
-    """Depth and alias refusals for a parsed document (empty when it is within both limits)."""
+    """Depth, alias and field refusals for a parsed document (empty when it is within them)."""
     errors: list[GraphQLError] = []
     depth = query_depth(document)
     if depth > settings.max_query_depth:
@@ -65,6 +67,9 @@ def document_limit_errors(document: DocumentNode, settings: Settings) -> list[Gr
     aliases = alias_count(document)
     if aliases > settings.max_aliases:
         errors.append(QueryTooComplexError("aliases", maximum=settings.max_aliases, value=aliases))
+    fields = field_count(document)
+    if fields > settings.max_fields:
+        errors.append(QueryTooComplexError("fields", maximum=settings.max_fields, value=fields))
     return errors
 
 
@@ -81,6 +86,13 @@ def query_depth(document: DocumentNode) -> int:
 def alias_count(document: DocumentNode) -> int:
     """Aliased fields in all operations, each fragment counted as often as it is spread."""
     walk = _Aliases(_fragments(document))
+    return sum(walk.of(operation.selection_set) for operation in _operations(document))
+
+
+def field_count(document: DocumentNode) -> int:
+    """Field selections in all operations once fragments are expanded, each fragment counted as
+    often as it is spread (its own count is computed once and multiplied, never re-expanded)."""
+    walk = _Fields(_fragments(document))
     return sum(walk.of(operation.selection_set) for operation in _operations(document))
 
 
@@ -158,29 +170,68 @@ def token_limit_error(query: str, settings: Settings) -> QueryTooComplexError:
     return QueryTooComplexError("tokens", maximum=settings.max_tokens, value=value)
 
 
+def validate_document(
+    schema: GraphQLSchema, document: DocumentNode, settings: Settings
+) -> list[GraphQLError]:
+    """The document's refusals: its limits first (a document over them is not validated
+    further: graphql-core's rules would spend on it what the limits refuse), then validation.
+
+    A validation that gives up (too many errors, or too deep for Python's recursion) says why,
+    with a code, instead of graphql-core's bare "Validation aborted.".
+    """
+    refused = document_limit_errors(document, settings)
+    if refused:
+        return list(refused)
+    errors = validate(
+        schema, document, validation_rules(settings), hide_suggestions=not settings.introspection
+    )
+    return [_explained(error) for error in errors]
+
+
 def validation_rules(settings: Settings) -> tuple[type[ASTValidationRule], ...]:
-    """graphql-core's rules, strawberry's own, and ours (limits; introspection when it is off)."""
+    """graphql-core's rules, strawberry's own, and introspection's refusal when it is off."""
     rules: list[type[ASTValidationRule]] = [
         *specified_rules,
         MaybeNullValidationRule,
         OneOfInputValidationRule,
-        _limits_rule(settings),
     ]
     if not settings.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
     return tuple(rules)
 
 
-def _limits_rule(settings: Settings) -> type[ValidationRule]:
-    class DocumentLimitsRule(ValidationRule):
-        """Depth and aliases of the whole document (`document_limit_errors`)."""
+def _is_huge_integer(error: GraphQLError) -> bool:
+    """Whether graphql-core failed to read an integer literal: Python refuses to convert one
+    of more than `sys.get_int_max_str_digits()` digits."""
+    return any(
+        isinstance(node, IntValueNode) and len(node.value) > sys.get_int_max_str_digits()
+        for node in error.nodes or ()
+    )
 
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            for error in document_limit_errors(context.document, settings):
-                context.report_error(error)
 
-    return DocumentLimitsRule
+# graphql-core stops validating after this many errors (its `max_errors` default).
+VALIDATION_MAX_ERRORS = 100
+
+
+def _explained(error: GraphQLError) -> GraphQLError:
+    if isinstance(error.original_error, ValueError) and _is_huge_integer(error):
+        return UserInputError(
+            "An integer literal is too long to read (over Python's limit of "
+            f"{sys.get_int_max_str_digits()} digits); Int takes 32-bit values."
+        )
+    if not isinstance(error, ValidationAbortedError):
+        return error
+    if "error limit" in error.message:
+        return QueryTooComplexError(
+            "validation errors",
+            maximum=VALIDATION_MAX_ERRORS,
+            value=f"more than {VALIDATION_MAX_ERRORS}",
+        )
+    return GraphQLError(
+        "The query is too large or too deeply repeated to validate (validation gave up: "
+        "graphql-core ran out of recursion). Send fewer or less repeated selections.",
+        extensions={"code": QUERY_TOO_COMPLEX, "limit": "validation"},
+    )
 
 
 class QueryLimits(SchemaExtension):
@@ -241,7 +292,7 @@ class QueryLimits(SchemaExtension):
 
     def _validate(self, document: DocumentNode) -> CachedDocument:
         context = self.execution_context
-        errors = _validate(context.schema._schema, document, self._settings)
+        errors = validate_document(context.schema._schema, document, self._settings)
         if context.query is None:
             return CachedDocument(document, tuple(errors), 0)
         return self._documents.put(context.query, document, errors)
@@ -268,17 +319,6 @@ class QueryLimits(SchemaExtension):
                 "depth", maximum=settings.max_query_depth, value="too deep to parse"
             )
         return error
-
-
-def _validate(
-    schema: GraphQLSchema, document: DocumentNode, settings: Settings
-) -> list[GraphQLError]:
-    return validate(
-        schema,
-        document,
-        validation_rules(settings),
-        hide_suggestions=not settings.introspection,
-    )
 
 
 # --- walks over a document ---------------------------------------------------------------------
@@ -353,6 +393,14 @@ class _Aliases(_Walk):
 
     def _field(self, field: FieldNode, below: int) -> int:
         return below + (1 if field.alias else 0)
+
+
+class _Fields(_Walk):
+    def _combine(self, scores: list[int]) -> int:
+        return sum(scores)
+
+    def _field(self, field: FieldNode, below: int) -> int:
+        return 1 + below
 
 
 class _Cost:
@@ -521,12 +569,16 @@ def _variables_with_defaults(
 
 
 def _count_tokens(query: str, ceiling: int) -> int:
-    """Tokens in `query`, counting no further than `ceiling + 1`."""
+    """Tokens in `query` as the parser's `max_tokens` counts them (comments included),
+    counting no further than `ceiling + 1`."""
     lexer = Lexer(Source(query))
-    count = 0
+    count, end = 0, 0
     try:
-        while count <= ceiling and lexer.advance().kind != TokenKind.EOF:
-            count += 1
+        while count <= ceiling:
+            token = lexer.read_next_token(end)
+            if token.kind == TokenKind.EOF:
+                break
+            count, end = count + 1, token.end
     except GraphQLError:  # a syntax error past the limit: the count so far is a lower bound
         return count
     return count

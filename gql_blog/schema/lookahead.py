@@ -55,15 +55,19 @@ def _names(
 def _fields(
     selection_set: SelectionSetNode | None, fragments: dict[str, FragmentDefinitionNode]
 ) -> Iterator[FieldNode]:
-    """The fields of a selection set, fragments spread in."""
-    if selection_set is None:
-        return
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            yield selection
-        elif isinstance(selection, InlineFragmentNode):
-            yield from _fields(selection.selection_set, fragments)
-        elif isinstance(selection, FragmentSpreadNode):
-            fragment = fragments.get(selection.name.value)
-            if fragment is not None:
-                yield from _fields(fragment.selection_set, fragments)
+    """The fields of a selection set, fragments spread in, each fragment once however often it
+    is spread (a second spread of it adds the same fields), as graphql-core collects fields."""
+    spread: set[str] = set()
+    pending = [selection_set] if selection_set is not None else []
+    while pending:
+        for selection in pending.pop().selections:
+            if isinstance(selection, FieldNode):
+                yield selection
+            elif isinstance(selection, InlineFragmentNode):
+                pending.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = fragments.get(name)
+                if fragment is not None and name not in spread:
+                    spread.add(name)
+                    pending.append(fragment.selection_set)
