@@ -103,6 +103,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.documents = DocumentCache(settings.document_cache_bytes)
         self.persisted = _persisted_queries(settings)
         self.expensive = admission.ExpensiveRequests(settings)
+        self.sockets = websocket.SocketCount(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sessions: async_sessionmaker[AsyncSession] = scope["state"]["sessions"]

@@ -192,6 +192,9 @@ def serve(host: str, port: int, workers: int, reload: bool, graceful_timeout: in
             timeout_graceful_shutdown=graceful_timeout,
             # A GET's overlong URL reaches the app, which answers it as GraphQL JSON.
             http=http_protocol.BoundedUrlProtocol,
+            # Longer websocket messages close with 1009 unread; up to this, those over
+            # GQL_BLOG_MAX_BODY_BYTES close with 4413, which names the setting.
+            ws_max_size=2 * settings.max_body_bytes,
             # uvicorn applies this once in every worker process, replacing its own logging setup.
             log_config=logs.logging_config(debug=settings.debug),
         )

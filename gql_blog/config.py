@@ -95,6 +95,9 @@ class Settings:
     max_subscriptions_per_connection: int = 20
     subscriber_queue_size: int = 100
     websocket_keepalive_seconds: int = 15
+    # Open websockets a worker accepts, in all and from one client address (4429 beyond).
+    max_websockets: int = 1000
+    max_websockets_per_address: int = 50
     # SQLite and MariaDB: how often each worker polls the event outbox, how long rows stay.
     event_poll_interval_ms: int = 250
     event_retention_seconds: int = 3600
@@ -171,6 +174,8 @@ class Settings:
             websocket_keepalive_seconds=reader.integer(
                 "WEBSOCKET_KEEPALIVE_SECONDS", 15, minimum=1
             ),
+            max_websockets=reader.integer("MAX_WEBSOCKETS", 1000, minimum=1),
+            max_websockets_per_address=reader.integer("MAX_WEBSOCKETS_PER_ADDRESS", 50, minimum=1),
             event_poll_interval_ms=reader.integer("EVENT_POLL_INTERVAL_MS", 250, minimum=10),
             event_retention_seconds=reader.integer("EVENT_RETENTION_SECONDS", 3600, minimum=60),
             persisted_query_cache_bytes=reader.integer(

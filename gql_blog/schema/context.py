@@ -21,6 +21,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class SocketOperation:
+    """A websocket operation, as subscriptions fan out its answers (see fanout.py)."""
+
+    id: str
+    query: str
+    variables: dict[str, object] | None
+    operation_name: str | None
+    # Sends one text frame (a whole graphql-transport-ws message) to the socket.
+    send_text: Callable[[str], Awaitable[None]]
+
+
 @dataclass(slots=True)
 class Context:
     db: SerialSession
@@ -45,6 +57,8 @@ class Context:
     # close the socket (a lapsed token, a subscriber too far behind). None over HTTP.
     sessions: async_sessionmaker[AsyncSession] | None = None
     close_connection: Callable[[int, str], Awaitable[None]] | None = None
+    # A websocket operation's own: its id and text, and how to send it a ready message.
+    operation: "SocketOperation | None" = None
     # The websocket's `connection_init` payload (strawberry sets it); None over HTTP.
     connection_params: dict[str, object] | None = None
     # Which fields each connection's nodes select, by connection field node (see lookahead.py).
@@ -68,6 +82,11 @@ class Context:
                     self.report_signed_out(reason)
                 self._viewer_loaded = True
         return self.viewer
+
+    def use_viewer(self, viewer: models.User) -> None:
+        """The token's user, looked up already (a websocket's operations share a lookup)."""
+        self.viewer = viewer
+        self._viewer_loaded = True
 
     def report_signed_out(self, reason: auth.SignedOut) -> None:
         """Warn the client that its `Bearer` token signed no one in, and why (once per request,

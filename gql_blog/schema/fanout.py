@@ -1,0 +1,505 @@
+"""Subscriptions fanned out: each event is loaded and answered once per group of subscribers.
+
+Subscriptions whose operation is the same text with the same variables, and whose viewers may
+see the same rows (their *audience*: anonymous, one signed-in user, or the admins), get the
+same answer; so a worker keeps them in groups, and computes each group's answer to an event
+once, sending the same message (under each one's operation id) to every member.
+
+While anyone subscribes, a worker has one dispatcher listening to the event bus. It takes the
+events that arrived together as one batch and, in ONE session: looks up the tokens of the
+members of the groups the batch concerns (one statement however many: a token that lapsed
+closes its socket, 4403; a viewer whose rights changed moves to its new audience's group),
+loads each due group's rows through loaders shared by the groups of one audience (one
+statement per loader and audience, not per subscriber), and executes each group's operation
+on them. A batch whose rows cannot be loaded because the database is out of reach waits: it is
+tried again, a second apart at most, and delivered once the database answers.
+
+Each member sends from its own operation's task, from a bounded list of waiting messages: a
+slow socket holds no one else up, and one whose messages pile up (more than
+`GQL_BLOG_SUBSCRIBER_QUEUE_SIZE`) is closed (1013); so are all when events arrive faster than
+the dispatcher delivers them.
+
+Nothing outlives a subscription: its member leaves its group when its operation ends
+(completed, cancelled, socket closed), an empty group is dropped, and when the last group
+goes, the dispatcher stops and its listener leaves the bus.
+"""
+
+import asyncio
+import contextvars
+import dataclasses
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from weakref import WeakKeyDictionary
+
+import orjson
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+
+from gql_blog import auth, db, events, metrics, models
+from gql_blog.loaders import Loaders
+from gql_blog.schema.context import Context, SocketOperation
+
+logger = logging.getLogger(__name__)
+
+# Close codes and reasons of the websocket, as the client sees them.
+TOKEN_LAPSED = (4403, "Forbidden: the sign-in token expired or was revoked")
+TOO_SLOW = (1013, "Too far behind: events arrived faster than the client read them")
+# Between tries at a batch while the database is out of reach.
+_RETRY_FIRST_DELAY = 0.1
+_RETRY_MAX_DELAY = 1.0
+_SUBSCRIPTION_ONLY = (OperationType.SUBSCRIPTION,)
+
+Wanted = Callable[[events.Event], bool]
+T = TypeVar("T")
+# The root values of a batch's events that a group wants, loaded through its audience's loaders.
+Load = Callable[[Loaders, list[events.Event]], Awaitable[Sequence[T]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Whose view of the rows: anonymous (no user), one non-admin user, or any admin."""
+
+    user_id: int | None = None
+    admin: bool = False
+
+
+ANONYMOUS = Audience()
+ADMINS = Audience(admin=True)
+
+
+def audience_of(viewer: models.User | None) -> Audience:
+    if viewer is None:
+        return ANONYMOUS
+    if viewer.is_admin:
+        return ADMINS
+    return Audience(user_id=viewer.id)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupKey:
+    """What makes two subscriptions' answers equal: the operation, and who looks."""
+
+    query: str
+    variables: bytes  # canonical JSON
+    operation_name: str | None
+    audience: Audience
+
+
+class Member:
+    """One subscription: where its answers go, and those waiting to be sent."""
+
+    __slots__ = (
+        "_close",
+        "_ending",
+        "_limit",
+        "_prefix",
+        "_send",
+        "_waiting",
+        "_wake",
+        "group",
+        "token",
+    )
+
+    def __init__(
+        self,
+        operation: SocketOperation,
+        token: str | None,
+        close: Callable[[int, str], Awaitable[None]] | None,
+        limit: int,
+    ) -> None:
+        self.token = token
+        self.group: Group | None = None
+        self._send = operation.send_text
+        self._prefix = '{"id":' + orjson.dumps(operation.id).decode() + ',"type":"next","payload":'
+        self._close = close
+        self._limit = limit
+        self._waiting: deque[str] = deque()
+        self._wake = asyncio.Event()
+        self._ending: tuple[int, str] | None = None
+
+    @property
+    def ending(self) -> bool:
+        return self._ending is not None
+
+    def offer(self, payload: str) -> None:
+        """Queue a `next` message with `payload` (JSON); one too many closes the socket."""
+        if self._ending is not None:
+            return
+        if len(self._waiting) >= self._limit:
+            self.end(*TOO_SLOW)
+            return
+        self._waiting.append(payload)
+        self._wake.set()
+
+    def end(self, code: int, reason: str) -> None:
+        """Close the socket with `code` (what is still waiting is dropped)."""
+        if self._ending is None:
+            self._ending = (code, reason)
+            self._wake.set()
+
+    async def serve(self) -> None:
+        """Send what is offered until the member is ended (the operation task runs this)."""
+        while True:
+            if self._ending is not None:
+                if self._close is not None:
+                    await self._close(*self._ending)
+                return
+            if self._waiting:
+                await self._send(self._prefix + self._waiting.popleft() + "}")
+                continue
+            self._wake.clear()
+            await self._wake.wait()
+
+
+@dataclass(slots=True, eq=False)
+class Group:
+    """Subscriptions with one `GroupKey`; how their events are chosen, loaded and answered."""
+
+    key: GroupKey
+    variables: dict[str, object] | None
+    schema: strawberry.Schema
+    template: Context
+    wanted: Wanted
+    load: Load[Any]
+    members: dict[Member, None] = field(default_factory=dict)  # an ordered set
+
+    def regrouped(self, key: GroupKey) -> "Group":
+        return dataclasses.replace(self, key=key, members={})
+
+
+@dataclass(slots=True)
+class _Due:
+    """A group's share of a batch: its viewer and loaders, and the rows loaded for it."""
+
+    group: Group
+    viewer: models.User | None
+    loaders: Loaders
+    roots: Sequence[object] = ()
+
+
+class Fanout:
+    """A worker's subscriptions on one event bus, grouped; one dispatcher while any exist."""
+
+    def __init__(self, bus: events.EventBus) -> None:
+        self._bus = bus
+        self._groups: dict[GroupKey, Group] = {}
+        self._dispatching: asyncio.Task[None] | None = None
+        self._busy = False
+
+    @property
+    def group_count(self) -> int:
+        return len(self._groups)
+
+    def subscribe(
+        self, context: Context, schema: strawberry.Schema, wanted: Wanted, load: Load[T]
+    ) -> AsyncIterator[T]:
+        """For a subscription resolver: `async for never in ...: yield never`. It yields
+        nothing: the answers are sent from here, until the operation ends."""
+        return _Served(self._serve(context, schema, wanted, load))
+
+    async def _serve(
+        self, context: Context, schema: strawberry.Schema, wanted: Wanted, load: Load[Any]
+    ) -> None:
+        operation = context.operation
+        if operation is None or context.sessions is None:
+            raise RuntimeError("subscriptions run only over a websocket, with a session factory")
+        # The operation's own session (its viewer lookup) is done with: give its connection back.
+        await context.db.session.close()
+        await self._start(context)
+        key = GroupKey(
+            operation.query,
+            orjson.dumps(operation.variables or {}, option=orjson.OPT_SORT_KEYS),
+            operation.operation_name,
+            audience_of(context.viewer),
+        )
+        template = dataclasses.replace(
+            context,
+            db=db.SerialSession(sessions=context.sessions),  # never opened: replaced per batch
+            viewer=None,
+            token=None,
+            close_connection=None,
+            operation=None,
+            connection_params=None,
+            warnings=[],
+            lookahead={},
+            _loaders=None,
+        )
+        limit = context.settings.subscriber_queue_size
+        member = Member(operation, context.token, context.close_connection, limit)
+        group = self._groups.get(key) or Group(
+            key, operation.variables, schema, template, wanted, load
+        )
+        self._join(member, group)
+        metrics.open_subscriptions.inc()
+        try:
+            await member.serve()
+        finally:
+            metrics.open_subscriptions.dec()
+            self._leave(member)
+
+    async def _start(self, context: Context) -> None:
+        """Listen (in the subscriber's task: a bus that cannot listen fails its subscription)."""
+        if self._dispatching is not None:
+            return
+        listening = self._bus.listen()
+        listener = await listening.__aenter__()
+        if self._dispatching is not None:  # another subscriber started one meanwhile
+            await listening.__aexit__(None, None, None)
+            return
+        # Its own context: no request's statement count or span is the dispatcher's.
+        self._dispatching = asyncio.create_task(
+            self._dispatch(listening, listener, context), context=contextvars.Context()
+        )
+
+    def _join(self, member: Member, group: Group) -> None:
+        self._groups.setdefault(group.key, group)
+        group.members[member] = None
+        member.group = group
+
+    def _leave(self, member: Member) -> None:
+        group = member.group
+        member.group = None
+        if group is None:
+            return
+        group.members.pop(member, None)
+        if not group.members and self._groups.get(group.key) is group:
+            del self._groups[group.key]
+        if not self._groups and not self._busy and self._dispatching is not None:
+            self._dispatching.cancel()  # waiting for events: nothing is cut short
+            self._dispatching = None
+
+    async def _dispatch(
+        self,
+        listening: AbstractAsyncContextManager[events.Listener],
+        listener: events.Listener,
+        context: Context,
+    ) -> None:
+        this = asyncio.current_task()
+        sessions = context.sessions
+        assert sessions is not None
+        try:
+            while self._dispatching is this:
+                try:
+                    batch = [await listener.next(), *listener.take_waiting()]
+                except events.ListenerTooSlowError:
+                    logger.warning("subscription.too_slow", extra={"groups": len(self._groups)})
+                    for group in self._groups.values():
+                        for member in group.members:
+                            member.end(*TOO_SLOW)
+                    await listening.__aexit__(None, None, None)
+                    listening = self._bus.listen()
+                    listener = await listening.__aenter__()
+                    continue
+                self._busy = True
+                try:
+                    await self._deliver(sessions, context.settings.max_filter_depth, batch)
+                except Exception:
+                    logger.exception("subscription.delivery_failed")
+                finally:
+                    self._busy = False
+                if not self._groups and self._dispatching is this:
+                    self._dispatching = None
+        finally:
+            await listening.__aexit__(None, None, None)
+
+    async def _deliver(
+        self, sessions: async_sessionmaker[AsyncSession], depth: int, batch: list[events.Event]
+    ) -> None:
+        """Answer every group the batch concerns; while the database is out of reach, wait."""
+        delay = _RETRY_FIRST_DELAY
+        while True:
+            if not any(self._wanted(group, batch) for group in self._groups.values()):
+                return
+            started = time.perf_counter()
+            with db.count_statements() as counted:
+                async with AsyncExitStack() as attempt:
+                    try:
+                        session = await attempt.enter_async_context(sessions())
+                        serial = db.SerialSession(session)
+                        attempt.push_async_callback(serial.stop)
+                        due = await self._prepare(serial, depth, batch)
+                    except Exception as error:
+                        _log_outage(error, "subscription.event_waits")
+                    else:
+                        answered = AsyncExitStack()
+                        await answered.enter_async_context(attempt.pop_all())
+                        try:
+                            await self._answer(serial, due)
+                        finally:
+                            await _end_session(answered)
+                        _log_delivered(batch, due, counted, started)
+                        return
+            await asyncio.sleep(delay)  # after the failed session closed: it holds no connection
+            delay = min(delay * 2, _RETRY_MAX_DELAY)
+
+    @staticmethod
+    def _wanted(group: Group, batch: list[events.Event]) -> list[events.Event]:
+        return [event for event in batch if group.wanted(event)]
+
+    async def _prepare(
+        self, serial: db.SerialSession, depth: int, batch: list[events.Event]
+    ) -> list[_Due]:
+        """The due groups with their rows loaded: tokens checked, members regrouped."""
+        concerned = [group for group in self._groups.values() if self._wanted(group, batch)]
+        viewers = await self._check_tokens(serial, concerned)
+        due = self._due(serial, depth, batch, viewers)
+        # All at once: the loads of one audience's groups share their loaders' statements.
+        loaded = await asyncio.gather(
+            *(share.group.load(share.loaders, self._wanted(share.group, batch)) for share in due)
+        )
+        for share, roots in zip(due, loaded, strict=True):
+            share.roots = roots
+        return due
+
+    async def _check_tokens(
+        self, serial: db.SerialSession, groups: list[Group]
+    ) -> dict[str, models.User]:
+        """The viewers of the groups' members' tokens, in one statement: a member whose token
+        lapsed is ended (4403), one whose rights changed moves to its audience's group."""
+        tokens = {m.token for g in groups for m in g.members if m.token is not None}
+        if not tokens:
+            return {}
+        viewers = await serial.locked(lambda session: auth.viewers_from_tokens(session, tokens))
+        for group in groups:
+            for member in list(group.members):
+                if member.token is None or member.ending:
+                    continue
+                viewer = viewers.get(member.token)
+                if viewer is None:
+                    logger.info("subscription.token_lapsed")
+                    member.end(*TOKEN_LAPSED)
+                elif (audience := audience_of(viewer)) != group.key.audience:
+                    self._regroup(member, group, audience)
+        return viewers
+
+    def _due(
+        self,
+        serial: db.SerialSession,
+        depth: int,
+        batch: list[events.Event],
+        viewers: dict[str, models.User],
+    ) -> list[_Due]:
+        """The groups with live members that want some of the batch, with their audience's
+        viewer and loaders (one of each per audience, shared by its groups)."""
+        shared: dict[Audience, tuple[models.User | None, Loaders]] = {}
+        due: list[_Due] = []
+        for group in list(self._groups.values()):
+            members = [m for m in group.members if not m.ending]
+            if not members or not self._wanted(group, batch):
+                continue
+            audience = group.key.audience
+            if audience not in shared:
+                token = members[0].token
+                viewer = None if token is None else viewers[token]
+                shared[audience] = (viewer, Loaders(serial, viewer, max_filter_depth=depth))
+            due.append(_Due(group, *shared[audience]))
+        return due
+
+    def _regroup(self, member: Member, group: Group, audience: Audience) -> None:
+        key = dataclasses.replace(group.key, audience=audience)
+        self._leave(member)
+        self._join(member, self._groups.get(key) or group.regrouped(key))
+
+    async def _answer(self, serial: db.SerialSession, due: list[_Due]) -> None:
+        """Execute each due group's operation on each of its rows; offer the answer to all."""
+
+        async def answer(share: _Due) -> None:
+            group = share.group
+            for root in share.roots:
+                context = dataclasses.replace(
+                    group.template,
+                    db=serial,
+                    viewer=share.viewer,
+                    warnings=[],
+                    lookahead={},
+                    _loaders=share.loaders,
+                    _viewer_loaded=True,
+                    _viewer_lock=asyncio.Lock(),
+                )
+                result = await group.schema.execute(
+                    group.key.query,
+                    variable_values=group.variables,
+                    context_value=context,
+                    root_value=root,
+                    operation_name=group.key.operation_name,
+                    allowed_operation_types=_SUBSCRIPTION_ONLY,
+                )
+                payload = orjson.dumps(_next_payload(result)).decode()
+                for member in list(group.members):
+                    member.offer(payload)
+
+        await asyncio.gather(*(answer(share) for share in due))
+
+
+class _Served(Generic[T]):
+    """An async iterator that yields nothing: its first step serves until the end."""
+
+    def __init__(self, serving: Awaitable[None]) -> None:
+        self._serving = serving
+
+    def __aiter__(self) -> "_Served[T]":
+        return self
+
+    async def __anext__(self) -> T:
+        await self._serving
+        raise StopAsyncIteration
+
+
+def _next_payload(result: ExecutionResult) -> dict[str, Any]:
+    """A `next` message's payload, as strawberry's handler sends it."""
+    payload: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        payload["errors"] = [error.formatted for error in result.errors]
+    if result.extensions:
+        payload["extensions"] = result.extensions
+    return payload
+
+
+async def _end_session(session: AsyncExitStack) -> None:
+    """Close the batch's session. It only read: a connection lost by now (the database went
+    down just after the answers were queued) loses nothing, and the subscriptions go on."""
+    try:
+        await session.aclose()
+    except Exception as error:
+        _log_outage(error, "subscription.session_lost")
+
+
+def _log_outage(error: Exception, event: str) -> None:
+    """Log `event` if `error` is the database out of reach; raise anything else."""
+    outage = db.outage_of(error)
+    if outage is None:
+        raise error
+    logger.warning(event, extra={"outage": outage.value})
+
+
+def _log_delivered(
+    batch: list[events.Event], due: list[_Due], counted: db.StatementCount, started: float
+) -> None:
+    logger.info(
+        "subscription.delivered",
+        extra={
+            "events": len(batch),
+            "groups": len(due),
+            "subscribers": sum(len(share.group.members) for share in due),
+            "statements": counted.total,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+        },
+    )
+
+
+_fanouts: "WeakKeyDictionary[events.EventBus, Fanout]" = WeakKeyDictionary()
+
+
+def fanout_of(bus: events.EventBus) -> Fanout:
+    """The worker's fan-out over `bus` (made on first use)."""
+    found = _fanouts.get(bus)
+    if found is None:
+        found = _fanouts[bus] = Fanout(bus)
+    return found
