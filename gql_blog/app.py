@@ -8,6 +8,7 @@ import gc
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import orjson
@@ -177,7 +178,7 @@ class GraphQLApp(GraphQL[Context, None]):
         operation = await graphql_http.plain_operation(request)
         if operation is None:
             return None
-        data = self.persisted.resolve(operation)
+        data = await self.persisted.resolve(operation)
         if isinstance(data, persisted_queries.UnresolvedRequest):
             return None  # trusted-documents mode refuses it: the view answers why
         sub_response = await self.get_sub_response(request)
@@ -431,7 +432,7 @@ class GraphQLApp(GraphQL[Context, None]):
         if isinstance(data, GraphQLRequestData):
             graphql_http.refuse_bad_operation_name(data.operation_name)
         # Before anything else reads `query`: a persisted query's hash becomes its text here.
-        return self.persisted.resolve_all(data)
+        return await self.persisted.resolve_all(data)
 
     def _validate_batch_request(
         self, request_data: list[GraphQLRequestData], protocol: GraphQLRequestProtocol
@@ -514,10 +515,13 @@ def _lifespan(
     sessions: async_sessionmaker[AsyncSession] | None,
     tracer: "Tracer | None",
     bus: events.EventBus | None,
+    persisted: persisted_queries.PersistedQueries,
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[State]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        retention = timedelta(seconds=settings.persisted_query_retention_seconds)
         if sessions is not None:
+            persisted.share(persisted_queries.SharedQueries(sessions, retention=retention))
             # Sessions given by a test share one transaction: only in-process events fit.
             local = bus or events.InProcessBus(queue_size=settings.subscriber_queue_size)
             yield {"sessions": sessions, "events": local, "reads": None}
@@ -526,6 +530,7 @@ def _lifespan(
         if tracer is not None:
             tracing.instrument_engine(engine, tracer)
         engine_sessions = db.create_sessionmaker(engine)
+        persisted.share(persisted_queries.SharedQueries(engine_sessions, retention=retention))
         chosen = bus or events.create_bus(settings, engine_sessions)
         await chosen.start()
         reads = await db.ReadPool.open(settings, engine) if settings.planner else None
@@ -576,7 +581,7 @@ def create_app(
             Route("/readyz", _readyz(migrations.head_revision()), methods=["GET"]),
             Route("/metrics", _metrics(settings), methods=["GET"]),
         ],
-        lifespan=_lifespan(settings, sessions, tracer, bus),
+        lifespan=_lifespan(settings, sessions, tracer, bus, graphql.persisted),
     )
 
 

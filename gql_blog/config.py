@@ -95,6 +95,8 @@ class Settings:
     event_retention_seconds: int = 3600
     # Automatic persisted queries: registered query texts kept per process, in bytes.
     persisted_query_cache_bytes: int = 16 * 1024 * 1024
+    # The shared table of registered texts: a hash not registered again for this long is pruned.
+    persisted_query_retention_seconds: int = 30 * 24 * 3600
     # A persisted-documents JSON file (hash → text): only its documents run (trusted mode).
     trusted_documents: str | None = None
     # How long shared caches and browsers may keep an anonymous GET answer.
@@ -163,6 +165,9 @@ class Settings:
             event_retention_seconds=reader.integer("EVENT_RETENTION_SECONDS", 3600, minimum=60),
             persisted_query_cache_bytes=reader.integer(
                 "PERSISTED_QUERY_CACHE_BYTES", 16 * 1024 * 1024, minimum=0
+            ),
+            persisted_query_retention_seconds=reader.integer(
+                "PERSISTED_QUERY_RETENTION_SECONDS", 30 * 24 * 3600, minimum=60
             ),
             trusted_documents=environ.get("GQL_BLOG_TRUSTED_DOCUMENTS") or None,
             cache_max_age_seconds=reader.integer("CACHE_MAX_AGE_SECONDS", 60, minimum=0),
