@@ -429,7 +429,7 @@ class SignInAttempt(Base):
 
 
 class OutboxEvent(Base):
-    """A committed event waiting for every worker to poll it (SQLite and MariaDB; see events.py).
+    """A committed event waiting for every worker to read it (every dialect; see events.py).
 
     Written in the mutation's own transaction, so it exists only if the mutation committed; ids
     only, as every event. Rows older than the retention period are pruned.
