@@ -46,6 +46,10 @@ _ORIGIN = re.compile(r"\*|https?://[^/?#\s,]+")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
+    # PostgreSQL: streaming replicas that take the reads (see replicas.py); none by default.
+    database_replica_urls: tuple[str, ...] = ()
+    # A replica further behind the primary than this is skipped until it catches up.
+    replica_max_lag_seconds: float = 5.0
     pool_size: int = 10
     max_overflow: int = 10
     pool_recycle_seconds: int = 1800
@@ -113,6 +117,8 @@ class Settings:
                 environ.get("GQL_BLOG_DATABASE_URL", DEFAULT_DATABASE_URL),
                 variable="GQL_BLOG_DATABASE_URL",
             ),
+            database_replica_urls=reader.replica_urls("DATABASE_REPLICA_URLS"),
+            replica_max_lag_seconds=reader.seconds("REPLICA_MAX_LAG_SECONDS", 5.0),
             pool_size=reader.integer("POOL_SIZE", 10, minimum=1),
             max_overflow=reader.integer("MAX_OVERFLOW", 10, minimum=0),
             pool_recycle_seconds=reader.integer("POOL_RECYCLE_SECONDS", 1800, minimum=1),
@@ -176,6 +182,12 @@ class Settings:
             raise ConfigError(
                 "GQL_BLOG_DEFAULT_PAGE_SIZE must not exceed GQL_BLOG_MAX_PAGE_SIZE "
                 f"({settings.default_page_size} > {settings.max_page_size})"
+            )
+        if settings.database_replica_urls and settings.dialect != "postgresql":
+            raise ConfigError(
+                "GQL_BLOG_DATABASE_REPLICA_URLS: read replicas need a PostgreSQL database, and "
+                f"GQL_BLOG_DATABASE_URL is {settings.dialect}; leave "
+                "GQL_BLOG_DATABASE_REPLICA_URLS empty (SQLite and MariaDB have no replicas here)"
             )
         if settings.otel and not _installed("opentelemetry.sdk"):
             raise ConfigError(
@@ -297,6 +309,22 @@ class _Reader:
 
         expected = "comma-separated origins such as https://blog.example.com, or *"
         return self._read(name, (), parse, expected)
+
+    def replica_urls(self, name: str) -> tuple[str, ...]:
+        """Comma-separated PostgreSQL URLs, each moved to its async driver (empty: none)."""
+        variable = f"GQL_BLOG_{name}"
+        urls = []
+        for raw in self.environ.get(variable, "").split(","):
+            if not raw.strip():
+                continue
+            url = normalize_database_url(raw.strip(), variable=variable)
+            if make_url(url).get_backend_name() != "postgresql":
+                raise ConfigError(
+                    f"{variable}: read replicas are PostgreSQL streaming replicas; "
+                    f"{make_url(url).get_backend_name()!r} is not one"
+                )
+            urls.append(url)
+        return tuple(urls)
 
     def _read(self, name: str, default: T, parse: Callable[[str], T], expected: str) -> T:
         variable = f"GQL_BLOG_{name}"
