@@ -46,6 +46,10 @@ _ORIGIN = re.compile(r"\*|https?://[^/?#\s,]+")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
+    # PostgreSQL: streaming replicas that take the reads (see replicas.py); none by default.
+    database_replica_urls: tuple[str, ...] = ()
+    # A replica further behind the primary than this is skipped until it catches up.
+    replica_max_lag_seconds: float = 5.0
     pool_size: int = 10
     max_overflow: int = 10
     pool_recycle_seconds: int = 1800
@@ -103,6 +107,8 @@ class Settings:
     event_retention_seconds: int = 3600
     # Automatic persisted queries: registered query texts kept per process, in bytes.
     persisted_query_cache_bytes: int = 16 * 1024 * 1024
+    # The shared table of registered texts: a hash not registered again for this long is pruned.
+    persisted_query_retention_seconds: int = 30 * 24 * 3600
     # A persisted-documents JSON file (hash → text): only its documents run (trusted mode).
     trusted_documents: str | None = None
     # How long shared caches and browsers may keep an anonymous GET answer.
@@ -119,6 +125,8 @@ class Settings:
                 environ.get("GQL_BLOG_DATABASE_URL", DEFAULT_DATABASE_URL),
                 variable="GQL_BLOG_DATABASE_URL",
             ),
+            database_replica_urls=reader.replica_urls("DATABASE_REPLICA_URLS"),
+            replica_max_lag_seconds=reader.seconds("REPLICA_MAX_LAG_SECONDS", 5.0),
             pool_size=reader.integer("POOL_SIZE", 10, minimum=1),
             max_overflow=reader.integer("MAX_OVERFLOW", 10, minimum=0),
             pool_recycle_seconds=reader.integer("POOL_RECYCLE_SECONDS", 1800, minimum=1),
@@ -181,6 +189,9 @@ class Settings:
             persisted_query_cache_bytes=reader.integer(
                 "PERSISTED_QUERY_CACHE_BYTES", 16 * 1024 * 1024, minimum=0
             ),
+            persisted_query_retention_seconds=reader.integer(
+                "PERSISTED_QUERY_RETENTION_SECONDS", 30 * 24 * 3600, minimum=60
+            ),
             trusted_documents=environ.get("GQL_BLOG_TRUSTED_DOCUMENTS") or None,
             cache_max_age_seconds=reader.integer("CACHE_MAX_AGE_SECONDS", 60, minimum=0),
         )
@@ -188,6 +199,12 @@ class Settings:
             raise ConfigError(
                 "GQL_BLOG_DEFAULT_PAGE_SIZE must not exceed GQL_BLOG_MAX_PAGE_SIZE "
                 f"({settings.default_page_size} > {settings.max_page_size})"
+            )
+        if settings.database_replica_urls and settings.dialect != "postgresql":
+            raise ConfigError(
+                "GQL_BLOG_DATABASE_REPLICA_URLS: read replicas need a PostgreSQL database, and "
+                f"GQL_BLOG_DATABASE_URL is {settings.dialect}; leave "
+                "GQL_BLOG_DATABASE_REPLICA_URLS empty (SQLite and MariaDB have no replicas here)"
             )
         if settings.otel and not _installed("opentelemetry.sdk"):
             raise ConfigError(
@@ -309,6 +326,22 @@ class _Reader:
 
         expected = "comma-separated origins such as https://blog.example.com, or *"
         return self._read(name, (), parse, expected)
+
+    def replica_urls(self, name: str) -> tuple[str, ...]:
+        """Comma-separated PostgreSQL URLs, each moved to its async driver (empty: none)."""
+        variable = f"GQL_BLOG_{name}"
+        urls = []
+        for raw in self.environ.get(variable, "").split(","):
+            if not raw.strip():
+                continue
+            url = normalize_database_url(raw.strip(), variable=variable)
+            if make_url(url).get_backend_name() != "postgresql":
+                raise ConfigError(
+                    f"{variable}: read replicas are PostgreSQL streaming replicas; "
+                    f"{make_url(url).get_backend_name()!r} is not one"
+                )
+            urls.append(url)
+        return tuple(urls)
 
     def _read(self, name: str, default: T, parse: Callable[[str], T], expected: str) -> T:
         variable = f"GQL_BLOG_{name}"

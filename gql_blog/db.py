@@ -355,10 +355,32 @@ class SerialSession:
             raise TypeError("SerialSession takes a session or a session factory")
         self._session = session
         self._sessions = sessions
+        self._primary: async_sessionmaker[AsyncSession] | None = None  # set by `read_from`
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Task[Any]] = set()
         self._running: asyncio.Task[Any] | None = None  # the task holding the lock
         self._session_driver: Any = None  # what `driver_connection` handed out
+
+    def read_from(self, replica: async_sessionmaker[AsyncSession]) -> None:
+        """Open the session on `replica` (a read replica's sessions) instead, until the request
+        writes (`use_primary`). Only before the session opened."""
+        if self._sessions is None or self._session is not None:
+            raise RuntimeError("only a session not yet opened can read from a replica")
+        self._primary = self._primary or self._sessions
+        self._sessions = replica
+
+    def use_primary(self) -> None:
+        """The request writes: its session opens on the primary (where it would anyway without
+        replicas). Called before the request's first statement."""
+        if self._primary is None or self._sessions is self._primary:
+            return
+        if self._session is not None:
+            raise RuntimeError("the request's session opened on a replica before it wrote")
+        self._sessions = self._primary
+
+    @property
+    def on_replica(self) -> bool:
+        return self._primary is not None and self._sessions is not self._primary
 
     @property
     def session(self) -> AsyncSession:

@@ -432,7 +432,7 @@ class SignInAttempt(Base):
 
 
 class OutboxEvent(Base):
-    """A committed event waiting for every worker to poll it (SQLite and MariaDB; see events.py).
+    """A committed event waiting for every worker to read it (every dialect; see events.py).
 
     Written in the mutation's own transaction, so it exists only if the mutation committed; ids
     only, as every event. Rows older than the retention period are pruned.
@@ -446,3 +446,19 @@ class OutboxEvent(Base):
     post_id: Mapped[int]
     comment_id: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class PersistedQuery(Base):
+    """An automatic persisted query's text by its SHA-256: registered on one worker, it runs on
+    every worker and host sharing the database (see persisted_queries.py).
+
+    `registered_at` moves on each registration; rows not registered again within the retention
+    period are pruned (a client whose hash is gone is told so, and sends the text once more).
+    """
+
+    __tablename__ = "persisted_queries"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    sha256: Mapped[str] = mapped_column(string(64), primary_key=True)
+    query: Mapped[str] = mapped_column(long_text())
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
