@@ -48,6 +48,7 @@ from gql_blog import (
 from gql_blog.caches import LruCache
 from gql_blog.config import Settings
 from gql_blog.plan.planner import Planner
+from gql_blog.row_counts import RowCounts
 from gql_blog.schema import limits, schema
 from gql_blog.schema.context import Context
 from gql_blog.schema.documents import CachedDocument, DocumentCache
@@ -99,8 +100,10 @@ class GraphQLApp(GraphQL[Context, None]):
         self.tracer = tracer
         self.planning = settings.planner
         self.planner = Planner(schema)
-        self._costs: LruCache[tuple[str, Any, str | None], int] = LruCache(4096)
+        self._costs: LruCache[tuple[str, Any, str | None, int], int] = LruCache(4096)
         self.documents = DocumentCache(settings.document_cache_bytes)
+        # The tables' row counts the cost model prices by; the lifespan keeps them fresh.
+        self.row_counts = RowCounts()
         self.persisted = _persisted_queries(settings)
         self.expensive = admission.ExpensiveRequests(settings)
 
@@ -264,11 +267,16 @@ class GraphQLApp(GraphQL[Context, None]):
             request_data.query,
             request_data.operation_name,
             _variables_key(request_data.variables),
+            self.row_counts.version,  # new counts, new prices
         )
         cost = self._costs.get(key) if key[2] is not None else None
         if cost is None:
             cost, errors = limits.request_limit_errors(
-                cached.document, request_data.operation_name, request_data.variables, self.settings
+                cached.document,
+                request_data.operation_name,
+                request_data.variables,
+                self.settings,
+                counts=self.row_counts,
             )
             if errors:
                 return None
@@ -337,6 +345,7 @@ class GraphQLApp(GraphQL[Context, None]):
             settings=self.settings,
             request_id=request_id,
             documents=self.documents,
+            row_counts=self.row_counts,
             events=request.scope["state"]["events"],
             reads=request.scope["state"].get("reads"),
             token=token,
@@ -355,6 +364,7 @@ class GraphQLApp(GraphQL[Context, None]):
             settings=self.settings,
             request_id=socket.headers.get("x-request-id") or uuid.uuid4().hex,
             documents=self.documents,
+            row_counts=self.row_counts,
             events=socket.scope["state"]["events"],
             client_address=socket.client.host if socket.client else None,
             tracer=self.tracer,
@@ -511,6 +521,7 @@ def _lifespan(
     sessions: async_sessionmaker[AsyncSession] | None,
     tracer: "Tracer | None",
     bus: events.EventBus | None,
+    row_counts: RowCounts,
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[State]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -526,6 +537,10 @@ def _lifespan(
         chosen = bus or events.create_bus(settings, engine_sessions)
         await chosen.start()
         reads = await db.ReadPool.open(settings, engine) if settings.planner else None
+        await row_counts.refresh(engine)
+        counting = asyncio.create_task(
+            row_counts.keep_fresh(engine, settings.row_counts_refresh_seconds)
+        )
         # What the process built to start (modules, the schema, the engine) lives as long as it
         # serves: out of the collector's sight, full collections stay short (no slow p99 tail).
         gc.freeze()
@@ -533,6 +548,7 @@ def _lifespan(
             yield {"sessions": engine_sessions, "events": chosen, "reads": reads}
         finally:
             gc.unfreeze()
+            counting.cancel()
             # uvicorn runs this after the in-flight requests have finished.
             await chosen.stop()
             if reads is not None:
@@ -573,7 +589,7 @@ def create_app(
             Route("/readyz", _readyz(migrations.head_revision()), methods=["GET"]),
             Route("/metrics", _metrics(settings), methods=["GET"]),
         ],
-        lifespan=_lifespan(settings, sessions, tracer, bus),
+        lifespan=_lifespan(settings, sessions, tracer, bus, graphql.row_counts),
     )
 
 
