@@ -50,6 +50,7 @@ from gql_blog import (
 from gql_blog.caches import LruCache
 from gql_blog.config import Settings
 from gql_blog.plan.planner import Planner
+from gql_blog.row_counts import RowCounts
 from gql_blog.schema import limits, schema
 from gql_blog.schema.context import Context
 from gql_blog.schema.documents import CachedDocument, DocumentCache
@@ -103,8 +104,10 @@ class GraphQLApp(GraphQL[Context, None]):
         self.tracer = tracer
         self.planning = settings.planner
         self.planner = Planner(schema)
-        self._costs: LruCache[tuple[str, Any, str | None], int] = LruCache(4096)
+        self._costs: LruCache[tuple[str, Any, str | None, int], int] = LruCache(4096)
         self.documents = DocumentCache(settings.document_cache_bytes)
+        # The tables' row counts the cost model prices by; the lifespan keeps them fresh.
+        self.row_counts = RowCounts()
         self.persisted = _persisted_queries(settings)
         self.expensive = admission.ExpensiveRequests(settings)
         self.sockets = websocket.SocketCount(settings)
@@ -269,11 +272,16 @@ class GraphQLApp(GraphQL[Context, None]):
             request_data.query,
             request_data.operation_name,
             _variables_key(request_data.variables),
+            self.row_counts.version,  # new counts, new prices
         )
         cost = self._costs.get(key) if key[2] is not None else None
         if cost is None:
             cost, errors = limits.request_limit_errors(
-                cached.document, request_data.operation_name, request_data.variables, self.settings
+                cached.document,
+                request_data.operation_name,
+                request_data.variables,
+                self.settings,
+                counts=self.row_counts,
             )
             if errors:
                 return None
@@ -344,6 +352,7 @@ class GraphQLApp(GraphQL[Context, None]):
             settings=self.settings,
             request_id=request_id,
             documents=self.documents,
+            row_counts=self.row_counts,
             events=request.scope["state"]["events"],
             reads=reads,
             token=token,
@@ -362,6 +371,7 @@ class GraphQLApp(GraphQL[Context, None]):
             settings=self.settings,
             request_id=socket.headers.get("x-request-id") or uuid.uuid4().hex,
             documents=self.documents,
+            row_counts=self.row_counts,
             events=socket.scope["state"]["events"],
             client_address=socket.client.host if socket.client else None,
             tracer=self.tracer,
@@ -577,6 +587,7 @@ def _lifespan(
     tracer: "Tracer | None",
     bus: events.EventBus | None,
     persisted: persisted_queries.PersistedQueries,
+    row_counts: RowCounts,
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[State]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -607,6 +618,10 @@ def _lifespan(
             max_lag_seconds=settings.replica_max_lag_seconds,
         )
         databases.start()
+        await row_counts.refresh(engine)
+        counting = asyncio.create_task(
+            row_counts.keep_fresh(engine, settings.row_counts_refresh_seconds)
+        )
         # What the process built to start (modules, the schema, the engine) lives as long as it
         # serves: out of the collector's sight, full collections stay short (no slow p99 tail).
         gc.freeze()
@@ -619,6 +634,7 @@ def _lifespan(
             }
         finally:
             gc.unfreeze()
+            counting.cancel()
             # uvicorn runs this after the in-flight requests have finished.
             await chosen.stop()
             await databases.close()  # every server's pools, the primary's too
@@ -657,7 +673,7 @@ def create_app(
             Route("/readyz", _readyz(migrations.head_revision()), methods=["GET"]),
             Route("/metrics", _metrics(settings), methods=["GET"]),
         ],
-        lifespan=_lifespan(settings, sessions, tracer, bus, graphql.persisted),
+        lifespan=_lifespan(settings, sessions, tracer, bus, graphql.persisted, graphql.row_counts),
     )
 
 

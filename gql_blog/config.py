@@ -63,6 +63,8 @@ class Settings:
     default_page_size: int = 20
     max_page_size: int = 100
     max_filter_depth: int = 10
+    # Relation filters (`some`/`none`/`every`, to-one nesting) inside each other, at most.
+    max_relation_filter_depth: int = 3
     # Reads the planner covers skip strawberry's executor (see gql_blog/plan/).
     planner: bool = True
     # A request that runs longer is stopped (also each SQL statement, on PostgreSQL and MariaDB).
@@ -83,8 +85,11 @@ class Settings:
     max_fields: int = 2000
     max_tokens: int = 5000
     max_cost: int = 50_000
-    # Requests priced at expensive_cost or more take turns, a few at a time (see admission.py).
-    expensive_cost: int = 10_000
+    # How often each worker reads the tables' row counts again, which the cost model prices by.
+    row_counts_refresh_seconds: float = 300.0
+    # Requests priced at expensive_cost or more take turns, a few at a time (see admission.py):
+    # about 0.2 s of database work in the cost model's units (see pricing.py).
+    expensive_cost: int = 20_000
     max_expensive_requests: int = 2
     expensive_queue_size: int = 10
     max_batch_operations: int = 10
@@ -140,6 +145,7 @@ class Settings:
             default_page_size=reader.integer("DEFAULT_PAGE_SIZE", 20, minimum=1),
             max_page_size=reader.integer("MAX_PAGE_SIZE", 100, minimum=1),
             max_filter_depth=reader.integer("MAX_FILTER_DEPTH", 10, minimum=1),
+            max_relation_filter_depth=reader.integer("MAX_RELATION_FILTER_DEPTH", 3, minimum=0),
             planner=reader.boolean("PLANNER", True),
             request_timeout_seconds=reader.seconds("REQUEST_TIMEOUT_SECONDS", 15.0),
             sign_in_window_seconds=reader.integer("SIGN_IN_WINDOW_SECONDS", 300, minimum=1),
@@ -162,7 +168,8 @@ class Settings:
             max_fields=reader.integer("MAX_FIELDS", 2000, minimum=1),
             max_tokens=reader.integer("MAX_TOKENS", 5000, minimum=1),
             max_cost=reader.integer("MAX_COST", 50_000, minimum=1),
-            expensive_cost=reader.integer("EXPENSIVE_COST", 10_000, minimum=1),
+            row_counts_refresh_seconds=reader.seconds("ROW_COUNTS_REFRESH_SECONDS", 300.0),
+            expensive_cost=reader.integer("EXPENSIVE_COST", 20_000, minimum=1),
             max_expensive_requests=reader.integer("MAX_EXPENSIVE_REQUESTS", 2, minimum=1),
             expensive_queue_size=reader.integer("EXPENSIVE_QUEUE_SIZE", 10, minimum=0),
             max_batch_operations=reader.integer("MAX_BATCH_OPERATIONS", 10, minimum=0),

@@ -12,6 +12,7 @@ Every walk below memoizes fragments: a fragment spread twice in a fragment sprea
 on) is counted as often as it is used, without being walked as often.
 """
 
+import math
 import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -48,9 +49,12 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
+from gql_blog import pricing
 from gql_blog.config import Settings
+from gql_blog.row_counts import RowCounts
 from gql_blog.schema.documents import CachedDocument, DocumentCache
 from gql_blog.schema.errors import QUERY_TOO_COMPLEX, QueryTooComplexError, UserInputError
+from gql_blog.schema.lookahead import selected_fields
 
 # A plain list (`Post.tags`, `nodes(ids:)`) counts this many rows per parent in the cost.
 PLAIN_LIST_SIZE = 10
@@ -103,23 +107,45 @@ def operation_cost(
     settings: Settings,
     *,
     schema: GraphQLSchema | None = None,
+    counts: RowCounts | None = None,
 ) -> int:
-    """The contract's estimated rows: per connection, the product of page sizes along its path.
+    """The estimated work of an operation: rows it returns, and rows the database may read.
 
-    A connection's page is `first`/`last`, else the default page size (capped at the maximum
-    page size: a larger page is refused as BAD_USER_INPUT, not priced); a plain list counts
-    `PLAIN_LIST_SIZE` per parent. `schema` defaults to the served one.
+    Rows returned: per connection, the product of page sizes along its path. A connection's page
+    is `first`/`last`, else the default page size (capped at the maximum page size: a larger
+    page is refused as BAD_USER_INPUT, not priced); a plain list counts `PLAIN_LIST_SIZE` per
+    parent. Rows read (weighted, see pricing.py), from the tables' `counts`: what `totalCount`,
+    filters (their patterns and relation filters), stats, groups and search may read. Without
+    counts (or with empty tables) only the rows returned are priced. `schema` defaults to the
+    served one.
     """
+    return _priced(document, operation_name, variables, settings, schema, counts)[0]
+
+
+def _priced(
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+    settings: Settings,
+    schema: GraphQLSchema | None,
+    counts: RowCounts | None,
+) -> tuple[int, list[GraphQLError]]:
+    """The operation's cost, and its filters nested deeper than the relation filter limit."""
     operation = get_operation_ast(document, operation_name)
     if operation is None:
-        return 0
+        return 0, []
     graphql_schema = schema or _served_schema()
     root = graphql_schema.get_root_type(operation.operation)
     if root is None:
-        return 0
+        return 0, []
     values = _variables_with_defaults(operation, variables)
-    walk = _Cost(graphql_schema, _fragments(document), values, settings)
-    return walk.of(operation.selection_set, root)
+    walk = _Cost(graphql_schema, _fragments(document), values, settings, counts or RowCounts())
+    cost = walk.of(operation.selection_set, root)
+    return min(math.ceil(cost), _COST_CEILING), walk.too_deep
+
+
+# Far above any limit, so that an absurd estimate stays a whole number JSON can carry.
+_COST_CEILING = 10**15
 
 
 def list_argument_errors(
@@ -150,9 +176,13 @@ def request_limit_errors(
     settings: Settings,
     *,
     schema: GraphQLSchema | None = None,
+    counts: RowCounts | None = None,
 ) -> tuple[int, list[GraphQLError]]:
-    """The operation's cost, and the refusals that depend on its variables (cost, then lists)."""
-    cost = operation_cost(document, operation_name, variables, settings, schema=schema)
+    """The operation's cost, and the refusals that depend on its variables (relation filters
+    nested too deep, then cost, then lists)."""
+    cost, too_deep = _priced(document, operation_name, variables, settings, schema, counts)
+    if too_deep:
+        return cost, too_deep
     if cost > settings.max_cost:
         return cost, [QueryTooComplexError("cost", maximum=settings.max_cost, value=cost)]
     return cost, list_argument_errors(document, operation_name, variables, settings)
@@ -305,6 +335,7 @@ class QueryLimits(SchemaExtension):
             context.variables,
             self._settings,
             schema=context.schema._schema,
+            counts=context.context.row_counts,
         )
         return errors
 
@@ -404,7 +435,11 @@ class _Fields(_Walk):
 
 
 class _Cost:
-    """Cost per parent row of a selection set; a nested set costs its parent's page times it."""
+    """Cost per parent row of a selection set; a nested set costs its parent's page times it.
+
+    Relation filters nested deeper than `max_relation_filter_depth` are collected in `too_deep`
+    (a BAD_USER_INPUT each), found by the same walk, which knows each `where`'s entity.
+    """
 
     def __init__(
         self,
@@ -412,20 +447,23 @@ class _Cost:
         fragments: _Fragments,
         variables: dict[str, Any],
         settings: Settings,
+        counts: RowCounts,
     ) -> None:
         self._schema = schema
         self._fragments = fragments
         self._variables = variables
         self._settings = settings
-        self._memo: dict[str, int] = {}
+        self._counts = counts
+        self._memo: dict[str, float] = {}
+        self.too_deep: list[GraphQLError] = []
 
     def of(
         self,
         selection_set: SelectionSetNode,
         parent: GraphQLNamedType,
         visiting: frozenset[str] = frozenset(),
-    ) -> int:
-        total = 0
+    ) -> float:
+        total = 0.0
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
                 total += self._field(selection, parent, visiting)
@@ -435,16 +473,17 @@ class _Cost:
                 total += self._fragment(selection.name.value, visiting)
         return total
 
-    def _field(self, field: FieldNode, parent: GraphQLNamedType, visiting: frozenset[str]) -> int:
+    def _field(self, field: FieldNode, parent: GraphQLNamedType, visiting: frozenset[str]) -> float:
         field_type = self._field_type(parent, field.name.value)
         if field_type is None:
             return 0
         named = get_named_type(field_type)
-        below = 0
+        below = 0.0
         if field.selection_set is not None and is_composite_type(named):
             below = self.of(field.selection_set, named, visiting)
         rows = self._rows(field, parent, field_type, named)
-        return below if rows is None else rows + rows * below
+        returned = below if rows is None else rows + rows * below
+        return returned + self._reads(field, parent, named)
 
     def _rows(
         self,
@@ -459,6 +498,56 @@ class _Cost:
         if isinstance(get_nullable_type(field_type), GraphQLList) and not _is_connection(parent):
             return PLAIN_LIST_SIZE  # a connection's own edges and nodes are its page
         return None
+
+    def _reads(self, field: FieldNode, parent: GraphQLNamedType, named: GraphQLNamedType) -> float:
+        """The weighted rows the database may read for this field, per parent row."""
+        where = self._argument(field, "where")
+        entity = self._where_entity(parent, field.name.value)
+        if entity is not None and where:
+            self._check_relation_depth(entity, where)
+        name = field.name.value
+        if name in _AGGREGATES and entity is not None:
+            through_tags = "TAG" in (self._argument(field, "groupBy") or ())
+            return pricing.aggregate_reads(entity, where, self._counts, through_tags=through_tags)
+        if not _is_connection(named) or entity is None:
+            return 0.0
+        if name == "searchPosts":
+            return pricing.search_reads(where, self._counts)
+        is_root = parent is self._schema.query_type
+        scope = self._counts.of(entity) if is_root else self._counts.fanout(parent.name, entity)
+        return pricing.connection_reads(
+            entity,
+            where,
+            scope,
+            self._counts,
+            page=self._page_size(field),
+            counted=_selects(field, "totalCount", self._fragments),
+        )
+
+    def _check_relation_depth(self, entity: str, where: Any) -> None:
+        maximum = self._settings.max_relation_filter_depth
+        depth, path = pricing.relation_depth(entity, where)
+        if depth > maximum:
+            self.too_deep.append(
+                UserInputError(
+                    f"where.{path}: relation filters nest at most {maximum} deep "
+                    f"(GQL_BLOG_MAX_RELATION_FILTER_DEPTH); this one nests {depth}."
+                )
+            )
+
+    def _argument(self, field: FieldNode, name: str) -> Any:
+        for argument in field.arguments or ():
+            if argument.name.value == name:
+                return value_from_ast_untyped(argument.value, self._variables)
+        return None
+
+    def _where_entity(self, parent: GraphQLNamedType, name: str) -> str | None:
+        """The entity a field's `where` filters (and its rows are counted of), if it has one."""
+        fields = getattr(parent, "fields", None)
+        if fields is None or name not in fields or "where" not in fields[name].args:
+            return None
+        where_type = get_named_type(fields[name].args["where"].type)
+        return _WHERE_ENTITIES.get(where_type.name)
 
     def _page_size(self, field: FieldNode) -> int:
         sizes = [
@@ -485,7 +574,7 @@ class _Cost:
             return parent
         return self._schema.get_type(fragment.type_condition.name.value) or parent
 
-    def _fragment(self, name: str, visiting: frozenset[str]) -> int:
+    def _fragment(self, name: str, visiting: frozenset[str]) -> float:
         if name in self._memo:
             return self._memo[name]
         fragment = self._fragments.get(name)
@@ -496,6 +585,25 @@ class _Cost:
             return 0
         self._memo[name] = value = self.of(fragment.selection_set, parent, visiting | {name})
         return value
+
+
+# The entity each `where` input type filters.
+_WHERE_ENTITIES = {
+    "PostWhere": "Post",
+    "UserWhere": "User",
+    "CommentWhere": "Comment",
+    "TagWhere": "Tag",
+    "AuditLogWhere": "AuditLogEntry",
+}
+# Root fields that aggregate every row a filter keeps.
+_AGGREGATES = frozenset({"postStats", "userStats", "postGroups"})
+
+
+def _selects(field: FieldNode, name: str, fragments: _Fragments) -> bool:
+    """Whether a field's own selection (fragments spread in, each once) selects `name`."""
+    return any(
+        child.name.value == name for child in selected_fields(field.selection_set, fragments)
+    )
 
 
 def _is_connection(named: GraphQLNamedType) -> bool:

@@ -6,7 +6,7 @@ async path costs about twice its sync path), and all siblings resolve alike, so 
 children ever dispatch in a batch of their own.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from graphql import (
@@ -36,11 +36,11 @@ def node_fields(info: Info[Context, None]) -> frozenset[str]:
 def _node_field_names(raw: GraphQLResolveInfo[Any]) -> set[str]:
     names: set[str] = set()
     for connection_node in raw.field_nodes:
-        for child in _fields(connection_node.selection_set, raw.fragments):
+        for child in selected_fields(connection_node.selection_set, raw.fragments):
             if child.name.value == "nodes":
                 names.update(_names(child.selection_set, raw.fragments))
             elif child.name.value == "edges":
-                for edge_field in _fields(child.selection_set, raw.fragments):
+                for edge_field in selected_fields(child.selection_set, raw.fragments):
                     if edge_field.name.value == "node":
                         names.update(_names(edge_field.selection_set, raw.fragments))
     return names
@@ -49,11 +49,11 @@ def _node_field_names(raw: GraphQLResolveInfo[Any]) -> set[str]:
 def _names(
     selection_set: SelectionSetNode | None, fragments: dict[str, FragmentDefinitionNode]
 ) -> Iterator[str]:
-    return (field.name.value for field in _fields(selection_set, fragments))
+    return (field.name.value for field in selected_fields(selection_set, fragments))
 
 
-def _fields(
-    selection_set: SelectionSetNode | None, fragments: dict[str, FragmentDefinitionNode]
+def selected_fields(
+    selection_set: SelectionSetNode | None, fragments: Mapping[str, FragmentDefinitionNode]
 ) -> Iterator[FieldNode]:
     """The fields of a selection set, fragments spread in, each fragment once however often it
     is spread (a second spread of it adds the same fields), as graphql-core collects fields."""
