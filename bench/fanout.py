@@ -110,7 +110,8 @@ class Round:
     due: int
     delivery_seconds: list[float]
     mutation_seconds: list[float]
-    healthz_max_seconds: float
+    healthz_max_seconds: float  # while the mutations' events were delivered
+    healthz_subscribing_max_seconds: float  # while the subscriptions were set up
     rss_peak_mib: float
     rss_after_mib: float
     deliveries: list[dict[str, Any]]  # the worker's `subscription.delivered` log entries
@@ -157,7 +158,7 @@ async def _read_logs(server: Server, started: asyncio.Event) -> None:
     stream = server.process.stderr
     assert stream is not None
     while line := await stream.readline():
-        if b"Application startup complete" in line:
+        if b"Uvicorn running on" in line:  # listening (startup completes just before)
             started.set()
         with contextlib.suppress(ValueError):
             server.logs.append(json.loads(line))
@@ -290,6 +291,11 @@ class _Watch:
         self.rss_peak = server.rss_mib()
         self._tasks: list[asyncio.Task[None]] = []
 
+    def restart(self) -> float:
+        """The slowest /healthz answer so far; the next phase's counts from now."""
+        slowest, self.healthz_max = self.healthz_max, 0.0
+        return slowest
+
     async def __aenter__(self) -> "_Watch":
         self._tasks = [asyncio.create_task(self._healthz()), asyncio.create_task(self._rss())]
         return self
@@ -339,6 +345,7 @@ async def run_round(server: Server, viewers: Viewers, plan: Plan) -> Round:
             except AssertionError as error:
                 problems = [problem for socket in sockets for problem in socket.problems]
                 raise AssertionError(f"{error}; the server sent {problems[:3]}") from error
+            subscribing = watch.restart()
             mutations = await _mutate(server, viewers)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(tally.all_in.wait(), plan.delivery_timeout)
@@ -357,6 +364,7 @@ async def run_round(server: Server, viewers: Viewers, plan: Plan) -> Round:
         delivery_seconds=[arrival - started for s in sockets for arrival in s.arrivals],
         mutation_seconds=list(mutations.values()),
         healthz_max_seconds=watch.healthz_max,
+        healthz_subscribing_max_seconds=subscribing,
         rss_peak_mib=watch.rss_peak,
         rss_after_mib=server.rss_mib(),
         deliveries=server.delivered()[logged:],
@@ -396,19 +404,24 @@ async def measure(database_url: str, plan: Plan) -> Figures:
 
 def table(figures: list[Figures]) -> str:
     lines = [
-        "| database | round | delivered | delivery p50 / p99 / max | mutations | /healthz max "
-        "| RSS idle / peak / after (MiB) | SQL per event |",
+        "| database | round | delivered | delivery p50 / p99 / max | mutations "
+        "| /healthz max subscribing / delivering "
+        "| RSS idle / peak / after (MiB) | SQL per delivery (groups, time) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for figure in figures:
         for number, result in enumerate(figure.rounds, 1):
-            statements = "/".join(str(entry["statements"]) for entry in result.deliveries)
+            statements = " + ".join(
+                f"{entry['statements']} ({entry['groups']} groups, {entry['duration_ms']:.0f} ms)"
+                for entry in result.deliveries
+            )
             mutations = " / ".join(f"{seconds * 1000:.0f}" for seconds in result.mutation_seconds)
             lines.append(
                 f"| {figure.database} | {number} | {result.received:,} of {result.due:,} "
                 f"| {result.delivery(0.5) * 1000:.0f} / {result.delivery(0.99) * 1000:.0f} / "
                 f"{max(result.delivery_seconds, default=float('nan')) * 1000:.0f} ms "
-                f"| {mutations} ms | {result.healthz_max_seconds * 1000:.0f} ms "
+                f"| {mutations} ms | {result.healthz_subscribing_max_seconds * 1000:.0f} / "
+                f"{result.healthz_max_seconds * 1000:.0f} ms "
                 f"| {figure.idle_mib:.0f} / {result.rss_peak_mib:.0f} / "
                 f"{result.rss_after_mib:.0f} | {statements} |"
             )
@@ -425,14 +438,14 @@ def _dialects(arguments: argparse.Namespace) -> list[str]:
 
 
 async def _migrated(database_url: str) -> None:
-    """The database at the latest migration (`gql-blog database upgrade`)."""
+    """The database at the latest migration (`gql-blog db upgrade`)."""
     process = await asyncio.create_subprocess_exec(
         str(GQL_BLOG),
-        "database",
+        "db",
         "upgrade",
         env=os.environ | {"GQL_BLOG_DATABASE_URL": database_url},
     )
-    assert await process.wait() == 0, f"gql-blog database upgrade failed on {database_url}"
+    assert await process.wait() == 0, f"gql-blog db upgrade failed on {database_url}"
 
 
 async def _main(arguments: argparse.Namespace) -> None:

@@ -35,6 +35,7 @@ async def test_four_thousand_subscriptions_on_one_worker(database_url: str) -> N
         assert max(result.delivery_seconds) < 10  # every event reached every subscriber
         assert max(result.mutation_seconds) < 2
         assert result.healthz_max_seconds < 2
+        assert result.healthz_subscribing_max_seconds < 5
         # One delivery per event (the two mutations' events may share a batch), each loading
         # per (selection, audience) group, never per subscriber: 2,000 subscribers an event.
         assert sum(entry["subscribers"] for entry in result.deliveries) == result.due

@@ -2,8 +2,10 @@
 
 import asyncio
 import json
+import logging
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
@@ -16,12 +18,14 @@ import httpx
 import pytest
 import websockets
 from gql.transport.websockets import WebsocketsTransport
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from gql_blog import auth, events, metrics, models
 from gql_blog.config import Settings
 from gql_blog.db import create_sessionmaker
+from gql_blog.loaders import Loaders
+from gql_blog.schema.fanout import fanout_of
 from gql_blog.schema.ids import encode_global_id
 from tests.committed import empty_tables
 from tests.factories import make_comment, make_post, make_user
@@ -34,6 +38,7 @@ from tests.live import (
     mutate,
     socket_client,
 )
+from tests.test_timeouts import slow_statement
 
 COMMENT_ADDED = """
 subscription ($postId: ID!) { commentAdded(postId: $postId) { content author { username } } }
@@ -526,3 +531,139 @@ async def test_a_subscription_failing_on_the_database_says_it_is_unavailable(
             "extensions": {"code": "DATABASE_UNAVAILABLE"},
         }
     ]
+
+
+# Subscribers served in groups: one answer per (operation, audience), sent to each member.
+CONTENT = "subscription ($postId: ID!) { commentAdded(postId: $postId) { content } }"
+WITH_AUTHOR = COMMENT_ADDED
+
+
+async def _users_and_posts(
+    committed: Committed, *, published: bool
+) -> tuple[models.User, models.User, str]:
+    """An author, an admin, and a post of the author's."""
+    async with committed.sessions() as session:
+        author = await make_user(session)
+        admin = await make_user(session, is_admin=True)
+        post = await make_post(session, author=author, published=published)
+        await session.commit()
+    return author, admin, encode_global_id("Post", post.id)
+
+
+async def test_one_answer_per_operation_and_audience_reaches_every_member(
+    server: str, committed: Committed, caplog: pytest.LogCaptureFixture
+) -> None:
+    author, admin, post_id = await _users_and_posts(committed, published=True)
+    author_token, admin_token = (
+        await committed.token_for(author),
+        await committed.token_for(admin),
+    )
+    variables = {"postId": post_id}
+    caplog.set_level(logging.INFO, logger="gql_blog.schema.fanout")
+    async with (
+        socket_client(server) as first,
+        socket_client(server) as second,
+        socket_client(server, admin_token) as admins,
+    ):
+        await first.subscribe("a", CONTENT, variables)
+        await first.subscribe("b", WITH_AUTHOR, variables)
+        await second.subscribe("c", CONTENT, variables)
+        await second.subscribe("d", CONTENT, variables)
+        await admins.subscribe("e", CONTENT, variables)
+        await mutate(server, "{ __typename }")  # the subscriptions have joined their groups
+        await _comment(server, author_token, post_id, "Hello.")
+
+        received = [
+            await first.receive(),
+            await first.receive(),
+            await second.receive(),
+            await second.receive(),
+            await admins.receive(),
+        ]
+
+    assert sorted(message["id"] for message in received) == ["a", "b", "c", "d", "e"]
+    for message in received:
+        assert message["payload"]["data"]["commentAdded"]["content"] == "Hello."
+    [delivered] = [r for r in caplog.records if r.getMessage() == "subscription.delivered"]
+    # Anonymous with two operations, the admins with one: three answers for five subscriptions.
+    assert (delivered.groups, delivered.subscribers) == (3, 5)  # type: ignore[attr-defined]
+
+
+async def test_an_admin_demoted_meanwhile_leaves_the_admins_group(
+    server: str, committed: Committed, engine: AsyncEngine
+) -> None:
+    author, demoted, draft_id = await _users_and_posts(committed, published=False)
+    async with committed.sessions() as session:
+        keeper = await make_user(session, is_admin=True)
+        public = await make_post(session, author=author, published=True)
+        await session.commit()
+    public_id = encode_global_id("Post", public.id)
+    author_token = await committed.token_for(author)
+    async with (
+        socket_client(server, await committed.token_for(demoted)) as was_admin,
+        socket_client(server, await committed.token_for(keeper)) as still_admin,
+    ):
+        for client in (was_admin, still_admin):  # both in one group: same operation, admins
+            await client.subscribe("draft", CONTENT, {"postId": draft_id})
+            await client.subscribe("public", CONTENT, {"postId": public_id})
+        await mutate(server, "{ __typename }")
+        async with engine.begin() as connection:
+            demote = update(models.User).where(models.User.id == demoted.id)
+            await connection.execute(demote.values(is_admin=False))
+        await _comment(server, author_token, draft_id, "Draft note.")
+        await _comment(server, author_token, public_id, "Open.")
+
+        first_of_demoted = await was_admin.receive()
+        first_of_admin = await still_admin.receive()
+
+    # The draft's comment was committed first: an admin gets it first, a user never.
+    assert first_of_admin["id"] == "draft"
+    assert first_of_demoted["id"] == "public"
+
+
+async def test_nothing_is_kept_once_the_subscriptions_end(
+    server: str, bus: events.EventBus, committed: Committed
+) -> None:
+    author, _, post_id = await _users_and_posts(committed, published=True)
+    token = await committed.token_for(author)
+    fanout = fanout_of(bus)
+    for _ in range(3):
+        async with socket_client(server) as first, socket_client(server, token) as second:
+            await first.subscribe("1", CONTENT, {"postId": post_id})
+            await second.subscribe("1", WITH_AUTHOR, {"postId": post_id})
+            await _comment(server, token, post_id, "Seen.")
+            await first.receive()
+            await second.receive()
+            assert fanout.group_count == 2
+
+    await asyncio.wait_for(bus.hub.wait_idle(), WAIT_SECONDS)  # the dispatcher stopped listening
+    assert fanout.group_count == 0
+
+
+async def test_an_operation_completed_by_the_client_stops_its_statement(
+    settings: Settings, bus: events.EventBus, dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered, ended = asyncio.Event(), asyncio.Event()
+
+    async def slow(self: Loaders, username: str) -> None:
+        async def statement(session: AsyncSession) -> None:
+            entered.set()
+            try:
+                await session.scalar(text(slow_statement(dialect, 20)))
+            finally:
+                ended.set()
+
+        await self.db.locked(statement)
+
+    monkeypatch.setattr(Loaders, "user_by_username", slow)
+    async with live_server(settings, bus=bus) as address, socket_client(address) as client:
+        await client.subscribe("1", '{ user(username: "ada") { id } }')
+        await asyncio.wait_for(entered.wait(), WAIT_SECONDS)
+        await asyncio.sleep(0.2)  # the statement is on its way to the database
+        started = time.perf_counter()
+        await client.send({"id": "1", "type": "complete"})
+        await asyncio.wait_for(ended.wait(), 10)
+        stopped_after = time.perf_counter() - started
+
+    # Waited for (as before), the statement would have run its 20 s.
+    assert stopped_after < 2, f"the statement ran {stopped_after:.2f} s after `complete`"

@@ -1,5 +1,6 @@
 """A worker's websocket limits: sockets in all, per client address, and message size."""
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -8,8 +9,11 @@ from dataclasses import replace
 import pytest
 import websockets
 
+from bench.fanout import serving
 from gql_blog import events
 from gql_blog.config import Settings
+from gql_blog.schema.context import SocketOperation
+from gql_blog.schema.fanout import TOO_SLOW, Member
 from tests.live import PROTOCOL, SocketClient, live_server, socket_client
 
 POST_PUBLISHED = "subscription { postPublished { title } }"
@@ -133,3 +137,66 @@ async def test_the_limit_counts_bytes_not_characters(limited: str) -> None:
         code, _ = await client.closed()
 
     assert code == 4413
+
+
+async def test_a_message_over_the_limit_closes_a_real_server_s_socket(database_url: str) -> None:
+    # uvicorn (as `gql-blog serve` runs it) reads messages up to twice the body limit: those
+    # over the limit get 4413 naming the setting, longer ones uvicorn's own 1009, unread.
+    async with serving(database_url, GQL_BLOG_MAX_BODY_BYTES="2000") as server:
+        closes = []
+        for size in (3000, 10_000):
+            async with socket_client(server.address) as client:
+                query = "{ __typename }" + " " * size
+                await client.send({"id": "1", "type": "subscribe", "payload": {"query": query}})
+                closes.append(await client.closed())
+
+    assert closes[0][0] == 4413
+    assert "GQL_BLOG_MAX_BODY_BYTES" in (closes[0][1] or "")
+    assert closes[1][0] == 1009
+
+
+def _member(limit: int) -> tuple[Member, list[str], list[tuple[int, str]]]:
+    sent: list[str] = []
+    closed: list[tuple[int, str]] = []
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    async def close(code: int, reason: str) -> None:
+        closed.append((code, reason))
+
+    operation = SocketOperation("op-1", "subscription { postPublished { id } }", None, None, send)
+    return Member(operation, None, close, limit), sent, closed
+
+
+async def test_a_member_sends_each_answer_under_its_own_id() -> None:
+    member, sent, closed = _member(limit=3)
+    member.offer('{"data":{"x":1}}')
+    member.offer('{"data":{"x":2}}')
+    member.end(1000, "done")  # before it sent anything: what still waits is dropped
+    await member.serve()
+
+    assert sent == []
+    assert closed == [(1000, "done")]
+
+    member, sent, closed = _member(limit=3)
+    serving_task = asyncio.create_task(member.serve())
+    member.offer('{"data":{"x":1}}')
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    member.end(1000, "done")
+    await serving_task
+
+    assert [json.loads(text) for text in sent] == [
+        {"id": "op-1", "type": "next", "payload": {"data": {"x": 1}}}
+    ]
+
+
+async def test_a_member_whose_answers_pile_up_is_closed_as_too_slow() -> None:
+    member, sent, closed = _member(limit=2)
+    for number in range(3):  # nobody sends meanwhile: the third finds two waiting
+        member.offer(f'{{"data":{{"x":{number}}}}}')
+    await member.serve()
+
+    assert sent == []
+    assert closed == [TOO_SLOW]

@@ -39,6 +39,7 @@ from weakref import WeakKeyDictionary
 import orjson
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
@@ -152,7 +153,10 @@ class Member:
                     await self._close(*self._ending)
                 return
             if self._waiting:
-                await self._send(self._prefix + self._waiting.popleft() + "}")
+                try:
+                    await self._send(self._prefix + self._waiting.popleft() + "}")
+                except WebSocketDisconnected:
+                    return  # the client left: its operations end with the socket
                 continue
             self._wake.clear()
             await self._wake.wait()
