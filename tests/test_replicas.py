@@ -38,7 +38,7 @@ from tests.live import CREATE_POST, GQL_BLOG, REGISTER, free_port, serve_process
 logger = logging.getLogger(__name__)
 
 DATABASE = "blog"
-WAIT_SECONDS = 20  # a replica's state changes within a check or two (a second apart)
+WAIT_SECONDS = 60  # a replica that restarts catches up with the primary first (10 s or so)
 TITLES = "query Titles { posts(first: 50) { nodes { title } } }"
 
 
