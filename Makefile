@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint format bench bench-memory bench-profile bench-fanout soak attack wrk schema examples clean
+.PHONY: serve test lint format bench bench-memory bench-profile bench-fanout bench-pgbouncer soak attack wrk schema examples clean
 
 # Exits 0 on a Python gql_blog runs on.
 SUPPORTED := import sys; sys.exit(sys.version_info < (3, 11))
@@ -94,6 +94,11 @@ bench-memory: $(BENCH_STAMP) wrk
 # Where gql_blog's CPU goes (py-spy), with the planner off and on (about 2 minutes).
 bench-profile: $(BENCH_STAMP) wrk
 	$(BIN)/python -m bench.profile $(BENCH_ARGS)
+
+# The planned reads straight to PostgreSQL and through PgBouncer in transaction mode (about
+# 2 minutes; bench/through_pgbouncer.py). BENCH_ARGS=--check starts it all without wrk.
+bench-pgbouncer: $(BENCH_STAMP) wrk
+	$(BIN)/python -m bench.through_pgbouncer $(BENCH_ARGS)
 
 # Two workers on PostgreSQL under a mixed load, subscribers listening, 5 minutes (bench/soak).
 # CI runs `make soak SOAK_ARGS="--seconds 20"`.

@@ -50,6 +50,11 @@ class Settings:
     database_replica_urls: tuple[str, ...] = ()
     # A replica further behind the primary than this is skipped until it catches up.
     replica_max_lag_seconds: float = 5.0
+    # PostgreSQL behind PgBouncer in transaction pooling mode: no named prepared statement is
+    # kept, planned reads run in a transaction, and LISTEN goes to database_listen_url.
+    pgbouncer: bool = False
+    # PostgreSQL: where the event bus LISTENs (a direct connection); default: database_url.
+    database_listen_url: str | None = None
     pool_size: int = 10
     max_overflow: int = 10
     pool_recycle_seconds: int = 1800
@@ -132,6 +137,8 @@ class Settings:
             ),
             database_replica_urls=reader.replica_urls("DATABASE_REPLICA_URLS"),
             replica_max_lag_seconds=reader.seconds("REPLICA_MAX_LAG_SECONDS", 5.0),
+            pgbouncer=reader.boolean("PGBOUNCER", False),
+            database_listen_url=_optional_url(environ, "GQL_BLOG_DATABASE_LISTEN_URL"),
             pool_size=reader.integer("POOL_SIZE", 10, minimum=1),
             max_overflow=reader.integer("MAX_OVERFLOW", 10, minimum=0),
             pool_recycle_seconds=reader.integer("POOL_RECYCLE_SECONDS", 1800, minimum=1),
@@ -213,6 +220,17 @@ class Settings:
                 f"GQL_BLOG_DATABASE_URL is {settings.dialect}; leave "
                 "GQL_BLOG_DATABASE_REPLICA_URLS empty (SQLite and MariaDB have no replicas here)"
             )
+        if settings.pgbouncer and settings.dialect != "postgresql":
+            raise ConfigError(
+                "GQL_BLOG_PGBOUNCER: PgBouncer pools PostgreSQL connections, and "
+                f"GQL_BLOG_DATABASE_URL is {settings.dialect}; leave GQL_BLOG_PGBOUNCER unset"
+            )
+        if settings.pgbouncer and settings.database_listen_url is None:
+            raise ConfigError(
+                "GQL_BLOG_DATABASE_LISTEN_URL: with GQL_BLOG_PGBOUNCER=true, set it to a direct "
+                "PostgreSQL URL (not PgBouncer's): LISTEN does not work through transaction "
+                "pooling, and subscriptions need it"
+            )
         if settings.otel and not _installed("opentelemetry.sdk"):
             raise ConfigError(
                 "GQL_BLOG_OTEL: tracing needs the otel extra: pip install 'gql-blog[otel]'"
@@ -222,6 +240,11 @@ class Settings:
     @property
     def dialect(self) -> str:
         return make_url(self.database_url).get_backend_name()
+
+    @property
+    def listen_url(self) -> str:
+        """Where the PostgreSQL event bus LISTENs."""
+        return self.database_listen_url or self.database_url
 
 
 def setting_variables() -> frozenset[str]:
@@ -259,6 +282,11 @@ def _installed(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:  # its parent package is missing
         return False
+
+
+def _optional_url(environ: Mapping[str, str], variable: str) -> str | None:
+    raw = environ.get(variable)
+    return normalize_database_url(raw, variable=variable) if raw else None
 
 
 def normalize_database_url(raw: str, *, variable: str = "GQL_BLOG_DATABASE_URL") -> str:

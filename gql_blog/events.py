@@ -487,7 +487,7 @@ def create_bus(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -
     retention = timedelta(seconds=settings.event_retention_seconds)
     if settings.dialect == "postgresql":
         return PostgresBus(
-            sessions, settings.database_url, queue_size=queue_size, retention=retention
+            sessions, settings.listen_url, queue_size=queue_size, retention=retention
         )
     if settings.dialect == "sqlite" and make_url(settings.database_url).database in _IN_MEMORY:
         return InProcessBus(queue_size=queue_size)

@@ -25,6 +25,17 @@ from gql_blog.events import EventBus
 from tests import factories
 
 WAIT_SECONDS = 5
+# Writes for tests on live servers: a new account (its token), a published post (its title).
+REGISTER = """mutation($username: String!, $email: String!) {
+  register(input: {username: $username, email: $email, password: "secret1234"}) {
+    ... on AuthPayload { token }
+  }
+}"""
+CREATE_POST = """mutation($title: String!) {
+  createPost(input: {title: $title, content: "Written live.", published: true}) {
+    __typename ... on Post { title }
+  }
+}"""
 PROTOCOL = "graphql-transport-ws"
 GQL_BLOG = Path(sys.executable).with_name("gql-blog")
 

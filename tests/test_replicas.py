@@ -33,22 +33,12 @@ from bench import cluster
 from gql_blog import migrations
 from gql_blog.replicas import COMMIT_LSN_HEADER
 from tests.databases import require, server_url
-from tests.live import GQL_BLOG, free_port, serve_process
+from tests.live import CREATE_POST, GQL_BLOG, REGISTER, free_port, serve_process
 
 logger = logging.getLogger(__name__)
 
 DATABASE = "blog"
-WAIT_SECONDS = 20  # a replica's state changes within a check or two (a second apart)
-REGISTER = """mutation($username: String!, $email: String!) {
-  register(input: {username: $username, email: $email, password: "secret1234"}) {
-    ... on AuthPayload { token }
-  }
-}"""
-CREATE_POST = """mutation($title: String!) {
-  createPost(input: {title: $title, content: "Replicated.", published: true}) {
-    __typename ... on Post { title }
-  }
-}"""
+WAIT_SECONDS = 60  # a replica that restarts catches up with the primary first (10 s or so)
 TITLES = "query Titles { posts(first: 50) { nodes { title } } }"
 
 
