@@ -205,6 +205,21 @@ def _groups_statement(groupings: Sequence[_Grouping], limit: int) -> Select[Any]
     )
 
 
+def groups_statement(
+    *,
+    viewer: models.User | None,
+    where: Filter | None,
+    group_by: Sequence[GroupField],
+    limit: int,
+) -> Select[Any]:
+    """The statement of `post_groups`: the keys (one column per distinct field), then count,
+    first and last created_at."""
+    groupings = [_grouping(field) for field in dict.fromkeys(group_by)]
+    return _groups_statement(groupings, limit).where(
+        visible(models.Post, viewer), *filter_conditions(where)
+    )
+
+
 async def post_groups(
     db: SerialSession,
     *,
@@ -215,9 +230,7 @@ async def post_groups(
 ) -> list[PostGroup]:
     """Visible posts grouped by `group_by` (in that order of keys): count desc, then keys asc."""
     groupings = [_grouping(field) for field in dict.fromkeys(group_by)]
-    stmt = _groups_statement(groupings, limit).where(
-        visible(models.Post, viewer), *filter_conditions(where)
-    )
+    stmt = groups_statement(viewer=viewer, where=where, group_by=group_by, limit=limit)
     groups = []
     for row in await db.rows(stmt):
         values, (count, first, last) = row[: len(groupings)], row[len(groupings) :]
