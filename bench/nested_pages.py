@@ -6,7 +6,9 @@ change of SQL shows as itself: each statement runs `--runs` times after two warm
 median and fastest are printed, with the database's plan (EXPLAIN).
 
 The data is the 10x bench data set (10,000 users, 100,000 posts, 500,000 comments, 40 tags):
-`prepare` seeds an empty database at URL with `gql-blog seed` and ANALYZEs it.
+`prepare` creates the database at URL, migrates it and seeds it with `gql-blog seed` (once);
+`run` ANALYZEs it and times the cases. `make bench-statements` does both on each of
+`STATEMENT_URLS` (see the Makefile).
 
     .venv/bin/python -m bench.nested_pages prepare sqlite+aiosqlite:////tmp/nested.sqlite
     .venv/bin/python -m bench.nested_pages run sqlite+aiosqlite:////tmp/nested.sqlite
@@ -31,9 +33,10 @@ from types import SimpleNamespace
 from typing import Any, Final
 
 import click
-from sqlalchemy import Select, select, text
+from sqlalchemy import Select, func, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import CompileError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from bench import datasets
 from gql_blog import db, migrations, models, search, stats
@@ -193,11 +196,50 @@ def main() -> None:
     """Per-parent pages, search and groups: their statements timed on the 10x data set."""
 
 
+async def _create_database(url: str) -> None:
+    """Create URL's database on its PostgreSQL or MariaDB server unless it exists."""
+    target = make_url(url)
+    name = target.database
+    if target.get_backend_name() == "sqlite" or name is None:
+        return
+    postgresql = target.get_backend_name() == "postgresql"
+    server = target.set(database="postgres" if postgresql else "mysql")
+    engine = create_async_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            if postgresql:
+                found = await connection.scalar(
+                    text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+                )
+                if not found:
+                    await connection.execute(text(f'CREATE DATABASE "{name}"'))
+            else:
+                await connection.execute(
+                    text(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4")
+                )
+    finally:
+        await engine.dispose()
+
+
+async def _posts(url: str) -> int:
+    engine = db.create_engine(Settings(database_url=url))
+    try:
+        async with engine.connect() as connection:
+            return int(await connection.scalar(select(func.count()).select_from(models.Post)))
+    finally:
+        await engine.dispose()
+
+
 @main.command()
 @click.argument("url")
 def prepare(url: str) -> None:
-    """Migrate and seed the empty database at URL with the 10x data set."""
+    """Create, migrate and seed the database at URL with the 10x data set (once: a database
+    that holds posts already is left as it is)."""
+    asyncio.run(_create_database(url))
     migrations.upgrade(url)
+    if asyncio.run(_posts(url)):
+        click.echo(f"{url}: seeded already")
+        return
     command = [str(Path(sys.executable).with_name("gql-blog")), "seed", *PLAN.cli_arguments()]
     subprocess.run(command, env=datasets.server_environment(url), check=True)
 
