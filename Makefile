@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint format bench bench-memory bench-profile bench-fanout bench-pgbouncer soak attack wrk schema examples clean
+.PHONY: serve test lint format bench bench-memory bench-profile bench-fanout bench-pgbouncer bench-statements soak attack wrk schema examples clean
 
 # Exits 0 on a Python gql_blog runs on.
 SUPPORTED := import sys; sys.exit(sys.version_info < (3, 11))
@@ -115,6 +115,18 @@ attack: $(STAMP)
 # servers of GQL_BLOG_TEST_POSTGRES_URL / GQL_BLOG_TEST_MYSQL_URL (scratch databases).
 bench-fanout: $(STAMP)
 	$(BIN)/python -m bench.fanout $(FANOUT_ARGS)
+
+# Per-parent pages, search and groups: their SQL statements timed on the 10x data set, on each
+# database of STATEMENT_URLS (created and seeded on first use; bench/nested_pages.py).
+STATEMENT_URLS ?= sqlite+aiosqlite:///bench/results/statements.sqlite \
+	postgresql+asyncpg://postgres@127.0.0.1:5432/gqlb_statements \
+	mysql+asyncmy://root@127.0.0.1:3306/gqlb_statements
+bench-statements: $(STAMP)
+	mkdir -p bench/results
+	for url in $(STATEMENT_URLS); do \
+		$(BIN)/python -m bench.nested_pages prepare $$url && \
+		$(BIN)/python -m bench.nested_pages run $$url $(STATEMENT_ARGS) || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(GRAPHENE_VENV) bench/postgraphile/node_modules \
