@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint format bench bench-memory bench-profile bench-fanout soak attack wrk schema examples clean
+.PHONY: serve test lint format bench bench-memory bench-profile bench-fanout bench-pgbouncer bench-statements soak attack wrk schema examples clean
 
 # Exits 0 on a Python gql_blog runs on.
 SUPPORTED := import sys; sys.exit(sys.version_info < (3, 11))
@@ -95,6 +95,11 @@ bench-memory: $(BENCH_STAMP) wrk
 bench-profile: $(BENCH_STAMP) wrk
 	$(BIN)/python -m bench.profile $(BENCH_ARGS)
 
+# The planned reads straight to PostgreSQL and through PgBouncer in transaction mode (about
+# 2 minutes; bench/through_pgbouncer.py). BENCH_ARGS=--check starts it all without wrk.
+bench-pgbouncer: $(BENCH_STAMP) wrk
+	$(BIN)/python -m bench.through_pgbouncer $(BENCH_ARGS)
+
 # Two workers on PostgreSQL under a mixed load, subscribers listening, 5 minutes (bench/soak).
 # CI runs `make soak SOAK_ARGS="--seconds 20"`.
 soak: $(STAMP) wrk
@@ -110,6 +115,18 @@ attack: $(STAMP)
 # servers of GQL_BLOG_TEST_POSTGRES_URL / GQL_BLOG_TEST_MYSQL_URL (scratch databases).
 bench-fanout: $(STAMP)
 	$(BIN)/python -m bench.fanout $(FANOUT_ARGS)
+
+# Per-parent pages, search and groups: their SQL statements timed on the 10x data set, on each
+# database of STATEMENT_URLS (created and seeded on first use; bench/nested_pages.py).
+STATEMENT_URLS ?= sqlite+aiosqlite:///bench/results/statements.sqlite \
+	postgresql+asyncpg://postgres@127.0.0.1:5432/gqlb_statements \
+	mysql+asyncmy://root@127.0.0.1:3306/gqlb_statements
+bench-statements: $(STAMP)
+	mkdir -p bench/results
+	for url in $(STATEMENT_URLS); do \
+		$(BIN)/python -m bench.nested_pages prepare $$url && \
+		$(BIN)/python -m bench.nested_pages run $$url $(STATEMENT_ARGS) || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(GRAPHENE_VENV) bench/postgraphile/node_modules \

@@ -6,7 +6,8 @@ one `gql-blog serve` (one worker, default settings) is attacked class by class:
 
 1. fragments: 23 named fragments each spreading the next twice (20 to 23 levels);
 2. unpriced scans: 30 aliases of a case-insensitive substring count; twenty of them at once
-   beside another client's ordinary reads; relation filters nested two and three deep;
+   beside another client's ordinary reads; relation filters nested two and three deep, and
+   the deepest the limits allow; one such count alone (priced within the cost limit);
 3. a websocket fan-out round: 200 sockets x 20 subscriptions, one addComment, one createPost;
 4. the sign-in lockout: wrong passwords at 2/s from a new X-Forwarded-For each time while the
    owner signs in (the attacker's loopback address is a trusted proxy, uvicorn's default);
@@ -202,6 +203,16 @@ NESTED_2 = (
 NESTED_3 = (
     "{ posts(first: 0, where: {comments: {some: {author: {posts: {every: {comments: {some: "
     '{content: {contains: "zqx", mode: INSENSITIVE}}}}}}}}}) { totalCount } }'
+)
+
+# The deepest relation filter the default limits let through (3 relations, `not`s up to the
+# filter depth of 10), and one case-insensitive count (priced under the default cost limit).
+DEEPEST_ALLOWED = (
+    "{ posts(first: 0, where: {not: {comments: {every: {not: {author: {not: {posts: {every:"
+    ' {not: {not: {content: {contains: "zqx", mode: INSENSITIVE}}}}}}}}}}}}) { totalCount } }'
+)
+ONE_SCAN = (
+    '{ posts(first: 0, where: {content: {contains: "zqx", mode: INSENSITIVE}}) { totalCount } }'
 )
 
 
@@ -463,6 +474,8 @@ def attacks(scale: Scale) -> list[tuple[str, Callable[[Target], Awaitable[str]]]
         ),
         ("2. relation filter nested 2 deep", _one(NESTED_2)),
         ("2. relation filter nested 3 deep", _one(NESTED_3)),
+        ("2. deepest relation filter allowed (3 + nots)", _one(DEEPEST_ALLOWED)),
+        ("2. one contains/INSENSITIVE totalCount", _one(ONE_SCAN)),
         (
             f"3. {scale.sockets} sockets x {scale.subscriptions_per_socket} subscriptions",
             _fan_out(scale.sockets, scale.subscriptions_per_socket),

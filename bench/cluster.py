@@ -5,7 +5,7 @@ there too. initdb refuses to run as root: as root, the cluster belongs to the `p
 user (its folder is a fresh one under /tmp that the user can reach); otherwise to the caller.
 With the bench's `SETTINGS`, `pg_stat_statements` is preloaded, so the run can count the SELECTs
 each request sends. Tests that restart the database use `LEAN_SETTINGS`, and `Cluster.stop` and
-`Cluster.start` on the same port and folder.
+`Cluster.start` on the same port and folder. `throwaway_replica` adds a streaming replica.
 """
 
 import contextlib
@@ -118,6 +118,36 @@ def throwaway_cluster(
             subprocess.run(_stop_command(folder, "fast"), check=False, capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
         say("postgresql: cluster stopped and deleted")
+
+
+@contextlib.contextmanager
+def throwaway_replica(
+    primary: Cluster,
+    *,
+    port: int,
+    say: Callable[[str], None],
+    settings: Mapping[str, str] = LEAN_SETTINGS,
+) -> Iterator[Cluster]:
+    """A streaming replica of `primary` on 127.0.0.1:`port` (`pg_basebackup -R`: a copy of its
+    data that replays its WAL as it comes), hot standby; stopped and deleted after."""
+    folder = Path(tempfile.mkdtemp(prefix="gqlb-pg-replica-", dir="/tmp"))
+    data = folder / "data"
+    try:
+        _give_to_cluster_user(folder)
+        _run([*_cluster_user(), str(PG_BIN / "pg_basebackup"), "-D", str(data),
+              "-h", "127.0.0.1", "-p", str(primary.port), "-U", SUPERUSER,
+              "-R", "-X", "stream", "-c", "fast"])  # fmt: skip
+        configured = {**settings, "port": str(port), "unix_socket_directories": f"'{folder}'"}
+        with (data / "postgresql.conf").open("a", encoding="utf-8") as conf:
+            conf.writelines(f"{name} = {value}\n" for name, value in configured.items())
+        pid = _start(folder, primary.core)
+        say(f"postgresql: streaming replica of port {primary.port} on port {port}, in {folder}")
+        yield Cluster(port=port, folder=folder, postmaster_pid=pid, core=primary.core)
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run(_stop_command(folder, "fast"), check=False, capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        say("postgresql: replica stopped and deleted")
 
 
 def _start(folder: Path, core: int | None) -> int:

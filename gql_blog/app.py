@@ -8,11 +8,12 @@ import gc
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError, parse, validate
+from graphql import GraphQLError, get_operation_ast, parse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -42,12 +43,14 @@ from gql_blog import (
     migrations,
     persisted_queries,
     readiness,
+    replicas,
     tracing,
     websocket,
 )
 from gql_blog.caches import LruCache
 from gql_blog.config import Settings
 from gql_blog.plan.planner import Planner
+from gql_blog.row_counts import RowCounts
 from gql_blog.schema import limits, schema
 from gql_blog.schema.context import Context
 from gql_blog.schema.documents import CachedDocument, DocumentCache
@@ -75,6 +78,8 @@ class State(TypedDict):
     events: events.EventBus
     # PostgreSQL: the planned read path's connections (None elsewhere, and in tests' sessions).
     reads: db.ReadPool | None
+    # The primary and the read replicas (None in tests' sessions).
+    databases: replicas.Databases | None
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -99,8 +104,10 @@ class GraphQLApp(GraphQL[Context, None]):
         self.tracer = tracer
         self.planning = settings.planner
         self.planner = Planner(schema)
-        self._costs: LruCache[tuple[str, Any, str | None], int] = LruCache(4096)
+        self._costs: LruCache[tuple[str, Any, str | None, int], int] = LruCache(4096)
         self.documents = DocumentCache(settings.document_cache_bytes)
+        # The tables' row counts the cost model prices by; the lifespan keeps them fresh.
+        self.row_counts = RowCounts()
         self.persisted = _persisted_queries(settings)
         self.expensive = admission.ExpensiveRequests(settings)
         self.sockets = websocket.SocketCount(settings)
@@ -178,7 +185,7 @@ class GraphQLApp(GraphQL[Context, None]):
         operation = await graphql_http.plain_operation(request)
         if operation is None:
             return None
-        data = self.persisted.resolve(operation)
+        data = await self.persisted.resolve(operation)
         if isinstance(data, persisted_queries.UnresolvedRequest):
             return None  # trusted-documents mode refuses it: the view answers why
         sub_response = await self.get_sub_response(request)
@@ -265,11 +272,16 @@ class GraphQLApp(GraphQL[Context, None]):
             request_data.query,
             request_data.operation_name,
             _variables_key(request_data.variables),
+            self.row_counts.version,  # new counts, new prices
         )
         cost = self._costs.get(key) if key[2] is not None else None
         if cost is None:
             cost, errors = limits.request_limit_errors(
-                cached.document, request_data.operation_name, request_data.variables, self.settings
+                cached.document,
+                request_data.operation_name,
+                request_data.variables,
+                self.settings,
+                counts=self.row_counts,
             )
             if errors:
                 return None
@@ -297,10 +309,7 @@ class GraphQLApp(GraphQL[Context, None]):
             document = parse(query, max_tokens=self.settings.max_tokens)
         except GraphQLError:
             return None  # strawberry parses it again and answers why
-        rules = limits.validation_rules(self.settings)
-        errors = validate(
-            schema._schema, document, rules, hide_suggestions=not self.settings.introspection
-        )
+        errors = limits.validate_document(schema._schema, document, self.settings)
         return self.documents.put(query, document, errors)
 
     def _with_caching_headers(self, request: Request, response: Response) -> Response:
@@ -317,6 +326,7 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def _read_request(self, request: Request) -> Request:
         """The request with its body read within the size limit (POST only, JSON only)."""
+        graphql_http.refuse_long_url(request)
         graphql_http.refuse_unsafe_content_type(request)
         if request.method != "POST":
             return request
@@ -327,6 +337,7 @@ class GraphQLApp(GraphQL[Context, None]):
         if isinstance(request, WebSocket):
             return self._socket_context(request)
         serial: db.SerialSession = request.scope[_SESSION_KEY]
+        reads = _read_from_replica(request, serial)
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         authorization = request.headers.get("authorization")
         token = auth.bearer_token(authorization)
@@ -341,8 +352,9 @@ class GraphQLApp(GraphQL[Context, None]):
             settings=self.settings,
             request_id=request_id,
             documents=self.documents,
+            row_counts=self.row_counts,
             events=request.scope["state"]["events"],
-            reads=request.scope["state"].get("reads"),
+            reads=reads,
             token=token,
             client_address=request.client.host if request.client else None,
             tracer=self.tracer,
@@ -359,6 +371,7 @@ class GraphQLApp(GraphQL[Context, None]):
             settings=self.settings,
             request_id=socket.headers.get("x-request-id") or uuid.uuid4().hex,
             documents=self.documents,
+            row_counts=self.row_counts,
             events=socket.scope["state"]["events"],
             client_address=socket.client.host if socket.client else None,
             tracer=self.tracer,
@@ -409,19 +422,55 @@ class GraphQLApp(GraphQL[Context, None]):
         root_value: None,
         sub_response: Response,
     ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
-        if not isinstance(request_data, list):
-            return await super().execute_operation(
+        databases: replicas.Databases | None = request.scope["state"].get("databases")
+        writes = bool(databases and databases.replicas) and self._writes(request_data)
+        if writes:
+            assert databases is not None
+            context.db.use_primary()  # the writes, and every read after them, on the primary
+            context.reads = databases.primary.reads
+        result: ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult
+        if isinstance(request_data, list):
+            result = await self._execute_batch(
+                request, request_adapter, request_data, context, sub_response
+            )
+        else:
+            result = await super().execute_operation(
                 request, request_adapter, request_data, context, root_value, sub_response
             )
+        if writes:
+            assert databases is not None
+            # Read-your-writes: sent back, it keeps the client's reads off replicas behind it.
+            position = await databases.primary_position(context.db)
+            sub_response.headers[replicas.COMMIT_LSN_HEADER] = position
+        return result
+
+    def _writes(self, request_data: GraphQLRequestData | list[GraphQLRequestData]) -> bool:
+        """Whether any operation of the request is a mutation."""
+        for data in request_data if isinstance(request_data, list) else [request_data]:
+            query = data.query
+            cached = (self.documents.get(query) or self._validated(query)) if query else None
+            if cached is None:
+                continue
+            operation = get_operation_ast(cached.document, data.operation_name)
+            if operation is not None and operation.operation.value == "mutation":
+                return True
+        return False
+
+    async def _execute_batch(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: list[GraphQLRequestData],
+        context: Context,
+        sub_response: Response,
+    ) -> list[ExecutionResult]:
         # A batch shares one session, so its operations run one after another (strawberry
         # gathers them), each with fresh loaders: a mutation's writes show in what follows.
         results = []
         for data in request_data:
             fresh = dataclasses.replace(context, _loaders=None, lookahead={})
             results.append(
-                await self.execute_single(
-                    request, request_adapter, sub_response, fresh, root_value, data
-                )
+                await self.execute_single(request, request_adapter, sub_response, fresh, None, data)
             )
         return results
 
@@ -432,7 +481,7 @@ class GraphQLApp(GraphQL[Context, None]):
         if isinstance(data, GraphQLRequestData):
             graphql_http.refuse_bad_operation_name(data.operation_name)
         # Before anything else reads `query`: a persisted query's hash becomes its text here.
-        return self.persisted.resolve_all(data)
+        return await self.persisted.resolve_all(data)
 
     def _validate_batch_request(
         self, request_data: list[GraphQLRequestData], protocol: GraphQLRequestProtocol
@@ -453,6 +502,25 @@ class GraphQLApp(GraphQL[Context, None]):
         if not isinstance(value, dict | list):
             raise HTTPException(400, "The request body must be a JSON object.")
         return value
+
+
+def _read_from_replica(request: Request, serial: db.SerialSession) -> db.ReadPool | None:
+    """Route the request's reads to a replica that has replayed what the client wrote (its
+    `GQL-Blog-Commit-LSN` header), if one is usable; the read pool its planned reads use."""
+    state = request.scope["state"]
+    databases: replicas.Databases | None = state.get("databases")
+    header = request.headers.get(replicas.COMMIT_LSN_HEADER)
+    if databases is None or not databases.replicas:
+        return state.get("reads")  # type: ignore[no-any-return]  # the state is a TypedDict
+    try:
+        min_lsn = None if header is None else replicas.parse_lsn(header)
+    except replicas.BadLsnError as error:
+        bad = GraphQLError(str(error), extensions={"code": "BAD_USER_INPUT"})
+        raise graphql_http.RequestRefused(400, bad) from None
+    server = databases.for_reads(min_lsn)
+    if server is not databases.primary:
+        serial.read_from(server.sessions)
+    return server.reads
 
 
 def _variables_key(variables: Any) -> str | None:
@@ -495,9 +563,12 @@ def _readyz(head: str) -> Callable[[Request], Awaitable[Response]]:
     async def readyz(request: Request) -> Response:
         """200 once the database answers and is at the latest migration; else 503 and why."""
         problem = await readiness.readiness_problem(request.state.sessions, head=head)
+        databases: replicas.Databases | None = getattr(request.state, "databases", None)
+        shown = {"replicas": databases.readiness()} if databases and databases.replicas else {}
         if problem is not None:
-            return JSONResponse({"status": "unavailable", "reason": problem}, status_code=503)
-        return JSONResponse({"status": "ready", "revision": head})
+            body = {"status": "unavailable", "reason": problem, **shown}
+            return JSONResponse(body, status_code=503)
+        return JSONResponse({"status": "ready", "revision": head, **shown})
 
     return readyz
 
@@ -515,33 +586,58 @@ def _lifespan(
     sessions: async_sessionmaker[AsyncSession] | None,
     tracer: "Tracer | None",
     bus: events.EventBus | None,
+    persisted: persisted_queries.PersistedQueries,
+    row_counts: RowCounts,
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[State]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        retention = timedelta(seconds=settings.persisted_query_retention_seconds)
         if sessions is not None:
+            persisted.share(persisted_queries.SharedQueries(sessions, retention=retention))
             # Sessions given by a test share one transaction: only in-process events fit.
             local = bus or events.InProcessBus(queue_size=settings.subscriber_queue_size)
-            yield {"sessions": sessions, "events": local, "reads": None}
+            yield {"sessions": sessions, "events": local, "reads": None, "databases": None}
             return
         engine = db.create_engine(settings)
         if tracer is not None:
             tracing.instrument_engine(engine, tracer)
         engine_sessions = db.create_sessionmaker(engine)
+        persisted.share(persisted_queries.SharedQueries(engine_sessions, retention=retention))
         chosen = bus or events.create_bus(settings, engine_sessions)
         await chosen.start()
         reads = await db.ReadPool.open(settings, engine) if settings.planner else None
+        replica_list = [
+            await replicas.open_replica(settings, url) for url in settings.database_replica_urls
+        ]
+        if tracer is not None:
+            for replica in replica_list:
+                tracing.instrument_engine(replica.engine, tracer)
+        databases = replicas.Databases(
+            primary=replicas.Server("primary", engine, engine_sessions, reads),
+            replicas=replica_list,
+            max_lag_seconds=settings.replica_max_lag_seconds,
+        )
+        databases.start()
+        await row_counts.refresh(engine)
+        counting = asyncio.create_task(
+            row_counts.keep_fresh(engine, settings.row_counts_refresh_seconds)
+        )
         # What the process built to start (modules, the schema, the engine) lives as long as it
         # serves: out of the collector's sight, full collections stay short (no slow p99 tail).
         gc.freeze()
         try:
-            yield {"sessions": engine_sessions, "events": chosen, "reads": reads}
+            yield {
+                "sessions": engine_sessions,
+                "events": chosen,
+                "reads": reads,
+                "databases": databases,
+            }
         finally:
             gc.unfreeze()
+            counting.cancel()
             # uvicorn runs this after the in-flight requests have finished.
             await chosen.stop()
-            if reads is not None:
-                await reads.close()
-            await engine.dispose()
+            await databases.close()  # every server's pools, the primary's too
 
     return lifespan
 
@@ -577,7 +673,7 @@ def create_app(
             Route("/readyz", _readyz(migrations.head_revision()), methods=["GET"]),
             Route("/metrics", _metrics(settings), methods=["GET"]),
         ],
-        lifespan=_lifespan(settings, sessions, tracer, bus),
+        lifespan=_lifespan(settings, sessions, tracer, bus, graphql.persisted, graphql.row_counts),
     )
 
 

@@ -23,7 +23,18 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_blog import audit, auth, db, logs, metrics, migrations, models, persisted_queries, seed
+from gql_blog import (
+    audit,
+    auth,
+    db,
+    http_protocol,
+    logs,
+    metrics,
+    migrations,
+    models,
+    persisted_queries,
+    seed,
+)
 from gql_blog.config import PROMETHEUS_MULTIPROC_DIR, ConfigError, Settings, export_to_workers
 from gql_blog.db import error_reason
 
@@ -179,6 +190,8 @@ def serve(host: str, port: int, workers: int, reload: bool, graceful_timeout: in
             workers=workers,
             reload=reload,
             timeout_graceful_shutdown=graceful_timeout,
+            # A GET's overlong URL reaches the app, which answers it as GraphQL JSON.
+            http=http_protocol.BoundedUrlProtocol,
             # Longer websocket messages close with 1009 unread; up to this, those over
             # GQL_BLOG_MAX_BODY_BYTES close with 4413, which names the setting.
             ws_max_size=2 * settings.max_body_bytes,

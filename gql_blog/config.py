@@ -46,6 +46,15 @@ _ORIGIN = re.compile(r"\*|https?://[^/?#\s,]+")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
+    # PostgreSQL: streaming replicas that take the reads (see replicas.py); none by default.
+    database_replica_urls: tuple[str, ...] = ()
+    # A replica further behind the primary than this is skipped until it catches up.
+    replica_max_lag_seconds: float = 5.0
+    # PostgreSQL behind PgBouncer in transaction pooling mode: no named prepared statement is
+    # kept, planned reads run in a transaction, and LISTEN goes to database_listen_url.
+    pgbouncer: bool = False
+    # PostgreSQL: where the event bus LISTENs (a direct connection); default: database_url.
+    database_listen_url: str | None = None
     pool_size: int = 10
     max_overflow: int = 10
     pool_recycle_seconds: int = 1800
@@ -59,6 +68,8 @@ class Settings:
     default_page_size: int = 20
     max_page_size: int = 100
     max_filter_depth: int = 10
+    # Relation filters (`some`/`none`/`every`, to-one nesting) inside each other, at most.
+    max_relation_filter_depth: int = 3
     # Reads the planner covers skip strawberry's executor (see gql_blog/plan/).
     planner: bool = True
     # A request that runs longer is stopped (also each SQL statement, on PostgreSQL and MariaDB).
@@ -66,16 +77,24 @@ class Settings:
     sign_in_window_seconds: int = 300
     sign_in_failures_per_username: int = 10
     sign_in_failures_per_address: int = 50
+    sign_in_failures_per_username_and_address: int = 5
+    # How long an address that signed in to an account stays free of the account's throttle.
+    sign_in_known_address_seconds: int = 30 * 24 * 3600
     # Where worker processes share their Prometheus metrics (prometheus-client's own variable).
     prometheus_multiproc_dir: str | None = None
     otel: bool = False
     # Limits a request is checked against before any SQL runs (API.md, "Limits").
     max_query_depth: int = 12
     max_aliases: int = 30
+    # Field selections once fragments are expanded (each spread counts its fragment's fields).
+    max_fields: int = 2000
     max_tokens: int = 5000
     max_cost: int = 50_000
-    # Requests priced at expensive_cost or more take turns, a few at a time (see admission.py).
-    expensive_cost: int = 10_000
+    # How often each worker reads the tables' row counts again, which the cost model prices by.
+    row_counts_refresh_seconds: float = 300.0
+    # Requests priced at expensive_cost or more take turns, a few at a time (see admission.py):
+    # about 0.2 s of database work in the cost model's units (see pricing.py).
+    expensive_cost: int = 20_000
     max_expensive_requests: int = 2
     expensive_queue_size: int = 10
     max_batch_operations: int = 10
@@ -98,6 +117,8 @@ class Settings:
     event_retention_seconds: int = 3600
     # Automatic persisted queries: registered query texts kept per process, in bytes.
     persisted_query_cache_bytes: int = 16 * 1024 * 1024
+    # The shared table of registered texts: a hash not registered again for this long is pruned.
+    persisted_query_retention_seconds: int = 30 * 24 * 3600
     # A persisted-documents JSON file (hash → text): only its documents run (trusted mode).
     trusted_documents: str | None = None
     # How long shared caches and browsers may keep an anonymous GET answer.
@@ -114,6 +135,10 @@ class Settings:
                 environ.get("GQL_BLOG_DATABASE_URL", DEFAULT_DATABASE_URL),
                 variable="GQL_BLOG_DATABASE_URL",
             ),
+            database_replica_urls=reader.replica_urls("DATABASE_REPLICA_URLS"),
+            replica_max_lag_seconds=reader.seconds("REPLICA_MAX_LAG_SECONDS", 5.0),
+            pgbouncer=reader.boolean("PGBOUNCER", False),
+            database_listen_url=_optional_url(environ, "GQL_BLOG_DATABASE_LISTEN_URL"),
             pool_size=reader.integer("POOL_SIZE", 10, minimum=1),
             max_overflow=reader.integer("MAX_OVERFLOW", 10, minimum=0),
             pool_recycle_seconds=reader.integer("POOL_RECYCLE_SECONDS", 1800, minimum=1),
@@ -127,6 +152,7 @@ class Settings:
             default_page_size=reader.integer("DEFAULT_PAGE_SIZE", 20, minimum=1),
             max_page_size=reader.integer("MAX_PAGE_SIZE", 100, minimum=1),
             max_filter_depth=reader.integer("MAX_FILTER_DEPTH", 10, minimum=1),
+            max_relation_filter_depth=reader.integer("MAX_RELATION_FILTER_DEPTH", 3, minimum=0),
             planner=reader.boolean("PLANNER", True),
             request_timeout_seconds=reader.seconds("REQUEST_TIMEOUT_SECONDS", 15.0),
             sign_in_window_seconds=reader.integer("SIGN_IN_WINDOW_SECONDS", 300, minimum=1),
@@ -136,13 +162,21 @@ class Settings:
             sign_in_failures_per_address=reader.integer(
                 "SIGN_IN_FAILURES_PER_ADDRESS", 50, minimum=1
             ),
+            sign_in_failures_per_username_and_address=reader.integer(
+                "SIGN_IN_FAILURES_PER_USERNAME_AND_ADDRESS", 5, minimum=1
+            ),
+            sign_in_known_address_seconds=reader.integer(
+                "SIGN_IN_KNOWN_ADDRESS_SECONDS", 30 * 24 * 3600, minimum=1
+            ),
             prometheus_multiproc_dir=environ.get(PROMETHEUS_MULTIPROC_DIR) or None,
             otel=reader.boolean("OTEL", False),
             max_query_depth=reader.integer("MAX_QUERY_DEPTH", 12, minimum=1),
             max_aliases=reader.integer("MAX_ALIASES", 30, minimum=0),
+            max_fields=reader.integer("MAX_FIELDS", 2000, minimum=1),
             max_tokens=reader.integer("MAX_TOKENS", 5000, minimum=1),
             max_cost=reader.integer("MAX_COST", 50_000, minimum=1),
-            expensive_cost=reader.integer("EXPENSIVE_COST", 10_000, minimum=1),
+            row_counts_refresh_seconds=reader.seconds("ROW_COUNTS_REFRESH_SECONDS", 300.0),
+            expensive_cost=reader.integer("EXPENSIVE_COST", 20_000, minimum=1),
             max_expensive_requests=reader.integer("MAX_EXPENSIVE_REQUESTS", 2, minimum=1),
             expensive_queue_size=reader.integer("EXPENSIVE_QUEUE_SIZE", 10, minimum=0),
             max_batch_operations=reader.integer("MAX_BATCH_OPERATIONS", 10, minimum=0),
@@ -169,6 +203,9 @@ class Settings:
             persisted_query_cache_bytes=reader.integer(
                 "PERSISTED_QUERY_CACHE_BYTES", 16 * 1024 * 1024, minimum=0
             ),
+            persisted_query_retention_seconds=reader.integer(
+                "PERSISTED_QUERY_RETENTION_SECONDS", 30 * 24 * 3600, minimum=60
+            ),
             trusted_documents=environ.get("GQL_BLOG_TRUSTED_DOCUMENTS") or None,
             cache_max_age_seconds=reader.integer("CACHE_MAX_AGE_SECONDS", 60, minimum=0),
         )
@@ -176,6 +213,23 @@ class Settings:
             raise ConfigError(
                 "GQL_BLOG_DEFAULT_PAGE_SIZE must not exceed GQL_BLOG_MAX_PAGE_SIZE "
                 f"({settings.default_page_size} > {settings.max_page_size})"
+            )
+        if settings.database_replica_urls and settings.dialect != "postgresql":
+            raise ConfigError(
+                "GQL_BLOG_DATABASE_REPLICA_URLS: read replicas need a PostgreSQL database, and "
+                f"GQL_BLOG_DATABASE_URL is {settings.dialect}; leave "
+                "GQL_BLOG_DATABASE_REPLICA_URLS empty (SQLite and MariaDB have no replicas here)"
+            )
+        if settings.pgbouncer and settings.dialect != "postgresql":
+            raise ConfigError(
+                "GQL_BLOG_PGBOUNCER: PgBouncer pools PostgreSQL connections, and "
+                f"GQL_BLOG_DATABASE_URL is {settings.dialect}; leave GQL_BLOG_PGBOUNCER unset"
+            )
+        if settings.pgbouncer and settings.database_listen_url is None:
+            raise ConfigError(
+                "GQL_BLOG_DATABASE_LISTEN_URL: with GQL_BLOG_PGBOUNCER=true, set it to a direct "
+                "PostgreSQL URL (not PgBouncer's): LISTEN does not work through transaction "
+                "pooling, and subscriptions need it"
             )
         if settings.otel and not _installed("opentelemetry.sdk"):
             raise ConfigError(
@@ -186,6 +240,11 @@ class Settings:
     @property
     def dialect(self) -> str:
         return make_url(self.database_url).get_backend_name()
+
+    @property
+    def listen_url(self) -> str:
+        """Where the PostgreSQL event bus LISTENs."""
+        return self.database_listen_url or self.database_url
 
 
 def setting_variables() -> frozenset[str]:
@@ -223,6 +282,11 @@ def _installed(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:  # its parent package is missing
         return False
+
+
+def _optional_url(environ: Mapping[str, str], variable: str) -> str | None:
+    raw = environ.get(variable)
+    return normalize_database_url(raw, variable=variable) if raw else None
 
 
 def normalize_database_url(raw: str, *, variable: str = "GQL_BLOG_DATABASE_URL") -> str:
@@ -297,6 +361,22 @@ class _Reader:
 
         expected = "comma-separated origins such as https://blog.example.com, or *"
         return self._read(name, (), parse, expected)
+
+    def replica_urls(self, name: str) -> tuple[str, ...]:
+        """Comma-separated PostgreSQL URLs, each moved to its async driver (empty: none)."""
+        variable = f"GQL_BLOG_{name}"
+        urls = []
+        for raw in self.environ.get(variable, "").split(","):
+            if not raw.strip():
+                continue
+            url = normalize_database_url(raw.strip(), variable=variable)
+            if make_url(url).get_backend_name() != "postgresql":
+                raise ConfigError(
+                    f"{variable}: read replicas are PostgreSQL streaming replicas; "
+                    f"{make_url(url).get_backend_name()!r} is not one"
+                )
+            urls.append(url)
+        return tuple(urls)
 
     def _read(self, name: str, default: T, parse: Callable[[str], T], expected: str) -> T:
         variable = f"GQL_BLOG_{name}"

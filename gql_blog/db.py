@@ -7,6 +7,7 @@ import logging
 import socket
 import sqlite3
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -216,9 +217,30 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
 
 
 def _connect_args(backend: str, settings: Settings) -> dict[str, Any]:
+    if backend == "postgresql" and settings.pgbouncer:
+        return _connect_timeout(backend, settings.pool_timeout_seconds) | _PGBOUNCER_ARGS
     return _connect_timeout(backend, settings.pool_timeout_seconds) | _statement_timeout(
         backend, settings.request_timeout_seconds
     )
+
+
+def _unique_statement_name() -> str:
+    return f"__gql_blog_{uuid.uuid4().hex}__"
+
+
+# PgBouncer in transaction pooling mode (1.18: no prepared statements of its own) hands each
+# transaction whichever server connection is free: a statement prepared under a name in one
+# transaction is unknown in the next, and two clients' `__asyncpg_stmt_1__` meet on one server
+# connection. So asyncpg caches none (its own introspection included), SQLAlchemy's statements
+# are prepared under names no other client uses and never reused, and no startup parameter
+# PgBouncer would refuse (statement_timeout) is sent: set it for the role instead (README).
+# `server_settings` stays, empty: the read pool adds its application_name, which PgBouncer keeps.
+_PGBOUNCER_ARGS: dict[str, Any] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": _unique_statement_name,
+    "server_settings": {},
+}
 
 
 def _replace_closed_connection(
@@ -355,10 +377,32 @@ class SerialSession:
             raise TypeError("SerialSession takes a session or a session factory")
         self._session = session
         self._sessions = sessions
+        self._primary: async_sessionmaker[AsyncSession] | None = None  # set by `read_from`
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Task[Any]] = set()
         self._running: asyncio.Task[Any] | None = None  # the task holding the lock
         self._session_driver: Any = None  # what `driver_connection` handed out
+
+    def read_from(self, replica: async_sessionmaker[AsyncSession]) -> None:
+        """Open the session on `replica` (a read replica's sessions) instead, until the request
+        writes (`use_primary`). Only before the session opened."""
+        if self._sessions is None or self._session is not None:
+            raise RuntimeError("only a session not yet opened can read from a replica")
+        self._primary = self._primary or self._sessions
+        self._sessions = replica
+
+    def use_primary(self) -> None:
+        """The request writes: its session opens on the primary (where it would anyway without
+        replicas). Called before the request's first statement."""
+        if self._primary is None or self._sessions is self._primary:
+            return
+        if self._session is not None:
+            raise RuntimeError("the request's session opened on a replica before it wrote")
+        self._sessions = self._primary
+
+    @property
+    def on_replica(self) -> bool:
+        return self._primary is not None and self._sessions is not self._primary
 
     @property
     def session(self) -> AsyncSession:
@@ -540,9 +584,12 @@ class ReadPool:
     closed (a database restart) is replaced at its next checkout.
     """
 
-    def __init__(self, pool: asyncpg.Pool, *, timeout: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, timeout: float, pgbouncer: bool = False) -> None:
         self._pool = pool
         self._timeout = timeout
+        # Behind PgBouncer's transaction pooling, asyncpg's Parse/Describe then Bind/Execute of
+        # one statement may reach two server connections unless a transaction holds one.
+        self._in_transaction = pgbouncer
 
     @classmethod
     async def open(cls, settings: Settings, engine: AsyncEngine) -> "ReadPool | None":
@@ -555,6 +602,8 @@ class ReadPool:
         if "prepared_statement_cache_size" in arguments:
             arguments["statement_cache_size"] = arguments.pop("prepared_statement_cache_size")
         connect = _connect_args("postgresql", settings)
+        for sqlalchemy_only in ("prepared_statement_cache_size", "prepared_statement_name_func"):
+            connect.pop(sqlalchemy_only, None)
         connect["server_settings"] = connect["server_settings"] | {
             "application_name": READ_POOL_APPLICATION_NAME
         }
@@ -567,7 +616,7 @@ class ReadPool:
             reset=_nothing_to_reset,
         )
         await pool  # min_size 0: opens no connection yet, so a database down at start is fine
-        return cls(pool, timeout=settings.pool_timeout_seconds)
+        return cls(pool, timeout=settings.pool_timeout_seconds, pgbouncer=settings.pgbouncer)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -586,7 +635,11 @@ class ReadPool:
         finally:
             metrics.observe_pool_checkout(time.perf_counter() - started)
         try:
-            yield connection
+            if self._in_transaction:
+                async with connection.transaction(readonly=True):
+                    yield connection
+            else:
+                yield connection
         finally:
             await self._pool.release(connection)  # asyncpg shields the release
 

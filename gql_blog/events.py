@@ -2,8 +2,9 @@
 
 Writes note events in the session (`note`) while the mutation's transaction runs; the mutation
 runner hands them to the bus before the commit (`EventBus.record`: a transport that travels in
-the transaction, such as PostgreSQL's NOTIFY, goes out with it) and after it (`EventBus.committed`:
-in-process delivery). A rolled-back transaction publishes nothing (`discard`).
+the transaction, such as an outbox row and PostgreSQL's NOTIFY, goes out with it) and after it
+(`EventBus.committed`: in-process delivery). A rolled-back transaction publishes nothing
+(`discard`).
 
 Each worker delivers to its own listeners through one `Hub`: every listener has a bounded
 queue, and one that falls too far behind is cut off (`ListenerTooSlowError`) instead of holding
@@ -11,8 +12,8 @@ the others up or growing without bound.
 
     EventBus            one interface
     ├── InProcessBus    one worker: the hub is the whole transport
-    ├── PostgresBus     PostgreSQL: NOTIFY with the commit, LISTEN on a dedicated connection
     └── OutboxBus       SQLite, MariaDB: an outbox row with the commit, polled by every worker
+        └── PostgresBus PostgreSQL: the outbox too, each worker woken to read it by a NOTIFY
 """
 
 import abc
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 # Events of the current transaction, in the session's info until it commits or rolls back.
 PENDING_KEY = "gql_blog.pending_events"
 DEFAULT_QUEUE_SIZE = 100
+# PostgreSQL: a worker reads the outbox when a NOTIFY wakes it, and at least this often.
+POSTGRES_POLL_SECONDS = 5.0
 
 
 class Kind(enum.StrEnum):
@@ -224,93 +227,9 @@ class InProcessBus(EventBus):
         self.hub.deliver(events)
 
 
-class PostgresBus(EventBus):
-    """PostgreSQL: NOTIFY in the mutation's transaction, LISTEN on a dedicated connection.
-
-    PostgreSQL sends a transaction's notifications when it commits, and to every session that
-    listens, so every worker on every machine sharing the database delivers every event (this
-    one's too, through its own LISTEN). The listening connection lives outside the pool; when it
-    breaks, it is opened again and listens again. Events committed while it is down are missed.
-    """
-
-    def __init__(self, database_url: str, *, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
-        super().__init__(queue_size=queue_size)
-        self._dsn = make_url(database_url).set(drivername="postgresql")
-        self._listening: asyncio.Task[None] | None = None
-        self._connection: asyncpg.Connection | None = None
-        self._connected = asyncio.Condition()
-        self.connections_made = 0
-
-    @property
-    def listener_pid(self) -> int | None:
-        """The server process id of the listening connection (None while it is down)."""
-        return None if self._connection is None else self._connection.get_server_pid()
-
-    async def wait_connected(self, count: int) -> None:
-        """Return once the listening connection has been (re)opened `count` times in all."""
-        async with self._connected:
-            await self._connected.wait_for(lambda: self.connections_made >= count)
-
-    async def start(self) -> None:
-        self._listening = asyncio.create_task(self._listen_forever(), context=contextvars.Context())
-
-    async def stop(self) -> None:
-        if self._listening is not None:
-            self._listening.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._listening
-
-    async def record(self, session: AsyncSession, events: Sequence[Event]) -> None:
-        if not events:
-            return
-        payloads = [event.encode() for event in events]
-        await session.execute(_NOTIFY, {"channel": CHANNEL, "payloads": payloads})
-
-    def committed(self, events: Sequence[Event]) -> None:
-        return  # the NOTIFY went out with the commit; our own LISTEN delivers it here too
-
-    async def _listen_forever(self) -> None:
-        delay = _RECONNECT_FIRST_DELAY
-        while True:
-            try:
-                await self._listen_once()
-                delay = _RECONNECT_FIRST_DELAY
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                logger.warning("events.listen_failed", extra={"reason": str(error)})
-            await asyncio.sleep(delay)  # a broken database gets a pause, not a tight loop
-            delay = min(delay * 2, _RECONNECT_MAX_DELAY)
-
-    async def _listen_once(self) -> None:
-        """Listen until the connection breaks."""
-        dsn = self._dsn.render_as_string(hide_password=False)
-        connection = await asyncpg.connect(dsn)
-        lost = asyncio.Event()
-        connection.add_termination_listener(lambda _connection: lost.set())
-        try:
-            await connection.add_listener(CHANNEL, self._on_notification)
-            self._connection = connection
-            async with self._connected:
-                self.connections_made += 1
-                self._connected.notify_all()
-            logger.info("events.listening", extra={"channel": CHANNEL})
-            await lost.wait()
-            logger.warning("events.listen_connection_lost", extra={"channel": CHANNEL})
-        finally:
-            self._connection = None
-            if not connection.is_closed():
-                await connection.close()
-
-    def _on_notification(self, connection: object, pid: int, channel: str, payload: str) -> None:
-        try:
-            event = Event.decode(payload)
-        except ValueError:
-            logger.warning("events.bad_payload", extra={"channel": channel})
-            return
-        self.hub.deliver([event])
-
-
 class OutboxBus(EventBus):
-    """SQLite and MariaDB: an outbox row in the mutation's transaction, polled by every worker.
+    """An outbox row in the mutation's transaction, polled by every worker (on PostgreSQL,
+    `PostgresBus`, woken by a NOTIFY).
 
     A worker polls only while someone listens to it, from the rows written since. Ids grow
     with each insert, but a transaction may commit after one with a higher id; so each
@@ -382,8 +301,12 @@ class OutboxBus(EventBus):
                     await self.prune()
             except (OSError, SQLAlchemyError) as error:
                 logger.warning("events.poll_failed", extra={"reason": str(error)})
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._poll_interval)
+            await self._wait_for_next_poll()
+
+    async def _wait_for_next_poll(self) -> None:
+        """Until the next poll is due (or the bus stops)."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), self._poll_interval)
 
     async def _skip_history(self, since: datetime) -> None:
         """What was written before anyone here listened (`since`) is history: skip it."""
@@ -427,6 +350,118 @@ class OutboxBus(EventBus):
             await session.execute(stmt.execution_options(**_BACKGROUND))
 
 
+class PostgresBus(OutboxBus):
+    """PostgreSQL: the outbox (a row per event, in the mutation's transaction) plus a NOTIFY
+    that wakes every worker to read it, on a dedicated LISTEN connection.
+
+    What a worker delivers is read from the outbox, never from a notification: a NOTIFY only
+    says "look now". So an event committed while a worker's LISTEN connection is down (a
+    database restart, a network blip, a killed backend) is not lost: the worker polls as soon as
+    it listens again, and at least every `poll_interval` seconds meanwhile, and finds the row.
+    The listening connection lives outside the pool (and, behind PgBouncer in transaction mode,
+    goes straight to PostgreSQL: `listen_url`); when it breaks, it is opened again.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        listen_url: str,
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        poll_interval: float = POSTGRES_POLL_SECONDS,
+        retention: timedelta = timedelta(hours=1),
+    ) -> None:
+        super().__init__(
+            sessions, queue_size=queue_size, poll_interval=poll_interval, retention=retention
+        )
+        self._dsn = make_url(listen_url).set(drivername="postgresql")
+        self._listening: asyncio.Task[None] | None = None
+        self._connection: asyncpg.Connection | None = None
+        self._connected = asyncio.Condition()
+        self._wake = asyncio.Event()
+        self.connections_made = 0
+
+    @property
+    def listener_pid(self) -> int | None:
+        """The server process id of the listening connection (None while it is down)."""
+        return None if self._connection is None else self._connection.get_server_pid()
+
+    async def wait_connected(self, count: int) -> None:
+        """Return once the listening connection has been (re)opened `count` times in all."""
+        async with self._connected:
+            await self._connected.wait_for(lambda: self.connections_made >= count)
+
+    async def start(self) -> None:
+        self._listening = asyncio.create_task(self._listen_forever(), context=contextvars.Context())
+        await super().start()
+
+    async def stop(self) -> None:
+        if self._listening is not None:
+            self._listening.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._listening
+        await super().stop()
+
+    async def record(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        await super().record(session, events)
+        # Sent with the commit, to every listening worker (this one too); PostgreSQL folds
+        # a transaction's identical notifications into one.
+        await session.execute(_NOTIFY, {"channel": CHANNEL})
+
+    async def _wait_for_next_poll(self) -> None:
+        """Until a NOTIFY (or a new LISTEN connection) wakes the bus, at most `poll_interval`."""
+        waits = {
+            asyncio.ensure_future(self._stopping.wait()),
+            asyncio.ensure_future(self._wake.wait()),
+        }
+        try:
+            await asyncio.wait(
+                waits, timeout=self._poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for wait in waits:
+                wait.cancel()
+        self._wake.clear()  # before the poll: a NOTIFY during it wakes the next one
+
+    async def _listen_forever(self) -> None:
+        delay = _RECONNECT_FIRST_DELAY
+        while True:
+            try:
+                await self._listen_once()
+                delay = _RECONNECT_FIRST_DELAY
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                logger.warning("events.listen_failed", extra={"reason": str(error)})
+            await asyncio.sleep(delay)  # a broken database gets a pause, not a tight loop
+            delay = min(delay * 2, _RECONNECT_MAX_DELAY)
+
+    async def _listen_once(self) -> None:
+        """Listen until the connection breaks."""
+        dsn = self._dsn.render_as_string(hide_password=False)
+        connection = await asyncpg.connect(dsn)
+        lost = asyncio.Event()
+        connection.add_termination_listener(lambda _connection: lost.set())
+        try:
+            await connection.add_listener(CHANNEL, self._on_notification)
+            self._connection = connection
+            # What was committed while no connection listened is in the outbox: read it now.
+            self._wake.set()
+            async with self._connected:
+                self.connections_made += 1
+                self._connected.notify_all()
+            logger.info("events.listening", extra={"channel": CHANNEL})
+            await lost.wait()
+            logger.warning("events.listen_connection_lost", extra={"channel": CHANNEL})
+        finally:
+            self._connection = None
+            if not connection.is_closed():
+                await connection.close()
+
+    def _on_notification(self, connection: object, pid: int, channel: str, payload: str) -> None:
+        self._wake.set()
+
+
 # A transaction that commits later than this after writing its outbox row may go unseen.
 OUTBOX_GRACE_SECONDS = 10
 _POLL_BATCH = 1000
@@ -435,9 +470,8 @@ _BACKGROUND = {db.BACKGROUND: True}
 _POLLS_PER_PRUNE = 240
 
 CHANNEL = "gql_blog_events"
-_NOTIFY = text(
-    "SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS text[])) AS payload"
-)
+_NOTIFY = text("SELECT pg_notify(:channel, '')")
+
 _RECONNECT_FIRST_DELAY = 0.1
 # At most a second between tries: after a restart, subscriptions resume within a second of the
 # database's return (a refused connection a second costs the database nothing).
@@ -450,15 +484,18 @@ def create_bus(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -
     An in-memory SQLite database lives in one process only: in-process events suffice there.
     """
     queue_size = settings.subscriber_queue_size
+    retention = timedelta(seconds=settings.event_retention_seconds)
     if settings.dialect == "postgresql":
-        return PostgresBus(settings.database_url, queue_size=queue_size)
+        return PostgresBus(
+            sessions, settings.listen_url, queue_size=queue_size, retention=retention
+        )
     if settings.dialect == "sqlite" and make_url(settings.database_url).database in _IN_MEMORY:
         return InProcessBus(queue_size=queue_size)
     return OutboxBus(
         sessions,
         queue_size=queue_size,
         poll_interval=settings.event_poll_interval_ms / 1000,
-        retention=timedelta(seconds=settings.event_retention_seconds),
+        retention=retention,
     )
 
 

@@ -28,6 +28,7 @@ from strawberry.types import ExecutionResult
 
 from gql_blog import db
 from gql_blog.caches import LruCache
+from gql_blog.http_protocol import MAX_URL_BYTES, URL_BYTES_EXTENSION
 from gql_blog.schema.errors import (
     OUTAGE_CODES,
     QueryTooComplexError,
@@ -194,6 +195,14 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
             raise _body_too_large(max_bytes, f"more than {max_bytes}")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def refuse_long_url(request: Request) -> None:
+    """A URL past `MAX_URL_BYTES` (its query dropped by the server's protocol) is a 414."""
+    url_bytes = request.scope.get("extensions", {}).get(URL_BYTES_EXTENSION)
+    if url_bytes is not None:
+        error = QueryTooComplexError("URL bytes", maximum=MAX_URL_BYTES, value=url_bytes)
+        raise RequestRefused(414, error)
 
 
 def _body_too_large(max_bytes: int, value: int | str) -> RequestRefused:

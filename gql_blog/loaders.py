@@ -117,6 +117,7 @@ class Relation:
     name: str
     model: type[models.Base]
     parent_key: Callable[[], SQLColumnExpression[int]]
+    parent: type[models.Base]  # the model whose id the parent key holds
     through_tags: bool = False
 
     def select_from(self, *columns: Any) -> Select[Any]:
@@ -129,12 +130,90 @@ class Relation:
 RELATIONS = {
     relation.name: relation
     for relation in (
-        Relation("User.posts", models.Post, lambda: models.Post.user_id),
-        Relation("User.comments", models.Comment, lambda: models.Comment.user_id),
-        Relation("Post.comments", models.Comment, lambda: models.Comment.post_id),
-        Relation("Tag.posts", models.Post, lambda: models.post_tags.c.tag_id, through_tags=True),
+        Relation("User.posts", models.Post, lambda: models.Post.user_id, models.User),
+        Relation("User.comments", models.Comment, lambda: models.Comment.user_id, models.User),
+        Relation("Post.comments", models.Comment, lambda: models.Comment.post_id, models.Post),
+        Relation(
+            "Tag.posts",
+            models.Post,
+            lambda: models.post_tags.c.tag_id,
+            models.Tag,
+            through_tags=True,
+        ),
     )
 }
+
+
+def walked_pages(
+    relation: Relation,
+    selected: Sequence[Any],
+    request: PageRequest,
+    viewer: Viewer | None,
+    parent_in: Callable[[Any], ColumnElement[bool]],
+) -> Select[Any]:
+    """SQLite: each parent's first `size + 1` children, `(parent_key, *selected)` per row.
+
+    For each parent (the rows of its table whose ids `parent_in` keeps), a correlated
+    `child.id IN (SELECT id ... WHERE parent = it ORDER BY ... LIMIT size + 1)` runs once and
+    walks that parent's children as far as the page needs (an index in the page's order stops
+    after `size + 1` rows): no window ranks every child of every parent. The subquery's own
+    children table shadows the outer one (it correlates with `parents` only), so the
+    visibility, filter and cursor conditions are those of every other page statement.
+    (PostgreSQL has LATERAL for this; MariaDB refuses LIMIT inside IN and re-runs dependent
+    subqueries per joined row, so it ranks, see `ranked_pages`.)
+    """
+    parent: Any = relation.parent
+    parents = select(parent.id.label("parent_key")).where(parent_in(parent.id)).subquery("parents")
+    model: Any = relation.model
+    clauses = request.ordering.clauses(reverse=request.backward)
+    page = (
+        relation.select_from(model.id)
+        .where(
+            relation.parent_key() == parents.c.parent_key,
+            visible(relation.model, viewer),
+            *request.conditions(),
+        )
+        .order_by(*clauses)
+        .limit(request.size + 1)
+        .correlate(parents)
+    )
+    return (
+        select(parents.c.parent_key, *selected)
+        .select_from(parents)
+        .join(relation.model, model.id.in_(page))
+        .order_by(parents.c.parent_key, *clauses)
+    )
+
+
+def ranked_pages(
+    relation: Relation,
+    selected: Sequence[Any],
+    request: PageRequest,
+    viewer: Viewer | None,
+    parent_in: Callable[[Any], ColumnElement[bool]],
+) -> Select[Any]:
+    """Each parent's first `size + 1` children by ROW_NUMBER() over all its matching children,
+    `(parent_key, *selected)` per row."""
+    parent = relation.parent_key()
+    model: Any = relation.model
+    position = func.row_number().over(
+        partition_by=parent, order_by=request.ordering.clauses(reverse=request.backward)
+    )
+    # Rank ids only: sorting narrow rows, not whole posts, keeps the window in memory.
+    ranked = (
+        relation.select_from(
+            model.id.label("row_id"), parent.label("parent_key"), position.label("pos")
+        )
+        .where(parent_in(parent), visible(relation.model, viewer), *request.conditions())
+        .subquery()
+    )
+    # Keep size + 1 rows per parent: the extra row answers hasNextPage without a COUNT.
+    return (
+        select(ranked.c.parent_key, *selected)
+        .join(ranked, model.id == ranked.c.row_id)
+        .where(ranked.c.pos <= request.size + 1)
+        .order_by(ranked.c.parent_key, ranked.c.pos)
+    )
 
 
 def compile_where(
@@ -184,7 +263,7 @@ class ById(DataLoader[int, RowT | None], Generic[RowT]):
 
 
 class ChildPages(DataLoader[int, "Page"]):
-    """One page of children per parent, for all parents in one statement (ROW_NUMBER per parent)."""
+    """One page of children per parent, for all parents in one statement (see `walked_pages`)."""
 
     def __init__(self, loaders: "Loaders", relation: Relation, request: PageRequest):
         super().__init__(max_batch_size=MAX_BATCH)
@@ -194,32 +273,16 @@ class ChildPages(DataLoader[int, "Page"]):
 
     async def batch_load_fn(self, parent_ids: list[int]) -> list[Page]:
         relation, request = self._relation, self._request
-        parent = relation.parent_key()
-        position = func.row_number().over(
-            partition_by=parent, order_by=request.ordering.clauses(reverse=request.backward)
-        )
-        model: Any = relation.model
-        # Rank ids only: sorting narrow rows, not whole posts, keeps the window in memory.
-        ranked = (
-            relation.select_from(
-                model.id.label("row_id"), parent.label("parent_key"), position.label("pos")
-            )
-            .where(
-                parent.in_(parent_ids),
-                visible(relation.model, self._loaders.viewer),
-                *request.conditions(),
-            )
-            .subquery()
-        )
-        # Keep size + 1 rows per parent: the extra row answers hasNextPage without a COUNT.
-        stmt = (
-            select(model, ranked.c.parent_key)
-            .join(ranked, model.id == ranked.c.row_id)
-            .where(ranked.c.pos <= request.size + 1)
-            .order_by(ranked.c.parent_key, ranked.c.pos)
+        pages = walked_pages if self._loaders.db.dialect.name == "sqlite" else ranked_pages
+        stmt = pages(
+            relation,
+            [relation.model],
+            request,
+            self._loaders.viewer,
+            lambda column: column.in_(parent_ids),
         )
         grouped: dict[int, list[Any]] = defaultdict(list)
-        for row, parent_id in await self._loaders.db.rows(stmt):
+        for parent_id, row in await self._loaders.db.rows(stmt):
             grouped[parent_id].append(row)
             self._loaders.remember(row)
         return [request.page(grouped[parent_id]) for parent_id in parent_ids]

@@ -9,7 +9,8 @@ here runs per field.
 Other modules record through the functions below: `observe_operation` (the `OperationMetrics`
 extension, once per operation), `count_limit_refusal` (a query refused by a limit),
 `count_sign_in_throttle` (a sign-in refused by `throttle`), `observe_pool_checkout` and
-`count_pool_timeout` (`db`'s connection pool); subscriptions move `open_subscriptions`.
+`count_pool_timeout` (`db`'s connection pool), `observe_replica` (`replicas`' checks);
+subscriptions move `open_subscriptions`.
 """
 
 import re
@@ -35,13 +36,17 @@ OTHER = "(other)"
 _GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,99}")
 _ERROR_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,49}")
 UNCODED = "NONE"
+# The `path` label of the operations counter: which executor answered the operation.
+PLANNED = "planned"
+EXECUTOR = "executor"
 
 registry = CollectorRegistry()
 
 operations = Counter(
     "gql_blog_graphql_operations",
-    "GraphQL operations by operation name and outcome (success: no errors; error: any).",
-    ["operation", "outcome"],
+    "GraphQL operations by operation name, outcome (success: no errors; error: any) and the path "
+    "that answered them (planned: the planner's statements; executor: strawberry's resolvers).",
+    ["operation", "outcome", "path"],
     registry=registry,
 )
 operation_seconds = Histogram(
@@ -94,6 +99,21 @@ pool_timeouts = Counter(
     "Checkouts that found no connection within GQL_BLOG_POOL_TIMEOUT_SECONDS (SERVER_BUSY).",
     registry=registry,
 )
+replica_usable = Gauge(
+    "gql_blog_db_replica_usable",
+    "1 while a read replica takes reads, 0 while it is skipped (down, not a replica, or lagging "
+    "more than GQL_BLOG_REPLICA_MAX_LAG_SECONDS); with several workers, the lowest of them.",
+    ["replica"],
+    multiprocess_mode="min",
+    registry=registry,
+)
+replica_lag_seconds = Gauge(
+    "gql_blog_db_replica_lag_seconds",
+    "How far a read replica's replay was behind the primary at its last check (seconds).",
+    ["replica"],
+    multiprocess_mode="max",
+    registry=registry,
+)
 
 
 class OperationNames:
@@ -122,15 +142,22 @@ _operation_names = OperationNames()
 
 
 def observe_operation(
-    *, operation: str | None, seconds: float, statements: int, error_codes: Iterable[str | None]
+    *,
+    operation: str | None,
+    seconds: float,
+    statements: int,
+    error_codes: Iterable[str | None],
+    path: str,
 ) -> None:
-    """Record one GraphQL operation; `error_codes` has one entry per top-level error."""
+    """Record one GraphQL operation; `error_codes` has one entry per top-level error, `path` is
+    PLANNED or EXECUTOR (the operations a request never got to run count as EXECUTOR's, as the
+    parse and validation errors strawberry answers do)."""
     label = _operation_names.label(operation)
     has_errors = False
     for code in error_codes:
         has_errors = True
         errors.labels(code if code and _ERROR_CODE.fullmatch(code) else UNCODED).inc()
-    operations.labels(label, "error" if has_errors else "success").inc()
+    operations.labels(label, "error" if has_errors else "success", path).inc()
     operation_seconds.labels(label).observe(seconds)
     operation_statements.observe(statements)
 
@@ -151,6 +178,13 @@ def observe_pool_checkout(seconds: float) -> None:
 
 def count_pool_timeout() -> None:
     pool_timeouts.inc()
+
+
+def observe_replica(replica: str, *, usable: bool, lag_seconds: float | None) -> None:
+    """A replica's last check: whether it takes reads, and its lag when it answered."""
+    replica_usable.labels(replica).set(1 if usable else 0)
+    if lag_seconds is not None:
+        replica_lag_seconds.labels(replica).set(lag_seconds)
 
 
 def clear_directory(multiprocess_dir: str) -> None:

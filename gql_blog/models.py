@@ -413,10 +413,12 @@ class AuthToken(Base):
 
 
 class SignInAttempt(Base):
-    """A sign-in that has not succeeded (yet): recent ones throttle further tries.
+    """A sign-in attempt: recent failed ones throttle further tries, succeeded ones mark the
+    addresses an account is known to sign in from (see gql_blog/throttle.py).
 
-    The username is stored as a digest of its folded form: attempts name any text a client sends,
-    and an unknown username is throttled exactly like a known one.
+    An attempt counts as failed until it succeeds. The username is stored as a digest of its
+    folded form: attempts name any text a client sends, and an unknown username is throttled
+    exactly like a known one.
     """
 
     __tablename__ = "sign_in_attempts"
@@ -426,10 +428,11 @@ class SignInAttempt(Base):
     username_digest: Mapped[str] = mapped_column(string(64), index=True)
     address: Mapped[str] = mapped_column(string(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    succeeded: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class OutboxEvent(Base):
-    """A committed event waiting for every worker to poll it (SQLite and MariaDB; see events.py).
+    """A committed event waiting for every worker to read it (every dialect; see events.py).
 
     Written in the mutation's own transaction, so it exists only if the mutation committed; ids
     only, as every event. Rows older than the retention period are pruned.
@@ -443,3 +446,19 @@ class OutboxEvent(Base):
     post_id: Mapped[int]
     comment_id: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class PersistedQuery(Base):
+    """An automatic persisted query's text by its SHA-256: registered on one worker, it runs on
+    every worker and host sharing the database (see persisted_queries.py).
+
+    `registered_at` moves on each registration; rows not registered again within the retention
+    period are pruned (a client whose hash is gone is told so, and sends the text once more).
+    """
+
+    __tablename__ = "persisted_queries"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    sha256: Mapped[str] = mapped_column(string(64), primary_key=True)
+    query: Mapped[str] = mapped_column(long_text())
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)

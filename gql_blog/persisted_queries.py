@@ -2,10 +2,12 @@
 
 A client sends `extensions.persistedQuery = {version: 1, sha256Hash}`, with the query text or
 without it. With the text, the hash must be the text's SHA-256 (else 400) and the pair is
-registered, in a cache bounded in bytes; without it, a registered hash stands for its text, and
-an unknown one answers `PersistedQueryNotFound` (`PERSISTED_QUERY_NOT_FOUND`), so the client
-sends the text once more. Resolution happens as the request is parsed, before any other step
-sees `query`, for each operation of a batch on its own.
+registered: in the database's `persisted_queries` table (`SharedQueries`), which every worker
+and host reads, and in this process's cache bounded in bytes in front of it. Without the text, a
+registered hash stands for its text (the cache first, then the table), and an unknown one
+answers `PersistedQueryNotFound` (`PERSISTED_QUERY_NOT_FOUND`), so the client sends the text once
+more. Resolution happens as the request is parsed, before any other step sees `query`, for each
+operation of a batch on its own.
 
 With trusted documents (GQL_BLOG_TRUSTED_DOCUMENTS: a JSON object hash → document text, as
 `@graphql-codegen/cli`'s client preset writes `persisted-documents.json`) only those documents
@@ -16,15 +18,20 @@ registered, and any other document is refused (`FORBIDDEN`).
 import dataclasses
 import hashlib
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 from graphql import GraphQLError
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import Executable
 from strawberry.http import GraphQLRequestData
 from strawberry.types import ExecutionResult
 
-from gql_blog import metrics
+from gql_blog import db, metrics, models
 from gql_blog.caches import SizedLruCache
 from gql_blog.config import ConfigError
 from gql_blog.graphql_http import RequestRefused
@@ -53,6 +60,7 @@ class UnresolvedRequest(GraphQLRequestData):
             seconds=0.0,
             statements=0,
             error_codes=[(error.extensions or {}).get("code") for error in errors],
+            path=metrics.EXECUTOR,
         )
         return ExecutionResult(data=None, errors=errors)
 
@@ -124,21 +132,82 @@ def load_trusted_documents(path: str) -> TrustedDocuments:
     return TrustedDocuments(documents)
 
 
+class SharedQueries:
+    """The registered texts every worker and host shares: the `persisted_queries` table.
+
+    Each lookup and registration is a short session of its own on the primary (never the
+    request's: a registration commits whatever the request does next). A registration of a
+    hash already there moves its `registered_at`; every `_REGISTRATIONS_PER_PRUNE`-th one also
+    deletes the rows not registered again within the retention period, so the table cannot
+    grow without bound.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, retention: timedelta) -> None:
+        self._sessions = sessions
+        self._retention = retention
+        self._registrations = 0
+
+    async def get(self, digest: str) -> str | None:
+        stmt = select(models.PersistedQuery.query).where(models.PersistedQuery.sha256 == digest)
+        async with self._sessions() as session:
+            found: str | None = await session.scalar(stmt)
+            return found
+
+    async def register(self, digest: str, query: str) -> None:
+        async with self._sessions() as session, session.begin():
+            now = models.utc_now()
+            await session.execute(_upsert(session, digest, query, now))
+            self._registrations += 1
+            if self._registrations % _REGISTRATIONS_PER_PRUNE == 0:
+                cutoff = now - self._retention
+                await session.execute(
+                    delete(models.PersistedQuery)
+                    .where(models.PersistedQuery.registered_at < cutoff)
+                    .execution_options(**{db.BACKGROUND: True})
+                )
+
+
+_REGISTRATIONS_PER_PRUNE = 100
+
+
+def _upsert(session: AsyncSession, digest: str, query: str, now: Any) -> Executable:
+    """INSERT the row, or move the `registered_at` of the one already there (any dialect)."""
+    values = {"sha256": digest, "query": query, "registered_at": now}
+    table = models.PersistedQuery
+    dialect = session.get_bind().dialect.name
+    if dialect in ("mysql", "mariadb"):
+        return mysql.insert(table).values(values).on_duplicate_key_update(registered_at=now)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(table)
+        .values(values)
+        .on_conflict_do_update(index_elements=["sha256"], set_={"registered_at": now})
+    )
+
+
 class PersistedQueries:
-    """Resolves each operation's query: registered (APQ) or, in trusted mode, from the list."""
+    """Resolves each operation's query: registered (APQ) or, in trusted mode, from the list.
+
+    Registered texts are shared through `shared` once the app has started (`share`); until
+    then (and in unit tests without a database) they stay in this process.
+    """
 
     def __init__(self, *, max_bytes: int, trusted: TrustedDocuments | None = None) -> None:
         self.registered = RegisteredQueries(max_bytes)
         self.trusted = trusted
+        self.shared: SharedQueries | None = None
 
-    def resolve_all(
+    def share(self, shared: SharedQueries | None) -> None:
+        self.shared = shared
+
+    async def resolve_all(
         self, request_data: GraphQLRequestData | list[GraphQLRequestData]
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
         if isinstance(request_data, list):
-            return [self.resolve(data) for data in request_data]
-        return self.resolve(request_data)
+            return [await self.resolve(data) for data in request_data]
+        return await self.resolve(request_data)
 
-    def resolve(self, data: GraphQLRequestData) -> GraphQLRequestData:
+    async def resolve(self, data: GraphQLRequestData) -> GraphQLRequestData:
         """The operation with its query text, or an `UnresolvedRequest` that answers why not."""
         digest = persisted_hash(data.extensions)
         if self.trusted is not None:
@@ -146,13 +215,25 @@ class PersistedQueries:
         if digest is None:
             return data
         if data.query is None:
-            query = self.registered.get(digest)
+            query = await self._registered_text(digest)
             if query is None:
                 return _unresolved(data, _not_found())
             return dataclasses.replace(data, query=query)
         _check_hash(data.query, digest)
-        self.registered.register(digest, data.query)
+        if self.registered.get(digest) is None:
+            if self.shared is not None:
+                await self.shared.register(digest, data.query)
+            self.registered.register(digest, data.query)
         return data
+
+    async def _registered_text(self, digest: str) -> str | None:
+        """The text registered for `digest`: this process's cache first, then the table."""
+        query = self.registered.get(digest)
+        if query is None and self.shared is not None:
+            query = await self.shared.get(digest)
+            if query is not None:
+                self.registered.register(digest, query)
+        return query
 
     def _resolve_trusted(
         self, data: GraphQLRequestData, digest: str | None, trusted: TrustedDocuments

@@ -400,11 +400,11 @@ class PostSearch:
             raise InvalidCursorError(f"invalid cursor {cursor!r}: bad rank or id")
         return float(rank), row_id
 
-    async def page(self, request: SearchRequest) -> SearchPage:
-        """One page of hits, best first; one hit more is fetched to tell whether more follow."""
+    def page_statement(self, request: SearchRequest) -> Select[Any] | None:
+        """The statement of `page`: (post, rank, *snippet parts) per hit; None: no words."""
         strategy = self._strategy
         if strategy is None:
-            return SearchPage(hits=[], has_more=False)
+            return None
         rank = strategy.rank()
         ranked = (
             select(models.Post.id.label("id"), rank.label("search_rank"))
@@ -415,24 +415,35 @@ class PostSearch:
             .subquery("ranked")
         )
         order = _order(ranked.c.search_rank, ranked.c.id, reverse=request.backward)
-        rows = await self._db.rows(strategy.page(ranked).order_by(*order))
+        return strategy.page(ranked).order_by(*order)
+
+    async def page(self, request: SearchRequest) -> SearchPage:
+        """One page of hits, best first; one hit more is fetched to tell whether more follow."""
+        strategy, stmt = self._strategy, self.page_statement(request)
+        if strategy is None or stmt is None:
+            return SearchPage(hits=[], has_more=False)
+        rows = await self._db.rows(stmt)
         hits = [SearchHit(row[0], float(row[1]), strategy.snippet(row[0], row[2:])) for row in rows]
         kept = hits[: request.size]
         if request.backward:
             kept.reverse()
         return SearchPage(hits=kept, has_more=len(hits) > request.size)
 
-    async def count(self) -> int:
-        """How many posts the search finds (visibility and filter applied)."""
+    def count_statement(self) -> Select[Any] | None:
+        """The statement of `count`; None: no words."""
         strategy = self._strategy
         if strategy is None:
-            return 0
-        stmt = (
+            return None
+        return (
             select(func.count())
             .select_from(strategy.source())
             .where(strategy.match(), *self._conditions)
         )
-        return int(await self._db.scalar(stmt))
+
+    async def count(self) -> int:
+        """How many posts the search finds (visibility and filter applied)."""
+        stmt = self.count_statement()
+        return 0 if stmt is None else int(await self._db.scalar(stmt))
 
     async def beyond(self, values: tuple[Any, ...], *, forward: bool) -> bool:
         """Whether any hit lies at a cursor's position or past it in one direction."""

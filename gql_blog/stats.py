@@ -24,6 +24,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.selectable import Subquery
 
 from gql_blog import models
 from gql_blog.db import SerialSession
@@ -139,44 +140,48 @@ async def post_stats(
 
 @dataclass(frozen=True, slots=True)
 class _Grouping:
-    """One group field: its key column, what to GROUP BY and ORDER BY, and the joins it needs."""
+    """One group field: the posts' column grouped by, and what the groups then join and order by.
+
+    The posts are grouped by plain columns (the author's id, the linked tag's id, ...); the
+    names ordering the groups (author, tag) are joined to the groups afterwards, one row per
+    group, not to every post.
+    """
 
     field: GroupField
-    key: SQLColumnExpression[Any]
-    group_by: tuple[SQLColumnExpression[Any], ...]
-    order_by: tuple[SQLColumnExpression[Any], ...]
+    grouped: SQLColumnExpression[Any]
+    # Joins the posts need before grouping (the tags' links): (target, on clause, outer).
     joins: tuple[tuple[Any, ColumnElement[bool], bool], ...] = ()
+
+    @property
+    def name(self) -> str:
+        return _KEY_NAMES[self.field]
+
+    def finish(self, stmt: Select[Any], groups: Subquery) -> tuple[Select[Any], list[Any]]:
+        """Join what orders the groups to `stmt` (over `groups`); the ORDER BY terms."""
+        key = groups.c[self.name]
+        if self.field is GroupField.AUTHOR:
+            author = aliased(models.User, name="group_author")
+            return stmt.join(author, author.id == key), [author.username]
+        if self.field is GroupField.TAG:
+            tag = aliased(models.Tag, name="group_tag")
+            # Among equal counts the untagged group comes last.
+            return stmt.outerjoin(tag, tag.id == key), [key.is_(None), tag.name]
+        return stmt, [key]
 
 
 def _grouping(field: GroupField) -> _Grouping:
-    # Own aliases, so the EXISTS of a `where` on author or tags never correlates with them.
+    # Own aliases, so the EXISTS of a `where` on tags never correlates with them.
     post = models.Post
     if field is GroupField.AUTHOR:
-        author = aliased(models.User, name="group_author")
-        return _Grouping(
-            field,
-            key=author.id,
-            group_by=(author.id, author.username),
-            order_by=(author.username,),
-            joins=((author, author.id == post.user_id, False),),
-        )
+        return _Grouping(field, grouped=post.user_id)
     if field is GroupField.TAG:
         link = models.post_tags.alias("group_post_tags")
-        tag = aliased(models.Tag, name="group_tag")
         return _Grouping(
-            field,
-            key=tag.id,
-            group_by=(tag.id, tag.name),
-            # Among equal counts the untagged group comes last.
-            order_by=(tag.id.is_(None), tag.name),
-            joins=((link, link.c.post_id == post.id, True), (tag, tag.id == link.c.tag_id, True)),
+            field, grouped=link.c.tag_id, joins=((link, link.c.post_id == post.id, True),)
         )
     if field is GroupField.PUBLISHED:
-        return _Grouping(
-            field, key=post.published, group_by=(post.published,), order_by=(post.published,)
-        )
-    month = CreatedMonth(post.created_at)
-    return _Grouping(field, key=month, group_by=(month,), order_by=(month,))
+        return _Grouping(field, grouped=post.published)
+    return _Grouping(field, grouped=CreatedMonth(post.created_at))
 
 
 _KEY_NAMES = {
@@ -187,21 +192,45 @@ _KEY_NAMES = {
 }
 
 
-def _groups_statement(groupings: Sequence[_Grouping], limit: int) -> Select[Any]:
-    count = func.count()
-    stmt = select(
-        *(label(_KEY_NAMES[grouping.field], grouping.key) for grouping in groupings),
-        count,
-        func.min(models.Post.created_at),
-        func.max(models.Post.created_at),
+def _groups_statement(
+    groupings: Sequence[_Grouping], conditions: Sequence[ColumnElement[bool]], limit: int
+) -> Select[Any]:
+    keys = [label(grouping.name, grouping.grouped) for grouping in groupings]
+    inner = select(
+        *keys,
+        func.count().label("count"),
+        func.min(models.Post.created_at).label("first_created_at"),
+        func.max(models.Post.created_at).label("last_created_at"),
     ).select_from(models.Post)
     for grouping in groupings:
         for target, onclause, outer in grouping.joins:
-            stmt = stmt.join(target, onclause, isouter=outer)
-    return (
-        stmt.group_by(*(column for grouping in groupings for column in grouping.group_by))
-        .order_by(count.desc(), *(column for grouping in groupings for column in grouping.order_by))
-        .limit(limit)
+            inner = inner.join(target, onclause, isouter=outer)
+    groups = inner.where(*conditions).group_by(*(g.grouped for g in groupings)).subquery("grouped")
+    stmt = select(
+        *(groups.c[grouping.name] for grouping in groupings),
+        groups.c["count"],
+        groups.c.first_created_at,
+        groups.c.last_created_at,
+    ).select_from(groups)
+    order_by: list[Any] = [groups.c["count"].desc()]
+    for grouping in groupings:
+        stmt, terms = grouping.finish(stmt, groups)
+        order_by += terms
+    return stmt.order_by(*order_by).limit(limit)
+
+
+def groups_statement(
+    *,
+    viewer: models.User | None,
+    where: Filter | None,
+    group_by: Sequence[GroupField],
+    limit: int,
+) -> Select[Any]:
+    """The statement of `post_groups`: the keys (one column per distinct field), then count,
+    first and last created_at."""
+    groupings = [_grouping(field) for field in dict.fromkeys(group_by)]
+    return _groups_statement(
+        groupings, [visible(models.Post, viewer), *filter_conditions(where)], limit
     )
 
 
@@ -215,9 +244,7 @@ async def post_groups(
 ) -> list[PostGroup]:
     """Visible posts grouped by `group_by` (in that order of keys): count desc, then keys asc."""
     groupings = [_grouping(field) for field in dict.fromkeys(group_by)]
-    stmt = _groups_statement(groupings, limit).where(
-        visible(models.Post, viewer), *filter_conditions(where)
-    )
+    stmt = groups_statement(viewer=viewer, where=where, group_by=group_by, limit=limit)
     groups = []
     for row in await db.rows(stmt):
         values, (count, first, last) = row[: len(groupings)], row[len(groupings) :]

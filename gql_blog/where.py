@@ -347,3 +347,12 @@ def canonical_where(where: Mapping[str, Any] | None) -> str:
     if not where:
         return ""
     return orjson.dumps(where, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def relation_of(entity: str, key: str) -> tuple[str, bool] | None:
+    """The entity a relation filter `key` of `entity` reads, and whether it is to-many (its
+    value then holds `some`/`none`/`every` filters); None when `key` is no relation."""
+    relation = _RELATIONS.get(entity, {}).get(key)
+    if relation is None:
+        return None
+    return relation.entity, isinstance(relation, _ToMany)

@@ -222,9 +222,12 @@ async def update_post(
         post.content = content
     if published is not None:
         post.published = published
-    if names is not None and await _replace_tags(session, post, names):
-        # Column changes move updated_at by themselves (onupdate); a tag change must say so.
-        post.updated_at = models.utc_now()
+    # The tag statements must not flush the column changes on their own: the one flush below
+    # writes them with the tags, as one audit UPDATE row for the post.
+    with session.no_autoflush:
+        if names is not None and await _replace_tags(session, post, names):
+            # Column changes move updated_at by themselves (onupdate); a tag change must say so.
+            post.updated_at = models.utc_now()
     await session.flush()
     if becomes_published:
         _note_published(session, post)

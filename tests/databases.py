@@ -36,6 +36,16 @@ def server_url(dialect: str) -> str:
     return normalize_database_url(raw, variable=variable)
 
 
+def require(problem: str | None) -> None:
+    """A test's prerequisite (a program, a package) is missing: skip saying which, or in CI
+    (CI=true), where everything is installed, fail."""
+    if problem is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(problem)
+    pytest.skip(problem)
+
+
 @asynccontextmanager
 async def empty_database(dialect: str, tmp_dir: Path) -> AsyncIterator[str]:
     """A new, empty database for `dialect`; its URL is yielded and the database dropped after."""

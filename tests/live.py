@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import re
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -24,6 +25,17 @@ from gql_blog.events import EventBus
 from tests import factories
 
 WAIT_SECONDS = 5
+# Writes for tests on live servers: a new account (its token), a published post (its title).
+REGISTER = """mutation($username: String!, $email: String!) {
+  register(input: {username: $username, email: $email, password: "secret1234"}) {
+    ... on AuthPayload { token }
+  }
+}"""
+CREATE_POST = """mutation($title: String!) {
+  createPost(input: {title: $title, content: "Written live.", published: true}) {
+    __typename ... on Post { title }
+  }
+}"""
 PROTOCOL = "graphql-transport-ws"
 GQL_BLOG = Path(sys.executable).with_name("gql-blog")
 
@@ -49,6 +61,47 @@ async def started_workers(server: asyncio.subprocess.Process, workers: int) -> N
         line = await server.stderr.readline()
         assert line, "the server exited before its workers started"
         started += b"Application startup complete" in line
+
+
+STARTUP_SECONDS = 60
+
+
+@asynccontextmanager
+async def serve_process(
+    url: str, **variables: str
+) -> AsyncIterator[tuple[str, asyncio.subprocess.Process, list[str]]]:
+    """`gql-blog serve` on `url` (and `variables`) and a port of the system's choosing (no other
+    process can have taken it meanwhile); its `host:port` once it listens, its log read into a
+    list."""
+    process = await asyncio.create_subprocess_exec(
+        *(str(GQL_BLOG), "serve", "--port", "0"),
+        env=serve_environment(url) | variables,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    log: list[str] = []
+
+    async def listening(stream: asyncio.StreamReader) -> str:
+        while line := await stream.readline():
+            log.append(line.decode(errors="replace"))
+            if found := re.search(r"Uvicorn running on http://([\d.]+:\d+)", log[-1]):
+                return found.group(1)
+        raise AssertionError("gql-blog serve exited before it listened:\n" + "".join(log))
+
+    async def read_log(stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            log.append(line.decode(errors="replace"))
+
+    try:
+        address = await asyncio.wait_for(listening(process.stderr), STARTUP_SECONDS)
+        reading = asyncio.create_task(read_log(process.stderr))
+        yield address, process, log
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        await asyncio.wait_for(process.wait(), STARTUP_SECONDS)
+    await reading
 
 
 @asynccontextmanager

@@ -30,7 +30,7 @@ ORDINARY = "{ users(first: 3) { nodes { username } } }"
 
 def scan(*, first: int = 0) -> str:
     """The scan of issue 19, point 2: ALIASES case-insensitive substring counts of every post
-    (priced ALIASES * `first` by the page-size cost model)."""
+    (priced by the rows they read: far over the default cost limit on POSTS posts)."""
     counts = " ".join(
         f'a{i}: posts(first: {first}, where: {{content: {{contains: "absent{i}",'
         " mode: INSENSITIVE}}) { totalCount }"
@@ -122,6 +122,15 @@ async def serve(dialect: str, url: str, settings: dict[str, str]) -> AsyncIterat
         await asyncio.wait_for(process.wait(), STARTUP_SECONDS)
         if reading is not None:
             await reading
+
+
+@asynccontextmanager
+async def serve_seeded(
+    dialect: str, tmp_dir: Path, settings: dict[str, str]
+) -> AsyncIterator[Served]:
+    """`serve` with `settings` on a new `seeded_database`."""
+    async with seeded_database(dialect, tmp_dir) as url, serve(dialect, url, settings) as served:
+        yield served
 
 
 # -- Is the database working for the server? ----------------------------------------------------

@@ -2,7 +2,7 @@
 once, another client's ordinary reads keep answering, fast (issue 19, point 3).
 
 A real `gql-blog serve` process (one worker) on a database seeded so that one scan takes
-seconds; requests priced at 1,000 or more take turns, two at a time, ten more queued.
+seconds; expensive requests (the default threshold) take turns, two at a time, ten more queued.
 """
 
 import asyncio
@@ -15,14 +15,14 @@ import pytest
 from gql_blog.admission import ExpensiveRequests, ServerBusyError
 from gql_blog.config import ConfigError, Settings
 from tests.databases import DIALECTS
-from tests.scans import ORDINARY, Served, scan, seeded_database, serve
+from tests.scans import ORDINARY, Served, scan, serve_seeded
 
 CLIENT_TIMEOUT_SECONDS = 60
 EXPENSIVE_AT_ONCE = 20
-# 30 aliases of `first: 100`: priced 3,000 by page sizes (and far more by rows read).
+# 30 aliases of `first: 100` over 30,000 posts: priced by the rows they read (30 case-insensitive
+# scans of every post, twice: the page and the count), far over the default expensive cost.
 EXPENSIVE_SCAN = scan(first=100)
 ADMISSION = {
-    "GQL_BLOG_EXPENSIVE_COST": "1000",
     "GQL_BLOG_MAX_EXPENSIVE_REQUESTS": "2",
     "GQL_BLOG_EXPENSIVE_QUEUE_SIZE": "10",
     "GQL_BLOG_REQUEST_TIMEOUT_SECONDS": "5",
@@ -36,11 +36,8 @@ P99_BOUND_SECONDS = 1.0
 async def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Served]:
-    dialect = str(request.param)
-    async with (
-        seeded_database(dialect, tmp_path_factory.mktemp("admission")) as url,
-        serve(dialect, url, ADMISSION) as served,
-    ):
+    tmp_dir = tmp_path_factory.mktemp("admission")
+    async with serve_seeded(str(request.param), tmp_dir, ADMISSION) as served:
         yield served
 
 

@@ -241,3 +241,25 @@ async def test_changing_only_a_posts_tags_logs_them_as_an_update(db: AsyncSessio
     assert await _entries(db, after=start) == [
         ("Post", post.id, "UPDATE", None, {"tags": [["python"], ["python", "sql"]]})
     ]
+
+
+async def test_changing_a_posts_title_and_tags_logs_one_update(db: AsyncSession) -> None:
+    author = await make_user(db)
+    post = await make_post(db, author=author, title="Old", tags=[await make_tag(db, "python")])
+    start = await _last_id(db)
+
+    await writes.update_post(db, post, title="New", content="Body", tag_names=["sql"])
+
+    assert await _entries(db, after=start) == [
+        (
+            "Post",
+            post.id,
+            "UPDATE",
+            None,
+            {
+                "title": ["Old", "New"],
+                "content": ["Some words about something.", "Body"],
+                "tags": [["python"], ["sql"]],
+            },
+        )
+    ]

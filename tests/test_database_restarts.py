@@ -10,15 +10,14 @@ SIGTERM or SIGKILL), stays down a while and starts again on the same port and da
 - while it is down, every request fails fast with 503 and the exact DATABASE_UNAVAILABLE error,
   mutations too; /readyz answers 503 and /healthz 200;
 - within 5 seconds of its return every request succeeds again, and the same subscription
-  delivers the posts committed since (PostgreSQL: its LISTEN connection is opened again;
-  MariaDB: the outbox, polled, loses no event at all);
+  delivers every post committed (the outbox loses no event: on PostgreSQL each worker reads it
+  again once its LISTEN connection is back, on MariaDB it polls it);
 - every write the server acknowledged is in the database; a write in flight at the stop was
   either acknowledged (and is there) or answered with the error.
 
 The subscription stays open across the restart: the websocket never depended on the database,
-so closing it would only make every client reconnect. On PostgreSQL, posts committed between
-the database's return and the new LISTEN (at most a second) are not delivered; from then on none
-is missed. Without initdb or mariadbd the tests skip saying so; in CI (CI=true) they fail.
+so closing it would only make every client reconnect. Without initdb or mariadbd the tests skip
+saying so; in CI (CI=true) they fail.
 
 bench/cluster.py is imported rather than copied: it uses the standard library only and does
 nothing on import, so the bench and these tests share one throwaway cluster.
@@ -26,12 +25,10 @@ nothing on import, so the bench and these tests share one throwaway cluster.
 
 import asyncio
 import logging
-import os
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,7 +43,8 @@ from bench import cluster
 from gql_blog import migrations, models
 from gql_blog.schema.ids import decode_global_id
 from tests import mariadb_server
-from tests.live import GQL_BLOG, SocketClient, free_port, serve_environment, socket_client
+from tests.databases import require
+from tests.live import SocketClient, free_port, serve_process, socket_client
 
 logger = logging.getLogger(__name__)  # the figures: pytest --log-cli-level=INFO shows them
 
@@ -114,18 +112,9 @@ class Served:
     stop_modes: dict[str, str]  # what "graceful" and "crash" mean for this database
 
 
-def _require(problem: str | None) -> None:
-    """Skip saying what is missing; in CI, fail instead."""
-    if problem is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(problem)
-    pytest.skip(problem)
-
-
 @contextmanager
 def _throwaway_postgres() -> Iterator[tuple[Restartable, str]]:
-    _require(cluster.available(cluster.LEAN_SETTINGS))
+    require(cluster.available(cluster.LEAN_SETTINGS))
     settings = cluster.LEAN_SETTINGS
     with cluster.throwaway_cluster(
         port=free_port(), core=None, say=logger.info, settings=settings
@@ -135,7 +124,7 @@ def _throwaway_postgres() -> Iterator[tuple[Restartable, str]]:
 
 @contextmanager
 def _throwaway_mariadb() -> Iterator[tuple[Restartable, str]]:
-    _require(mariadb_server.available())
+    require(mariadb_server.available())
     with mariadb_server.throwaway_mariadb(port=free_port()) as server:
         yield server, server.url(DATABASE)
 
@@ -153,44 +142,9 @@ async def _create_database(url: str) -> None:
         await admin.dispose()
 
 
-@asynccontextmanager
-async def _serve(url: str) -> AsyncIterator[tuple[str, asyncio.subprocess.Process, list[str]]]:
-    """`gql-blog serve` on `url` and a port of the system's choosing (no other process can
-    have taken it meanwhile); its `host:port` once it listens, its log read into a list."""
-    process = await asyncio.create_subprocess_exec(
-        *(str(GQL_BLOG), "serve", "--port", "0"),
-        env=serve_environment(url),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    log: list[str] = []
-
-    async def listening(stream: asyncio.StreamReader) -> str:
-        while line := await stream.readline():
-            log.append(line.decode(errors="replace"))
-            if found := re.search(r"Uvicorn running on http://([\d.]+:\d+)", log[-1]):
-                return found.group(1)
-        raise AssertionError("gql-blog serve exited before it listened:\n" + "".join(log))
-
-    async def read_log(stream: asyncio.StreamReader) -> None:
-        while line := await stream.readline():
-            log.append(line.decode(errors="replace"))
-
-    try:
-        address = await asyncio.wait_for(listening(process.stderr), STARTUP_SECONDS)
-        reading = asyncio.create_task(read_log(process.stderr))
-        yield address, process, log
-    finally:
-        if process.returncode is None:
-            process.terminate()
-        await asyncio.wait_for(process.wait(), STARTUP_SECONDS)
-    await reading
-
-
 # Each database: its throwaway server, whether its bus keeps every event, how it stops.
 _DATABASES = {
-    "postgresql": (_throwaway_postgres, False, {"graceful": "fast", "crash": "immediate"}),
+    "postgresql": (_throwaway_postgres, True, {"graceful": "fast", "crash": "immediate"}),
     "mariadb": (_throwaway_mariadb, True, {"graceful": "term", "crash": "kill"}),
 }
 
@@ -202,7 +156,7 @@ async def served(request: pytest.FixtureRequest) -> AsyncIterator[Served]:
     with throwaway() as (database, url):
         await _create_database(url)
         await asyncio.to_thread(migrations.upgrade, url)
-        async with _serve(url) as (address, process, log):
+        async with serve_process(url) as (address, process, log):
             yield Served(database, url, address, process, log, keeps_every_event, stop_modes)
 
 

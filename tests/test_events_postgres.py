@@ -1,15 +1,16 @@
-"""The PostgreSQL bus: NOTIFY with the commit, LISTEN again after its connection is killed."""
+"""The PostgreSQL bus: an outbox row and a NOTIFY with the commit, LISTEN again after its
+connection is killed, and no event lost while it was down."""
 
 import asyncio
 import time
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import delete, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from gql_blog import events
+from gql_blog import events, models
 from gql_blog.config import Settings
 from gql_blog.db import create_sessionmaker
 from tests.tcp_proxy import TcpProxy
@@ -20,10 +21,20 @@ SECOND = events.Event(events.Kind.COMMENT_ADDED, 2, 3)
 
 
 @pytest.fixture
-async def bus(dialect: str, database_url: str) -> AsyncIterator[events.PostgresBus]:
+async def outbox_emptied(engine: AsyncEngine) -> AsyncIterator[None]:
+    """These tests commit for real: the outbox rows they leave are deleted at their end."""
+    yield
+    async with engine.begin() as connection:
+        await connection.execute(delete(models.OutboxEvent))
+
+
+@pytest.fixture
+async def bus(
+    dialect: str, database_url: str, engine: AsyncEngine, outbox_emptied: None
+) -> AsyncIterator[events.PostgresBus]:
     if dialect != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
-    bus = events.PostgresBus(database_url)
+    bus = events.PostgresBus(create_sessionmaker(engine), database_url)
     await bus.start()
     await asyncio.wait_for(bus.wait_connected(1), WAIT_SECONDS)
     yield bus
@@ -79,15 +90,58 @@ async def test_a_killed_listen_connection_listens_again(
         assert await asyncio.wait_for(listener.next(), WAIT_SECONDS) == FIRST
 
 
+async def test_events_committed_while_the_listener_is_down_all_arrive_once_it_listens(
+    dialect: str, database_url: str, engine: AsyncEngine, outbox_emptied: None
+) -> None:
+    if dialect != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    url = make_url(database_url)
+    async with TcpProxy(url.host or "localhost", url.port or 5432) as proxy:
+        # Only the LISTEN connection goes through the proxy; no timed poll comes in between.
+        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        bus = events.PostgresBus(create_sessionmaker(engine), proxied, poll_interval=600)
+        await bus.start()
+        try:
+            await asyncio.wait_for(bus.wait_connected(1), WAIT_SECONDS)
+            async with bus.listen() as listener:
+                proxy.refuse()  # the listening connection breaks, and cannot come back yet
+                await asyncio.wait_for(proxy.wait_refused(1), WAIT_SECONDS)
+                for event in (FIRST, SECOND):
+                    await _commit(engine, bus, event)
+                await asyncio.sleep(0.2)
+                assert listener.take_waiting() == []  # nothing woke the bus meanwhile
+                proxy.accept()
+                await asyncio.wait_for(bus.wait_connected(2), WAIT_SECONDS)
+                received = [await asyncio.wait_for(listener.next(), WAIT_SECONDS) for _ in "12"]
+        finally:
+            await bus.stop()
+
+    assert received == [FIRST, SECOND]
+
+
+async def test_an_event_is_an_outbox_row_that_commits_with_the_mutation(
+    bus: events.PostgresBus, engine: AsyncEngine
+) -> None:
+    async with AsyncSession(engine) as session:
+        await bus.record(session, [FIRST])
+        await session.rollback()
+    await _commit(engine, bus, SECOND)
+
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select(models.OutboxEvent.post_id))).scalars().all()
+    assert rows == [SECOND.post_id]
+
+
 async def test_after_a_long_outage_the_bus_listens_again_within_a_second_or_so(
-    dialect: str, database_url: str
+    dialect: str, database_url: str, engine: AsyncEngine
 ) -> None:
     if dialect != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
     url = make_url(database_url)
     async with TcpProxy(url.host or "localhost", url.port or 5432) as proxy:
         bus = events.PostgresBus(
-            url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+            create_sessionmaker(engine),
+            url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
         )
         await bus.start()
         try:

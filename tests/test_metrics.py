@@ -1,11 +1,16 @@
 """GET /metrics: Prometheus text with operations, latency, statements, errors and refusals."""
 
+import dataclasses
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gql_blog import metrics
+from gql_blog.app import create_app
+from gql_blog.config import Settings
 from tests.conftest import StatementCounter
-from tests.graphql_client import GraphQLClient
+from tests.graphql_client import GraphQLClient, request_sessions, serve_app
 
 
 async def _samples(api: GraphQLClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -25,6 +30,14 @@ def _value(
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
+def _sum(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
+    """The samples of `name` whose labels include `labels`, added up (whatever their others)."""
+    wanted = frozenset(labels.items())
+    return sum(value for (n, has), value in samples.items() if n == name and wanted <= has)
+
+
 async def test_operations_are_counted_by_name_and_outcome(api: GraphQLClient) -> None:
     before = await _samples(api)
 
@@ -36,12 +49,37 @@ async def test_operations_are_counted_by_name_and_outcome(api: GraphQLClient) ->
     after = await _samples(api)
     name = "gql_blog_graphql_operations_total"
     feed = {"operation": "MetricsFeed", "outcome": "success"}
-    assert _value(after, name, **feed) - _value(before, name, **feed) == 2
-    failed = {"operation": "MetricsBroken", "outcome": "error"}
+    assert _sum(after, name, **feed) - _sum(before, name, **feed) == 2
+    failed = {"operation": "MetricsBroken", "outcome": "error", "path": "executor"}
     assert _value(after, name, **failed) - _value(before, name, **failed) == 1
     errors = "gql_blog_graphql_errors_total"
     code = {"code": "BAD_USER_INPUT"}
     assert _value(after, errors, **code) - _value(before, errors, **code) == 1
+
+
+@pytest.mark.parametrize("planner", [True, False])
+async def test_operations_are_counted_by_the_path_that_answered_them(
+    settings: Settings, connection: AsyncConnection, db: AsyncSession, planner: bool
+) -> None:
+    """The planner answers a read once strawberry's executor has answered it a first time; with
+    GQL_BLOG_PLANNER=false every read is the executor's."""
+    app = create_app(
+        dataclasses.replace(settings, planner=planner), sessions=request_sessions(connection)
+    )
+    async with serve_app(app, db) as api:
+        before = await _samples(api)
+        for _ in range(3):
+            response = await api.query("query MetricsPaths { posts(first: 2) { totalCount } }")
+            assert response.errors is None
+        after = await _samples(api)
+
+    name = "gql_blog_graphql_operations_total"
+    paths = {
+        path: _value(after, name, **labels) - _value(before, name, **labels)
+        for path in ("planned", "executor")
+        for labels in [{"operation": "MetricsPaths", "outcome": "success", "path": path}]
+    }
+    assert paths == ({"planned": 2, "executor": 1} if planner else {"planned": 0, "executor": 3})
 
 
 async def test_parse_errors_are_counted_without_a_code(api: GraphQLClient) -> None:
@@ -66,7 +104,7 @@ async def test_unknown_persisted_queries_are_counted_by_their_code(api: GraphQLC
     code = {"code": "PERSISTED_QUERY_NOT_FOUND"}
     assert _value(after, errors, **code) - _value(before, errors, **code) == 1
     name = "gql_blog_graphql_operations_total"
-    failed = {"operation": "MetricsPersisted", "outcome": "error"}
+    failed = {"operation": "MetricsPersisted", "outcome": "error", "path": "executor"}
     assert _value(after, name, **failed) - _value(before, name, **failed) == 1
 
 

@@ -300,8 +300,9 @@ class PlanBuilder:
     ) -> dict[str, list[FieldNode]]:
         """Fields by response key, fragments inlined, `@skip`/`@include` applied."""
         grouped: dict[str, list[FieldNode]] = {}
+        spread: set[str] = set()
         for selection_set in selection_sets:
-            self._visit(parent, selection_set, grouped)
+            self._visit(parent, selection_set, grouped, spread)
         return grouped
 
     def _visit(
@@ -309,7 +310,11 @@ class PlanBuilder:
         parent: GraphQLObjectType,
         selection_set: SelectionSetNode | None,
         grouped: dict[str, list[FieldNode]],
+        spread: set[str],
     ) -> None:
+        """Group the fields of `selection_set` into `grouped`; a named fragment is visited once
+        per collection (`spread`): spread again, it would add the same fields (as graphql-core's
+        `collect_fields` does), and visiting it again would grow exponentially with nesting."""
         for selection in selection_set.selections if selection_set else ():
             if not self._included(selection):
                 continue
@@ -317,13 +322,16 @@ class PlanBuilder:
                 key = selection.alias.value if selection.alias else selection.name.value
                 grouped.setdefault(key, []).append(selection)
                 continue
-            fragment: InlineFragmentNode | FragmentDefinitionNode = (
-                selection
-                if isinstance(selection, InlineFragmentNode)
-                else self._fragment(cast(FragmentSpreadNode, selection).name.value)
-            )
+            if isinstance(selection, InlineFragmentNode):
+                fragment: InlineFragmentNode | FragmentDefinitionNode = selection
+            else:
+                name = cast(FragmentSpreadNode, selection).name.value
+                if name in spread:
+                    continue
+                spread.add(name)
+                fragment = self._fragment(name)
             if self._matches(parent, fragment.type_condition):
-                self._visit(parent, fragment.selection_set, grouped)
+                self._visit(parent, fragment.selection_set, grouped, spread)
 
     def _fragment(self, name: str) -> FragmentDefinitionNode:
         fragment = self._fragments[name]

@@ -17,7 +17,14 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import BindParameter
 
 from gql_blog import models
-from gql_blog.loaders import Filter, PageRequest, Relation, filter_conditions
+from gql_blog.loaders import (
+    Filter,
+    PageRequest,
+    Relation,
+    filter_conditions,
+    ranked_pages,
+    walked_pages,
+)
 from gql_blog.visibility import visible
 
 
@@ -106,7 +113,14 @@ def child_pages(
     """One page per parent, `size + 1` rows each (the extra row answers hasNextPage)."""
     if dialect == "postgresql" and request.where is None:
         return _child_pages_lateral(relation, names, request, viewer)
-    return _child_pages_ranked(relation, names, request, viewer, dialect)
+    pages = walked_pages if dialect == "sqlite" else ranked_pages
+    return pages(
+        relation,
+        columns(relation.model, names),
+        request,
+        viewer,
+        lambda column: key_in(column, dialect),
+    )
 
 
 def _child_pages_lateral(
@@ -142,35 +156,6 @@ def _child_pages_lateral(
         .select_from(parents)
         .join(page, true())
         .order_by(parents.c.parent_key, page.c.pos)
-    )
-
-
-def _child_pages_ranked(
-    relation: Relation,
-    names: Collection[str],
-    request: PageRequest,
-    viewer: Any,
-    dialect: str,
-) -> Select[Any]:
-    """Rank the children's ids per parent (ROW_NUMBER), keep the first `size + 1` of each."""
-    parent = relation.parent_key()
-    model: Any = relation.model
-    position = func.row_number().over(
-        partition_by=parent, order_by=request.ordering.clauses(reverse=request.backward)
-    )
-    # Rank ids only: sorting narrow rows, not whole posts, keeps the window in memory.
-    ranked = (
-        relation.select_from(
-            model.id.label("row_id"), parent.label("parent_key"), position.label("pos")
-        )
-        .where(key_in(parent, dialect), visible(relation.model, viewer), *request.conditions())
-        .subquery()
-    )
-    return (
-        select(ranked.c.parent_key, *columns(relation.model, names))
-        .join(ranked, model.id == ranked.c.row_id)
-        .where(ranked.c.pos <= request.size + 1)
-        .order_by(ranked.c.parent_key, ranked.c.pos)
     )
 
 

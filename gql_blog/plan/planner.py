@@ -154,7 +154,11 @@ class Planner:
         operation = document.operation.name.value if document.operation.name else None
         # As OperationMetrics and RequestWarnings record and answer for the generic executor.
         metrics.observe_operation(
-            operation=operation, seconds=elapsed, statements=counted.total, error_codes=[]
+            operation=operation,
+            seconds=elapsed,
+            statements=counted.total,
+            error_codes=[],
+            path=metrics.PLANNED,
         )
         logger.info(
             "graphql.request",

@@ -156,7 +156,7 @@ def _throttled(refusal: throttle.Throttled) -> InvalidCredentialsError:
     metrics.count_sign_in_throttle(refusal.scope)
     seconds = refusal.retry_after_seconds
     return InvalidCredentialsError(
-        message=f"Too many failed sign-ins for this {refusal.scope}: "
+        message=f"Too many failed sign-ins for this {refusal.subject}: "
         f"try again in {seconds} seconds.",
         retry_after_seconds=seconds,
     )
@@ -191,7 +191,7 @@ async def _login(context: Context, credentials: LoginInput) -> AuthResult:
 
 
 async def _welcome(context: Context, user: models.User, attempt: throttle.Attempt) -> _SignedIn:
-    await throttle.forget_failures(context.db.session, context.settings, attempt)
+    await throttle.record_success(context.db.session, context.settings, attempt)
     return _SignedIn(user, await _issue_token(context, user))
 
 

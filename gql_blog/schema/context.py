@@ -12,6 +12,7 @@ from gql_blog import auth, events, models
 from gql_blog.config import Settings
 from gql_blog.db import ReadPool, SerialSession
 from gql_blog.loaders import Loaders
+from gql_blog.row_counts import RowCounts
 from gql_blog.schema.documents import DocumentCache
 from gql_blog.schema.warnings import signed_out_warning
 
@@ -43,6 +44,8 @@ class Context:
     documents: DocumentCache
     # Where mutations send their events once committed, and subscriptions listen.
     events: events.EventBus
+    # The tables' row counts the cost model prices by, kept fresh by the app (row_counts.py).
+    row_counts: RowCounts = field(default_factory=RowCounts)
     # PostgreSQL over HTTP: the planned read path's own connections (see db.ReadPool).
     reads: ReadPool | None = None
     # The sign-in token the request carried (`logout` revokes it); None when it had none.

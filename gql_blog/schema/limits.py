@@ -1,16 +1,19 @@
-"""Query limits, checked before any SQL runs: tokens, depth, aliases, cost and list arguments.
+"""Query limits, checked before any SQL runs: tokens, depth, aliases, fields, cost, list arguments.
 
-Tokens are counted by graphql-core's parser (`max_tokens`), which stops at the limit. Depth and
-aliases belong to the document: `document_limit_errors` checks them, and `DocumentLimitsRule`
-runs it as a validation rule, cached with the document. Cost and the lengths of list arguments
-depend on the variables, so `operation_cost` and `list_argument_errors` run per request, after
-validation. All of them are plain functions over the parsed document, for any execution path;
-`QueryLimits` applies them on strawberry's and reports the cost in `extensions.cost`.
+Tokens are counted by graphql-core's parser (`max_tokens`), which stops at the limit. Depth,
+aliases and fields belong to the document: `document_limit_errors` checks them, and
+`DocumentLimitsRule` runs it as a validation rule, cached with the document. Cost and the lengths
+of list arguments depend on the variables, so `operation_cost` and `list_argument_errors` run per
+request, after validation. All of them are plain functions over the parsed document, for any
+execution path; `QueryLimits` applies them on strawberry's and reports the cost in
+`extensions.cost`.
 
 Every walk below memoizes fragments: a fragment spread twice in a fragment spread twice (and so
 on) is counted as often as it is used, without being walked as often.
 """
 
+import math
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -28,10 +31,9 @@ from graphql import (
     GraphQLSchema,
     GraphQLSyntaxError,
     InlineFragmentNode,
+    IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    ValidationContext,
-    ValidationRule,
     get_named_type,
     get_nullable_type,
     get_operation_ast,
@@ -42,13 +44,17 @@ from graphql import (
 from graphql.language import Lexer, Source, TokenKind
 from graphql.type import SchemaMetaFieldDef, TypeMetaFieldDef
 from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
+from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
+from gql_blog import pricing
 from gql_blog.config import Settings
+from gql_blog.row_counts import RowCounts
 from gql_blog.schema.documents import CachedDocument, DocumentCache
-from gql_blog.schema.errors import QueryTooComplexError, UserInputError
+from gql_blog.schema.errors import QUERY_TOO_COMPLEX, QueryTooComplexError, UserInputError
+from gql_blog.schema.lookahead import selected_fields
 
 # A plain list (`Post.tags`, `nodes(ids:)`) counts this many rows per parent in the cost.
 PLAIN_LIST_SIZE = 10
@@ -57,7 +63,7 @@ _Fragments = Mapping[str, FragmentDefinitionNode]
 
 
 def document_limit_errors(document: DocumentNode, settings: Settings) -> list[GraphQLError]:
-    """Depth and alias refusals for a parsed document (empty when it is within both limits)."""
+    """Depth, alias and field refusals for a parsed document (empty when it is within them)."""
     errors: list[GraphQLError] = []
     depth = query_depth(document)
     if depth > settings.max_query_depth:
@@ -65,6 +71,9 @@ def document_limit_errors(document: DocumentNode, settings: Settings) -> list[Gr
     aliases = alias_count(document)
     if aliases > settings.max_aliases:
         errors.append(QueryTooComplexError("aliases", maximum=settings.max_aliases, value=aliases))
+    fields = field_count(document)
+    if fields > settings.max_fields:
+        errors.append(QueryTooComplexError("fields", maximum=settings.max_fields, value=fields))
     return errors
 
 
@@ -84,6 +93,13 @@ def alias_count(document: DocumentNode) -> int:
     return sum(walk.of(operation.selection_set) for operation in _operations(document))
 
 
+def field_count(document: DocumentNode) -> int:
+    """Field selections in all operations once fragments are expanded, each fragment counted as
+    often as it is spread (its own count is computed once and multiplied, never re-expanded)."""
+    walk = _Fields(_fragments(document))
+    return sum(walk.of(operation.selection_set) for operation in _operations(document))
+
+
 def operation_cost(
     document: DocumentNode,
     operation_name: str | None,
@@ -91,23 +107,45 @@ def operation_cost(
     settings: Settings,
     *,
     schema: GraphQLSchema | None = None,
+    counts: RowCounts | None = None,
 ) -> int:
-    """The contract's estimated rows: per connection, the product of page sizes along its path.
+    """The estimated work of an operation: rows it returns, and rows the database may read.
 
-    A connection's page is `first`/`last`, else the default page size (capped at the maximum
-    page size: a larger page is refused as BAD_USER_INPUT, not priced); a plain list counts
-    `PLAIN_LIST_SIZE` per parent. `schema` defaults to the served one.
+    Rows returned: per connection, the product of page sizes along its path. A connection's page
+    is `first`/`last`, else the default page size (capped at the maximum page size: a larger
+    page is refused as BAD_USER_INPUT, not priced); a plain list counts `PLAIN_LIST_SIZE` per
+    parent. Rows read (weighted, see pricing.py), from the tables' `counts`: what `totalCount`,
+    filters (their patterns and relation filters), stats, groups and search may read. Without
+    counts (or with empty tables) only the rows returned are priced. `schema` defaults to the
+    served one.
     """
+    return _priced(document, operation_name, variables, settings, schema, counts)[0]
+
+
+def _priced(
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+    settings: Settings,
+    schema: GraphQLSchema | None,
+    counts: RowCounts | None,
+) -> tuple[int, list[GraphQLError]]:
+    """The operation's cost, and its filters nested deeper than the relation filter limit."""
     operation = get_operation_ast(document, operation_name)
     if operation is None:
-        return 0
+        return 0, []
     graphql_schema = schema or _served_schema()
     root = graphql_schema.get_root_type(operation.operation)
     if root is None:
-        return 0
+        return 0, []
     values = _variables_with_defaults(operation, variables)
-    walk = _Cost(graphql_schema, _fragments(document), values, settings)
-    return walk.of(operation.selection_set, root)
+    walk = _Cost(graphql_schema, _fragments(document), values, settings, counts or RowCounts())
+    cost = walk.of(operation.selection_set, root)
+    return min(math.ceil(cost), _COST_CEILING), walk.too_deep
+
+
+# Far above any limit, so that an absurd estimate stays a whole number JSON can carry.
+_COST_CEILING = 10**15
 
 
 def list_argument_errors(
@@ -138,9 +176,13 @@ def request_limit_errors(
     settings: Settings,
     *,
     schema: GraphQLSchema | None = None,
+    counts: RowCounts | None = None,
 ) -> tuple[int, list[GraphQLError]]:
-    """The operation's cost, and the refusals that depend on its variables (cost, then lists)."""
-    cost = operation_cost(document, operation_name, variables, settings, schema=schema)
+    """The operation's cost, and the refusals that depend on its variables (relation filters
+    nested too deep, then cost, then lists)."""
+    cost, too_deep = _priced(document, operation_name, variables, settings, schema, counts)
+    if too_deep:
+        return cost, too_deep
     if cost > settings.max_cost:
         return cost, [QueryTooComplexError("cost", maximum=settings.max_cost, value=cost)]
     return cost, list_argument_errors(document, operation_name, variables, settings)
@@ -158,29 +200,68 @@ def token_limit_error(query: str, settings: Settings) -> QueryTooComplexError:
     return QueryTooComplexError("tokens", maximum=settings.max_tokens, value=value)
 
 
+def validate_document(
+    schema: GraphQLSchema, document: DocumentNode, settings: Settings
+) -> list[GraphQLError]:
+    """The document's refusals: its limits first (a document over them is not validated
+    further: graphql-core's rules would spend on it what the limits refuse), then validation.
+
+    A validation that gives up (too many errors, or too deep for Python's recursion) says why,
+    with a code, instead of graphql-core's bare "Validation aborted.".
+    """
+    refused = document_limit_errors(document, settings)
+    if refused:
+        return list(refused)
+    errors = validate(
+        schema, document, validation_rules(settings), hide_suggestions=not settings.introspection
+    )
+    return [_explained(error) for error in errors]
+
+
 def validation_rules(settings: Settings) -> tuple[type[ASTValidationRule], ...]:
-    """graphql-core's rules, strawberry's own, and ours (limits; introspection when it is off)."""
+    """graphql-core's rules, strawberry's own, and introspection's refusal when it is off."""
     rules: list[type[ASTValidationRule]] = [
         *specified_rules,
         MaybeNullValidationRule,
         OneOfInputValidationRule,
-        _limits_rule(settings),
     ]
     if not settings.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
     return tuple(rules)
 
 
-def _limits_rule(settings: Settings) -> type[ValidationRule]:
-    class DocumentLimitsRule(ValidationRule):
-        """Depth and aliases of the whole document (`document_limit_errors`)."""
+def _is_huge_integer(error: GraphQLError) -> bool:
+    """Whether graphql-core failed to read an integer literal: Python refuses to convert one
+    of more than `sys.get_int_max_str_digits()` digits."""
+    return any(
+        isinstance(node, IntValueNode) and len(node.value) > sys.get_int_max_str_digits()
+        for node in error.nodes or ()
+    )
 
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            for error in document_limit_errors(context.document, settings):
-                context.report_error(error)
 
-    return DocumentLimitsRule
+# graphql-core stops validating after this many errors (its `max_errors` default).
+VALIDATION_MAX_ERRORS = 100
+
+
+def _explained(error: GraphQLError) -> GraphQLError:
+    if isinstance(error.original_error, ValueError) and _is_huge_integer(error):
+        return UserInputError(
+            "An integer literal is too long to read (over Python's limit of "
+            f"{sys.get_int_max_str_digits()} digits); Int takes 32-bit values."
+        )
+    if not isinstance(error, ValidationAbortedError):
+        return error
+    if "error limit" in error.message:
+        return QueryTooComplexError(
+            "validation errors",
+            maximum=VALIDATION_MAX_ERRORS,
+            value=f"more than {VALIDATION_MAX_ERRORS}",
+        )
+    return GraphQLError(
+        "The query is too large or too deeply repeated to validate (validation gave up: "
+        "graphql-core ran out of recursion). Send fewer or less repeated selections.",
+        extensions={"code": QUERY_TOO_COMPLEX, "limit": "validation"},
+    )
 
 
 class QueryLimits(SchemaExtension):
@@ -241,7 +322,7 @@ class QueryLimits(SchemaExtension):
 
     def _validate(self, document: DocumentNode) -> CachedDocument:
         context = self.execution_context
-        errors = _validate(context.schema._schema, document, self._settings)
+        errors = validate_document(context.schema._schema, document, self._settings)
         if context.query is None:
             return CachedDocument(document, tuple(errors), 0)
         return self._documents.put(context.query, document, errors)
@@ -254,6 +335,7 @@ class QueryLimits(SchemaExtension):
             context.variables,
             self._settings,
             schema=context.schema._schema,
+            counts=context.context.row_counts,
         )
         return errors
 
@@ -268,17 +350,6 @@ class QueryLimits(SchemaExtension):
                 "depth", maximum=settings.max_query_depth, value="too deep to parse"
             )
         return error
-
-
-def _validate(
-    schema: GraphQLSchema, document: DocumentNode, settings: Settings
-) -> list[GraphQLError]:
-    return validate(
-        schema,
-        document,
-        validation_rules(settings),
-        hide_suggestions=not settings.introspection,
-    )
 
 
 # --- walks over a document ---------------------------------------------------------------------
@@ -355,8 +426,20 @@ class _Aliases(_Walk):
         return below + (1 if field.alias else 0)
 
 
+class _Fields(_Walk):
+    def _combine(self, scores: list[int]) -> int:
+        return sum(scores)
+
+    def _field(self, field: FieldNode, below: int) -> int:
+        return 1 + below
+
+
 class _Cost:
-    """Cost per parent row of a selection set; a nested set costs its parent's page times it."""
+    """Cost per parent row of a selection set; a nested set costs its parent's page times it.
+
+    Relation filters nested deeper than `max_relation_filter_depth` are collected in `too_deep`
+    (a BAD_USER_INPUT each), found by the same walk, which knows each `where`'s entity.
+    """
 
     def __init__(
         self,
@@ -364,20 +447,23 @@ class _Cost:
         fragments: _Fragments,
         variables: dict[str, Any],
         settings: Settings,
+        counts: RowCounts,
     ) -> None:
         self._schema = schema
         self._fragments = fragments
         self._variables = variables
         self._settings = settings
-        self._memo: dict[str, int] = {}
+        self._counts = counts
+        self._memo: dict[str, float] = {}
+        self.too_deep: list[GraphQLError] = []
 
     def of(
         self,
         selection_set: SelectionSetNode,
         parent: GraphQLNamedType,
         visiting: frozenset[str] = frozenset(),
-    ) -> int:
-        total = 0
+    ) -> float:
+        total = 0.0
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
                 total += self._field(selection, parent, visiting)
@@ -387,16 +473,17 @@ class _Cost:
                 total += self._fragment(selection.name.value, visiting)
         return total
 
-    def _field(self, field: FieldNode, parent: GraphQLNamedType, visiting: frozenset[str]) -> int:
+    def _field(self, field: FieldNode, parent: GraphQLNamedType, visiting: frozenset[str]) -> float:
         field_type = self._field_type(parent, field.name.value)
         if field_type is None:
             return 0
         named = get_named_type(field_type)
-        below = 0
+        below = 0.0
         if field.selection_set is not None and is_composite_type(named):
             below = self.of(field.selection_set, named, visiting)
         rows = self._rows(field, parent, field_type, named)
-        return below if rows is None else rows + rows * below
+        returned = below if rows is None else rows + rows * below
+        return returned + self._reads(field, parent, named)
 
     def _rows(
         self,
@@ -411,6 +498,56 @@ class _Cost:
         if isinstance(get_nullable_type(field_type), GraphQLList) and not _is_connection(parent):
             return PLAIN_LIST_SIZE  # a connection's own edges and nodes are its page
         return None
+
+    def _reads(self, field: FieldNode, parent: GraphQLNamedType, named: GraphQLNamedType) -> float:
+        """The weighted rows the database may read for this field, per parent row."""
+        where = self._argument(field, "where")
+        entity = self._where_entity(parent, field.name.value)
+        if entity is not None and where:
+            self._check_relation_depth(entity, where)
+        name = field.name.value
+        if name in _AGGREGATES and entity is not None:
+            through_tags = "TAG" in (self._argument(field, "groupBy") or ())
+            return pricing.aggregate_reads(entity, where, self._counts, through_tags=through_tags)
+        if not _is_connection(named) or entity is None:
+            return 0.0
+        if name == "searchPosts":
+            return pricing.search_reads(where, self._counts)
+        is_root = parent is self._schema.query_type
+        scope = self._counts.of(entity) if is_root else self._counts.fanout(parent.name, entity)
+        return pricing.connection_reads(
+            entity,
+            where,
+            scope,
+            self._counts,
+            page=self._page_size(field),
+            counted=_selects(field, "totalCount", self._fragments),
+        )
+
+    def _check_relation_depth(self, entity: str, where: Any) -> None:
+        maximum = self._settings.max_relation_filter_depth
+        depth, path = pricing.relation_depth(entity, where)
+        if depth > maximum:
+            self.too_deep.append(
+                UserInputError(
+                    f"where.{path}: relation filters nest at most {maximum} deep "
+                    f"(GQL_BLOG_MAX_RELATION_FILTER_DEPTH); this one nests {depth}."
+                )
+            )
+
+    def _argument(self, field: FieldNode, name: str) -> Any:
+        for argument in field.arguments or ():
+            if argument.name.value == name:
+                return value_from_ast_untyped(argument.value, self._variables)
+        return None
+
+    def _where_entity(self, parent: GraphQLNamedType, name: str) -> str | None:
+        """The entity a field's `where` filters (and its rows are counted of), if it has one."""
+        fields = getattr(parent, "fields", None)
+        if fields is None or name not in fields or "where" not in fields[name].args:
+            return None
+        where_type = get_named_type(fields[name].args["where"].type)
+        return _WHERE_ENTITIES.get(where_type.name)
 
     def _page_size(self, field: FieldNode) -> int:
         sizes = [
@@ -437,7 +574,7 @@ class _Cost:
             return parent
         return self._schema.get_type(fragment.type_condition.name.value) or parent
 
-    def _fragment(self, name: str, visiting: frozenset[str]) -> int:
+    def _fragment(self, name: str, visiting: frozenset[str]) -> float:
         if name in self._memo:
             return self._memo[name]
         fragment = self._fragments.get(name)
@@ -448,6 +585,25 @@ class _Cost:
             return 0
         self._memo[name] = value = self.of(fragment.selection_set, parent, visiting | {name})
         return value
+
+
+# The entity each `where` input type filters.
+_WHERE_ENTITIES = {
+    "PostWhere": "Post",
+    "UserWhere": "User",
+    "CommentWhere": "Comment",
+    "TagWhere": "Tag",
+    "AuditLogWhere": "AuditLogEntry",
+}
+# Root fields that aggregate every row a filter keeps.
+_AGGREGATES = frozenset({"postStats", "userStats", "postGroups"})
+
+
+def _selects(field: FieldNode, name: str, fragments: _Fragments) -> bool:
+    """Whether a field's own selection (fragments spread in, each once) selects `name`."""
+    return any(
+        child.name.value == name for child in selected_fields(field.selection_set, fragments)
+    )
 
 
 def _is_connection(named: GraphQLNamedType) -> bool:
@@ -521,12 +677,16 @@ def _variables_with_defaults(
 
 
 def _count_tokens(query: str, ceiling: int) -> int:
-    """Tokens in `query`, counting no further than `ceiling + 1`."""
+    """Tokens in `query` as the parser's `max_tokens` counts them (comments included),
+    counting no further than `ceiling + 1`."""
     lexer = Lexer(Source(query))
-    count = 0
+    count, end = 0, 0
     try:
-        while count <= ceiling and lexer.advance().kind != TokenKind.EOF:
-            count += 1
+        while count <= ceiling:
+            token = lexer.read_next_token(end)
+            if token.kind == TokenKind.EOF:
+                break
+            count, end = count + 1, token.end
     except GraphQLError:  # a syntax error past the limit: the count so far is a lower bound
         return count
     return count

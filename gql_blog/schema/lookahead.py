@@ -6,7 +6,7 @@ async path costs about twice its sync path), and all siblings resolve alike, so 
 children ever dispatch in a batch of their own.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from graphql import (
@@ -36,11 +36,11 @@ def node_fields(info: Info[Context, None]) -> frozenset[str]:
 def _node_field_names(raw: GraphQLResolveInfo[Any]) -> set[str]:
     names: set[str] = set()
     for connection_node in raw.field_nodes:
-        for child in _fields(connection_node.selection_set, raw.fragments):
+        for child in selected_fields(connection_node.selection_set, raw.fragments):
             if child.name.value == "nodes":
                 names.update(_names(child.selection_set, raw.fragments))
             elif child.name.value == "edges":
-                for edge_field in _fields(child.selection_set, raw.fragments):
+                for edge_field in selected_fields(child.selection_set, raw.fragments):
                     if edge_field.name.value == "node":
                         names.update(_names(edge_field.selection_set, raw.fragments))
     return names
@@ -49,21 +49,25 @@ def _node_field_names(raw: GraphQLResolveInfo[Any]) -> set[str]:
 def _names(
     selection_set: SelectionSetNode | None, fragments: dict[str, FragmentDefinitionNode]
 ) -> Iterator[str]:
-    return (field.name.value for field in _fields(selection_set, fragments))
+    return (field.name.value for field in selected_fields(selection_set, fragments))
 
 
-def _fields(
-    selection_set: SelectionSetNode | None, fragments: dict[str, FragmentDefinitionNode]
+def selected_fields(
+    selection_set: SelectionSetNode | None, fragments: Mapping[str, FragmentDefinitionNode]
 ) -> Iterator[FieldNode]:
-    """The fields of a selection set, fragments spread in."""
-    if selection_set is None:
-        return
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            yield selection
-        elif isinstance(selection, InlineFragmentNode):
-            yield from _fields(selection.selection_set, fragments)
-        elif isinstance(selection, FragmentSpreadNode):
-            fragment = fragments.get(selection.name.value)
-            if fragment is not None:
-                yield from _fields(fragment.selection_set, fragments)
+    """The fields of a selection set, fragments spread in, each fragment once however often it
+    is spread (a second spread of it adds the same fields), as graphql-core collects fields."""
+    spread: set[str] = set()
+    pending = [selection_set] if selection_set is not None else []
+    while pending:
+        for selection in pending.pop().selections:
+            if isinstance(selection, FieldNode):
+                yield selection
+            elif isinstance(selection, InlineFragmentNode):
+                pending.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = fragments.get(name)
+                if fragment is not None and name not in spread:
+                    spread.add(name)
+                    pending.append(fragment.selection_set)

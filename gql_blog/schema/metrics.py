@@ -52,6 +52,7 @@ class OperationMetrics(SchemaExtension):
             seconds=elapsed_ms / 1000,
             statements=statements,
             error_codes=[_code(error) for error in errors],
+            path=metrics.EXECUTOR,
         )
         logger.info(
             "graphql.request",

@@ -110,7 +110,11 @@ async def test_alias_bomb_through_fragments_is_refused_at_once(api: GraphQLClien
     started = time.perf_counter()
     result = await api.query(query)
     assert time.perf_counter() - started < 5
-    assert _refusal(result)["extensions"]["value"] == 2**levels  # type: ignore[index]
+    assert result.data is None
+    assert result.errors is not None
+    refused = {error["extensions"]["limit"]: error["extensions"] for error in result.errors}
+    assert refused["aliases"]["value"] == 2**levels
+    assert refused["fields"]["value"] == 2 ** (levels + 1)  # `a: viewer { id }`: two each
 
 
 def _tokens(count: int) -> str:
@@ -139,6 +143,43 @@ async def test_document_over_the_token_limit_is_refused_with_its_count(
 async def test_huge_document_is_refused_without_counting_all_of_it(api: GraphQLClient) -> None:
     error = _refusal(await api.query(_tokens(50_000)))
     assert error["message"] == "The query's tokens (more than 10000) exceeds the maximum of 5000."
+
+
+async def test_comments_count_as_the_parser_counts_them(api: GraphQLClient) -> None:
+    # graphql-core's `max_tokens` counts comments too: the refusal reports that count.
+    query = "{ __typename }\n" + "# a comment line\n" * 5_997
+    error = _refusal(await api.query(query))
+    assert error["message"] == "The query's tokens (6000) exceeds the maximum of 5000."
+
+
+async def test_huge_integer_literal_is_bad_user_input(api: GraphQLClient) -> None:
+    result = await api.query(f"{{ posts(first: {'9' * 5000}) {{ totalCount }} }}")
+    assert result.data is None
+    assert result.error_codes == ["BAD_USER_INPUT"]
+    assert "integer literal is too long" in result.error_messages[0]
+
+
+async def test_a_validation_that_gives_up_says_why(
+    settings: Settings, connection: AsyncConnection, db: AsyncSession
+) -> None:
+    # 4,980 `__typename` selections: graphql-core's overlap check runs out of recursion.
+    lifted = dataclasses.replace(settings, max_fields=10_000)
+    async with serve_api(lifted, connection, db) as client:
+        result = await client.query("{ " + "__typename " * 4980 + "}")
+    error = _refusal(result)
+    assert error["extensions"] == {"code": "QUERY_TOO_COMPLEX", "limit": "validation"}
+    assert "too large" in str(error["message"])
+
+
+async def test_too_many_validation_errors_are_one_coded_refusal(api: GraphQLClient) -> None:
+    result = await api.query("{ " + " ".join(f"missing{n}" for n in range(150)) + " }")
+    assert result.errors is not None
+    assert len(result.errors) == 101  # graphql-core's 100, then why it stopped
+    last = result.errors[-1]
+    assert last["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert last["message"] == (
+        "The query's validation errors (more than 100) exceeds the maximum of 100."
+    )
 
 
 async def test_document_too_deep_to_parse_is_a_depth_refusal(api: GraphQLClient) -> None:

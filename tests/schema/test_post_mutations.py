@@ -803,3 +803,37 @@ async def test_post_mutations_are_audited_with_the_viewer_as_actor(
         ("UPDATE", author.id, {"title": ["Hello", "Renamed"]}),
         ("DELETE", author.id, {"title": "Renamed", **fields}),
     ]
+
+
+async def test_update_post_changing_title_and_tags_writes_one_audit_row(
+    api: GraphQLClient, db: AsyncSession
+) -> None:
+    author = await make_user(db)
+    post = await make_post(db, author=author, title="Old", tags=[await make_tag(db, "python")])
+    variables = {"id": _post_id(post), "input": {"title": "New", "tags": ["sql", "python", "go"]}}
+
+    result = await api.query(UPDATE_POST, variables, viewer=author)
+
+    assert result.errors is None
+    log = models.AuditLog
+    stmt = select(log.entity_type, log.action, log.changes).where(log.action == "UPDATE")
+    assert [tuple(row) for row in (await db.execute(stmt)).all()] == [
+        (
+            "Post",
+            "UPDATE",
+            {"title": ["Old", "New"], "tags": [["python"], ["go", "python", "sql"]]},
+        ),
+    ]
+
+
+async def test_create_post_with_tags_writes_one_audit_row(
+    api: GraphQLClient, db: AsyncSession
+) -> None:
+    author = await make_user(db)
+
+    result = await api.query(CREATE_POST, {"input": _new_post(tags=["sql", "go"])}, viewer=author)
+
+    assert result.errors is None
+    log = models.AuditLog
+    stmt = select(log.entity_type, log.action).where(log.entity_type != "User")
+    assert [tuple(row) for row in (await db.execute(stmt)).all()] == [("Post", "CREATE")]

@@ -554,3 +554,21 @@ async def test_post_groups_by_month_take_one_statement(
         {_month(row.created_at) for row in blog.rows if row.published}
     )
     assert total == 1
+
+
+async def test_post_groups_join_authors_and_tags_to_the_groups_not_to_every_post(
+    api: GraphQLClient, blog: Blog, count_sql: StatementCounter
+) -> None:
+    """The posts are grouped by their author's and tag's ids; usernames and tag names (which
+    order the groups) are joined once per group, outside the aggregate."""
+    with count_sql() as counted:
+        result = await api.query(POST_GROUPS, {"groupBy": ["AUTHOR", "TAG"]})
+    assert result.errors is None
+
+    aggregate = " ".join(counted.statements[0].split())
+    inner, outer = aggregate.split(") AS grouped", 1)
+    assert "GROUP BY posts.user_id, group_post_tags.tag_id" in inner
+    assert "group_author" not in inner
+    assert "group_tag " not in inner
+    assert "JOIN users AS group_author" in outer
+    assert "JOIN tags AS group_tag" in outer

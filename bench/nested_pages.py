@@ -1,0 +1,258 @@
+"""`python -m bench.nested_pages`: the statements of per-parent pages, search and groups, timed.
+
+Times the SQL the planned path builds (gql_blog/plan/fetch.py; loaders.py runs the same per-parent
+page and search statements) straight on a connection, with no GraphQL and no HTTP around them, so a
+change of SQL shows as itself: each statement runs `--runs` times after two warm-up runs and the
+median and fastest are printed, with the database's plan (EXPLAIN).
+
+The data is the 10x bench data set (10,000 users, 100,000 posts, 500,000 comments, 40 tags):
+`prepare` creates the database at URL, migrates it and seeds it with `gql-blog seed` (once);
+`run` ANALYZEs it and times the cases. `make bench-statements` does both on each of
+`STATEMENT_URLS` (see the Makefile).
+
+    .venv/bin/python -m bench.nested_pages prepare sqlite+aiosqlite:////tmp/nested.sqlite
+    .venv/bin/python -m bench.nested_pages run sqlite+aiosqlite:////tmp/nested.sqlite
+
+Cases (anonymous viewer):
+- `tag_posts`: `tags(first: 50) { nodes { posts(first: 2) { nodes { title } } } }`: the posts page
+  of every tag (40 tags, about 4,300 published posts each).
+- `user_posts`, `post_comments`: the same for 50 users' posts and 50 posts' comments.
+- `search_*`, `count_*`: `searchPosts(query: ..., first: 10)`'s page and its `totalCount`.
+- `groups_*`: `postGroups(groupBy: [...], first: 10)`.
+"""
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Final
+
+import click
+from sqlalchemy import Select, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import CompileError
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from bench import datasets
+from gql_blog import db, migrations, models, search, stats
+from gql_blog.config import Settings
+from gql_blog.loaders import RELATIONS, PageRequest
+from gql_blog.ordering import Ordering
+from gql_blog.plan import fetch
+
+PLAN: Final = datasets.SeedPlan(users=10_000, posts_per_user=10, comments_per_post=5)
+PARENTS: Final = 50
+PAGE: Final = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    name: str
+    statement: Select[Any]
+    parameters: dict[str, Any]
+
+
+Cases = Callable[[AsyncConnection, str], Awaitable[list[Case]]]
+
+
+async def _first_ids(connection: AsyncConnection, stmt: Select[Any]) -> list[int]:
+    return [row_id for (row_id,) in await connection.execute(stmt.limit(PARENTS))]
+
+
+async def page_cases(connection: AsyncConnection, dialect: str) -> list[Case]:
+    """The per-parent pages (item 5 of issue #16)."""
+    request = PageRequest(Ordering.of("Post"), size=PAGE)
+    comments = PageRequest(Ordering.of("Comment"), size=PAGE)
+    tags = await _first_ids(connection, select(models.Tag.id).order_by(models.Tag.name))
+    users = await _first_ids(connection, select(models.User.id).order_by(models.User.username))
+    posts = await _first_ids(
+        connection,
+        select(models.Post.id)
+        .where(models.Post.published.is_(True))
+        .order_by(models.Post.created_at.desc(), models.Post.id.desc()),
+    )
+    pages = [
+        ("tag_posts", "Tag.posts", request, ["id", "title"], tags),
+        ("user_posts", "User.posts", request, ["id", "title"], users),
+        ("post_comments", "Post.comments", comments, ["id", "content"], posts),
+    ]
+    return [
+        Case(
+            name,
+            fetch.child_pages(RELATIONS[relation], names, page, None, dialect),
+            {"keys": keys},
+        )
+        for name, relation, page, names, keys in pages
+    ]
+
+
+async def search_cases(connection: AsyncConnection, dialect: str) -> list[Case]:
+    """searchPosts(query: "resolver loader", first: 10): its page and its count (item 6)."""
+    # PostSearch reads only the dialect from its session until it runs a statement.
+    session: Any = SimpleNamespace(session=SimpleNamespace(get_bind=lambda: connection))
+    cases = []
+    for text_ in SEARCHES:
+        found = search.PostSearch(session, text=text_, viewer=None)
+        page = found.page_statement(search.SearchRequest(size=10))
+        count = found.count_statement()
+        assert page is not None
+        assert count is not None
+        words = "_".join(text_.split())
+        cases += [Case(f"search_{words}", page, {}), Case(f"count_{words}", count, {})]
+    return cases
+
+
+async def group_cases(connection: AsyncConnection, dialect: str) -> list[Case]:
+    """postGroups(groupBy: [...], first: 10) (item 6)."""
+    return [
+        Case(
+            "groups_" + "_".join(field.value.lower() for field in fields),
+            stats.groups_statement(viewer=None, where=None, group_by=fields, limit=10),
+            {},
+        )
+        for fields in GROUPINGS
+    ]
+
+
+SEARCHES: Final = ("resolver loader", "python")
+GROUPINGS: Final = (
+    (stats.GroupField.TAG,),
+    (stats.GroupField.AUTHOR,),
+    (stats.GroupField.AUTHOR, stats.GroupField.TAG),
+)
+CASES: Final[dict[str, Cases]] = {
+    "pages": page_cases,
+    "search": search_cases,
+    "groups": group_cases,
+}
+
+
+async def _analyze(connection: AsyncConnection, dialect: str) -> None:
+    tables = ["users", "posts", "comments", "tags", "post_tags"]
+    if dialect in ("postgresql", "sqlite"):
+        await connection.execute(text("ANALYZE"))
+    else:
+        await connection.execute(text(f"ANALYZE TABLE {', '.join(tables)}"))
+
+
+async def _explain(connection: AsyncConnection, dialect: str, case: Case) -> list[str]:
+    # The parameters rendered as literals: EXPLAIN takes the statement as one text.
+    stmt = case.statement.params(**case.parameters)
+    try:
+        compiled = stmt.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+    except CompileError as error:  # PostgreSQL's REGCONFIG, say, has no literal form
+        return [f"  (no EXPLAIN: {error})"]
+    sql = str(compiled)
+    prefix = {
+        "postgresql": "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ",
+        "sqlite": "EXPLAIN QUERY PLAN ",
+        "mariadb": "EXPLAIN ",
+    }[dialect]
+    raw = await connection.exec_driver_sql(prefix + sql.replace("%", "%%"))
+    return ["  " + " | ".join(str(value) for value in row) for row in raw]
+
+
+async def _time(connection: AsyncConnection, case: Case, runs: int) -> tuple[list[float], int]:
+    rows = 0
+    for _ in range(2):
+        rows = len((await connection.execute(case.statement, case.parameters)).all())
+    seconds = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        (await connection.execute(case.statement, case.parameters)).all()
+        seconds.append(time.perf_counter() - started)
+    return seconds, rows
+
+
+async def _run(url: str, which: Sequence[str], runs: int, explain: bool) -> None:
+    engine = db.create_engine(Settings(database_url=url))
+    dialect = engine.dialect.name
+    dialect = "mariadb" if dialect == "mysql" else dialect
+    try:
+        async with engine.connect() as connection:
+            await _analyze(connection, dialect)
+            await connection.commit()
+            for group in which:
+                for case in await CASES[group](connection, dialect):
+                    seconds, rows = await _time(connection, case, runs)
+                    click.echo(
+                        f"{dialect:10} {case.name:16} rows {rows:4}  median "
+                        f"{statistics.median(seconds) * 1000:9.2f} ms  fastest "
+                        f"{min(seconds) * 1000:9.2f} ms  ({runs} runs)",
+                    )
+                    if explain:
+                        click.echo("\n".join(await _explain(connection, dialect, case)))
+    finally:
+        await engine.dispose()
+
+
+@click.group()
+def main() -> None:
+    """Per-parent pages, search and groups: their statements timed on the 10x data set."""
+
+
+async def _create_database(url: str) -> None:
+    """Create URL's database on its PostgreSQL or MariaDB server unless it exists."""
+    target = make_url(url)
+    name = target.database
+    if target.get_backend_name() == "sqlite" or name is None:
+        return
+    postgresql = target.get_backend_name() == "postgresql"
+    server = target.set(database="postgres" if postgresql else "mysql")
+    engine = create_async_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            if postgresql:
+                found = await connection.scalar(
+                    text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+                )
+                if not found:
+                    await connection.execute(text(f'CREATE DATABASE "{name}"'))
+            else:
+                await connection.execute(
+                    text(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4")
+                )
+    finally:
+        await engine.dispose()
+
+
+async def _posts(url: str) -> int:
+    engine = db.create_engine(Settings(database_url=url))
+    try:
+        async with engine.connect() as connection:
+            return int(await connection.scalar(select(func.count()).select_from(models.Post)))
+    finally:
+        await engine.dispose()
+
+
+@main.command()
+@click.argument("url")
+def prepare(url: str) -> None:
+    """Create, migrate and seed the database at URL with the 10x data set (once: a database
+    that holds posts already is left as it is)."""
+    asyncio.run(_create_database(url))
+    migrations.upgrade(url)
+    if asyncio.run(_posts(url)):
+        click.echo(f"{url}: seeded already")
+        return
+    command = [str(Path(sys.executable).with_name("gql-blog")), "seed", *PLAN.cli_arguments()]
+    subprocess.run(command, env=datasets.server_environment(url), check=True)
+
+
+@main.command()
+@click.argument("url")
+@click.option("--case", "which", multiple=True, type=click.Choice(sorted(CASES)))
+@click.option("--runs", default=20, show_default=True, type=click.IntRange(1))
+@click.option("--explain/--no-explain", default=True, show_default=True)
+def run(url: str, which: tuple[str, ...], runs: int, explain: bool) -> None:
+    """Time each case's statement on the database at URL (seeded by `prepare`)."""
+    asyncio.run(_run(url, which or sorted(CASES), runs, explain))
+
+
+if __name__ == "__main__":
+    main()
