@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint format bench bench-memory bench-profile bench-fanout bench-pgbouncer bench-statements soak attack wrk schema examples clean
+.PHONY: serve test lint format bench bench-memory bench-profile bench-fanout bench-pgbouncer bench-statements scale-test soak attack wrk schema examples clean
 
 # Exits 0 on a Python gql_blog runs on.
 SUPPORTED := import sys; sys.exit(sys.version_info < (3, 11))
@@ -99,6 +99,12 @@ bench-profile: $(BENCH_STAMP) wrk
 # 2 minutes; bench/through_pgbouncer.py). BENCH_ARGS=--check starts it all without wrk.
 bench-pgbouncer: $(BENCH_STAMP) wrk
 	$(BIN)/python -m bench.through_pgbouncer $(BENCH_ARGS)
+
+# Several hosts in network namespaces (root): PostgreSQL primary + replica behind PgBouncer, two
+# `gql-blog serve --workers 2` hosts, HAProxy, a client; checks and throughput with 1, 2 and 4
+# workers (bench/multihost.py, about 5 minutes). CI runs `make scale-test SCALE_ARGS=--short`.
+scale-test: $(STAMP) wrk
+	$(BIN)/python -m bench.multihost $(SCALE_ARGS)
 
 # Two workers on PostgreSQL under a mixed load, subscribers listening, 5 minutes (bench/soak).
 # CI runs `make soak SOAK_ARGS="--seconds 20"`.

@@ -47,11 +47,17 @@ def available() -> str | None:
 
 
 def configuration(
-    *, port: int, server_host: str, server_port: int, folder: Path, pool_size: int
+    *,
+    port: int,
+    server_host: str,
+    server_port: int,
+    folder: Path,
+    pool_size: int,
+    listen_addr: str = "127.0.0.1",
 ) -> str:
     """deploy/pgbouncer.ini for this run: its [pgbouncer] settings, this run's addresses."""
     run = {
-        "listen_addr": "127.0.0.1",
+        "listen_addr": listen_addr,
         "listen_port": str(port),
         "unix_socket_dir": "",
         "auth_type": "trust",
@@ -98,6 +104,7 @@ def throwaway_pgbouncer(
     say: Callable[[str], None],
     user: str = "postgres",
     pool_size: int = 20,
+    listen_addr: str = "127.0.0.1",
 ) -> Iterator[PgBouncer]:
     """PgBouncer on 127.0.0.1:`port` pooling every database of `server_host:server_port` in
     transaction mode, `pool_size` server connections per database; stopped after."""
@@ -110,6 +117,7 @@ def throwaway_pgbouncer(
             server_port=server_port,
             folder=folder,
             pool_size=pool_size,
+            listen_addr=listen_addr,
         )
     )
     (folder / "userlist.txt").write_text(f'"{user}" ""\n')

@@ -29,6 +29,7 @@ from strawberry.types import ExecutionResult
 from gql_blog import db
 from gql_blog.caches import LruCache
 from gql_blog.http_protocol import MAX_URL_BYTES, URL_BYTES_EXTENSION
+from gql_blog.replicas import COMMIT_LSN_HEADER
 from gql_blog.schema.errors import (
     OUTAGE_CODES,
     QueryTooComplexError,
@@ -287,7 +288,15 @@ class GraphQLCORSMiddleware(CORSMiddleware):
             app,
             allow_origins=allow_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-Id"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Accept",
+                "X-Request-Id",
+                COMMIT_LSN_HEADER,
+            ],
+            # Read-your-writes with replicas: a page reads it from a mutation's answer.
+            expose_headers=[COMMIT_LSN_HEADER],
             max_age=600,
         )
         # Bounded, so that a stream of made-up origins cannot grow it.

@@ -31,6 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench import cluster
 from gql_blog import migrations
+from gql_blog.app import create_app
+from gql_blog.config import Settings
 from gql_blog.replicas import COMMIT_LSN_HEADER
 from tests.databases import require, server_url
 from tests.live import CREATE_POST, GQL_BLOG, REGISTER, free_port, serve_process
@@ -304,3 +306,22 @@ def test_replica_urls_are_refused_at_startup_for_sqlite_and_mariadb(database_url
     assert "GQL_BLOG_DATABASE_REPLICA_URLS: read replicas need a PostgreSQL database" in (
         finished.stderr
     )
+
+
+async def test_a_page_on_an_allowed_origin_may_send_and_read_the_commit_lsn() -> None:
+    app = create_app(Settings(cors_origins=("https://blog.example.com",)))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        preflight = await http.options(
+            "/graphql",
+            headers={
+                "Origin": "https://blog.example.com",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": f"content-type, {COMMIT_LSN_HEADER.lower()}",
+            },
+        )
+        answer = await http.get("/healthz", headers={"Origin": "https://blog.example.com"})
+    assert preflight.status_code == 200
+    assert COMMIT_LSN_HEADER.lower() in preflight.headers["access-control-allow-headers"].lower()
+    exposed = answer.headers["access-control-expose-headers"].lower()
+    assert COMMIT_LSN_HEADER.lower() in exposed
