@@ -618,9 +618,9 @@ def _lifespan(
             max_lag_seconds=settings.replica_max_lag_seconds,
         )
         databases.start()
-        await row_counts.refresh(engine)
+        await row_counts.refresh(engine, tracer)
         counting = asyncio.create_task(
-            row_counts.keep_fresh(engine, settings.row_counts_refresh_seconds)
+            row_counts.keep_fresh(engine, settings.row_counts_refresh_seconds, tracer)
         )
         # What the process built to start (modules, the schema, the engine) lives as long as it
         # serves: out of the collector's sight, full collections stay short (no slow p99 tail).

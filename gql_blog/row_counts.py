@@ -11,9 +11,13 @@ ran, and counts in its own process, so it always counts. A failed refresh keeps 
 import asyncio
 import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +73,16 @@ class RowCounts:
         self._rows = dict(rows)
         self.version += 1
 
-    async def refresh(self, engine: AsyncEngine) -> None:
-        """Read the counts again; on failure keep the last ones (and log why)."""
+    async def refresh(self, engine: AsyncEngine, tracer: "Tracer | None" = None) -> None:
+        """Read the counts again; on failure keep the last ones (and log why). With a tracer,
+        the refresh is a span of its own: background work, no request's."""
+        if tracer is None:
+            await self._refresh(engine)
+        else:
+            with tracer.start_as_current_span("row_counts refresh"):
+                await self._refresh(engine)
+
+    async def _refresh(self, engine: AsyncEngine) -> None:
         try:
             async with engine.connect() as connection:
                 rows = await _read_counts(connection)
@@ -80,11 +92,13 @@ class RowCounts:
         self.replace(rows)
         logger.debug("row_counts.refreshed", extra={"rows": rows})
 
-    async def keep_fresh(self, engine: AsyncEngine, interval_seconds: float) -> None:
+    async def keep_fresh(
+        self, engine: AsyncEngine, interval_seconds: float, tracer: "Tracer | None" = None
+    ) -> None:
         """Refresh every `interval_seconds`, until cancelled."""
         while True:
             await asyncio.sleep(interval_seconds)
-            await self.refresh(engine)
+            await self.refresh(engine, tracer)
 
 
 async def _read_counts(connection: AsyncConnection) -> dict[str, int]:
