@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint format bench bench-memory bench-profile bench-fanout bench-pgbouncer bench-statements scale-test soak attack wrk schema examples clean
+.PHONY: serve test lint format bench bench-memory bench-profile bench-fanout bench-pgbouncer bench-statements scale-test soak attack bench-sign-in wrk schema examples clean
 
 # Exits 0 on a Python gql_blog runs on.
 SUPPORTED := import sys; sys.exit(sys.version_info < (3, 11))
@@ -133,6 +133,11 @@ bench-statements: $(STAMP)
 		$(BIN)/python -m bench.nested_pages prepare $$url && \
 		$(BIN)/python -m bench.nested_pages run $$url $(STATEMENT_ARGS) || exit 1; \
 	done
+
+# Issue 19's sign-in attack for ten minutes against one gql-blog serve (bench/sign_in_attack.py):
+# the owner's success rate and the attacker's password checks per window.
+bench-sign-in: $(STAMP)
+	$(BIN)/python -m bench.sign_in_attack $(SIGN_IN_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(GRAPHENE_VENV) bench/postgraphile/node_modules \

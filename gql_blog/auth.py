@@ -12,10 +12,12 @@ import asyncio
 import enum
 import functools
 import hashlib
+import os
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -28,6 +30,30 @@ from gql_blog.errors import NoSuchUserError as NoSuchUserError  # re-exported: c
 _hasher = PasswordHasher()
 BEARER = "bearer "
 PASSWORD_LENGTH = range(8, 257)
+T = TypeVar("T")
+
+
+def argon2_slots() -> int:
+    """How many argon2 hashes a process runs at once: one per core it may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+@functools.cache
+def _argon2_threads() -> ThreadPoolExecutor:
+    """The threads argon2 runs in, one per slot: more at once would only slow each one down, and
+    under CPU pressure a request then waits here for its turn (holding no database connection)
+    instead of running into the pool's wait or the request's time limit."""
+    return ThreadPoolExecutor(max_workers=argon2_slots(), thread_name_prefix="argon2")
+
+
+async def in_argon2_slot(work: Callable[..., T], *args: Any) -> T:
+    """Run a hash or a verification off the event loop, once a slot is free.
+
+    A request that ends while waiting (time limit, client gone) gives its turn up.
+    """
+    return await asyncio.get_running_loop().run_in_executor(_argon2_threads(), work, *args)
 
 
 @functools.cache
@@ -63,25 +89,34 @@ def check_password(password: str) -> None:
 async def new_password_hash(password: str) -> str:
     """Check a new password's rules, then hash it off the event loop (argon2 takes a while)."""
     check_password(password)
-    return await asyncio.to_thread(hash_password, password)
+    return await in_argon2_slot(hash_password, password)
 
 
-async def authenticate(db: AsyncSession, *, username: str, password: str) -> models.User | None:
-    """The active user with this username (any case) and password, else None.
+async def find_user(db: AsyncSession, username: str) -> models.User | None:
+    """The user with this username (any case), active or not."""
+    # NUL cannot be stored (PostgreSQL refuses to bind it), so no username has one.
+    if "\x00" in username:
+        return None
+    stmt = select(models.User).where(models.User.username_key == models.fold_username(username))
+    return (await db.scalars(stmt)).one_or_none()
+
+
+async def check_credentials(user: models.User | None, password: str) -> models.User | None:
+    """`user` if it is active and `password` is its password, else None; no database work.
 
     Unknown usernames verify against a dummy hash and inactive users are verified too, so every
     failure costs one argon2 verification: the timing does not tell them apart.
     """
-    user = None
-    # NUL cannot be stored (PostgreSQL refuses to bind it), so no username has one.
-    if "\x00" not in username:
-        stmt = select(models.User).where(models.User.username_key == models.fold_username(username))
-        user = (await db.scalars(stmt)).one_or_none()
     password_hash = None if user is None else user.password_hash
-    matches = await asyncio.to_thread(verify_password, password_hash, password)
+    matches = await in_argon2_slot(verify_password, password_hash, password)
     if user is None or not matches or not user.is_active:
         return None
     return user
+
+
+async def authenticate(db: AsyncSession, *, username: str, password: str) -> models.User | None:
+    """The active user with this username (any case) and password, else None."""
+    return await check_credentials(await find_user(db, username), password)
 
 
 async def revoke_token(db: AsyncSession, token: str | None) -> bool:

@@ -164,8 +164,9 @@ async def record_success(
     """A successful sign-in: its address is now known to the username, and the pair's failures
     are forgotten.
 
-    The attempt stays, marked succeeded, as the pair's one record; its earlier ones go, and so do
-    failures older than the window and successes older than `sign_in_known_address_seconds`.
+    The attempt stays, marked succeeded, as the pair's record; the pair's earlier attempts go
+    (a newer one, still being verified, deletes this one if it succeeds too), and so do failures
+    older than the window and successes older than `sign_in_known_address_seconds`.
     The rows are found by a plain read and deleted by primary key: a range delete would take
     InnoDB gap locks that deadlock with concurrent sign-ins inserting their attempts.
     """
@@ -178,9 +179,11 @@ async def record_success(
         .where(
             table.id != attempt.id,
             or_(
+                # Older only: a newer attempt of the pair may still be verifying its password.
                 and_(
                     table.username_digest == attempt.username_digest,
                     table.address == attempt.address,
+                    table.id < attempt.id,
                 ),
                 and_(table.succeeded.is_(False), table.created_at <= failed_before),
                 table.created_at <= known_before,

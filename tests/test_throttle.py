@@ -306,3 +306,21 @@ async def test_a_success_forgets_that_pairs_failures_and_the_expired_attempts(
         await db.execute(select(models.SignInAttempt.address, models.SignInAttempt.succeeded))
     ).all()
     assert [tuple(row) for row in rows] == [(OWNER_ADDRESS, True)]
+
+
+async def test_overlapping_successes_of_one_address_leave_it_known(
+    db: AsyncSession, model_settings: Settings
+) -> None:
+    first, second = [
+        await throttle.begin_attempt(
+            db, model_settings, username="ada", address=OWNER_ADDRESS, now=START
+        )
+        for _ in range(2)
+    ]
+    assert isinstance(first, throttle.Attempt)
+    assert isinstance(second, throttle.Attempt)
+    await throttle.record_success(db, model_settings, second, now=START)
+    await throttle.record_success(db, model_settings, first, now=START)
+    await _guess(db, model_settings, START, 10)
+
+    assert await _sign_in(db, model_settings, START, address=OWNER_ADDRESS, correct=True)

@@ -115,6 +115,14 @@ async def _issue_token(context: Context, user: models.User) -> str:
     return await auth.issue_token(context.db.session, user, lifetime=lifetime)
 
 
+async def _release_connection(context: Context) -> None:
+    """End the request's read-only transaction (the viewer's lookup), so that waiting for an
+    argon2 slot holds no database connection. Mutations commit in `transact`: nothing is pending."""
+    session = context.db.session
+    if session.in_transaction():
+        await session.commit()
+
+
 async def _new_account(account: RegisterInput) -> models.User | ValidationError:
     """The account to add, its values checked and its password hashed outside any transaction."""
     try:
@@ -132,10 +140,13 @@ async def _new_account(account: RegisterInput) -> models.User | ValidationError:
     return user
 
 
-async def _new_password_hash(password: str | None) -> str | ValidationError | None:
+async def _new_password_hash(
+    context: Context, password: str | None
+) -> str | ValidationError | None:
     """The hash of a new password (None: unchanged), computed outside any transaction."""
     if password is UNSET or password is None:
         return None
+    await _release_connection(context)
     try:
         return await auth.new_password_hash(password)
     except models.InvalidValueError as error:
@@ -162,31 +173,41 @@ def _throttled(refusal: throttle.Throttled) -> InvalidCredentialsError:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Started:
+    attempt: throttle.Attempt
+    user: models.User | None
+
+
+async def _start_login(context: Context, credentials: LoginInput) -> _Started | throttle.Throttled:
+    """Throttle, record the attempt and find the user, in one short transaction."""
+    attempt = await throttle.begin_attempt(
+        context.db.session,
+        context.settings,
+        username=credentials.username,
+        address=context.client_address,
+    )
+    if isinstance(attempt, throttle.Throttled):
+        return attempt
+    return _Started(attempt, await auth.find_user(context.db.session, credentials.username))
+
+
 async def _login(context: Context, credentials: LoginInput) -> AuthResult:
     """Throttle, verify the password, then issue the token: two short transactions.
 
-    The password is verified between them, holding no lock: argon2 takes a while, and on SQLite
-    a writing transaction holds the whole database's write lock.
+    The password is verified between them, holding no lock and no database connection: argon2
+    takes a while (longer still while it waits for a slot), and on SQLite a writing transaction
+    holds the whole database's write lock.
     """
-    session = context.db.session
-    attempt = await transact(
-        context,
-        lambda: throttle.begin_attempt(
-            session,
-            context.settings,
-            username=credentials.username,
-            address=context.client_address,
-        ),
-    )
-    if isinstance(attempt, throttle.Throttled):
-        return _throttled(attempt)
-    if not isinstance(attempt, throttle.Attempt):
-        return attempt
-    user = await auth.authenticate(
-        session, username=credentials.username, password=credentials.password
-    )
+    started = await transact(context, lambda: _start_login(context, credentials))
+    if isinstance(started, throttle.Throttled):
+        return _throttled(started)
+    if not isinstance(started, _Started):
+        return started
+    user = await auth.check_credentials(started.user, credentials.password)
     if user is None:
         return InvalidCredentialsError(message="Wrong username or password.")
+    attempt = started.attempt
     return _signed_in(context, await transact(context, lambda: _welcome(context, user, attempt)))
 
 
@@ -223,6 +244,7 @@ class AccountMutation:
     @strawberry.mutation(description="Create an account and sign in to it.")
     async def register(self, info: BlogInfo, input: RegisterInput) -> AuthResult:
         context = info.context
+        await _release_connection(context)
         user = await _new_account(input)
         if isinstance(user, ValidationError):
             return user
@@ -254,7 +276,7 @@ class AccountMutation:
         viewer = context.viewer
         if viewer is None or not viewer.is_active:
             return _sign_in_error()
-        password_hash = await _new_password_hash(input.password)
+        password_hash = await _new_password_hash(context, input.password)
         if isinstance(password_hash, ValidationError):
             return password_hash
         audit.act_as(context.db.session, viewer)
