@@ -531,13 +531,14 @@ def _lifespan(
             yield {"sessions": sessions, "events": local, "reads": None}
             return
         engine = db.create_engine(settings)
+        # Before tracing: the counts are the server's own reads, of no request.
+        await row_counts.refresh(engine)
         if tracer is not None:
             tracing.instrument_engine(engine, tracer)
         engine_sessions = db.create_sessionmaker(engine)
         chosen = bus or events.create_bus(settings, engine_sessions)
         await chosen.start()
         reads = await db.ReadPool.open(settings, engine) if settings.planner else None
-        await row_counts.refresh(engine)
         counting = asyncio.create_task(
             row_counts.keep_fresh(engine, settings.row_counts_refresh_seconds)
         )

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gql_blog import db
+
 logger = logging.getLogger(__name__)
 
 # The tables the cost model reads counts of, by the entity whose rows they hold.
@@ -72,8 +74,9 @@ class RowCounts:
     async def refresh(self, engine: AsyncEngine) -> None:
         """Read the counts again; on failure keep the last ones (and log why)."""
         try:
-            async with engine.connect() as connection:
-                rows = await _read_counts(connection)
+            with db.not_counted():
+                async with engine.connect() as connection:
+                    rows = await _read_counts(connection)
         except Exception:  # any database failure: the last counts are still a fair guide
             logger.warning("row_counts.refresh_failed", exc_info=True)
             return
