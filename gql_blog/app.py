@@ -599,6 +599,8 @@ def _lifespan(
             yield {"sessions": sessions, "events": local, "reads": None, "databases": None}
             return
         engine = db.create_engine(settings)
+        # Before tracing: the counts are the server's own reads, of no request.
+        await row_counts.refresh(engine)
         if tracer is not None:
             tracing.instrument_engine(engine, tracer)
         engine_sessions = db.create_sessionmaker(engine)
@@ -618,7 +620,6 @@ def _lifespan(
             max_lag_seconds=settings.replica_max_lag_seconds,
         )
         databases.start()
-        await row_counts.refresh(engine, tracer)
         counting = asyncio.create_task(
             row_counts.keep_fresh(engine, settings.row_counts_refresh_seconds, tracer)
         )

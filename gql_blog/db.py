@@ -68,6 +68,16 @@ def count_statements() -> Iterator[StatementCount]:
         _open_counts.reset(token)
 
 
+@contextmanager
+def not_counted() -> Iterator[None]:
+    """Statements of the server's own (not of any request): no open count includes them."""
+    token = _open_counts.set(())
+    try:
+        yield
+    finally:
+        _open_counts.reset(token)
+
+
 def is_transaction_control(statement: str) -> bool:
     """BEGIN, SAVEPOINT, RELEASE or ROLLBACK: not a statement that counts."""
     return statement.lstrip().upper().startswith(_TRANSACTION_CONTROL)

@@ -9,6 +9,8 @@ substring test of a post costs 7 to 12 µs, about what a returned row costs the 
   index serves those, and the test reads (for INSENSITIVE, lower-cases) the whole text.
 - `PROBE_ROW`: a row a relation filter reaches through an index: an EXISTS per outer row.
 - `SCAN_ROW`: a row a count, a stat or a plain (comparison) filter reads.
+An indexed equality (`id: {eq}` or `id: {in: [...]}` beside a filter's other conditions) prices
+only the rows it matches.
 """
 
 from collections.abc import Mapping
@@ -37,6 +39,7 @@ def filter_reads(entity: str, where: Any, rows: float, counts: RowCounts) -> flo
     pending: list[tuple[str, Any, float]] = [(entity, where, rows)]
     while pending:
         scope_entity, scope_where, scope_rows = pending.pop()
+        scope_rows = min(scope_rows, _id_matches(scope_where, scope_rows))
         is_pattern = False
         for level in _same_entity_levels(scope_where):
             for key, value in level.items():
@@ -109,6 +112,18 @@ def relation_depth(entity: str, where: Any) -> tuple[int, str]:
                     inner_path = f"{key_path}.{quantifier}" if quantifier else key_path
                     pending.append((target, inner, depth + 1, inner_path))
     return deepest
+
+
+def _id_matches(where: Any, rows: float) -> float:
+    """The rows an indexed `id` equality or list at the filter's top level (ANDed with the
+    rest) lets through at most; `rows` when it has none."""
+    ids = where.get("id") if isinstance(where, Mapping) else None
+    if not isinstance(ids, Mapping):
+        return rows
+    if "eq" in ids:
+        return 1.0
+    listed = ids.get("in")
+    return float(len(listed)) if isinstance(listed, list) else rows
 
 
 def _is_pattern(value: Any) -> bool:

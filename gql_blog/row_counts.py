@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gql_blog import db
+
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
@@ -75,7 +77,8 @@ class RowCounts:
 
     async def refresh(self, engine: AsyncEngine, tracer: "Tracer | None" = None) -> None:
         """Read the counts again; on failure keep the last ones (and log why). With a tracer,
-        the refresh is a span of its own: background work, no request's."""
+        the refresh is a span of its own (the periodic ones: the first runs before tracing
+        starts): background work, no request's."""
         if tracer is None:
             await self._refresh(engine)
         else:
@@ -84,8 +87,9 @@ class RowCounts:
 
     async def _refresh(self, engine: AsyncEngine) -> None:
         try:
-            async with engine.connect() as connection:
-                rows = await _read_counts(connection)
+            with db.not_counted():
+                async with engine.connect() as connection:
+                    rows = await _read_counts(connection)
         except Exception:  # any database failure: the last counts are still a fair guide
             logger.warning("row_counts.refresh_failed", exc_info=True)
             return

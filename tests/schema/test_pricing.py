@@ -41,6 +41,11 @@ INSENSITIVE = '{content: {contains: "x", mode: INSENSITIVE}}'
             '{ posts(first: 0, where: {author: {username: {eq: "x"}}}) { totalCount } }',
             400 + 4_000 + 400,  # posts tested, one author probed and tested per post
         ),
+        (
+            f'{{ posts(first: 5, where: {{id: {{in: ["UG9zdDox", "UG9zdDoy"]}},'
+            f" {INSENSITIVE[1:-1]}}}) {{ totalCount nodes {{ id }} }} }}",
+            5 + 2 * 2,  # two ids: two rows tested, for the page and for the count
+        ),
         ("{ postStats { count } }", 400),
         ('{ userStats(where: {fullName: {contains: "a"}}) { count } }', 2_000),
         ("{ postGroups(groupBy: [TAG]) { count } }", 10 + 400 + 800),
@@ -54,6 +59,7 @@ INSENSITIVE = '{content: {contains: "x", mode: INSENSITIVE}}'
         "nested-counts",
         "to-many-relation",
         "to-one-relation",
+        "indexed-ids",
         "stats",
         "stats-pattern",
         "groups-by-tag",
