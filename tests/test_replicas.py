@@ -27,10 +27,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from bench import cluster
-from gql_blog import migrations
+from gql_blog import migrations, replicas
 from gql_blog.app import create_app
 from gql_blog.config import Settings
 from gql_blog.replicas import COMMIT_LSN_HEADER
@@ -325,3 +325,32 @@ async def test_a_page_on_an_allowed_origin_may_send_and_read_the_commit_lsn() ->
     assert COMMIT_LSN_HEADER.lower() in preflight.headers["access-control-allow-headers"].lower()
     exposed = answer.headers["access-control-expose-headers"].lower()
     assert COMMIT_LSN_HEADER.lower() in exposed
+
+
+def _server(name: str) -> replicas.Replica:
+    engine = create_async_engine("sqlite+aiosqlite://")
+    return replicas.Replica(name, engine, async_sessionmaker(engine), None)
+
+
+def test_reads_take_usable_replicas_in_turn_and_the_primary_when_none_has_replayed() -> None:
+    first, second, down = _server("first"), _server("second"), _server("down")
+    primary = replicas.Server("primary", first.engine, first.sessions, None)
+    first.usable = second.usable = True
+    first.replayed, second.replayed = replicas.parse_lsn("0/100"), replicas.parse_lsn("0/200")
+    databases = replicas.Databases(primary=primary, replicas=[first, down, second])
+
+    chosen = [databases.for_reads().name for _ in range(4)]
+    assert chosen == ["first", "second", "first", "second"]  # "down" is skipped
+    assert {databases.for_reads(replicas.parse_lsn("0/180")).name for _ in range(3)} == {"second"}
+    assert databases.for_reads(replicas.parse_lsn("1/0")) is primary  # none has replayed it
+
+
+@pytest.mark.parametrize("value", ["", "0/", "16B3748", "0/16B3748/1", "G/1", "0/123456789"])
+def test_a_malformed_commit_lsn_names_the_header(value: str) -> None:
+    with pytest.raises(replicas.BadLsnError, match=COMMIT_LSN_HEADER):
+        replicas.parse_lsn(value)
+
+
+def test_lsns_compare_as_postgresql_orders_them() -> None:
+    assert replicas.parse_lsn("0/FFFFFFFF") < replicas.parse_lsn("1/0")
+    assert replicas.parse_lsn(" 0/16b3748 ") == 0x16B3748
