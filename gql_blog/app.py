@@ -281,6 +281,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 request_data.operation_name,
                 request_data.variables,
                 self.settings,
+                schema=schema._schema,
                 counts=self.row_counts,
             )
             if errors:

@@ -106,7 +106,7 @@ def operation_cost(
     variables: Mapping[str, Any] | None,
     settings: Settings,
     *,
-    schema: GraphQLSchema | None = None,
+    schema: GraphQLSchema,
     counts: RowCounts | None = None,
 ) -> int:
     """The estimated work of an operation: rows it returns, and rows the database may read.
@@ -116,8 +116,7 @@ def operation_cost(
     page is refused as BAD_USER_INPUT, not priced); a plain list counts `PLAIN_LIST_SIZE` per
     parent. Rows read (weighted, see pricing.py), from the tables' `counts`: what `totalCount`,
     filters (their patterns and relation filters), stats, groups and search may read. Without
-    counts (or with empty tables) only the rows returned are priced. `schema` defaults to the
-    served one.
+    counts (or with empty tables) only the rows returned are priced.
     """
     return _priced(document, operation_name, variables, settings, schema, counts)[0]
 
@@ -127,19 +126,18 @@ def _priced(
     operation_name: str | None,
     variables: Mapping[str, Any] | None,
     settings: Settings,
-    schema: GraphQLSchema | None,
+    schema: GraphQLSchema,
     counts: RowCounts | None,
 ) -> tuple[int, list[GraphQLError]]:
     """The operation's cost, and its filters nested deeper than the relation filter limit."""
     operation = get_operation_ast(document, operation_name)
     if operation is None:
         return 0, []
-    graphql_schema = schema or _served_schema()
-    root = graphql_schema.get_root_type(operation.operation)
+    root = schema.get_root_type(operation.operation)
     if root is None:
         return 0, []
     values = _variables_with_defaults(operation, variables)
-    walk = _Cost(graphql_schema, _fragments(document), values, settings, counts or RowCounts())
+    walk = _Cost(schema, _fragments(document), values, settings, counts or RowCounts())
     cost = walk.of(operation.selection_set, root)
     return min(math.ceil(cost), _COST_CEILING), walk.too_deep
 
@@ -175,7 +173,7 @@ def request_limit_errors(
     variables: Mapping[str, Any] | None,
     settings: Settings,
     *,
-    schema: GraphQLSchema | None = None,
+    schema: GraphQLSchema,
     counts: RowCounts | None = None,
 ) -> tuple[int, list[GraphQLError]]:
     """The operation's cost, and the refusals that depend on its variables (relation filters
@@ -690,10 +688,3 @@ def _count_tokens(query: str, ceiling: int) -> int:
     except GraphQLError:  # a syntax error past the limit: the count so far is a lower bound
         return count
     return count
-
-
-def _served_schema() -> GraphQLSchema:
-    # Imported here: the served schema is built from a module list that includes this one.
-    from gql_blog.schema import schema
-
-    return schema._schema

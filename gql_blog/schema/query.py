@@ -6,7 +6,7 @@ from typing import Any
 import strawberry
 
 from gql_blog import models
-from gql_blog.schema.audit_log import AuditLogEntry, AuditLogWhere, audit_log_connection
+from gql_blog.schema.audit_log import AuditLogWhere, audit_log_connection
 from gql_blog.schema.connections import (
     Connection,
     RootSource,
@@ -29,6 +29,7 @@ from gql_blog.schema.stats import (
 )
 from gql_blog.schema.types import (
     NODE_TYPES,
+    AuditLogEntry,
     BlogInfo,
     Node,
     Post,

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any, ClassVar, Self, TypeVar
 
 import strawberry
+from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from gql_blog import models
+from gql_blog import audit, models
 from gql_blog.plan.declarations import Children, Email, GlobalId, Tags, ToOne, declare
 from gql_blog.schema.connections import (
     ChildSource,
@@ -369,11 +370,63 @@ class Tag(Node):
     posts = _children_field("Tag.posts", "Post", PostWhere, PostOrder, "Posts with this tag.")
 
 
-def _audit_log_entry(row: models.AuditLog) -> Node:
-    # Imported here: the audit log's types build on this module's (admins only: see loaders).
-    from gql_blog.schema.audit_log import AuditLogEntry
+@strawberry.enum(description="What happened to the entity.")
+class AuditAction(enum.Enum):
+    CREATE = "CREATE"
+    UPDATE = "UPDATE"
+    DELETE = "DELETE"
 
-    return AuditLogEntry.from_model(row)
+
+def _global_ids(type_name: str, value: Any) -> Any:
+    if isinstance(value, list):
+        return [_global_ids(type_name, item) for item in value]
+    return None if value is None else encode_global_id(type_name, value)
+
+
+def shown_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """Stored changes as the API shows them: relations (row ids in the log) as global ids."""
+    return {
+        name: _global_ids(audit.RELATION_TYPES[name], value)
+        if name in audit.RELATION_TYPES
+        else value
+        for name, value in changes.items()
+    }
+
+
+@strawberry.type(description="One create, update or delete of a user, post or comment.")
+class AuditLogEntry(Node):
+    type_name: ClassVar[str] = "AuditLogEntry"
+    entity_type: str = strawberry.field(description="The kind of entity: User, Post or Comment.")
+    action: AuditAction
+    changes: JSON | None = strawberry.field(
+        description="CREATE and DELETE: {field: value}; UPDATE: {field: [old, new]}."
+    )
+    created_at: datetime
+    entity_row_id: strawberry.Private[int]
+    actor_id: strawberry.Private[int | None]
+
+    @classmethod
+    def from_model(cls, row: models.AuditLog) -> Self:
+        return cls(
+            row_id=row.id,
+            entity_type=row.entity_type,
+            action=AuditAction(row.action),
+            changes=JSON(shown_changes(row.changes)),
+            created_at=row.created_at,
+            entity_row_id=row.entity_id,
+            actor_id=row.actor_id,
+        )
+
+    @strawberry.field(description="The global id of the entity (it may be deleted by now).")
+    def entity_id(self) -> strawberry.ID:
+        return strawberry.ID(encode_global_id(self.entity_type, self.entity_row_id))
+
+    @strawberry.field(description="Who did it; null when nobody signed in did (or is gone).")
+    async def actor(self, info: BlogInfo) -> User | None:
+        if self.actor_id is None:
+            return None
+        row = await info.context.loaders.users.load(self.actor_id)
+        return None if row is None else User.from_model(row)
 
 
 NODE_TYPES: dict[str, tuple[type[models.Base], Callable[[Any], Node]]] = {
@@ -381,5 +434,6 @@ NODE_TYPES: dict[str, tuple[type[models.Base], Callable[[Any], Node]]] = {
     "Post": (models.Post, Post.from_model),
     "Comment": (models.Comment, Comment.from_model),
     "Tag": (models.Tag, Tag.from_model),
-    "AuditLogEntry": (models.AuditLog, _audit_log_entry),
+    # Admins only: the loaders see no audit rows for anyone else.
+    "AuditLogEntry": (models.AuditLog, AuditLogEntry.from_model),
 }

@@ -9,6 +9,7 @@ from graphql import get_introspection_query, parse
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gql_blog.config import Settings
+from gql_blog.schema import schema
 from gql_blog.schema.ids import encode_global_id
 from gql_blog.schema.limits import alias_count, operation_cost, query_depth
 from tests.conftest import StatementCounter
@@ -222,12 +223,12 @@ async def test_document_too_deep_to_parse_is_a_depth_refusal(api: GraphQLClient)
     ],
 )
 def test_cost_is_the_contracts_formula(query: str, cost: int) -> None:
-    assert operation_cost(parse(query), None, None, Settings()) == cost
+    assert operation_cost(parse(query), None, None, Settings(), schema=schema._schema) == cost
 
 
 def test_cost_reads_page_sizes_from_variables() -> None:
     document = parse("query($n: Int) { posts(first: $n) { nodes { tags { name } } } }")
-    assert operation_cost(document, None, {"n": 4}, Settings()) == 4 + 40
+    assert operation_cost(document, None, {"n": 4}, Settings(), schema=schema._schema) == 4 + 40
 
 
 async def test_every_response_reports_its_cost(api: GraphQLClient) -> None:

@@ -12,6 +12,7 @@ from graphql import parse
 
 from gql_blog.config import Settings
 from gql_blog.row_counts import RowCounts
+from gql_blog.schema import schema
 from gql_blog.schema.limits import operation_cost
 from tests.conftest import StatementCounter
 from tests.databases import DIALECTS
@@ -67,13 +68,20 @@ INSENSITIVE = '{content: {contains: "x", mode: INSENSITIVE}}'
     ],
 )
 def test_cost_prices_the_rows_the_database_may_read(query: str, cost: int) -> None:
-    assert operation_cost(parse(query), None, None, Settings(), counts=ISSUE_ROWS) == cost
+    assert (
+        operation_cost(
+            parse(query), None, None, Settings(), schema=schema._schema, counts=ISSUE_ROWS
+        )
+        == cost
+    )
 
 
 def test_nested_relation_filters_multiply_their_fanouts() -> None:
     def cost(where: str) -> int:
         query = f"{{ posts(first: 0, where: {where}) {{ totalCount }} }}"
-        return operation_cost(parse(query), None, None, Settings(), counts=ISSUE_ROWS)
+        return operation_cost(
+            parse(query), None, None, Settings(), schema=schema._schema, counts=ISSUE_ROWS
+        )
 
     one = cost('{comments: {some: {content: {eq: "x"}}}}')
     two = cost('{comments: {some: {author: {username: {eq: "x"}}}}}')
@@ -85,11 +93,13 @@ def test_nested_relation_filters_multiply_their_fanouts() -> None:
 
 def test_without_row_counts_only_the_rows_returned_are_priced() -> None:
     query = f"{{ posts(first: 5, where: {INSENSITIVE}) {{ totalCount nodes {{ id }} }} }}"
-    assert operation_cost(parse(query), None, None, Settings()) == 5
+    assert operation_cost(parse(query), None, None, Settings(), schema=schema._schema) == 5
 
 
 def test_the_issues_scan_is_over_the_default_cost_limit() -> None:
-    cost = operation_cost(parse(scan()), None, None, Settings(), counts=ISSUE_ROWS)
+    cost = operation_cost(
+        parse(scan()), None, None, Settings(), schema=schema._schema, counts=ISSUE_ROWS
+    )
     assert cost == ALIASES * 40_000
     assert cost > Settings().max_cost
 
