@@ -3,7 +3,6 @@ see whether the database still runs a statement of the server's."""
 
 import asyncio
 import os
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,9 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gql_blog import migrations, models
 from tests.databases import empty_database
-from tests.live import GQL_BLOG, serve_environment
+from tests.live import serve_process
 
-STARTUP_SECONDS = 60
 POSTS = 30_000
 USERS = 20
 # About 360 characters: a case-insensitive substring filter reads every post's text, lowered.
@@ -90,38 +88,9 @@ async def seeded_database(dialect: str, tmp_dir: Path) -> AsyncIterator[str]:
 async def serve(dialect: str, url: str, settings: dict[str, str]) -> AsyncIterator[Served]:
     """`gql-blog serve` (one worker) on `url` and a port of its choosing, with `settings`
     (GQL_BLOG_* variables) beside the cost limit lifted: the scans are measured, not refused."""
-    environment = serve_environment(url) | {"GQL_BLOG_MAX_COST": str(10**9)} | settings
-    process = await asyncio.create_subprocess_exec(
-        *(str(GQL_BLOG), "serve", "--port", "0"),
-        env=environment,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    log: list[str] = []
-
-    async def listening(stream: asyncio.StreamReader) -> str:
-        while line := await stream.readline():
-            log.append(line.decode(errors="replace"))
-            if found := re.search(r"Uvicorn running on (http://[\d.]+:\d+)", log[-1]):
-                return found.group(1)
-        raise AssertionError("gql-blog serve exited before it listened:\n" + "".join(log))
-
-    async def read_log(stream: asyncio.StreamReader) -> None:
-        while line := await stream.readline():
-            log.append(line.decode(errors="replace"))
-
-    reading: asyncio.Task[None] | None = None
-    try:
-        base_url = await asyncio.wait_for(listening(process.stderr), STARTUP_SECONDS)
-        reading = asyncio.create_task(read_log(process.stderr))
-        yield Served(dialect, url, base_url, process, log)
-    finally:
-        if process.returncode is None:
-            process.terminate()
-        await asyncio.wait_for(process.wait(), STARTUP_SECONDS)
-        if reading is not None:
-            await reading
+    variables = {"GQL_BLOG_MAX_COST": str(10**9)} | settings
+    async with serve_process(url, **variables) as (address, process, log):
+        yield Served(dialect, url, f"http://{address}", process, log)
 
 
 @asynccontextmanager
