@@ -35,6 +35,7 @@ from gql_blog import (
     admission,
     auth,
     db,
+    draining,
     events,
     graphiql,
     graphql_http,
@@ -80,6 +81,8 @@ class State(TypedDict):
     reads: db.ReadPool | None
     # The primary and the read replicas (None in tests' sessions).
     databases: replicas.Databases | None
+    # The SIGTERM drain (GQL_BLOG_DRAIN_SECONDS); None in tests' sessions.
+    drain: draining.Drain | None
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -562,10 +565,16 @@ async def root(request: Request) -> Response:
 
 def _readyz(head: str) -> Callable[[Request], Awaitable[Response]]:
     async def readyz(request: Request) -> Response:
-        """200 once the database answers and is at the latest migration; else 503 and why."""
-        problem = await readiness.readiness_problem(request.state.sessions, head=head)
+        """200 once the database answers and is at the latest migration; else 503 and why
+        (also while the server drains before it stops)."""
         databases: replicas.Databases | None = getattr(request.state, "databases", None)
         shown = {"replicas": databases.readiness()} if databases and databases.replicas else {}
+        drain: draining.Drain | None = getattr(request.state, "drain", None)
+        if drain is not None and drain.draining:
+            # Out of the balancer's rotation first; the requests it still sends are served.
+            body = {"status": "draining", "reason": drain.reason(), **shown}
+            return JSONResponse(body, status_code=503)
+        problem = await readiness.readiness_problem(request.state.sessions, head=head)
         if problem is not None:
             body = {"status": "unavailable", "reason": problem, **shown}
             return JSONResponse(body, status_code=503)
@@ -597,7 +606,13 @@ def _lifespan(
             persisted.share(persisted_queries.SharedQueries(sessions, retention=retention))
             # Sessions given by a test share one transaction: only in-process events fit.
             local = bus or events.InProcessBus(queue_size=settings.subscriber_queue_size)
-            yield {"sessions": sessions, "events": local, "reads": None, "databases": None}
+            yield {
+                "sessions": sessions,
+                "events": local,
+                "reads": None,
+                "databases": None,
+                "drain": None,
+            }
             return
         engine = db.create_engine(settings)
         # Before tracing: the counts are the server's own reads, of no request.
@@ -627,14 +642,18 @@ def _lifespan(
         # What the process built to start (modules, the schema, the engine) lives as long as it
         # serves: out of the collector's sight, full collections stay short (no slow p99 tail).
         gc.freeze()
+        drain = draining.Drain(settings.drain_seconds)
+        undrain = drain.install(asyncio.get_running_loop())
         try:
             yield {
                 "sessions": engine_sessions,
                 "events": chosen,
                 "reads": reads,
                 "databases": databases,
+                "drain": drain,
             }
         finally:
+            undrain()
             gc.unfreeze()
             counting.cancel()
             # uvicorn runs this after the in-flight requests have finished.

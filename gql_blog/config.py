@@ -123,6 +123,8 @@ class Settings:
     trusted_documents: str | None = None
     # How long shared caches and browsers may keep an anonymous GET answer.
     cache_max_age_seconds: int = 60
+    # On SIGTERM, /readyz answers 503 this long while requests are still served (see draining.py).
+    drain_seconds: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Self:
@@ -208,6 +210,7 @@ class Settings:
             ),
             trusted_documents=environ.get("GQL_BLOG_TRUSTED_DOCUMENTS") or None,
             cache_max_age_seconds=reader.integer("CACHE_MAX_AGE_SECONDS", 60, minimum=0),
+            drain_seconds=reader.seconds("DRAIN_SECONDS", 0.0, inclusive=True),
         )
         if settings.default_page_size > settings.max_page_size:
             raise ConfigError(
@@ -330,16 +333,21 @@ class _Reader:
 
         return self._read(name, default, parse, f"a whole number >= {minimum}")
 
-    def seconds(self, name: str, default: float, *, minimum: float = 0.0) -> float:
-        """A duration: more than `minimum` seconds, fractions allowed."""
+    def seconds(
+        self, name: str, default: float, *, minimum: float = 0.0, inclusive: bool = False
+    ) -> float:
+        """A duration: more than `minimum` seconds (or exactly it, if `inclusive`), fractions
+        allowed."""
 
         def parse(raw: str) -> float:
             value = float(raw)
-            if not minimum < value < float("inf"):
+            above = value >= minimum if inclusive else value > minimum
+            if not above or value == float("inf"):
                 raise ValueError
             return value
 
-        return self._read(name, default, parse, f"a number of seconds > {minimum:g}")
+        bound = ">=" if inclusive else ">"
+        return self._read(name, default, parse, f"a number of seconds {bound} {minimum:g}")
 
     def boolean(self, name: str, default: bool) -> bool:
         words = {"1": True, "true": True, "yes": True, "on": True}

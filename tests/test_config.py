@@ -70,6 +70,8 @@ def test_unrelated_variables_are_ignored() -> None:
         ("GQL_BLOG_PERSISTED_QUERY_CACHE_BYTES", "0", "persisted_query_cache_bytes", 0),
         ("GQL_BLOG_TRUSTED_DOCUMENTS", "docs.json", "trusted_documents", "docs.json"),
         ("GQL_BLOG_CACHE_MAX_AGE_SECONDS", "0", "cache_max_age_seconds", 0),
+        ("GQL_BLOG_DRAIN_SECONDS", "2.5", "drain_seconds", 2.5),
+        ("GQL_BLOG_DRAIN_SECONDS", "0", "drain_seconds", 0.0),
     ],
     ids=[
         "pool-size",
@@ -105,6 +107,8 @@ def test_unrelated_variables_are_ignored() -> None:
         "persisted-query-cache-bytes",
         "trusted-documents",
         "cache-max-age",
+        "drain-seconds",
+        "drain-off",
     ],
 )
 def test_variable_is_parsed(variable: str, raw: str, attribute: str, value: object) -> None:
@@ -136,6 +140,7 @@ def test_variable_is_parsed(variable: str, raw: str, attribute: str, value: obje
         ("GQL_BLOG_MAX_FIELDS", "0", "a whole number >= 1"),
         ("GQL_BLOG_MAX_RELATION_FILTER_DEPTH", "-1", "a whole number >= 0"),
         ("GQL_BLOG_ROW_COUNTS_REFRESH_SECONDS", "0", "a number of seconds > 0"),
+        ("GQL_BLOG_DRAIN_SECONDS", "-1", "a number of seconds >= 0"),
         ("GQL_BLOG_CORS_ORIGINS", "blog.example.com", "comma-separated origins"),
         ("GQL_BLOG_CORS_ORIGINS", "https://blog.example.com/app", "comma-separated origins"),
     ],
@@ -158,6 +163,7 @@ def test_variable_is_parsed(variable: str, raw: str, attribute: str, value: obje
         "max-fields-zero",
         "relation-filter-depth-negative",
         "row-counts-refresh-zero",
+        "drain-negative",
         "cors-origin-without-scheme",
         "cors-origin-with-path",
     ],
