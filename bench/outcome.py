@@ -17,8 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gql_blog.schema.errors import UserInputError
-from gql_blog.schema.ids import decode_global_id
+from gql_blog.errors import InvalidIdError
+from gql_blog.ids import decode_global_id
 
 
 class OutcomeError(ValueError):
@@ -57,8 +57,8 @@ def row_id(global_id: str, type_name: str) -> int:
     """The row id in a global id of `type_name`; OutcomeError for anything else."""
     try:
         _, number = decode_global_id(global_id, known_types={type_name})
-    except UserInputError as error:
-        raise OutcomeError(f"not a {type_name} id: {error.message}") from None
+    except InvalidIdError as error:
+        raise OutcomeError(f"not a {type_name} id: {error}") from None
     return number
 
 

@@ -39,7 +39,7 @@ from bench import cluster, datasets, load, outcome, report, scrape, servers, sub
 from bench import workload as workloads
 from bench.outcome import AckedComment, AckedPost, Outcome
 from bench.run import _free_port, _interrupt_on_sigterm, _say, require_tools
-from gql_blog.schema.ids import encode_global_id
+from gql_blog.ids import encode_global_id
 
 SEED_PLAN: Final = datasets.SeedPlan(users=500, posts_per_user=10, comments_per_post=5)
 SHAPE: Final = workloads.Shape()

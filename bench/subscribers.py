@@ -20,7 +20,7 @@ from typing import Any, Final
 import websockets
 
 from bench import outcome, workers
-from gql_blog.schema.ids import encode_global_id
+from gql_blog.ids import encode_global_id
 
 PROTOCOL: Final = "graphql-transport-ws"
 HANDSHAKE_SECONDS: Final = 30.0

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from bench import queries
 from gql_blog import auth, db, models
 from gql_blog.config import Settings
-from gql_blog.schema.ids import encode_global_id
+from gql_blog.ids import encode_global_id
 
 TOKEN_LIFETIME: Final = timedelta(days=1)
 

@@ -6,6 +6,8 @@
     ├── NoSuchUserError        create-admin was to promote a user who does not exist (auth.py)
     ├── InvalidInputError      a request's own input is wrong
     │   ├── InvalidValueError  a model rule refused a value: a mutation's ValidationError
+    │   ├── InvalidIdError     a global id that does not decode or names no type: BAD_USER_INPUT
+    │   ├── InvalidPageError   page arguments out of bounds or contradictory: BAD_USER_INPUT
     │   ├── InvalidCursorError a cursor that does not decode or belongs elsewhere: BAD_USER_INPUT
     │   └── InvalidFilterError a `where` the compiler refuses: BAD_USER_INPUT
     └── NotPlannedError        the planner declines: strawberry's executor runs the operation
@@ -42,6 +44,14 @@ class InvalidValueError(InvalidInputError):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+class InvalidIdError(InvalidInputError):
+    """A global id that is not base64 of `Type:integer`, or names no entity type."""
+
+
+class InvalidPageError(InvalidInputError):
+    """Page arguments the read model refuses: negative, over the maximum, or both directions."""
 
 
 class InvalidCursorError(InvalidInputError):

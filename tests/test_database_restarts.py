@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import cluster
 from gql_blog import migrations, models
-from gql_blog.schema.ids import decode_global_id
+from gql_blog.ids import decode_global_id
 from tests import mariadb_server
 from tests.databases import require
 from tests.live import SocketClient, free_port, serve_process, socket_client

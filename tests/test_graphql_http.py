@@ -14,7 +14,7 @@ from starlette.types import Message
 from gql_blog import auth
 from gql_blog.config import Settings
 from gql_blog.graphql_http import response_media_type
-from gql_blog.schema.ids import encode_global_id
+from gql_blog.ids import encode_global_id
 from tests.factories import make_post, make_user
 from tests.graphql_client import GraphQLClient, serve_api
 

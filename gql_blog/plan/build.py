@@ -35,9 +35,9 @@ from graphql.execution.values import VariableValues, get_directive_values
 
 from gql_blog import models
 from gql_blog.errors import NotPlannedError as NotPlannedError  # re-exported: callers name it here
+from gql_blog.ids import encode_global_id
 from gql_blog.loaders import RELATIONS, Relation
 from gql_blog.plan.declarations import PLAN, Children, Email, GlobalId, Tags, ToOne
-from gql_blog.schema.ids import encode_global_id
 
 ENTITY_MODELS: dict[str, type[models.Base]] = {
     "User": models.User,

@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from graphql import (
     DocumentNode,
@@ -29,10 +29,13 @@ from strawberry.types import ExecutionResult
 
 from gql_blog import auth, metrics, models
 from gql_blog.caches import SizedLruCache
-from gql_blog.db import count_statements
+from gql_blog.config import Settings
+from gql_blog.db import ReadPool, SerialSession, count_statements
 from gql_blog.plan.build import NotPlannedError, Plan, PlanBuilder, directive_variables
 from gql_blog.plan.run import DriverFetch, FilterCache, Identity, Run, Statement
-from gql_blog.schema.context import Context
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +47,20 @@ _ENTRY_OVERHEAD = 4096
 _MAX_PLANS_PER_DOCUMENT = 8
 _UNPLANNED = object()
 _NEVER = object()
+
+
+class Context(Protocol):
+    """What the planner reads of a request's context (`schema.context.Context` is one)."""
+
+    db: SerialSession
+    reads: ReadPool | None
+    settings: Settings
+    request_id: str
+    token: str | None
+    tracer: "Tracer | None"
+    warnings: list[str]
+
+    def report_signed_out(self, reason: auth.SignedOut) -> None: ...
 
 
 @dataclass(slots=True)

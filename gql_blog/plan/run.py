@@ -18,8 +18,11 @@ from sqlalchemy.sql import Select
 from strawberry.types.arguments import convert_arguments
 
 from gql_blog import models
+from gql_blog.arguments import ordering_of, page_request, plain_where
 from gql_blog.caches import LruCache
 from gql_blog.config import Settings
+from gql_blog.errors import InvalidInputError
+from gql_blog.ids import decode_global_id
 from gql_blog.loaders import MAX_BATCH, Filter, Page, PageRequest, compile_where
 from gql_blog.ordering import Ordering
 from gql_blog.plan import fetch
@@ -38,11 +41,7 @@ from gql_blog.plan.build import (
     TagsPlan,
     ToOnePlan,
 )
-from gql_blog.schema.connections import ordering_of, page_request
-from gql_blog.schema.errors import UserInputError
-from gql_blog.schema.ids import decode_global_id
-from gql_blog.schema.inputs import plain_where
-from gql_blog.where import InvalidFilterError, canonical_where
+from gql_blog.where import canonical_where
 
 # (statement, parameters) -> rows as mappings.
 Fetch = Callable[[Select[Any], Mapping[str, Any]], Awaitable[Sequence[Mapping[str, Any]]]]
@@ -182,7 +181,7 @@ class Run:
                 last=args.get("last"),
                 before=args.get("before"),
             )
-        except UserInputError as error:
+        except InvalidInputError as error:
             raise NotPlannedError(str(error)) from None
         return request, "" if where is None else where.key
 
@@ -198,7 +197,7 @@ class Run:
             compiled = compile_where(
                 self.viewer, entity, plain, max_depth=self._settings.max_filter_depth
             )
-        except InvalidFilterError as error:
+        except InvalidInputError as error:
             raise NotPlannedError(str(error)) from None
         if compiled is not None:
             self._filters.put(key, compiled)
@@ -298,7 +297,7 @@ class Run:
         if root.name == "post":
             try:
                 type_name, row_id = decode_global_id(args["id"], known_types=_NODE_TYPES)
-            except UserInputError as error:
+            except InvalidInputError as error:
                 raise NotPlannedError(str(error)) from None
             if type_name != "Post" or row_id >= _MAX_ID:
                 return None
@@ -462,7 +461,7 @@ def _node_key(value: Any, targets: dict[str, ObjectPlan]) -> tuple[str, int]:
     """A global id's (type, row id); an invalid id or a type without a plan declines."""
     try:
         type_name, row_id = decode_global_id(value, known_types=_NODE_TYPES)
-    except UserInputError as error:
+    except InvalidInputError as error:
         raise NotPlannedError(str(error)) from None
     if type_name not in targets:
         raise NotPlannedError(f"{type_name} nodes are not planned")

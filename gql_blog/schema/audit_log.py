@@ -11,13 +11,13 @@ import strawberry
 from strawberry import UNSET
 
 from gql_blog import models
+from gql_blog.arguments import page_request, plain_where
 from gql_blog.loaders import Filter, Loaders
 from gql_blog.ordering import Ordering
-from gql_blog.schema.connections import Connection, RootSource, connection, page_request
-from gql_blog.schema.errors import ForbiddenQueryError, UserInputError
-from gql_blog.schema.inputs import DateTimeFilter, StringFilter, UserWhere, plain_where
+from gql_blog.schema.connections import Connection, RootSource, connection
+from gql_blog.schema.errors import ForbiddenQueryError
+from gql_blog.schema.inputs import DateTimeFilter, StringFilter, UserWhere
 from gql_blog.schema.types import AuditAction, AuditLogEntry, BlogInfo
-from gql_blog.where import InvalidFilterError
 
 ENTITY = AuditLogEntry.type_name
 
@@ -49,10 +49,7 @@ def _with_action_filters(where: dict[str, Any]) -> dict[str, Any]:
 
 def _compile(loaders: Loaders, where: AuditLogWhere | None) -> Filter | None:
     plain = plain_where(where)
-    try:
-        return loaders.where(ENTITY, None if plain is None else _with_action_filters(plain))
-    except InvalidFilterError as error:
-        raise UserInputError(str(error)) from None
+    return loaders.where(ENTITY, None if plain is None else _with_action_filters(plain))
 
 
 async def audit_log_connection(

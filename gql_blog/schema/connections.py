@@ -1,7 +1,7 @@
-"""Relay connections: page arguments → `PageRequest`, and the Connection/Edge/PageInfo types."""
+"""Relay connections: the Connection/Edge/PageInfo types, and the connection fields."""
 
 import enum
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -9,81 +9,16 @@ import strawberry
 from strawberry.types import Info
 
 from gql_blog import models
-from gql_blog.config import Settings
-from gql_blog.loaders import Filter, Loaders, Page, PageRequest
-from gql_blog.ordering import InvalidCursorError, Ordering, OrderTerm
-from gql_blog.schema.errors import UserInputError
-from gql_blog.schema.inputs import plain_where
-from gql_blog.where import InvalidFilterError
+from gql_blog.arguments import plain_where
+from gql_blog.loaders import Filter, Loaders, Page
+from gql_blog.ordering import Ordering
 
 NodeT = TypeVar("NodeT")
 
 
-def page_request(
-    settings: Settings,
-    ordering: Ordering,
-    *,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-    where: Filter | None = None,
-) -> PageRequest:
-    """Validate and decode `first/after/last/before`; errors name the argument at fault."""
-    if first is not None and last is not None:
-        raise UserInputError("Pass either `first` or `last`, not both.")
-    for name, value in (("first", first), ("last", last)):
-        if value is None:
-            continue
-        if value < 0:
-            raise UserInputError(f"`{name}` must not be negative (got {value}).")
-        if value > settings.max_page_size:
-            raise UserInputError(
-                f"`{name}` must be at most {settings.max_page_size} (got {value})."
-            )
-    size = last if last is not None else first
-    # The cursor's fingerprint covers the filter: a cursor of another filter is refused.
-    scope = "" if where is None else where.key
-    return PageRequest(
-        ordering=ordering,
-        size=settings.default_page_size if size is None else size,
-        backward=last is not None,
-        after=_decode(ordering, "after", after, scope),
-        before=_decode(ordering, "before", before, scope),
-        where=where,
-    )
-
-
 def compile_filter(loaders: Loaders, entity: str, where: Any) -> Filter | None:
-    """A `where` input compiled for this request's viewer; a bad filter is BAD_USER_INPUT."""
-    try:
-        return loaders.where(entity, plain_where(where))
-    except InvalidFilterError as error:
-        raise UserInputError(str(error)) from None
-
-
-def _decode(
-    ordering: Ordering, name: str, cursor: str | None, scope: str
-) -> tuple[Any, ...] | None:
-    if cursor is None:
-        return None
-    try:
-        return tuple(ordering.decode_cursor(cursor, scope=scope))
-    except InvalidCursorError as error:
-        raise UserInputError(f"`{name}`: {error}") from None
-
-
-def ordering_of(entity: str, order_by: Sequence[Any] | None) -> Ordering:
-    """The ordering an `orderBy` list asks for (each item has field, direction, nulls)."""
-    terms = [
-        OrderTerm(
-            key=item.field.value,
-            descending=item.direction is OrderDirection.DESC,
-            nulls_first=None if item.nulls is None else item.nulls is NullsOrder.FIRST,
-        )
-        for item in order_by or ()
-    ]
-    return Ordering.of(entity, terms)
+    """A `where` input compiled for this request's viewer (`InvalidFilterError` if refused)."""
+    return loaders.where(entity, plain_where(where))
 
 
 class Source(Protocol):

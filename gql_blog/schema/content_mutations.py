@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import UNSET
 
 from gql_blog import audit, models, writes
+from gql_blog.ids import decode_global_id
 from gql_blog.schema.connections import compile_filter
 from gql_blog.schema.context import Context
-from gql_blog.schema.ids import decode_global_id
 from gql_blog.schema.inputs import PostWhere, UserWhere
 from gql_blog.schema.results import (
     AuthenticationError,

@@ -1,7 +1,8 @@
 """Top-level GraphQL errors with codes, and masking of unexpected failures.
 
 Expected failures of mutations are values (the `Error` types); what reaches the top level is
-either a `UserInputError` (BAD_USER_INPUT: invalid id, cursor, argument or filter), a
+either a `UserInputError` (BAD_USER_INPUT: invalid id, cursor, argument or filter; the read
+model's own input errors become one here, in `MaskUnexpectedErrors`), a
 `QueryTooComplexError` (QUERY_TOO_COMPLEX: a request over one of the limits), a database out of
 reach (SERVER_BUSY: no connection came free in time; DATABASE_UNAVAILABLE), which the app answers
 with a 503, or something unexpected, which `MaskUnexpectedErrors` replaces by a generic message
@@ -12,11 +13,17 @@ import logging
 import uuid
 from collections.abc import Iterator
 
-from graphql import GraphQLError, Node
+from graphql import GraphQLError, Node, located_error
 from strawberry.extensions import SchemaExtension
 from strawberry.types import StreamExecutionResult
 
 from gql_blog import db
+from gql_blog.errors import (
+    InvalidCursorError,
+    InvalidFilterError,
+    InvalidIdError,
+    InvalidPageError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +39,8 @@ _OUTAGE_MESSAGES = {
     "Try again shortly.",
     db.Outage.UNAVAILABLE: "The database is unavailable. Try again shortly.",
 }
+# The read model's refusals of what a request sent: answered as BAD_USER_INPUT, never masked.
+READ_INPUT_ERRORS = (InvalidIdError, InvalidPageError, InvalidCursorError, InvalidFilterError)
 
 
 class UserInputError(GraphQLError):
@@ -89,6 +98,8 @@ class MaskUnexpectedErrors(SchemaExtension):
     def _mask(self, error: GraphQLError) -> GraphQLError:
         if _is_expected(error):
             return error
+        if isinstance(error.original_error, READ_INPUT_ERRORS):
+            return user_input_error(error)
         outage = db.outage_of(error.original_error) if error.original_error else None
         if outage is not None:
             return outage_error(outage, path=error.path, nodes=error.nodes)
@@ -102,6 +113,11 @@ class MaskUnexpectedErrors(SchemaExtension):
         is_debug = getattr(getattr(context, "settings", None), "debug", False)
         detail = repr(error.original_error) if is_debug else None
         return internal_error(error_id, path=error.path, nodes=error.nodes, detail=detail)
+
+
+def user_input_error(error: GraphQLError) -> GraphQLError:
+    """The BAD_USER_INPUT error for a read model's input error, where the executor met it."""
+    return located_error(UserInputError(error.message), error.nodes, error.path)
 
 
 def outage_error(

@@ -1,15 +1,11 @@
-"""The `where` inputs (typed filters), turned into the plain dicts that filters.py compiles."""
+"""The `where` inputs (typed filters); `arguments.plain_where` turns them into plain dicts."""
 
-import dataclasses
 import enum
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import strawberry
 from strawberry import UNSET
-
-from gql_blog.schema.errors import UserInputError
-from gql_blog.schema.ids import decode_global_id
 
 
 @strawberry.enum(description="How string filters compare text.")
@@ -20,6 +16,7 @@ class FilterMode(enum.Enum):
 
 @strawberry.input(description="Conditions on an Int; comparisons never match null (use isNull).")
 class IntFilter:
+    is_operator_input: ClassVar[bool] = True
     eq: int | None = UNSET
     ne: int | None = UNSET
     in_: list[int] | None = strawberry.field(default=UNSET, name="in")
@@ -33,6 +30,7 @@ class IntFilter:
 
 @strawberry.input(description="Conditions on a String; case-sensitive unless mode: INSENSITIVE.")
 class StringFilter:
+    is_operator_input: ClassVar[bool] = True
     eq: str | None = UNSET
     ne: str | None = UNSET
     in_: list[str] | None = strawberry.field(default=UNSET, name="in")
@@ -46,6 +44,7 @@ class StringFilter:
 
 @strawberry.input(description="Conditions on a Boolean.")
 class BooleanFilter:
+    is_operator_input: ClassVar[bool] = True
     eq: bool | None = UNSET
     ne: bool | None = UNSET
     is_null: bool | None = UNSET
@@ -53,6 +52,7 @@ class BooleanFilter:
 
 @strawberry.input(description="Conditions on a DateTime; comparisons never match null.")
 class DateTimeFilter:
+    is_operator_input: ClassVar[bool] = True
     eq: datetime | None = UNSET
     ne: datetime | None = UNSET
     in_: list[datetime] | None = strawberry.field(default=UNSET, name="in")
@@ -66,6 +66,7 @@ class DateTimeFilter:
 
 @strawberry.input(description="Conditions on a global id.")
 class IDFilter:
+    is_id_filter: ClassVar[bool] = True
     eq: strawberry.ID | None = UNSET
     ne: strawberry.ID | None = UNSET
     in_: list[strawberry.ID] | None = strawberry.field(default=UNSET, name="in")
@@ -151,64 +152,3 @@ class TagListFilter:
     some: TagWhere | None = UNSET
     none: TagWhere | None = UNSET
     every: TagWhere | None = UNSET
-
-
-_OPERATOR_INPUTS = (IntFilter, StringFilter, BooleanFilter, DateTimeFilter)
-
-# An id of another type can equal no row; 0 is an id no row has.
-_NO_ROW = 0
-_ID_LIMIT = 2**31
-_KNOWN_TYPES = frozenset({"User", "Post", "Comment", "Tag", "AuditLogEntry"})
-
-
-def plain_where(where: Any) -> dict[str, Any] | None:
-    """A `where` input as the plain dict filters.py compiles (global ids decoded to row ids)."""
-    if where is None or where is UNSET:
-        return None
-    plain: dict[str, Any] = _plain(where, entity=getattr(where, "entity", None))
-    return plain
-
-
-def _plain(value: Any, *, entity: str | None) -> Any:
-    if isinstance(value, list):
-        return [_plain(item, entity=entity) for item in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, IDFilter):
-        return _plain_ids(value, entity)
-    if not dataclasses.is_dataclass(value) or isinstance(value, type):
-        return value
-    own = getattr(value, "entity", entity)
-    result: dict[str, Any] = {}
-    for item in dataclasses.fields(value):
-        raw = getattr(value, item.name)
-        if raw is UNSET:
-            continue
-        # null stands for no condition nowhere: refused, except as an operator's operand,
-        # which filters.py refuses with the operator's path (eq: null → "use isNull").
-        if raw is None and not isinstance(value, _OPERATOR_INPUTS):
-            raise UserInputError(f"where: `{item.name.rstrip('_')}` must not be null")
-        result[item.name.rstrip("_")] = _plain(raw, entity=own)
-    return result
-
-
-def _plain_ids(ids: IDFilter, entity: str | None) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for item in dataclasses.fields(ids):
-        raw = getattr(ids, item.name)
-        if raw is UNSET:
-            continue
-        name = item.name.rstrip("_")
-        if raw is None:
-            result[name] = None
-        elif isinstance(raw, list):
-            result[name] = [_row_id(value, entity) for value in raw]
-        else:
-            result[name] = _row_id(raw, entity)
-    return result
-
-
-def _row_id(value: str, entity: str | None) -> int:
-    type_name, row_id = decode_global_id(value, known_types=_KNOWN_TYPES)
-    # An id beyond the id columns' range names no row (and PostgreSQL refuses to bind it).
-    return row_id if type_name == entity and row_id < _ID_LIMIT else _NO_ROW

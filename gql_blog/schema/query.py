@@ -6,6 +6,8 @@ from typing import Any
 import strawberry
 
 from gql_blog import models
+from gql_blog.arguments import ordering_of, page_request
+from gql_blog.ids import decode_global_id
 from gql_blog.schema.audit_log import AuditLogWhere, audit_log_connection
 from gql_blog.schema.connections import (
     Connection,
@@ -13,10 +15,7 @@ from gql_blog.schema.connections import (
     compile_filter,
     connection,
     connection_field,
-    ordering_of,
-    page_request,
 )
-from gql_blog.schema.ids import decode_global_id
 from gql_blog.schema.inputs import PostWhere, TagWhere, UserWhere
 from gql_blog.schema.search import PostSearchConnection, resolve_search_posts
 from gql_blog.schema.stats import (

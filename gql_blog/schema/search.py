@@ -5,10 +5,10 @@ import dataclasses
 import strawberry
 
 from gql_blog import search
+from gql_blog.arguments import page_request
 from gql_blog.loaders import Page
 from gql_blog.ordering import InvalidCursorError, Ordering, OrderTerm
-from gql_blog.schema.connections import PageInfo, compile_filter, page_request
-from gql_blog.schema.errors import UserInputError
+from gql_blog.schema.connections import PageInfo, compile_filter
 from gql_blog.schema.inputs import PostWhere
 from gql_blog.schema.types import BlogInfo, Post
 
@@ -49,7 +49,7 @@ def _decode(source: search.PostSearch, name: str, cursor: str | None) -> tuple[f
     try:
         return source.decode_cursor(cursor)
     except InvalidCursorError as error:
-        raise UserInputError(f"`{name}`: {error}") from None
+        raise InvalidCursorError(f"`{name}`: {error}") from None
 
 
 async def resolve_search_posts(

@@ -18,9 +18,9 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from gql_blog import events
+from gql_blog.ids import decode_global_id
 from gql_blog.loaders import Loaders
 from gql_blog.schema.fanout import fanout_of
-from gql_blog.schema.ids import decode_global_id
 from gql_blog.schema.types import NODE_TYPES, BlogInfo, Comment, Post
 
 

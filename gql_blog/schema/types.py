@@ -10,6 +10,8 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from gql_blog import audit, models
+from gql_blog.arguments import ordering_of, page_request
+from gql_blog.ids import encode_global_id
 from gql_blog.plan.declarations import Children, Email, GlobalId, Tags, ToOne, declare
 from gql_blog.schema.connections import (
     ChildSource,
@@ -19,11 +21,8 @@ from gql_blog.schema.connections import (
     compile_filter,
     connection,
     connection_field,
-    ordering_of,
-    page_request,
 )
 from gql_blog.schema.context import Context
-from gql_blog.schema.ids import encode_global_id
 from gql_blog.schema.inputs import CommentWhere, PostWhere
 from gql_blog.schema.lookahead import node_fields
 

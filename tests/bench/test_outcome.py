@@ -3,7 +3,7 @@
 import pytest
 
 from bench.outcome import AckedComment, AckedPost, OutcomeError, parse_outcome
-from gql_blog.schema.ids import encode_global_id
+from gql_blog.ids import encode_global_id
 
 COMMENT = encode_global_id("Comment", 51)
 POST = encode_global_id("Post", 7)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gql_blog import auth, db, models
 from gql_blog.app import create_app
 from gql_blog.config import Settings
-from gql_blog.schema.ids import encode_global_id
+from gql_blog.ids import encode_global_id
 from tests.committed import empty_tables
 from tests.conftest import graphql_endpoint
 from tests.factories import make_comment, make_post, make_tag, make_user

@@ -7,7 +7,7 @@ costs. On PostgreSQL, nested pages walk each parent's index with LATERAL ... LIM
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_blog.schema.ids import encode_global_id
+from gql_blog.ids import encode_global_id
 from tests.conftest import PlannedApi, StatementCounter
 from tests.schema.test_budgets import build_blog
 

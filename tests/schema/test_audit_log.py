@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_blog import audit, models
-from gql_blog.schema.ids import encode_global_id
+from gql_blog.ids import encode_global_id
 from tests.conftest import StatementCounter
 from tests.factories import make_post, make_user
 from tests.graphql_client import GraphQLClient

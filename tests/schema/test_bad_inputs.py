@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_blog import auth, models
-from gql_blog.schema.ids import encode_global_id
+from gql_blog.ids import encode_global_id
 from tests.factories import make_post, make_user
 from tests.graphql_client import GraphQLClient, assert_clean
 

@@ -12,7 +12,7 @@ from sqlalchemy.util import await_only
 
 from gql_blog import models
 from gql_blog.config import Settings
-from gql_blog.schema.ids import encode_global_id
+from gql_blog.ids import encode_global_id
 from tests.committed import CommittedApi, serve_committed_api
 from tests.conftest import StatementCounter
 from tests.factories import make_comment, make_post, make_tag, make_user

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_blog import models
 from gql_blog.config import Settings
-from gql_blog.schema.ids import encode_global_id
+from gql_blog.ids import encode_global_id
 from tests.committed import CommittedApi, serve_committed_api
 from tests.factories import make_comment, make_post, make_user
 from tests.graphql_client import GraphQLClient

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gql_blog.app import create_app
 from gql_blog.config import Settings
+from gql_blog.ids import encode_global_id
 from gql_blog.plan.planner import Planner
-from gql_blog.schema.ids import encode_global_id
 from gql_blog.schema.limits import field_count
 from tests.conftest import PlannedApi, StatementCounter, graphql_endpoint
 from tests.factories import make_post, make_user

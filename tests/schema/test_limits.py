@@ -9,8 +9,8 @@ from graphql import get_introspection_query, parse
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gql_blog.config import Settings
+from gql_blog.ids import encode_global_id
 from gql_blog.schema import schema
-from gql_blog.schema.ids import encode_global_id
 from gql_blog.schema.limits import alias_count, operation_cost, query_depth
 from tests.conftest import StatementCounter
 from tests.graphql_client import GraphQLClient, GraphQLResult, serve_api

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gql_blog import models
-from gql_blog.schema.ids import encode_global_id
+from gql_blog.ids import encode_global_id
 from tests.factories import make_comment, make_post, make_user
 from tests.graphql_client import GraphQLClient, assert_clean
 

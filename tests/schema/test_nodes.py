@@ -8,7 +8,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_blog import auth, models
-from gql_blog.schema.ids import encode_global_id
+from gql_blog.ids import encode_global_id
 from tests.factories import make_comment, make_post, make_tag, make_user
 from tests.graphql_client import GraphQLClient
 

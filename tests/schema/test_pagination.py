@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from gql_blog import models
 from gql_blog.config import Settings
-from gql_blog.schema.ids import encode_global_id
+from gql_blog.ids import encode_global_id
 from tests.conftest import StatementCounter
 from tests.factories import make_post, make_tag, make_user
 from tests.graphql_client import GraphQLClient, GraphQLResult

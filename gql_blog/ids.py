@@ -4,7 +4,7 @@ import base64
 import binascii
 from collections.abc import Collection
 
-from gql_blog.schema.errors import UserInputError
+from gql_blog.errors import InvalidIdError
 
 
 def encode_global_id(type_name: str, row_id: int) -> str:
@@ -12,13 +12,13 @@ def encode_global_id(type_name: str, row_id: int) -> str:
 
 
 def decode_global_id(value: str, *, known_types: Collection[str]) -> tuple[str, int]:
-    """(type name, row id) of a global id; `UserInputError` ("invalid id") for anything else."""
+    """(type name, row id) of a global id; `InvalidIdError` ("invalid id") for anything else."""
     try:
         type_name, _, raw_id = base64.b64decode(value, validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise UserInputError(f"invalid id {value!r}: not a global id") from None
+        raise InvalidIdError(f"invalid id {value!r}: not a global id") from None
     if type_name not in known_types:
-        raise UserInputError(f"invalid id {value!r}: no type named {type_name!r}")
+        raise InvalidIdError(f"invalid id {value!r}: no type named {type_name!r}")
     if not raw_id.isascii() or not raw_id.isdigit() or len(raw_id) > 18:
-        raise UserInputError(f"invalid id {value!r}: {raw_id!r} is not an integer id")
+        raise InvalidIdError(f"invalid id {value!r}: {raw_id!r} is not an integer id")
     return type_name, int(raw_id)
