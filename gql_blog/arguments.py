@@ -23,7 +23,6 @@ from gql_blog.ordering import Ordering, OrderTerm
 # An id of another type can equal no row; 0 is an id no row has.
 _NO_ROW = 0
 _ID_LIMIT = 2**31
-_KNOWN_TYPES = frozenset({"User", "Post", "Comment", "Tag", "AuditLogEntry"})
 
 
 def page_request(
@@ -138,6 +137,6 @@ def _plain_ids(ids: Any, entity: str | None) -> dict[str, Any]:
 
 
 def _row_id(value: str, entity: str | None) -> int:
-    type_name, row_id = decode_global_id(value, known_types=_KNOWN_TYPES)
+    type_name, row_id = decode_global_id(value)
     # An id beyond the id columns' range names no row (and PostgreSQL refuses to bind it).
     return row_id if type_name == entity and row_id < _ID_LIMIT else _NO_ROW

@@ -4,6 +4,7 @@ import base64
 import binascii
 from collections.abc import Collection
 
+from gql_blog.entities import NODE_MODELS
 from gql_blog.errors import InvalidIdError
 
 
@@ -11,7 +12,9 @@ def encode_global_id(type_name: str, row_id: int) -> str:
     return base64.b64encode(f"{type_name}:{row_id}".encode()).decode()
 
 
-def decode_global_id(value: str, *, known_types: Collection[str]) -> tuple[str, int]:
+def decode_global_id(
+    value: str, *, known_types: Collection[str] = NODE_MODELS.keys()
+) -> tuple[str, int]:
     """(type name, row id) of a global id; `InvalidIdError` ("invalid id") for anything else."""
     try:
         type_name, _, raw_id = base64.b64decode(value, validate=True).decode().partition(":")

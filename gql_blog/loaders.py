@@ -23,9 +23,9 @@ from sqlalchemy.sql import Select
 
 from gql_blog import models
 from gql_blog.db import SerialSession
+from gql_blog.entities import CONTENT_MODELS
 from gql_blog.ordering import Ordering
 from gql_blog.visibility import (
-    MODELS,
     Viewer,
     can_see_emails,
     visible,
@@ -221,7 +221,7 @@ def compile_where(
 ) -> Filter | None:
     """Compile a plain `where` for this viewer (visibility inside every relation filter)."""
     compiler = WhereCompiler(
-        visible=lambda name: visible(MODELS[name], viewer),
+        visible=lambda name: visible(CONTENT_MODELS[name], viewer),
         can_see_email=lambda: can_see_emails(viewer),
         max_depth=max_depth,
     )

@@ -22,14 +22,6 @@ class Viewer(Protocol):
     def is_admin(self) -> bool: ...
 
 
-MODELS: dict[str, type[models.Base]] = {
-    "User": models.User,
-    "Post": models.Post,
-    "Comment": models.Comment,
-    "Tag": models.Tag,
-}
-
-
 def visible_posts(viewer: Viewer | None) -> ColumnElement[bool]:
     """Drafts are visible to their author and to admins only."""
     if viewer is None:

@@ -34,17 +34,12 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_directive_values
 
 from gql_blog import models
+from gql_blog.entities import CONTENT_MODELS
 from gql_blog.errors import NotPlannedError as NotPlannedError  # re-exported: callers name it here
 from gql_blog.ids import encode_global_id
 from gql_blog.loaders import RELATIONS, Relation
 from gql_blog.plan.declarations import PLAN, Children, Email, GlobalId, Tags, ToOne
 
-ENTITY_MODELS: dict[str, type[models.Base]] = {
-    "User": models.User,
-    "Post": models.Post,
-    "Comment": models.Comment,
-    "Tag": models.Tag,
-}
 _SKIP_AND_INCLUDE = frozenset({"skip", "include"})
 
 # An output field of an object: (row, run) -> its JSON value.
@@ -278,7 +273,7 @@ class PlanBuilder:
         if name in ("posts", "users", "tags"):
             entity = _connection_entity(object_type)
             connection = self._connection(entity, definition, nodes)
-            return RootConnection(model=ENTITY_MODELS[entity], connection=connection)
+            return RootConnection(model=CONTENT_MODELS[entity], connection=connection)
         if name in ("post", "user", "tag"):
             target = self._object(_entity_type(object_type), nodes)
             return RootLookup(self._slot(), name, target, Arguments(definition, nodes[0]))
@@ -288,9 +283,9 @@ class PlanBuilder:
             # The id names the type: each entity type gets its own plan of the selection.
             targets = {
                 entity: self._object(_entity_type(self._schema.type_map[entity]), nodes)
-                for entity in ENTITY_MODELS
+                for entity in CONTENT_MODELS
             }
-            slots = {entity: StatementSlot() for entity in ENTITY_MODELS}
+            slots = {entity: StatementSlot() for entity in CONTENT_MODELS}
             arguments = Arguments(definition, nodes[0])
             return RootNodes(self._slot(), name == "nodes", targets, arguments, slots)
         raise NotPlannedError(f"Query.{name} is not planned")
@@ -357,7 +352,7 @@ class PlanBuilder:
 
     def _object(self, object_type: GraphQLObjectType, nodes: list[FieldNode]) -> ObjectPlan:
         entity = object_type.name
-        plan = ObjectPlan(entity=entity, model=ENTITY_MODELS[entity])
+        plan = ObjectPlan(entity=entity, model=CONTENT_MODELS[entity])
         self._objects.append(plan)
         grouped = self._collect(object_type, [node.selection_set for node in nodes])
         for key, field_nodes in grouped.items():
@@ -520,13 +515,13 @@ def _reads_variables(value: Any) -> bool:
 
 def _connection_entity(connection_type: GraphQLNamedType) -> str:
     entity = connection_type.name.removesuffix("Connection")
-    if entity not in ENTITY_MODELS:
+    if entity not in CONTENT_MODELS:
         raise NotPlannedError(f"{connection_type.name} is not planned")
     return entity
 
 
 def _entity_type(named: GraphQLNamedType) -> GraphQLObjectType:
-    if not isinstance(named, GraphQLObjectType) or named.name not in ENTITY_MODELS:
+    if not isinstance(named, GraphQLObjectType) or named.name not in CONTENT_MODELS:
         raise NotPlannedError(f"{named.name} is not planned")
     return named
 

@@ -296,7 +296,7 @@ class Run:
         viewer = self._viewer_parameter
         if root.name == "post":
             try:
-                type_name, row_id = decode_global_id(args["id"], known_types=_NODE_TYPES)
+                type_name, row_id = decode_global_id(args["id"])
             except InvalidInputError as error:
                 raise NotPlannedError(str(error)) from None
             if type_name != "Post" or row_id >= _MAX_ID:
@@ -454,13 +454,10 @@ class Run:
         return "Query"
 
 
-_NODE_TYPES = frozenset({"User", "Post", "Comment", "Tag", "AuditLogEntry"})
-
-
 def _node_key(value: Any, targets: dict[str, ObjectPlan]) -> tuple[str, int]:
     """A global id's (type, row id); an invalid id or a type without a plan declines."""
     try:
-        type_name, row_id = decode_global_id(value, known_types=_NODE_TYPES)
+        type_name, row_id = decode_global_id(value)
     except InvalidInputError as error:
         raise NotPlannedError(str(error)) from None
     if type_name not in targets:

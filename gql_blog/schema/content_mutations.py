@@ -28,7 +28,7 @@ from gql_blog.schema.results import (
     transact,
     validation_error,
 )
-from gql_blog.schema.types import NODE_TYPES, BlogInfo, Comment, Post
+from gql_blog.schema.types import BlogInfo, Comment, Post
 
 R = TypeVar("R")
 
@@ -127,7 +127,7 @@ class _Target:
 
 def _target(value: strawberry.ID, type_name: str) -> _Target:
     """Decode before the transaction: another type names no row; a malformed id raises."""
-    found, row_id = decode_global_id(value, known_types=NODE_TYPES)
+    found, row_id = decode_global_id(value)
     return _Target(value, row_id if found == type_name else None)
 
 

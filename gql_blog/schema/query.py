@@ -7,6 +7,7 @@ import strawberry
 
 from gql_blog import models
 from gql_blog.arguments import ordering_of, page_request
+from gql_blog.entities import NODE_MODELS
 from gql_blog.ids import decode_global_id
 from gql_blog.schema.audit_log import AuditLogWhere, audit_log_connection
 from gql_blog.schema.connections import (
@@ -27,7 +28,7 @@ from gql_blog.schema.stats import (
     resolve_user_stats,
 )
 from gql_blog.schema.types import (
-    NODE_TYPES,
+    NODE_CONVERTERS,
     AuditLogEntry,
     BlogInfo,
     Node,
@@ -42,7 +43,7 @@ from gql_blog.schema.types import (
 
 
 async def _node(info: BlogInfo, type_name: str, row_id: int) -> Node | None:
-    model, convert = NODE_TYPES[type_name]
+    model, convert = NODE_MODELS[type_name], NODE_CONVERTERS[type_name]
     row = await info.context.loaders.by_model(model).load(row_id)
     return None if row is None else convert(row)
 
@@ -80,12 +81,12 @@ class Query:
         description="Any object by its global id; null if it does not exist or is hidden."
     )
     async def node(self, info: BlogInfo, id: strawberry.ID) -> Node | None:
-        type_name, row_id = decode_global_id(id, known_types=NODE_TYPES)
+        type_name, row_id = decode_global_id(id)
         return await _node(info, type_name, row_id)
 
     @strawberry.field(description="Objects by global id, in order; one batch per type.")
     async def nodes(self, info: BlogInfo, ids: list[strawberry.ID]) -> list[Node | None]:
-        decoded = [decode_global_id(value, known_types=NODE_TYPES) for value in ids]
+        decoded = [decode_global_id(value) for value in ids]
         return list(await asyncio.gather(*(_node(info, *pair) for pair in decoded)))
 
     @strawberry.field(description="The signed-in user, or null.")
@@ -106,7 +107,7 @@ class Query:
         description="A post by global id; null if missing, hidden or of another type."
     )
     async def post(self, info: BlogInfo, id: strawberry.ID) -> Post | None:
-        type_name, row_id = decode_global_id(id, known_types=NODE_TYPES)
+        type_name, row_id = decode_global_id(id)
         if type_name != "Post":
             return None
         row = await info.context.loaders.posts.load(row_id)

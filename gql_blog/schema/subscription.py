@@ -21,12 +21,12 @@ from gql_blog import events
 from gql_blog.ids import decode_global_id
 from gql_blog.loaders import Loaders
 from gql_blog.schema.fanout import fanout_of
-from gql_blog.schema.types import NODE_TYPES, BlogInfo, Comment, Post
+from gql_blog.schema.types import BlogInfo, Comment, Post
 
 
 def _post_row_id(post_id: strawberry.ID) -> int | None:
     """The row id of a post's global id; another type's id names no post (no events)."""
-    found, row_id = decode_global_id(post_id, known_types=NODE_TYPES)
+    found, row_id = decode_global_id(post_id)
     return row_id if found == "Post" else None
 
 

@@ -167,7 +167,7 @@ async def node_converter(info: BlogInfo, entity: str, rows: list[Any]) -> Callab
             author=None if comment_authors is None else comment_authors[row.user_id],
             post=None if posts is None else posts[row.post_id],
         )
-    return NODE_TYPES[entity][1]
+    return NODE_CONVERTERS[entity]
 
 
 def _row_or_raise(row: RowT | None, what: str) -> RowT:
@@ -428,11 +428,8 @@ class AuditLogEntry(Node):
         return None if row is None else User.from_model(row)
 
 
-NODE_TYPES: dict[str, tuple[type[models.Base], Callable[[Any], Node]]] = {
-    "User": (models.User, User.from_model),
-    "Post": (models.Post, Post.from_model),
-    "Comment": (models.Comment, Comment.from_model),
-    "Tag": (models.Tag, Tag.from_model),
-    # Admins only: the loaders see no audit rows for anyone else.
-    "AuditLogEntry": (models.AuditLog, AuditLogEntry.from_model),
+# The GraphQL view of each entity type's rows (`entities.NODE_MODELS` names their models).
+# AuditLogEntry is admins only: the loaders see no audit rows for anyone else.
+NODE_CONVERTERS: dict[str, Callable[[Any], Node]] = {
+    node.type_name: node.from_model for node in (User, Post, Comment, Tag, AuditLogEntry)
 }
