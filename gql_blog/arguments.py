@@ -14,6 +14,7 @@ from typing import Any
 
 from strawberry import UNSET
 
+from gql_blog import models
 from gql_blog.config import Settings
 from gql_blog.errors import InvalidCursorError, InvalidFilterError, InvalidPageError
 from gql_blog.ids import decode_global_id
@@ -22,7 +23,6 @@ from gql_blog.ordering import Ordering, OrderTerm
 
 # An id of another type can equal no row; 0 is an id no row has.
 _NO_ROW = 0
-_ID_LIMIT = 2**31
 
 
 def page_request(
@@ -139,4 +139,4 @@ def _plain_ids(ids: Any, entity: str | None) -> dict[str, Any]:
 def _row_id(value: str, entity: str | None) -> int:
     type_name, row_id = decode_global_id(value)
     # An id beyond the id columns' range names no row (and PostgreSQL refuses to bind it).
-    return row_id if type_name == entity and row_id < _ID_LIMIT else _NO_ROW
+    return row_id if type_name == entity and row_id < models.ID_LIMIT else _NO_ROW

@@ -11,7 +11,6 @@ from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     SQLColumnExpression,
     exists,
@@ -249,7 +248,7 @@ class ById(DataLoader[int, RowT | None], Generic[RowT]):
     async def batch_load_fn(self, ids: list[int]) -> list[RowT | None]:
         model: Any = self._model
         # An id beyond the column's range names no row, and PostgreSQL refuses to bind it.
-        limit = 2**63 if isinstance(model.id.type, BigInteger) else 2**31
+        limit = models.id_limit(model.id.type)
         wanted = {row_id for row_id in ids if row_id < limit and row_id not in self.loaded}
         if wanted:
             stmt = select(model).where(model.id.in_(sorted(wanted)), self._condition)

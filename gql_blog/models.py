@@ -70,7 +70,14 @@ BIO_MAX = 2_000
 POST_CONTENT_MAX = 100_000
 COMMENT_CONTENT_MAX = 10_000
 AGE_RANGE = range(0, 151)
+# The first id past an INTEGER id column's range: no row has it, and PostgreSQL refuses to bind it.
+ID_LIMIT = 2**31
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_]{3,32}")
+
+
+def id_limit(column_type: TypeEngine[Any]) -> int:
+    """The first integer past what a column of this type holds (BIGINT or INTEGER)."""
+    return 2**63 if isinstance(column_type, BigInteger) else ID_LIMIT
 
 
 def utc_now() -> datetime:

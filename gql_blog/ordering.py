@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     and_,
     bindparam,
@@ -281,7 +280,7 @@ def _storable_int(key: SortKey, raw: Any) -> bool:
     """An int the key's column can hold: no row lies beyond, and PostgreSQL refuses to bind it."""
     if not isinstance(raw, int) or isinstance(raw, bool):
         return False
-    limit = 2**63 if isinstance(key.expression().type, BigInteger) else 2**31
+    limit = models.id_limit(key.expression().type)
     return -limit <= raw < limit
 
 

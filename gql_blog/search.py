@@ -92,7 +92,6 @@ _INNODB_STOPWORDS = frozenset(
 )
 _INNODB_MIN_TOKEN = 3
 
-_ID_LIMIT = 2**31  # posts.id is an INTEGER; PostgreSQL refuses to bind a larger value
 _HEADLINE_OPTIONS = (
     f"StartSel={HIT_START}, StopSel={HIT_END}, MaxWords={SNIPPET_WORDS}, MinWords=15"
 )
@@ -479,5 +478,7 @@ def _is_finite_number(value: Any) -> bool:
 
 def _is_row_id(value: Any) -> bool:
     return (
-        isinstance(value, int) and not isinstance(value, bool) and -_ID_LIMIT <= value < _ID_LIMIT
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and -models.ID_LIMIT <= value < models.ID_LIMIT
     )

@@ -32,8 +32,6 @@ from gql_blog import audit, events, models
 from gql_blog.visibility import visible_comments, visible_posts
 
 MAX_TAGS_PER_POST = 10
-# Posts, comments and tags have INTEGER ids; PostgreSQL refuses to bind a larger number.
-_ID_LIMIT = 2**31
 
 
 def can_edit(user: models.User, row: models.Post | models.Comment) -> bool:
@@ -49,7 +47,7 @@ async def find_post(
     Share-locked until the transaction ends: a concurrent deletePost waits, so a comment never
     lands on a post deleted under it (that would be a foreign-key failure, not NotFoundError).
     """
-    if post_id >= _ID_LIMIT:
+    if post_id >= models.ID_LIMIT:
         return None
     stmt = (
         select(models.Post)
@@ -63,7 +61,7 @@ async def lock_post(
     session: AsyncSession, post_id: int, *, viewer: models.User
 ) -> models.Post | None:
     """`find_post`, its row locked until the transaction ends: edits of one post take turns."""
-    if post_id >= _ID_LIMIT:
+    if post_id >= models.ID_LIMIT:
         return None
     stmt = (
         select(models.Post)
@@ -80,7 +78,7 @@ async def lock_comment(
 ) -> models.Comment | None:
     """The comment, if it exists and its post is visible to the viewer; locked, so of two
     concurrent deletes the second finds nothing (NotFoundError) instead of deleting twice."""
-    if comment_id >= _ID_LIMIT:
+    if comment_id >= models.ID_LIMIT:
         return None
     stmt = (
         select(models.Comment)

@@ -49,8 +49,6 @@ Fetch = Callable[[Select[Any], Mapping[str, Any]], Awaitable[Sequence[Mapping[st
 DriverFetch = Callable[[str, Sequence[Any]], Awaitable[Sequence[Any]]]
 # Statement variants a plan node keeps (viewer kinds, page requests without cursor or filter).
 _MAX_STATEMENTS_PER_NODE = 8
-# Ids past a 32-bit column's range name no row, and PostgreSQL refuses to bind them.
-_MAX_ID = 2**31
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +273,7 @@ class Run:
         ]
         wanted: dict[str, list[int]] = defaultdict(list)
         for type_name, row_id in keys:
-            if row_id < _MAX_ID:
+            if row_id < models.ID_LIMIT:
                 wanted[type_name].append(row_id)
         found: dict[tuple[str, int], Any] = {}
         level = []
@@ -299,7 +297,7 @@ class Run:
                 type_name, row_id = decode_global_id(args["id"])
             except InvalidInputError as error:
                 raise NotPlannedError(str(error)) from None
-            if type_name != "Post" or row_id >= _MAX_ID:
+            if type_name != "Post" or row_id >= models.ID_LIMIT:
                 return None
             build = lambda: fetch.rows_by_id(models.Post, columns, viewer, self._dialect)  # noqa: E731
             rows = await self._rows(self._statement(root, None, build), [row_id])
