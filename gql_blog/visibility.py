@@ -64,8 +64,13 @@ def _shown(post: Any, viewer: Viewer | None) -> ColumnElement[bool]:
     return shown
 
 
+def can_see_email(viewer: Viewer | None, user_id: int) -> bool:
+    """Whether the viewer may see this user's e-mail address: their own, or an admin."""
+    return viewer is not None and (viewer.is_admin or viewer.id == user_id)
+
+
 def can_see_emails(viewer: Viewer | None) -> ColumnElement[bool]:
-    """Which users' e-mail addresses the viewer may see (and so filter on)."""
+    """`can_see_email` in SQL: which users' addresses the viewer may see (and so filter on)."""
     if viewer is None:
         return false()
     if viewer.is_admin:

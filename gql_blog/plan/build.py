@@ -39,6 +39,7 @@ from gql_blog.errors import NotPlannedError as NotPlannedError  # re-exported: c
 from gql_blog.ids import encode_global_id
 from gql_blog.loaders import RELATIONS, Relation
 from gql_blog.plan.declarations import PLAN, Children, Email, GlobalId, Tags, ToOne
+from gql_blog.visibility import can_see_email
 
 _SKIP_AND_INCLUDE = frozenset({"skip", "include"})
 
@@ -554,10 +555,7 @@ def _global_id(type_name: str) -> Getter:
 
 
 def _email(row: Any, run: Any) -> Any:
-    viewer = run.viewer
-    if viewer is None or not (viewer.is_admin or viewer.id == row["id"]):
-        return None
-    return row["email"]
+    return row["email"] if can_see_email(run.viewer, row["id"]) else None
 
 
 def _to_one(plan: ToOnePlan) -> Getter:

@@ -25,6 +25,7 @@ from gql_blog.schema.connections import (
 from gql_blog.schema.context import Context
 from gql_blog.schema.inputs import CommentWhere, PostWhere
 from gql_blog.schema.lookahead import node_fields
+from gql_blog.visibility import can_see_email
 
 NodeT = TypeVar("NodeT")
 RowT = TypeVar("RowT")
@@ -212,8 +213,7 @@ class User(Node):
         metadata=declare(Email()),
     )
     def email(self, info: BlogInfo) -> str | None:
-        viewer = info.context.viewer
-        if viewer is None or not (viewer.is_admin or viewer.id == self.row_id):
+        if not can_see_email(info.context.viewer, self.row_id):
             return None
         return self.private_email
 
