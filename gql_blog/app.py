@@ -3,7 +3,6 @@ engine and one event bus per process, a session per request (per operation on a 
 
 import asyncio
 import contextlib
-import dataclasses
 import gc
 import logging
 import uuid
@@ -472,7 +471,7 @@ class GraphQLApp(GraphQL[Context, None]):
         # gathers them), each with fresh loaders: a mutation's writes show in what follows.
         results = []
         for data in request_data:
-            fresh = dataclasses.replace(context, _loaders=None, lookahead={})
+            fresh = context.for_operation()
             results.append(
                 await self.execute_single(request, request_adapter, sub_response, fresh, None, data)
             )

@@ -13,7 +13,6 @@ closes longer ones with 1009 before they are read whole).
 """
 
 import asyncio
-import dataclasses
 import logging
 from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
@@ -41,7 +40,7 @@ from strawberry.utils.aio import aclosing
 
 from gql_blog import auth, db, models
 from gql_blog.config import Settings
-from gql_blog.schema.context import Context, SocketOperation
+from gql_blog.schema.context import Context, SocketOperation, ViewerLookup
 
 logger = logging.getLogger(__name__)
 
@@ -303,14 +302,6 @@ def _operation_context(
     connection: Context, serial: db.SerialSession, close: Callable[[int, str], Awaitable[None]]
 ) -> Context:
     """A copy of the socket's context for one operation: its own session, loaders, viewer."""
-    return dataclasses.replace(
-        connection,
-        db=serial,
-        viewer=None,
-        warnings=[],
-        lookahead={},
-        close_connection=close,
-        _loaders=None,
-        _viewer_loaded=False,
-        _viewer_lock=asyncio.Lock(),
+    return connection.for_operation(
+        viewer=ViewerLookup.FROM_TOKEN, db=serial, warnings=[], close_connection=close
     )

@@ -1,10 +1,12 @@
 """What every resolver of one request shares: its session, viewer, loaders and the settings."""
 
 import asyncio
+import dataclasses
+import enum
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,6 +34,13 @@ class SocketOperation:
     operation_name: str | None
     # Sends one text frame (a whole graphql-transport-ws message) to the socket.
     send_text: Callable[[str], Awaitable[None]]
+
+
+class ViewerLookup(enum.Enum):
+    """How a copy of a context (`Context.for_operation`) comes by its viewer."""
+
+    SHARED = "shared"  # the original's viewer and its one lookup
+    FROM_TOKEN = "from token"  # its own lookup of the token's user, on first use
 
 
 @dataclass(slots=True)
@@ -71,6 +80,25 @@ class Context:
     _viewer_loaded: bool = False
     _viewer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
+    def for_operation(
+        self,
+        *,
+        viewer: models.User | ViewerLookup | None = ViewerLookup.SHARED,
+        loaders: Loaders | None = None,
+        **fields: Any,
+    ) -> "Context":
+        """A copy for another operation: its own lookahead and `loaders` (None: fresh ones, built
+        on first use), `fields` replaced. A `viewer` given is taken as looked up already."""
+        copy = dataclasses.replace(self, lookahead={}, _loaders=loaders, **fields)
+        if viewer is ViewerLookup.SHARED:
+            return copy
+        copy._viewer_lock = asyncio.Lock()
+        if viewer is ViewerLookup.FROM_TOKEN:
+            copy.viewer, copy._viewer_loaded = None, False
+        else:
+            copy.use_viewer(viewer)
+        return copy
+
     async def load_viewer(self) -> models.User | None:
         """Look up the token's user once, before strawberry's resolvers read `viewer`."""
         async with self._viewer_lock:
@@ -86,7 +114,7 @@ class Context:
                 self._viewer_loaded = True
         return self.viewer
 
-    def use_viewer(self, viewer: models.User) -> None:
+    def use_viewer(self, viewer: models.User | None) -> None:
         """The token's user, looked up already (a websocket's operations share a lookup)."""
         self.viewer = viewer
         self._viewer_loaded = True

@@ -224,8 +224,7 @@ class Fanout:
             operation.operation_name,
             audience_of(context.viewer),
         )
-        template = dataclasses.replace(
-            context,
+        template = context.for_operation(
             db=db.SerialSession(sessions=context.sessions),  # never opened: replaced per batch
             viewer=None,
             token=None,
@@ -233,8 +232,6 @@ class Fanout:
             operation=None,
             connection_params=None,
             warnings=[],
-            lookahead={},
-            _loaders=None,
         )
         limit = context.settings.subscriber_queue_size
         member = Member(operation, context.token, context.close_connection, limit)
@@ -434,15 +431,8 @@ class Fanout:
         async def answer(share: _Due) -> None:
             group = share.group
             for root in share.roots:
-                context = dataclasses.replace(
-                    group.template,
-                    db=serial,
-                    viewer=share.viewer,
-                    warnings=[],
-                    lookahead={},
-                    _loaders=share.loaders,
-                    _viewer_loaded=True,
-                    _viewer_lock=asyncio.Lock(),
+                context = group.template.for_operation(
+                    viewer=share.viewer, loaders=share.loaders, db=serial, warnings=[]
                 )
                 result = await group.schema.execute(
                     group.key.query,
