@@ -7,7 +7,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from gql_blog.config import Settings
-from gql_blog.db import create_engine
+from gql_blog.engines import create_engine
 from gql_blog.migrations import include_name
 from gql_blog.models import Base
 

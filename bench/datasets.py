@@ -20,7 +20,7 @@ import asyncpg
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gql_blog import auth, db, migrations, models
+from gql_blog import auth, engines, migrations, models
 from gql_blog.config import Settings
 
 DATABASE: Final = "bench"
@@ -119,14 +119,14 @@ def server_environment(database_url: str, **extra: str) -> dict[str, str]:
 
 
 async def _finish(url: str, plan: SeedPlan, *, say: Callable[[str], None]) -> Dataset:
-    engine = db.create_engine(Settings(database_url=url))
+    engine = engines.create_engine(Settings(database_url=url))
     try:
         async with engine.begin() as connection:
             posts = int(await connection.scalar(select(func.count()).select_from(models.Post)))
             if posts != plan.users * plan.posts_per_user:
                 raise SeedError(f"seeding gave {posts} posts, expected {plan}")
             detail_post_id = await _give_comments(connection, DETAIL_COMMENTS)
-        sessions = db.create_sessionmaker(engine)
+        sessions = engines.create_sessionmaker(engine)
         async with sessions.begin() as session:
             admin = await auth.ensure_admin(
                 session,

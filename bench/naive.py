@@ -31,7 +31,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.types import Info
 
-from gql_blog import db, models
+from gql_blog import engines, models, serial_session
 from gql_blog.config import Settings
 
 _SESSION_KEY = "bench.naive.session"
@@ -40,7 +40,7 @@ DEFAULT_FIRST = 20
 
 @dataclass(slots=True)
 class NaiveContext:
-    db: db.SerialSession
+    db: serial_session.SerialSession
 
 
 NaiveInfo = Info[NaiveContext, None]
@@ -230,7 +230,7 @@ class NaiveGraphQL(GraphQL[NaiveContext, None]):
             await super().__call__(scope, receive, send)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> NaiveContext:
-        return NaiveContext(db=db.SerialSession(request.scope[_SESSION_KEY]))
+        return NaiveContext(db=serial_session.SerialSession(request.scope[_SESSION_KEY]))
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -253,9 +253,9 @@ def create_app(
         if sessions is not None:
             yield {"sessions": sessions}
             return
-        engine = db.create_engine(settings)
+        engine = engines.create_engine(settings)
         try:
-            yield {"sessions": db.create_sessionmaker(engine)}
+            yield {"sessions": engines.create_sessionmaker(engine)}
         finally:
             await engine.dispose()
 

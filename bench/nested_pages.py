@@ -39,7 +39,7 @@ from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from bench import datasets
-from gql_blog import db, migrations, models, search, stats
+from gql_blog import engines, migrations, models, search, stats
 from gql_blog.config import Settings
 from gql_blog.loaders import RELATIONS, PageRequest
 from gql_blog.ordering import Ordering
@@ -170,7 +170,7 @@ async def _time(connection: AsyncConnection, case: Case, runs: int) -> tuple[lis
 
 
 async def _run(url: str, which: Sequence[str], runs: int, explain: bool) -> None:
-    engine = db.create_engine(Settings(database_url=url))
+    engine = engines.create_engine(Settings(database_url=url))
     dialect = engine.dialect.name
     dialect = "mariadb" if dialect == "mysql" else dialect
     try:
@@ -222,7 +222,7 @@ async def _create_database(url: str) -> None:
 
 
 async def _posts(url: str) -> int:
-    engine = db.create_engine(Settings(database_url=url))
+    engine = engines.create_engine(Settings(database_url=url))
     try:
         async with engine.connect() as connection:
             return int(await connection.scalar(select(func.count()).select_from(models.Post)))

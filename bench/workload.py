@@ -18,7 +18,7 @@ from typing import Final
 from sqlalchemy import select
 
 from bench import queries
-from gql_blog import auth, db, models
+from gql_blog import auth, engines, models
 from gql_blog.config import Settings
 from gql_blog.ids import encode_global_id
 
@@ -77,9 +77,9 @@ def tags_of(title: str) -> list[str]:
 
 async def prepare(database_url: str, shape: Shape, *, folder: Path) -> Workload:
     """Tokens and ids from the seeded database at `database_url`; the files in `folder`."""
-    engine = db.create_engine(Settings(database_url=database_url))
+    engine = engines.create_engine(Settings(database_url=database_url))
     try:
-        async with db.create_sessionmaker(engine).begin() as session:
+        async with engines.create_sessionmaker(engine).begin() as session:
             users = list(
                 await session.scalars(
                     select(models.User)

@@ -33,17 +33,20 @@ from strawberry.types.graphql import OperationType
 from gql_blog import (
     admission,
     auth,
-    db,
     draining,
+    engines,
     events,
     graphiql,
     graphql_http,
     http_caching,
     metrics,
     migrations,
+    outages,
     persisted_queries,
+    read_pool,
     readiness,
     replicas,
+    serial_session,
     tracing,
     websocket,
 )
@@ -77,7 +80,7 @@ class State(TypedDict):
     sessions: async_sessionmaker[AsyncSession]
     events: events.EventBus
     # PostgreSQL: the planned read path's connections (None elsewhere, and in tests' sessions).
-    reads: db.ReadPool | None
+    reads: read_pool.ReadPool | None
     # The primary and the read replicas (None in tests' sessions).
     databases: replicas.Databases | None
     # The SIGTERM drain (GQL_BLOG_DRAIN_SECONDS); None in tests' sessions.
@@ -123,7 +126,7 @@ class GraphQLApp(GraphQL[Context, None]):
         # The session (if the request opened one) closes here whatever happens: success, error
         # or client disconnect; a statement still running (the request was stopped) is
         # cancelled on the database first.
-        serial = db.SerialSession(sessions=sessions)
+        serial = serial_session.SerialSession(sessions=sessions)
         scope[_SESSION_KEY] = serial
         try:
             await self._respond_in_time(scope, receive, send)
@@ -339,7 +342,7 @@ class GraphQLApp(GraphQL[Context, None]):
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         if isinstance(request, WebSocket):
             return self._socket_context(request)
-        serial: db.SerialSession = request.scope[_SESSION_KEY]
+        serial: serial_session.SerialSession = request.scope[_SESSION_KEY]
         reads = _read_from_replica(request, serial)
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         authorization = request.headers.get("authorization")
@@ -369,7 +372,7 @@ class GraphQLApp(GraphQL[Context, None]):
         sessions: async_sessionmaker[AsyncSession] = socket.scope["state"]["sessions"]
         return Context(
             # A placeholder that never connects: every operation replaces it with its own.
-            db=db.SerialSession(sessions()),
+            db=serial_session.SerialSession(sessions()),
             viewer=None,
             settings=self.settings,
             request_id=socket.headers.get("x-request-id") or uuid.uuid4().hex,
@@ -507,7 +510,9 @@ class GraphQLApp(GraphQL[Context, None]):
         return value
 
 
-def _read_from_replica(request: Request, serial: db.SerialSession) -> db.ReadPool | None:
+def _read_from_replica(
+    request: Request, serial: serial_session.SerialSession
+) -> read_pool.ReadPool | None:
     """Route the request's reads to a replica that has replayed what the client wrote (its
     `GQL-Blog-Commit-LSN` header), if one is usable; the read pool its planned reads use."""
     state = request.scope["state"]
@@ -545,8 +550,8 @@ def _error_response(error: Exception, media_type: str) -> Response:
     """503 when the database was out of reach (the planned path raises) or expensive requests
     had no turn for it, else a masked 500."""
     if isinstance(error, admission.ServerBusyError):
-        return graphql_http.outage_response(db.Outage.BUSY, media_type)
-    outage = db.outage_of(error)
+        return graphql_http.outage_response(outages.Outage.BUSY, media_type)
+    outage = outages.outage_of(error)
     if outage is not None:
         return graphql_http.outage_response(outage, media_type)
     return graphql_http.internal_error_response(media_type)
@@ -613,16 +618,16 @@ def _lifespan(
                 "drain": None,
             }
             return
-        engine = db.create_engine(settings)
+        engine = engines.create_engine(settings)
         # Before tracing: the counts are the server's own reads, of no request.
         await row_counts.refresh(engine)
         if tracer is not None:
             tracing.instrument_engine(engine, tracer)
-        engine_sessions = db.create_sessionmaker(engine)
+        engine_sessions = engines.create_sessionmaker(engine)
         persisted.share(persisted_queries.SharedQueries(engine_sessions, retention=retention))
         chosen = bus or events.create_bus(settings, engine_sessions)
         await chosen.start()
-        reads = await db.ReadPool.open(settings, engine) if settings.planner else None
+        reads = await read_pool.ReadPool.open(settings, engine) if settings.planner else None
         replica_list = [
             await replicas.open_replica(settings, url) for url in settings.database_replica_urls
         ]

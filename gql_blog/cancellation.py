@@ -72,5 +72,5 @@ async def kill_query(engine: Engine, connection_id: int) -> None:
                 with contextlib.suppress(Exception):  # the kill is done; closing is courtesy
                     await connection.ensure_closed()
     except (OSError, TimeoutError, asyncmy.errors.Error) as error:
-        # The server's max_statement_time still ends it (see db._statement_timeout).
+        # The server's max_statement_time still ends it (see engines._statement_timeout).
         logger.warning("db.kill_query_failed", extra={"reason": str(error)})

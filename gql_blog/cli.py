@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gql_blog import (
     audit,
     auth,
-    db,
+    engines,
     http_protocol,
     logs,
     metrics,
@@ -36,7 +36,7 @@ from gql_blog import (
     seed,
 )
 from gql_blog.config import PROMETHEUS_MULTIPROC_DIR, ConfigError, Settings, export_to_workers
-from gql_blog.db import error_reason
+from gql_blog.outages import error_reason
 
 T = TypeVar("T")
 
@@ -87,7 +87,7 @@ async def connected_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 @asynccontextmanager
 async def _answering_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     """An engine whose database has answered (SQLite creates a missing file)."""
-    engine = db.create_engine(settings)
+    engine = engines.create_engine(settings)
     try:
         try:
             async with engine.connect():
@@ -383,7 +383,7 @@ async def _ensure_admin(
     async with connected_engine(settings) as engine:
         await require_head(engine)
         try:
-            async with db.create_sessionmaker(engine).begin() as session:
+            async with engines.create_sessionmaker(engine).begin() as session:
                 audit.act_as(session, None)
                 await auth.ensure_admin(session, username=username, email=email, password=password)
         except auth.NoSuchUserError:

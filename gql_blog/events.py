@@ -33,7 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gql_blog import db, models
+from gql_blog import engines, models
 from gql_blog.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -465,8 +465,8 @@ class PostgresBus(OutboxBus):
 # A transaction that commits later than this after writing its outbox row may go unseen.
 OUTBOX_GRACE_SECONDS = 10
 _POLL_BATCH = 1000
-# Polls are the server's own housekeeping: no trace spans (see db.BACKGROUND).
-_BACKGROUND = {db.BACKGROUND: True}
+# Polls are the server's own housekeeping: no trace spans (see engines.BACKGROUND).
+_BACKGROUND = {engines.BACKGROUND: True}
 _POLLS_PER_PRUNE = 240
 
 CHANNEL = "gql_blog_events"

@@ -26,7 +26,7 @@ from strawberry.http import GraphQLRequestData
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
-from gql_blog import db
+from gql_blog import outages
 from gql_blog.caches import LruCache
 from gql_blog.http_protocol import MAX_URL_BYTES, URL_BYTES_EXTENSION
 from gql_blog.replicas import COMMIT_LSN_HEADER
@@ -247,7 +247,7 @@ RETRY_AFTER_SECONDS = 1
 _OUTAGES_BY_CODE = {code: outage for outage, code in OUTAGE_CODES.items()}
 
 
-def outage_in(response_data: object) -> db.Outage | None:
+def outage_in(response_data: object) -> outages.Outage | None:
     """The database outage a resolver's error reports in a response (or batch), if any."""
     responses = response_data if isinstance(response_data, list) else [response_data]
     for response in responses:
@@ -259,7 +259,7 @@ def outage_in(response_data: object) -> db.Outage | None:
     return None
 
 
-def outage_response(outage: db.Outage, media_type: str) -> Response:
+def outage_response(outage: outages.Outage, media_type: str) -> Response:
     """A 503 for the whole request: the database was out of reach, so retrying may work."""
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return graphql_error_response([outage_error(outage)], 503, media_type, headers)

@@ -21,9 +21,9 @@ from sqlalchemy import (
 from sqlalchemy.sql import Select
 
 from gql_blog import models
-from gql_blog.db import SerialSession
 from gql_blog.entities import CONTENT_MODELS
 from gql_blog.ordering import Ordering
+from gql_blog.serial_session import SerialSession
 from gql_blog.visibility import (
     Viewer,
     can_see_emails,

@@ -31,7 +31,7 @@ from sqlalchemy.sql import Executable
 from strawberry.http import GraphQLRequestData
 from strawberry.types import ExecutionResult
 
-from gql_blog import db, metrics, models
+from gql_blog import engines, metrics, models
 from gql_blog.caches import SizedLruCache
 from gql_blog.config import ConfigError
 from gql_blog.graphql_http import RequestRefused
@@ -163,7 +163,7 @@ class SharedQueries:
                 await session.execute(
                     delete(models.PersistedQuery)
                     .where(models.PersistedQuery.registered_at < cutoff)
-                    .execution_options(**{db.BACKGROUND: True})
+                    .execution_options(**{engines.BACKGROUND: True})
                 )
 
 

@@ -6,7 +6,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gql_blog import migrations
-from gql_blog.db import error_reason
+from gql_blog.outages import error_reason
 
 # A load balancer's probe gives up after a few seconds; answer before it does.
 TIMEOUT_SECONDS = 3.0

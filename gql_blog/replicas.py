@@ -1,7 +1,7 @@
 """PostgreSQL read replicas: which database server each request reads from.
 
 `Databases` holds the primary and each replica of GQL_BLOG_DATABASE_REPLICA_URLS, each with both
-of its pools (the engine's session pool and the planned read pool, `db.ReadPool`). A request
+of its pools (the engine's session pool and the planned read pool, `read_pool.ReadPool`). A request
 reads from a usable replica, taken in turn, unless:
 
 - it writes: a request with a mutation runs wholly on the primary (`SerialSession.use_primary`),
@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gql_blog import db, metrics
+from gql_blog import engines, metrics, outages, read_pool, serial_session
 from gql_blog.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class Server:
     name: str
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    reads: db.ReadPool | None
+    reads: read_pool.ReadPool | None
 
 
 @dataclass(slots=True)
@@ -118,7 +118,7 @@ class Databases:
                 return replica
         return self.primary
 
-    async def primary_position(self, serial: db.SerialSession) -> str:
+    async def primary_position(self, serial: serial_session.SerialSession) -> str:
         """The primary's WAL position now, on the request's own (primary) session."""
         return str(await serial.scalar(_PRIMARY_POSITION))
 
@@ -149,13 +149,13 @@ class Databases:
     async def _check(self, replica: Replica) -> None:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_SECONDS), replica.engine.connect() as conn:
-                statement = _REPLICA_STATE.execution_options(**{db.BACKGROUND: True})
+                statement = _REPLICA_STATE.execution_options(**{engines.BACKGROUND: True})
                 row = (await conn.execute(statement)).one()
         except TimeoutError:
             self._mark(replica, None, f"did not answer within {CHECK_TIMEOUT_SECONDS:g} seconds")
             return
         except (OSError, DBAPIError, SQLAlchemyError) as error:
-            self._mark(replica, None, f"unreachable: {db.error_reason(error)}")
+            self._mark(replica, None, f"unreachable: {outages.error_reason(error)}")
             return
         lag = float(row.lag_seconds)
         if not row.in_recovery:
@@ -186,6 +186,6 @@ def server_name(url: str) -> str:
 
 async def open_replica(settings: Settings, url: str) -> Replica:
     """A replica with both of its pools (none connects before it is used or checked)."""
-    engine = db.create_engine(settings, url=url)
-    reads = await db.ReadPool.open(settings, engine) if settings.planner else None
-    return Replica(server_name(url), engine, db.create_sessionmaker(engine), reads)
+    engine = engines.create_engine(settings, url=url)
+    reads = await read_pool.ReadPool.open(settings, engine) if settings.planner else None
+    return Replica(server_name(url), engine, engines.create_sessionmaker(engine), reads)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gql_blog import db
+from gql_blog import statement_counts
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -87,7 +87,7 @@ class RowCounts:
 
     async def _refresh(self, engine: AsyncEngine) -> None:
         try:
-            with db.not_counted():
+            with statement_counts.not_counted():
                 async with engine.connect() as connection:
                     rows = await _read_counts(connection)
         except Exception:  # any database failure: the last counts are still a fair guide

@@ -57,9 +57,9 @@ from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.selectable import Subquery
 
 from gql_blog import models
-from gql_blog.db import SerialSession
 from gql_blog.loaders import Filter, filter_conditions
 from gql_blog.ordering import InvalidCursorError, decode_cursor_payload, encode_cursor_payload
+from gql_blog.serial_session import SerialSession
 from gql_blog.visibility import visible_posts
 
 MAX_WORDS = 64

@@ -27,8 +27,8 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.selectable import Subquery
 
 from gql_blog import models
-from gql_blog.db import SerialSession
 from gql_blog.loaders import Filter, filter_conditions
+from gql_blog.serial_session import SerialSession
 from gql_blog.visibility import visible
 
 

@@ -14,7 +14,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, ExecutionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_blog.db import BACKGROUND, is_transaction_control
+from gql_blog.engines import BACKGROUND
+from gql_blog.statement_counts import is_transaction_control
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider

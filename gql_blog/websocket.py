@@ -38,7 +38,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 from strawberry.utils.aio import aclosing
 
-from gql_blog import auth, db, models
+from gql_blog import auth, models, serial_session
 from gql_blog.config import Settings
 from gql_blog.schema.context import Context, SocketOperation, ViewerLookup
 
@@ -230,7 +230,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             raise RuntimeError("a websocket context needs its session factory")
         try:
             async with sessions() as session:
-                serial = db.SerialSession(session)
+                serial = serial_session.SerialSession(session)
                 context = _operation_context(self.context, serial, self.close)
                 context.operation = SocketOperation(
                     operation.id,
@@ -299,7 +299,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
 
 def _operation_context(
-    connection: Context, serial: db.SerialSession, close: Callable[[int, str], Awaitable[None]]
+    connection: Context,
+    serial: serial_session.SerialSession,
+    close: Callable[[int, str], Awaitable[None]],
 ) -> Context:
     """A copy of the socket's context for one operation: its own session, loaders, viewer."""
     return connection.for_operation(

@@ -14,7 +14,7 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from gql_blog import db, models
+from gql_blog import engines, models
 from gql_blog.app import create_app
 from gql_blog.config import Settings
 from tests.graphql_client import GraphQLClient
@@ -35,7 +35,7 @@ async def empty_tables(engine: AsyncEngine) -> None:
 @asynccontextmanager
 async def serve_committed_api(settings: Settings) -> AsyncIterator[CommittedApi]:
     """The app with its own engine (built by its lifespan); tables emptied afterwards."""
-    engine = db.create_engine(settings)
+    engine = engines.create_engine(settings)
     app = create_app(settings)
     try:
         async with (
@@ -43,7 +43,7 @@ async def serve_committed_api(settings: Settings) -> AsyncIterator[CommittedApi]
             httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=manager.app), base_url="http://test"
             ) as http,
-            db.create_sessionmaker(engine)() as session,
+            engines.create_sessionmaker(engine)() as session,
         ):
             yield CommittedApi(GraphQLClient(http, session), session)
     finally:

@@ -16,8 +16,9 @@ from starlette.applications import Starlette
 from gql_blog import migrations
 from gql_blog.app import GraphQLApp, create_app
 from gql_blog.config import Settings
-from gql_blog.db import StatementCount, count_statements, create_engine
+from gql_blog.engines import create_engine
 from gql_blog.plan.planner import Planner
+from gql_blog.statement_counts import StatementCount, count_statements
 from tests.databases import DIALECTS, empty_database
 from tests.graphql_client import GraphQLClient, request_sessions, serve_api, serve_app
 from tests.skip_summary import pytest_terminal_summary as pytest_terminal_summary  # the hook

@@ -15,7 +15,7 @@ import uvicorn
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from gql_blog import db
+from gql_blog import engines
 from gql_blog.app import create_app
 from gql_blog.config import Settings
 from gql_blog.loaders import Loaders
@@ -51,14 +51,14 @@ async def test_root_sends_clients_to_graphql(api: GraphQLClient) -> None:
 async def test_shutdown_lets_the_request_in_flight_finish_then_disposes_the_engine(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engines: list[AsyncEngine] = []
+    created: list[AsyncEngine] = []
     closed: list[object] = []
-    create_engine = db.create_engine
+    create_engine = engines.create_engine
 
     def recording_engine(settings: Settings) -> AsyncEngine:
         engine = create_engine(settings)
         event.listen(engine.sync_engine, "close", lambda *args: closed.append(args))
-        engines.append(engine)
+        created.append(engine)
         return engine
 
     entered, release = asyncio.Event(), asyncio.Event()
@@ -67,7 +67,7 @@ async def test_shutdown_lets_the_request_in_flight_finish_then_disposes_the_engi
         entered.set()
         await release.wait()
 
-    monkeypatch.setattr(db, "create_engine", recording_engine)
+    monkeypatch.setattr(engines, "create_engine", recording_engine)
     monkeypatch.setattr(Loaders, "user_by_username", slow)
     listener = socket.create_server(("127.0.0.1", 0))  # listening already: connects queue up
     port = listener.getsockname()[1]
@@ -100,7 +100,7 @@ async def test_shutdown_lets_the_request_in_flight_finish_then_disposes_the_engi
 
     assert response.status_code == 200
     assert response.json()["data"] == {"user": None}
-    assert len(engines) == 1
+    assert len(created) == 1
     assert closed, "disposing the engine closed its pooled connection"
 
 

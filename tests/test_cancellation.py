@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
-from gql_blog import db
+from gql_blog import engines, serial_session
 from gql_blog.config import Settings
 from tests.databases import DIALECTS
 from tests.scans import (
@@ -130,10 +130,10 @@ async def test_a_client_that_hangs_up_stops_its_statements(served: Served) -> No
 async def test_stop_ends_the_running_statement_and_leaves_the_session_usable(
     settings: Settings, dialect: str
 ) -> None:
-    engine = db.create_engine(dataclasses.replace(settings, request_timeout_seconds=60))
+    engine = engines.create_engine(dataclasses.replace(settings, request_timeout_seconds=60))
     sent = asyncio.Event()
     event.listen(engine.sync_engine, "before_cursor_execute", lambda *_: sent.set())
-    serial = db.SerialSession(sessions=db.create_sessionmaker(engine))
+    serial = serial_session.SerialSession(sessions=engines.create_sessionmaker(engine))
     try:
         running = asyncio.ensure_future(serial.scalar(text(slow_statement(dialect, 30))))
         await asyncio.wait_for(sent.wait(), 10)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from gql_blog import auth, cli, migrations, models, seed
 from gql_blog.config import Settings
-from gql_blog.db import create_engine
+from gql_blog.engines import create_engine
 from gql_blog.schema import schema
 from tests.databases import DIALECTS, empty_database
 from tests.live import GQL_BLOG, free_port, serve_environment, started_workers

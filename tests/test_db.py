@@ -13,8 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from gql_blog import metrics, models
 from gql_blog.config import Settings
-from gql_blog.db import SerialSession, count_statements, create_engine, create_sessionmaker
+from gql_blog.engines import create_engine, create_sessionmaker
 from gql_blog.ids import encode_global_id
+from gql_blog.serial_session import SerialSession
+from gql_blog.statement_counts import count_statements
 from tests.committed import CommittedApi, serve_committed_api
 from tests.factories import make_post, make_user
 from tests.graphql_client import GraphQLClient

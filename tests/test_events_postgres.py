@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from gql_blog import events, models
 from gql_blog.config import Settings
-from gql_blog.db import create_sessionmaker
+from gql_blog.engines import create_sessionmaker
 from tests.tcp_proxy import TcpProxy
 
 WAIT_SECONDS = 5

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_blog import db, migrations, models
+from gql_blog import engines, migrations, models
 from gql_blog.config import Settings
 from gql_blog.logs import JsonFormatter
 from tests.graphql_client import serve_api
@@ -103,7 +103,7 @@ async def test_a_session_of_mutations_never_logs_or_audits_a_password_or_token(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     loud = dataclasses.replace(settings, debug=True, echo_sql=True)
-    loud_engine = db.create_engine(loud)  # echoes every statement with its parameters
+    loud_engine = engines.create_engine(loud)  # echoes every statement with its parameters
     responses: list[str] = []
     tokens: dict[str, str] = {}
     try:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_blog import migrations, models, search
 from gql_blog.config import Settings
-from gql_blog.db import create_engine
+from gql_blog.engines import create_engine
 from tests.databases import DIALECTS, empty_database
 
 pytestmark = pytest.mark.parametrize("dialect", DIALECTS)

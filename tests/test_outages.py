@@ -16,7 +16,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from gql_blog import db, events
+from gql_blog import engines, events
 from gql_blog.app import create_app
 from gql_blog.config import Settings
 from tests.committed import empty_tables
@@ -66,8 +66,8 @@ async def _small_pool(settings: Settings) -> AsyncIterator[SmallPool]:
     tight = dataclasses.replace(
         settings, pool_size=1, max_overflow=0, pool_timeout_seconds=0.2, planner=True
     )
-    engine = db.create_engine(tight)
-    app = create_app(tight, sessions=db.create_sessionmaker(engine))
+    engine = engines.create_engine(tight)
+    app = create_app(tight, sessions=engines.create_sessionmaker(engine))
     try:
         async with AsyncSession(engine) as unused, serve_app(app, unused) as api:
             yield SmallPool(api, engine)
@@ -135,8 +135,8 @@ async def unreachable(
 async def _serve_on(database_url: str) -> AsyncIterator[GraphQLClient]:
     """The app on `database_url`, with default settings and its own engine."""
     settings = Settings(database_url=database_url)
-    engine = db.create_engine(settings)
-    app = create_app(settings, sessions=db.create_sessionmaker(engine))
+    engine = engines.create_engine(settings)
+    app = create_app(settings, sessions=engines.create_sessionmaker(engine))
     try:
         async with AsyncSession(engine) as unused, serve_app(app, unused) as api:
             yield api
@@ -282,7 +282,7 @@ async def test_a_pooled_connection_killed_while_idle_is_replaced_unnoticed(
 @pytest.fixture
 async def committed(engine: AsyncEngine) -> AsyncIterator[Committed]:
     """Rows committed for real (the server's sessions must see them); deleted afterwards."""
-    yield Committed(db.create_sessionmaker(engine))
+    yield Committed(engines.create_sessionmaker(engine))
     await empty_tables(engine)
 
 

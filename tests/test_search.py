@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_blog import migrations, models, search
 from gql_blog.config import Settings
-from gql_blog.db import SerialSession, create_engine
+from gql_blog.engines import create_engine
 from gql_blog.ids import encode_global_id
+from gql_blog.serial_session import SerialSession
 from tests.committed import CommittedApi, serve_committed_api
 from tests.conftest import StatementCounter
 from tests.databases import empty_database

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from gql_blog import auth, events, metrics, models
 from gql_blog.config import Settings
-from gql_blog.db import create_sessionmaker
+from gql_blog.engines import create_sessionmaker
 from gql_blog.ids import encode_global_id
 from gql_blog.loaders import Loaders
 from gql_blog.schema.fanout import fanout_of

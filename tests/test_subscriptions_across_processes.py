@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_blog.db import create_sessionmaker
+from gql_blog.engines import create_sessionmaker
 from tests.committed import empty_tables
 from tests.live import (
     GQL_BLOG,

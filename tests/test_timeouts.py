@@ -15,7 +15,7 @@ import uvicorn
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from gql_blog import db
+from gql_blog import engines
 from gql_blog.app import create_app
 from gql_blog.config import Settings
 from gql_blog.loaders import Loaders
@@ -102,7 +102,7 @@ async def test_the_database_stops_a_statement_past_the_limit(
 ) -> None:
     if dialect == "sqlite":
         pytest.skip("SQLite has no statement time limit; the request's own limit applies")
-    engine = db.create_engine(dataclasses.replace(settings, request_timeout_seconds=0.5))
+    engine = engines.create_engine(dataclasses.replace(settings, request_timeout_seconds=0.5))
     started = time.perf_counter()
     try:
         async with engine.connect() as connection:

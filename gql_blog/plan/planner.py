@@ -30,9 +30,11 @@ from strawberry.types import ExecutionResult
 from gql_blog import auth, metrics, models
 from gql_blog.caches import SizedLruCache
 from gql_blog.config import Settings
-from gql_blog.db import ReadPool, SerialSession, count_statements
 from gql_blog.plan.build import NotPlannedError, Plan, PlanBuilder, directive_variables
 from gql_blog.plan.run import DriverFetch, FilterCache, Identity, Run, Statement
+from gql_blog.read_pool import ReadPool
+from gql_blog.serial_session import SerialSession
+from gql_blog.statement_counts import count_statements
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer

@@ -12,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gql_blog import auth, events, models
 from gql_blog.config import Settings
-from gql_blog.db import ReadPool, SerialSession
 from gql_blog.loaders import Loaders
+from gql_blog.read_pool import ReadPool
 from gql_blog.row_counts import RowCounts
 from gql_blog.schema.documents import DocumentCache
 from gql_blog.schema.warnings import signed_out_warning
+from gql_blog.serial_session import SerialSession
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer

@@ -17,7 +17,7 @@ from graphql import GraphQLError, Node, located_error
 from strawberry.extensions import SchemaExtension
 from strawberry.types import StreamExecutionResult
 
-from gql_blog import db
+from gql_blog import outages
 from gql_blog.errors import (
     InvalidCursorError,
     InvalidFilterError,
@@ -33,11 +33,14 @@ FORBIDDEN = "FORBIDDEN"
 QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 # The database could not be reached: the whole request answers 503 (see graphql_http).
-OUTAGE_CODES = {db.Outage.BUSY: "SERVER_BUSY", db.Outage.UNAVAILABLE: "DATABASE_UNAVAILABLE"}
+OUTAGE_CODES = {
+    outages.Outage.BUSY: "SERVER_BUSY",
+    outages.Outage.UNAVAILABLE: "DATABASE_UNAVAILABLE",
+}
 _OUTAGE_MESSAGES = {
-    db.Outage.BUSY: "The server is busy: no database connection came free in time. "
+    outages.Outage.BUSY: "The server is busy: no database connection came free in time. "
     "Try again shortly.",
-    db.Outage.UNAVAILABLE: "The database is unavailable. Try again shortly.",
+    outages.Outage.UNAVAILABLE: "The database is unavailable. Try again shortly.",
 }
 # The read model's refusals of what a request sent: answered as BAD_USER_INPUT, never masked.
 READ_INPUT_ERRORS = (InvalidIdError, InvalidPageError, InvalidCursorError, InvalidFilterError)
@@ -100,7 +103,7 @@ class MaskUnexpectedErrors(SchemaExtension):
             return error
         if isinstance(error.original_error, READ_INPUT_ERRORS):
             return user_input_error(error)
-        outage = db.outage_of(error.original_error) if error.original_error else None
+        outage = outages.outage_of(error.original_error) if error.original_error else None
         if outage is not None:
             return outage_error(outage, path=error.path, nodes=error.nodes)
         error_id = new_error_id()
@@ -121,7 +124,7 @@ def user_input_error(error: GraphQLError) -> GraphQLError:
 
 
 def outage_error(
-    outage: db.Outage, *, path: list[str | int] | None = None, nodes: list[Node] | None = None
+    outage: outages.Outage, *, path: list[str | int] | None = None, nodes: list[Node] | None = None
 ) -> GraphQLError:
     """The clear error for a database out of reach (nothing to mask: no detail is in it)."""
     logger.warning("graphql.database_outage", extra={"outage": outage.value, "path": path})

@@ -43,7 +43,7 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from gql_blog import auth, db, events, metrics, models
+from gql_blog import auth, events, metrics, models, outages, serial_session, statement_counts
 from gql_blog.loaders import Loaders
 from gql_blog.schema.context import Context, SocketOperation
 
@@ -225,7 +225,9 @@ class Fanout:
             audience_of(context.viewer),
         )
         template = context.for_operation(
-            db=db.SerialSession(sessions=context.sessions),  # never opened: replaced per batch
+            db=serial_session.SerialSession(
+                sessions=context.sessions
+            ),  # never opened: replaced per batch
             viewer=None,
             token=None,
             close_connection=None,
@@ -336,11 +338,11 @@ class Fanout:
             if not any(self._wanted(group, batch) for group in self._groups.values()):
                 return
             started = time.perf_counter()
-            with db.count_statements() as counted:
+            with statement_counts.count_statements() as counted:
                 async with AsyncExitStack() as attempt:
                     try:
                         session = await attempt.enter_async_context(sessions())
-                        serial = db.SerialSession(session)
+                        serial = serial_session.SerialSession(session)
                         attempt.push_async_callback(serial.stop)
                         due = await self._prepare(serial, depth, batch)
                     except Exception as error:
@@ -362,7 +364,7 @@ class Fanout:
         return [event for event in batch if group.wanted(event)]
 
     async def _prepare(
-        self, serial: db.SerialSession, depth: int, batch: list[events.Event]
+        self, serial: serial_session.SerialSession, depth: int, batch: list[events.Event]
     ) -> list[_Due]:
         """The due groups with their rows loaded: tokens checked, members regrouped."""
         concerned = [group for group in self._groups.values() if self._wanted(group, batch)]
@@ -377,7 +379,7 @@ class Fanout:
         return due
 
     async def _check_tokens(
-        self, serial: db.SerialSession, groups: list[Group]
+        self, serial: serial_session.SerialSession, groups: list[Group]
     ) -> dict[str, models.User]:
         """The viewers of the groups' members' tokens, in one statement: a member whose token
         lapsed is ended (4403), one whose rights changed moves to its audience's group."""
@@ -399,7 +401,7 @@ class Fanout:
 
     def _due(
         self,
-        serial: db.SerialSession,
+        serial: serial_session.SerialSession,
         depth: int,
         batch: list[events.Event],
         viewers: dict[str, models.User],
@@ -425,7 +427,7 @@ class Fanout:
         self._leave(member)
         self._join(member, self._groups.get(key) or group.regrouped(key))
 
-    async def _answer(self, serial: db.SerialSession, due: list[_Due]) -> None:
+    async def _answer(self, serial: serial_session.SerialSession, due: list[_Due]) -> None:
         """Execute each due group's operation on each of its rows; offer the answer to all."""
 
         async def answer(share: _Due) -> None:
@@ -484,14 +486,17 @@ async def _end_session(session: AsyncExitStack) -> None:
 
 def _log_outage(error: Exception, event: str) -> None:
     """Log `event` if `error` is the database out of reach; raise anything else."""
-    outage = db.outage_of(error)
+    outage = outages.outage_of(error)
     if outage is None:
         raise error
     logger.warning(event, extra={"outage": outage.value})
 
 
 def _log_delivered(
-    batch: list[events.Event], due: list[_Due], counted: db.StatementCount, started: float
+    batch: list[events.Event],
+    due: list[_Due],
+    counted: statement_counts.StatementCount,
+    started: float,
 ) -> None:
     logger.info(
         "subscription.delivered",

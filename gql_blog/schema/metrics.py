@@ -12,7 +12,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
 from gql_blog import metrics
-from gql_blog.db import StatementCount, count_statements
+from gql_blog.statement_counts import StatementCount, count_statements
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer

@@ -12,7 +12,7 @@ import strawberry
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_blog import audit, db, events, models
+from gql_blog import audit, engines, events, models
 from gql_blog.loaders import Loaders
 from gql_blog.schema.context import Context
 
@@ -135,7 +135,7 @@ def act_as(context: Context, viewer: models.User | None) -> None:
 async def transact(context: Context, body: Callable[[], Awaitable[R]]) -> R | ValidationError:
     """`run_mutation` for a request's mutation field, leaving the session fit for the next one."""
     session = context.db.session
-    await db.begin_writing(session)
+    await engines.begin_writing(session)
     try:
         result = await run_mutation(session, body, bus=context.events)
     except Exception:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_blog import auth, db, models
+from gql_blog import auth, engines, models
 from gql_blog.app import create_app
 from gql_blog.config import Settings
 from gql_blog.ids import encode_global_id
@@ -166,12 +166,12 @@ class Served:
 @pytest.fixture
 async def served(settings: Settings) -> AsyncIterator[Served]:
     """The committed blog, and the app with the planner and the app without it over it."""
-    engine = db.create_engine(settings)
+    engine = engines.create_engine(settings)
     planned_app = create_app(dataclasses.replace(settings, planner=True))
     generic_app = create_app(dataclasses.replace(settings, planner=False))
     try:
         async with (
-            db.create_sessionmaker(engine)() as session,
+            engines.create_sessionmaker(engine)() as session,
             serve_app(planned_app, session) as planned,
             serve_app(generic_app, session) as generic,
         ):

@@ -1,7 +1,7 @@
 """PostgreSQL's read pool: planned reads run on asyncpg's own pool, never on a session.
 
 The app here is served with its real lifespan (its own engine and read pool) over committed
-rows. Each test proves one promise of `db.ReadPool`: planned reads take their connection from
+rows. Each test proves one promise of `read_pool.ReadPool`: planned reads take their connection from
 it and give it back; a full pool is "server busy" after the pool timeout, then recovers; a
 connection the database closed (a restart) is replaced at the next request.
 """
@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gql_blog import db
+from gql_blog import engines, read_pool
 from gql_blog.app import create_app
 from gql_blog.config import Settings
 from gql_blog.plan.planner import Planner
@@ -40,9 +40,9 @@ class ReadPoolApi:
     state: dict[str, Any]  # the lifespan's state, as requests see it
 
     @property
-    def reads(self) -> db.ReadPool:
+    def reads(self) -> read_pool.ReadPool:
         reads = self.state["reads"]
-        assert isinstance(reads, db.ReadPool), "the lifespan opened no read pool"
+        assert isinstance(reads, read_pool.ReadPool), "the lifespan opened no read pool"
         return reads
 
     async def feed(self) -> tuple[int, Any]:
@@ -77,12 +77,12 @@ async def read_pool_api(
     if dialect != "postgresql":
         pytest.skip("the read pool is PostgreSQL's (other databases read through the session)")
     tight = dataclasses.replace(settings, read_pool_size=request.param, pool_timeout_seconds=0.3)
-    engine = db.create_engine(tight)
+    engine = engines.create_engine(tight)
     app = create_app(tight)
     state: dict[str, Any] = {}
     try:
         async with (
-            db.create_sessionmaker(engine)() as session,
+            engines.create_sessionmaker(engine)() as session,
             serve_app(_capturing_state(app, state), session) as api,  # type: ignore[arg-type]
         ):
             author = await make_user(session, username="reader")
@@ -138,13 +138,13 @@ async def test_a_read_connection_the_database_closed_is_replaced(
         ended = await admin.fetchval(
             "select count(pg_terminate_backend(pid)) from pg_stat_activity"
             " where application_name = $1",
-            db.READ_POOL_APPLICATION_NAME,
+            read_pool.READ_POOL_APPLICATION_NAME,
         )
         assert ended == 1
         for _ in range(100):  # until the backend is gone
             left = await admin.fetchval(
                 "select count(*) from pg_stat_activity where application_name = $1",
-                db.READ_POOL_APPLICATION_NAME,
+                read_pool.READ_POOL_APPLICATION_NAME,
             )
             if left == 0:
                 break
@@ -174,7 +174,7 @@ async def test_a_read_connection_that_dies_under_a_statement_answers_503_then_is
     async with engine.connect() as locker:
         pid = await locker.scalar(
             text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
-            {"name": db.READ_POOL_APPLICATION_NAME},
+            {"name": read_pool.READ_POOL_APPLICATION_NAME},
         )
         await locker.execute(text("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE"))
         answering = asyncio.ensure_future(read_pool_api.feed())

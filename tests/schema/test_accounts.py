@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_blog import auth, migrations, models
 from gql_blog.config import Settings
-from gql_blog.db import create_engine
+from gql_blog.engines import create_engine
 from tests.committed import CommittedApi, serve_committed_api
 from tests.conftest import StatementCounter
 from tests.databases import empty_database
