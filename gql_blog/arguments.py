@@ -4,7 +4,7 @@ a plain `where` (global ids decoded to row ids).
 Both executors call these, strawberry's resolvers and the planned path, so a request's input is
 checked once, by the same rules; what they refuse raises the read model's own input errors
 (`InvalidPageError`, `InvalidCursorError`, `InvalidFilterError`, `InvalidIdError`), which
-`schema/errors.py` turns into BAD_USER_INPUT.
+`bad_input.py` turns into BAD_USER_INPUT.
 """
 
 import dataclasses

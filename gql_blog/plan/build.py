@@ -253,11 +253,17 @@ class PlanBuilder:
         assert query_type is not None
         roots = [
             (key, self._root(query_type, nodes))
-            for key, nodes in self._collect(query_type, [operation.selection_set]).items()
+            for key, nodes in self.root_fields(operation).items()
         ]
         for object_plan in self._objects:
             object_plan.compile_emit()
         return Plan(roots=roots, slots=self._slots, connections=self._connections)
+
+    def root_fields(self, operation: OperationDefinitionNode) -> dict[str, list[FieldNode]]:
+        """The operation's root fields by response key (fragments inlined, directives applied)."""
+        query_type = self._schema.query_type
+        assert query_type is not None
+        return self._collect(query_type, [operation.selection_set])
 
     def _slot(self) -> int:
         self._slots += 1

@@ -3,8 +3,10 @@
 A document is planned only after strawberry's executor ran it once without any error: it is then
 known to be valid (validation does not depend on variables), so later requests skip parsing,
 validation and the generic executor. Variables are coerced per request with graphql-core's own
-`get_variable_values`; anything the plan or the run declines goes back to strawberry's executor,
-which answers exactly as it always does.
+`get_variable_values`. When the read model refuses the input of the operation's one root field
+(a page size, a cursor, a filter, an id), the planner answers that error itself, as the executor
+would; anything else the plan or the run declines goes back to strawberry's executor, which
+answers exactly as it always does.
 """
 
 import logging
@@ -20,6 +22,7 @@ from graphql import (
     GraphQLError,
     OperationDefinitionNode,
     OperationType,
+    is_non_null_type,
     parse,
 )
 from graphql.execution.values import VariableValues, get_variable_values
@@ -28,8 +31,10 @@ from sqlalchemy.engine import Dialect
 from strawberry.types import ExecutionResult
 
 from gql_blog import auth, metrics, models
+from gql_blog.bad_input import user_input_error
 from gql_blog.caches import SizedLruCache
 from gql_blog.config import Settings
+from gql_blog.errors import InvalidInputError
 from gql_blog.plan.build import NotPlannedError, Plan, PlanBuilder, directive_variables
 from gql_blog.plan.run import DriverFetch, FilterCache, Identity, Run, Statement
 from gql_blog.read_pool import ReadPool
@@ -67,6 +72,7 @@ class Context(Protocol):
 
 @dataclass(slots=True)
 class _Document:
+    text: str
     operation: OperationDefinitionNode
     fragments: dict[str, FragmentDefinitionNode]
     directive_variables: tuple[str, ...]
@@ -100,7 +106,7 @@ class Planner:
         size = len(query) * _BYTES_PER_CHARACTER + _ENTRY_OVERHEAD
         if size > self._documents.max_bytes:
             return
-        document = _document(parse(query, no_location=True), key[1])
+        document = _document(query, parse(query, no_location=True), key[1])
         self._documents.put(key, _NEVER if document is None else document, size)
 
     async def execute(
@@ -162,11 +168,15 @@ class Planner:
                     dialect_impl=dialect_impl,
                     filters=self._filters,
                 )
+                errors: list[GraphQLError] = []
                 try:
-                    data = await run.execute()
+                    data: dict[str, Any] | None = await run.execute()
                 except NotPlannedError as reason:
                     logger.debug("plan.run_declined", extra={"reason": str(reason)})
                     return None
+                except InvalidInputError as refused:
+                    data, error = self._refused(plan, variables, document, refused)
+                    errors.append(error)
         self.answered += 1
         elapsed = time.perf_counter() - started
         duration_ms = round(elapsed * 1000, 3)
@@ -176,7 +186,7 @@ class Planner:
             operation=operation,
             seconds=elapsed,
             statements=counted.total,
-            error_codes=[],
+            error_codes=[(error.extensions or {}).get("code") for error in errors],
             path=metrics.PLANNED,
         )
         logger.info(
@@ -194,7 +204,26 @@ class Planner:
             extensions |= {"sqlStatements": counted.total, "durationMs": duration_ms}
         if context.warnings:
             extensions["warnings"] = list(context.warnings)
-        return ExecutionResult(data=data, errors=None, extensions=extensions or None)
+        return ExecutionResult(data=data, errors=errors or None, extensions=extensions or None)
+
+    def _refused(
+        self, plan: Plan, variables: VariableValues, document: _Document, refused: InvalidInputError
+    ) -> tuple[dict[str, Any] | None, GraphQLError]:
+        """The answer to the read model's refusal of the one root field's input, as the executor
+        gives it: the field's error, located in the document (parsed again: the cached parse has
+        no locations), and null in its place, which a non-null field passes on to `data`."""
+        key, _ = plan.roots[0]
+        name = document.operation.name.value if document.operation.name else None
+        located = _document(document.text, parse(document.text), name)
+        assert located is not None  # the same text and operation as `document`
+        builder = PlanBuilder(self._graphql_schema, located.fragments, variables)
+        nodes = builder.root_fields(located.operation)[key]
+        query_type = self._graphql_schema.query_type
+        assert query_type is not None
+        error = user_input_error(refused, nodes=nodes, path=[key])
+        if is_non_null_type(query_type.fields[nodes[0].name.value].type):
+            return None, error
+        return {key: None}, error
 
     async def _identity(
         self, context: Context, dialect: Dialect, driver: DriverFetch | None
@@ -274,7 +303,7 @@ def _operation_span(context: Context, operation: OperationDefinitionNode) -> Ite
         yield
 
 
-def _document(document: DocumentNode, operation_name: str | None) -> _Document | None:
+def _document(text: str, document: DocumentNode, operation_name: str | None) -> _Document | None:
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [d for d in operations if d.name and d.name.value == operation_name]
@@ -284,4 +313,4 @@ def _document(document: DocumentNode, operation_name: str | None) -> _Document |
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
     operation = operations[0]
-    return _Document(operation, fragments, directive_variables(operation, fragments.values()))
+    return _Document(text, operation, fragments, directive_variables(operation, fragments.values()))

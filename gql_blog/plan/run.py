@@ -1,9 +1,11 @@
 """Run a plan level by level: every key of a level in one statement per relation, then assemble.
 
-Arguments of every connection and lookup are coerced and checked before any SQL runs; if one is
-refused the run raises `NotPlannedError`, and strawberry's executor answers the request with the
-error where it belongs. A level's keys are all known before its statements run, so a batch never
-splits: the statement count is a function of the query's shape.
+Arguments of every connection and lookup are coerced and checked before any SQL runs. When the
+read model refuses the input of the operation's one root field, the run raises its error (the
+planner answers it as that field's error); any other refusal raises `NotPlannedError`, and
+strawberry's executor answers the request with the error where it belongs. A level's keys are
+all known before its statements run, so a batch never splits: the statement count is a function
+of the query's shape.
 """
 
 from collections import defaultdict
@@ -114,7 +116,9 @@ class Run:
             self._parameters["viewer_id"] = viewer.id
         # A connection's page request, or why its arguments were refused (raised only once a
         # parent row needs the page, as the generic executor evaluates them only then).
-        self._requests: dict[int, tuple[PageRequest, str] | NotPlannedError] = {}
+        self._requests: dict[
+            int, tuple[PageRequest, str] | NotPlannedError | InvalidInputError
+        ] = {}
         self._rows_of: dict[int, list[Any]] = {}
         self._lookups: dict[int, dict[str, Any]] = {}
 
@@ -122,7 +126,20 @@ class Run:
         self._prepare()
         level: list[tuple[ObjectPlan, list[Any]]] = []
         for _, root in self.plan.roots:
-            level.extend(await self._load_root(root))
+            try:
+                level.extend(await self._load_root(root))
+            except InvalidInputError as error:
+                # Beside other root fields, its error's place in the answer is the executor's.
+                if len(self.plan.roots) > 1:
+                    raise NotPlannedError(str(error)) from None
+                raise
+        try:
+            await self._load_levels(level)
+        except InvalidInputError as error:  # a nested field's, once per parent: the executor's
+            raise NotPlannedError(str(error)) from None
+        return {key: self._emit_root(root) for key, root in self.plan.roots}
+
+    async def _load_levels(self, level: list[tuple[ObjectPlan, list[Any]]]) -> None:
         while level:
             next_level: list[tuple[ObjectPlan, list[Any]]] = []
             for object_plan, rows in level:
@@ -131,7 +148,6 @@ class Run:
                 for relation in object_plan.relations:
                     next_level.extend(await self._load_relation(relation, rows))
             level = next_level
-        return {key: self._emit_root(root) for key, root in self.plan.roots}
 
     # --- arguments, before any SQL ---------------------------------------------------------
 
@@ -139,7 +155,7 @@ class Run:
         for connection in self.plan.connections:
             try:
                 self._requests[connection.index] = self._page_request(connection)
-            except NotPlannedError as refused:
+            except (NotPlannedError, InvalidInputError) as refused:
                 self._requests[connection.index] = refused
         for _, root in self.plan.roots:
             if isinstance(root, RootLookup | RootNodes):
@@ -167,20 +183,17 @@ class Run:
 
     def _page_request(self, connection: ConnectionPlan) -> tuple[PageRequest, str]:
         args = self._arguments(connection.arguments)
-        try:
-            ordering = ordering_of(connection.entity, args.pop("order_by", None))
-            where = self._where(connection.entity, args.pop("where", None))
-            request = page_request(
-                self._settings,
-                ordering,
-                where=where,
-                first=args.get("first"),
-                after=args.get("after"),
-                last=args.get("last"),
-                before=args.get("before"),
-            )
-        except InvalidInputError as error:
-            raise NotPlannedError(str(error)) from None
+        ordering = ordering_of(connection.entity, args.pop("order_by", None))
+        where = self._where(connection.entity, args.pop("where", None))
+        request = page_request(
+            self._settings,
+            ordering,
+            where=where,
+            first=args.get("first"),
+            after=args.get("after"),
+            last=args.get("last"),
+            before=args.get("before"),
+        )
         return request, "" if where is None else where.key
 
     def _where(self, entity: str, where: Any) -> Filter | None:
@@ -191,19 +204,16 @@ class Run:
         compiled = self._filters.get(key)
         if compiled is not None:
             return compiled
-        try:
-            compiled = compile_where(
-                self.viewer, entity, plain, max_depth=self._settings.max_filter_depth
-            )
-        except InvalidInputError as error:
-            raise NotPlannedError(str(error)) from None
+        compiled = compile_where(
+            self.viewer, entity, plain, max_depth=self._settings.max_filter_depth
+        )
         if compiled is not None:
             self._filters.put(key, compiled)
         return compiled
 
     def _request(self, connection: ConnectionPlan) -> tuple[PageRequest, str]:
         found = self._requests[connection.index]
-        if isinstance(found, NotPlannedError):
+        if isinstance(found, NotPlannedError | InvalidInputError):
             raise found
         return found
 
@@ -293,10 +303,7 @@ class Run:
         columns = root.target.columns
         viewer = self._viewer_parameter
         if root.name == "post":
-            try:
-                type_name, row_id = decode_global_id(args["id"])
-            except InvalidInputError as error:
-                raise NotPlannedError(str(error)) from None
+            type_name, row_id = decode_global_id(args["id"])
             if type_name != "Post" or row_id >= models.ID_LIMIT:
                 return None
             build = lambda: fetch.rows_by_id(models.Post, columns, viewer, self._dialect)  # noqa: E731
@@ -453,11 +460,9 @@ class Run:
 
 
 def _node_key(value: Any, targets: dict[str, ObjectPlan]) -> tuple[str, int]:
-    """A global id's (type, row id); an invalid id or a type without a plan declines."""
-    try:
-        type_name, row_id = decode_global_id(value)
-    except InvalidInputError as error:
-        raise NotPlannedError(str(error)) from None
+    """A global id's (type, row id); `InvalidIdError` for an invalid id; a type without a plan
+    declines."""
+    type_name, row_id = decode_global_id(value)
     if type_name not in targets:
         raise NotPlannedError(f"{type_name} nodes are not planned")
     return type_name, row_id

@@ -2,7 +2,7 @@
 
 Expected failures of mutations are values (the `Error` types); what reaches the top level is
 either a `UserInputError` (BAD_USER_INPUT: invalid id, cursor, argument or filter; the read
-model's own input errors become one here, in `MaskUnexpectedErrors`), a
+model's own input errors become one in `MaskUnexpectedErrors`, see bad_input.py), a
 `QueryTooComplexError` (QUERY_TOO_COMPLEX: a request over one of the limits), a database out of
 reach (SERVER_BUSY: no connection came free in time; DATABASE_UNAVAILABLE), which the app answers
 with a 503, or something unexpected, which `MaskUnexpectedErrors` replaces by a generic message
@@ -13,21 +13,15 @@ import logging
 import uuid
 from collections.abc import Iterator
 
-from graphql import GraphQLError, Node, located_error
+from graphql import GraphQLError, Node
 from strawberry.extensions import SchemaExtension
 from strawberry.types import StreamExecutionResult
 
 from gql_blog import outages
-from gql_blog.errors import (
-    InvalidCursorError,
-    InvalidFilterError,
-    InvalidIdError,
-    InvalidPageError,
-)
+from gql_blog.bad_input import READ_INPUT_ERRORS, user_input_error
 
 logger = logging.getLogger(__name__)
 
-BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 FORBIDDEN = "FORBIDDEN"
 QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
@@ -42,15 +36,6 @@ _OUTAGE_MESSAGES = {
     "Try again shortly.",
     outages.Outage.UNAVAILABLE: "The database is unavailable. Try again shortly.",
 }
-# The read model's refusals of what a request sent: answered as BAD_USER_INPUT, never masked.
-READ_INPUT_ERRORS = (InvalidIdError, InvalidPageError, InvalidCursorError, InvalidFilterError)
-
-
-class UserInputError(GraphQLError):
-    """The request itself is wrong: a malformed id or cursor, a bad argument or filter."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, extensions={"code": BAD_USER_INPUT})
 
 
 class ForbiddenQueryError(GraphQLError):
@@ -102,7 +87,7 @@ class MaskUnexpectedErrors(SchemaExtension):
         if _is_expected(error):
             return error
         if isinstance(error.original_error, READ_INPUT_ERRORS):
-            return user_input_error(error)
+            return user_input_error(error.original_error, nodes=error.nodes, path=error.path)
         outage = outages.outage_of(error.original_error) if error.original_error else None
         if outage is not None:
             return outage_error(outage, path=error.path, nodes=error.nodes)
@@ -116,11 +101,6 @@ class MaskUnexpectedErrors(SchemaExtension):
         is_debug = getattr(getattr(context, "settings", None), "debug", False)
         detail = repr(error.original_error) if is_debug else None
         return internal_error(error_id, path=error.path, nodes=error.nodes, detail=detail)
-
-
-def user_input_error(error: GraphQLError) -> GraphQLError:
-    """The BAD_USER_INPUT error for a read model's input error, where the executor met it."""
-    return located_error(UserInputError(error.message), error.nodes, error.path)
 
 
 def outage_error(

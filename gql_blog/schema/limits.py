@@ -50,10 +50,11 @@ from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRul
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from gql_blog import pricing
+from gql_blog.bad_input import UserInputError
 from gql_blog.config import Settings
 from gql_blog.row_counts import RowCounts
 from gql_blog.schema.documents import CachedDocument, DocumentCache
-from gql_blog.schema.errors import QUERY_TOO_COMPLEX, QueryTooComplexError, UserInputError
+from gql_blog.schema.errors import QUERY_TOO_COMPLEX, QueryTooComplexError
 from gql_blog.schema.lookahead import selected_fields
 
 # A plain list (`Post.tags`, `nodes(ids:)`) counts this many rows per parent in the cost.

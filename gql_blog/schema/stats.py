@@ -7,9 +7,9 @@ from typing import Self
 import strawberry
 
 from gql_blog import stats
+from gql_blog.bad_input import UserInputError
 from gql_blog.config import Settings
 from gql_blog.schema.connections import compile_filter
-from gql_blog.schema.errors import UserInputError
 from gql_blog.schema.inputs import PostWhere, UserWhere
 from gql_blog.schema.types import BlogInfo, Tag, User
 

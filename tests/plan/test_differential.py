@@ -447,6 +447,27 @@ async def test_tricky_shapes_answer_alike(served: Served, role: str) -> None:
     assert not any(outcome.problems() for outcome in outcomes), failures(outcomes)
 
 
+# The read model refuses the input of the operation's one root field: the planner answers the
+# error itself (the executor's answer, byte for byte), instead of running the request again.
+ROOT_REFUSALS = frozenset(
+    {"first-too-large", "last-negative", "bad-cursor", "bad-id", "id-not-base64", "where-too-deep"}
+)
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_refused_root_field_inputs_are_answered_by_the_planner(
+    served: Served, role: str
+) -> None:
+    twins, blog = served.twins, served.blog
+    cases = [case for case in CASES if case.name in ROOT_REFUSALS]
+    refused = [(await _run_case(case, twins, blog, role))[-1] for case in cases]
+
+    assert len(cases) == len(ROOT_REFUSALS)
+    assert not any(outcome.problems() for outcome in refused), failures(refused)
+    assert all(b"BAD_USER_INPUT" in outcome.planned.body for outcome in refused)
+    assert all(outcome.answered_second for outcome in refused), failures(refused)
+
+
 # --- (d) tokens that sign no one in ---------------------------------------------------------
 
 BAD_TOKEN_QUERIES = ["{ viewer { id } }", "{ posts(first: 3) { nodes { title } } }"]
