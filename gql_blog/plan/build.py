@@ -39,6 +39,7 @@ from gql_blog.errors import NotPlannedError as NotPlannedError  # re-exported: c
 from gql_blog.ids import encode_global_id
 from gql_blog.loaders import RELATIONS, Relation
 from gql_blog.plan.declarations import PLAN, Children, Email, GlobalId, Tags, ToOne
+from gql_blog.plan.statements import Statements
 from gql_blog.visibility import can_see_email
 
 _SKIP_AND_INCLUDE = frozenset({"skip", "include"})
@@ -108,7 +109,7 @@ class ToOnePlan:
     index: int
     target: ObjectPlan
     foreign_key: str
-    statements: dict[Any, Any] = field(default_factory=dict)
+    statements: Statements = field(default_factory=dict)
     # Set when the row is the parent of the connection this row came from (a comment's post
     # under `Post.comments`): the parent's rows carry the target's columns, and no statement runs.
     parent: ObjectPlan | None = None
@@ -118,7 +119,7 @@ class ToOnePlan:
 class TagsPlan:
     index: int
     target: ObjectPlan
-    statements: dict[Any, Any] = field(default_factory=dict)
+    statements: Statements = field(default_factory=dict)
 
 
 @dataclass(slots=True, eq=False)
@@ -135,7 +136,8 @@ class ConnectionPlan:
     needs_previous: bool = False  # hasPreviousPage selected: may probe rows before `after`
     needs_cursors: bool = False
     # Statements built for this node, by viewer kind and page request (see run.py).
-    statements: dict[Any, Any] = field(default_factory=dict)
+    statements: Statements = field(default_factory=dict)
+    count_statements: Statements = field(default_factory=dict)
 
     def emit(self, loaded: Any, parent: Any, run: Any) -> dict[str, Any]:
         return {key: getter(loaded, parent, run) for key, getter in self.output}
@@ -168,14 +170,14 @@ class RootLookup:
     name: str
     target: ObjectPlan
     arguments: Arguments
-    statements: dict[Any, Any] = field(default_factory=dict)
+    statements: Statements = field(default_factory=dict)
 
 
 @dataclass(slots=True, eq=False)
 class StatementSlot:
     """Where a plan node that is not a relation keeps its statements (see `Run._statement`)."""
 
-    statements: dict[Any, Any] = field(default_factory=dict)
+    statements: Statements = field(default_factory=dict)
 
 
 @dataclass(slots=True, eq=False)

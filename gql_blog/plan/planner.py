@@ -36,7 +36,8 @@ from gql_blog.caches import SizedLruCache
 from gql_blog.config import Settings
 from gql_blog.errors import InvalidInputError
 from gql_blog.plan.build import NotPlannedError, Plan, PlanBuilder, directive_variables
-from gql_blog.plan.run import DriverFetch, FilterCache, Identity, Run, Statement
+from gql_blog.plan.run import DriverFetch, FilterCache, Identity, Run
+from gql_blog.plan.statements import Statement
 from gql_blog.read_pool import ReadPool
 from gql_blog.serial_session import SerialSession
 from gql_blog.statement_counts import count_statements

@@ -35,7 +35,9 @@ from gql_blog.plan.build import (
     NotPlannedError,
     ObjectPlan,
     Plan,
+    RelationPlan,
     RootConnection,
+    RootField,
     RootLookup,
     RootNodes,
     RootTypename,
@@ -43,6 +45,7 @@ from gql_blog.plan.build import (
     TagsPlan,
     ToOnePlan,
 )
+from gql_blog.plan.statements import Statement, Statements
 from gql_blog.where import canonical_where
 
 # (statement, parameters) -> rows as mappings.
@@ -68,10 +71,11 @@ class Loaded:
 
     request: PageRequest
     scope: str
-    pages: dict[Any, Page] = field(default_factory=dict)
-    counts: dict[Any, int] = field(default_factory=dict)
-    beyond_next: set[Any] = field(default_factory=set)
-    beyond_previous: set[Any] = field(default_factory=set)
+    # By parent key; a root connection's under None.
+    pages: dict[int | None, Page] = field(default_factory=dict)
+    counts: dict[int | None, int] = field(default_factory=dict)
+    beyond_next: set[int | None] = field(default_factory=set)
+    beyond_previous: set[int | None] = field(default_factory=set)
 
     def cursor(self, row: Any) -> str:
         # Sort keys are named for their attributes (CREATED_AT reads created_at).
@@ -220,8 +224,8 @@ class Run:
     # --- statements --------------------------------------------------------------------------
 
     def _statement(
-        self, node: Any, request: PageRequest | None, build: Callable[[], Select[Any]]
-    ) -> "Statement":
+        self, statements: Statements, request: PageRequest | None, build: Callable[[], Select[Any]]
+    ) -> Statement:
         """The node's statement for this viewer kind and page, built once and reused.
 
         Cursor values are bind parameters; a filter's values are literals, so each filter text has
@@ -231,17 +235,17 @@ class Run:
         # A filter's relation conditions name a signed-in user's id as a literal.
         owner = self._viewer_id if request is not None and request.where is not None else None
         key = (self._viewer_kind, owner, shape)
-        statement: Statement | None = node.statements.get(key)
+        statement = statements.get(key)
         if statement is None:
             statement = Statement(
                 build(), compiled_for=None if self._driver is None else self._dialect_impl
             )
-            if len(node.statements) < _MAX_STATEMENTS_PER_NODE:
-                node.statements[key] = statement
+            if len(statements) < _MAX_STATEMENTS_PER_NODE:
+                statements[key] = statement
         return statement
 
     async def _rows(
-        self, statement: "Statement | Select[Any]", keys: Sequence[Any] | None = None, **extra: Any
+        self, statement: Statement | Select[Any], keys: Sequence[Any] | None = None, **extra: Any
     ) -> Sequence[Any]:
         parameters = dict(self._parameters, **extra)
         if keys is not None:
@@ -252,7 +256,7 @@ class Run:
             return await self._driver(statement.sql, statement.arguments(parameters))
         return await self._fetch(statement.stmt, parameters)
 
-    async def _load_root(self, root: Any) -> list[tuple[ObjectPlan, list[Any]]]:
+    async def _load_root(self, root: RootField) -> list[tuple[ObjectPlan, list[Any]]]:
         if isinstance(root, RootConnection):
             return await self._load_root_connection(root)
         if isinstance(root, RootLookup):
@@ -289,7 +293,7 @@ class Run:
         level = []
         for type_name, row_ids in wanted.items():
             target = root.targets[type_name]
-            stmt = self._statement(root.slots[type_name], None, self._by_id(target))
+            stmt = self._statement(root.slots[type_name].statements, None, self._by_id(target))
             rows = [
                 row for chunk in _chunks(_unique(row_ids)) for row in await self._rows(stmt, chunk)
             ]
@@ -307,16 +311,18 @@ class Run:
             if type_name != "Post" or row_id >= models.ID_LIMIT:
                 return None
             build = lambda: fetch.rows_by_id(models.Post, columns, viewer, self._dialect)  # noqa: E731
-            rows = await self._rows(self._statement(root, None, build), [row_id])
+            rows = await self._rows(self._statement(root.statements, None, build), [row_id])
         elif root.name == "user":
             if "\x00" in args["username"]:
                 return None
-            stmt = self._statement(root, None, lambda: fetch.user_by_username(columns))
+            stmt = self._statement(root.statements, None, lambda: fetch.user_by_username(columns))
             rows = await self._rows(stmt, username_key=models.fold_username(args["username"]))
         else:
             if "\x00" in args["name"]:
                 return None
-            stmt = self._statement(root, None, lambda: fetch.tag_by_name(columns, viewer))
+            stmt = self._statement(
+                root.statements, None, lambda: fetch.tag_by_name(columns, viewer)
+            )
             rows = await self._rows(stmt, name=args["name"].strip().lower())
         return next(iter(rows), None)
 
@@ -328,13 +334,15 @@ class Run:
         names = _page_columns(connection, request.ordering)
         viewer = self._viewer_parameter
         stmt = self._statement(
-            connection, request, lambda: fetch.root_page(root.model, names, request, viewer)
+            connection.statements,
+            request,
+            lambda: fetch.root_page(root.model, names, request, viewer),
         )
         rows = await self._rows(stmt, **request.cursor_parameters())
         loaded = Loaded(request, scope, pages={None: request.page(rows)})
         if connection.needs_count:
             stmt = self._statement(
-                _Counting(connection),
+                connection.count_statements,
                 request,
                 lambda: fetch.root_count(root.model, request.where, viewer),
             )
@@ -348,7 +356,7 @@ class Run:
         return [(target, page_rows) for target in connection.objects]
 
     async def _load_relation(
-        self, relation: Any, rows: list[Any]
+        self, relation: RelationPlan, rows: list[Any]
     ) -> list[tuple[ObjectPlan, list[Any]]]:
         if isinstance(relation, ToOnePlan):
             return await self._load_to_one(relation, rows)
@@ -368,7 +376,7 @@ class Run:
             self.results[relation.index] = own
             return [(target, list(own.values()))]
         stmt = self._statement(
-            relation,
+            relation.statements,
             None,
             lambda: fetch.rows_by_id(
                 target.model, target.columns, self._viewer_parameter, self._dialect
@@ -384,7 +392,9 @@ class Run:
         self, relation: TagsPlan, rows: list[Any]
     ) -> list[tuple[ObjectPlan, list[Any]]]:
         stmt = self._statement(
-            relation, None, lambda: fetch.tags_of_posts(relation.target.columns, self._dialect)
+            relation.statements,
+            None,
+            lambda: fetch.tags_of_posts(relation.target.columns, self._dialect),
         )
         grouped: dict[int, list[Any]] = defaultdict(list)
         for chunk in _chunks(_unique(row["id"] for row in rows)):
@@ -405,12 +415,12 @@ class Run:
         names = _page_columns(connection, request.ordering)
         viewer, dialect = self._viewer_parameter, self._dialect
         pages = self._statement(
-            connection,
+            connection.statements,
             request,
             lambda: fetch.child_pages(relation.relation, names, request, viewer, dialect),
         )
         counts = self._statement(
-            _Counting(connection),
+            connection.count_statements,
             request,
             lambda: fetch.child_counts(relation.relation, request.where, viewer, dialect),
         )
@@ -440,7 +450,7 @@ class Run:
 
     # --- assembly ----------------------------------------------------------------------------
 
-    def _emit_root(self, root: Any) -> Any:
+    def _emit_root(self, root: RootField) -> Any:
         if isinstance(root, RootConnection):
             return root.connection.emit(self.results[root.connection.index], None, self)
         if isinstance(root, RootLookup):
@@ -468,53 +478,8 @@ def _node_key(value: Any, targets: dict[str, ObjectPlan]) -> tuple[str, int]:
     return type_name, row_id
 
 
-class Statement:
-    """A plan node's statement; compiled once for the asyncpg driver where `compiled` is set."""
-
-    __slots__ = ("_defaults", "_positions", "_processors", "sql", "stmt")
-
-    def __init__(self, stmt: Select[Any], *, compiled_for: Dialect | None = None) -> None:
-        self.stmt = stmt
-        self.sql: str | None = None
-        self._positions: tuple[str, ...] = ()
-        self._defaults: dict[str, Any] = {}
-        self._processors: tuple[Any, ...] = ()
-        if compiled_for is not None:
-            result: Any = stmt.compile(dialect=compiled_for)
-            # Not for statements whose parameters expand at execution (IN lists).
-            if "POSTCOMPILE" not in result.string:
-                self.sql = result.string
-                self._positions = tuple(result.positiontup or ())
-                self._defaults = dict(result.params)
-                # The types' own conversions, as SQLAlchemy applies them before the driver.
-                processors = result._bind_processors
-                self._processors = tuple(processors.get(name) for name in self._positions)
-
-    def arguments(self, parameters: Mapping[str, Any]) -> list[Any]:
-        defaults = self._defaults
-        values = [
-            parameters[name] if name in parameters else defaults[name] for name in self._positions
-        ]
-        return [
-            value if process is None or value is None else process(value)
-            for process, value in zip(self._processors, values, strict=True)
-        ]
-
-
 # Compiled filters by entity, filter text and viewer (see `Run._where`).
 FilterCache = LruCache[Any, Filter]
-
-
-@dataclass(frozen=True, slots=True)
-class _Counting:
-    """The count statements of a connection node, cached beside its page statements."""
-
-    connection: ConnectionPlan
-
-    @property
-    def statements(self) -> dict[Any, Any]:
-        counts: dict[Any, Any] = self.connection.statements.setdefault("counts", {})
-        return counts
 
 
 def _page_columns(connection: ConnectionPlan, ordering: Ordering) -> list[str]:
