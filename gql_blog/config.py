@@ -60,7 +60,7 @@ class Settings:
     pool_recycle_seconds: int = 1800
     # How long a request waits for a database connection (a free one, or a new one to connect).
     pool_timeout_seconds: float = 5.0
-    # PostgreSQL: the planned read path's own asyncpg pool (db.ReadPool); 0 turns it off.
+    # PostgreSQL: the planned read path's own asyncpg pool (read_pool.ReadPool); 0 turns it off.
     read_pool_size: int = 10
     echo_sql: bool = False
     debug: bool = False

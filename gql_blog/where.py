@@ -230,7 +230,7 @@ class UnicodeLower(FunctionElement[str]):
 
 @compiles(UnicodeLower)
 def _unicode_lower(element: UnicodeLower, compiler: Any, **kw: Any) -> str:
-    # SQLite's built-in lower() is replaced by Python's str.lower on connect (see db.py).
+    # SQLite's built-in lower() is replaced by Python's str.lower on connect (see engines.py).
     return f"lower({compiler.process(element.clauses, **kw)})"
 
 

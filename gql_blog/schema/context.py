@@ -56,7 +56,7 @@ class Context:
     events: events.EventBus
     # The tables' row counts the cost model prices by, kept fresh by the app (row_counts.py).
     row_counts: RowCounts = field(default_factory=RowCounts)
-    # PostgreSQL over HTTP: the planned read path's own connections (see db.ReadPool).
+    # PostgreSQL over HTTP: the planned read path's own connections (see read_pool.ReadPool).
     reads: ReadPool | None = None
     # The sign-in token the request carried (`logout` revokes it); None when it had none.
     token: str | None = None
