@@ -3,7 +3,8 @@
 strawberry builds one context per socket (`GraphQLApp.get_context`); each operation here runs
 with a copy of it that has a session of its own, closed when the operation ends (a statement
 still running is cancelled on the database), so no session or loader cache lives as long as the
-socket and two operations never share a transaction.
+socket and two operations never share a transaction. A subscription's execution (and session)
+ends as soon as it has joined its fan-out group; its task then only sends the group's answers.
 
 A worker holds at most `GQL_BLOG_MAX_WEBSOCKETS` sockets, and `GQL_BLOG_MAX_WEBSOCKETS_PER_ADDRESS`
 from one client address (the address the rest of the app sees: behind a trusted proxy, the
@@ -41,7 +42,7 @@ from strawberry.utils.aio import aclosing
 
 from gql_blog import auth, db, models
 from gql_blog.config import Settings
-from gql_blog.schema.context import Context, SocketOperation
+from gql_blog.schema.context import Context, SocketOperation, Subscribed
 
 logger = logging.getLogger(__name__)
 
@@ -225,28 +226,17 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             raise WebSocketDisconnected from error
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
-        """strawberry's `run_operation`, with a context (and session) of the operation's own."""
-        sessions = self.context.sessions
-        if sessions is None:
-            raise RuntimeError("a websocket context needs its session factory")
+        """strawberry's `run_operation`, with a context (and session) of the operation's own.
+
+        A subscription that joined its fan-out group is served from here once its execution
+        has ended: what stays per subscriber is this task and its group membership, not the
+        execution's context, session, extensions and generators (fewer objects for the
+        garbage collector to walk in every full collection, which pauses the worker)."""
+        subscribed: list[Subscribed] = []
         try:
-            async with sessions() as session:
-                serial = db.SerialSession(session)
-                context = _operation_context(self.context, serial, self.close)
-                context.operation = SocketOperation(
-                    operation.id,
-                    operation.query,
-                    operation.variables,
-                    operation.operation_name,
-                    self.send_text,
-                )
-                try:
-                    await self._load_viewer(context)
-                    await self._stream(operation, context)
-                finally:
-                    # Ended (completed, cancelled, socket gone): a statement still running
-                    # is stopped on the database before the session closes.
-                    await serial.stop()
+            await self._execute(operation, subscribed)
+            if subscribed:
+                await subscribed.pop().serve()
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
         except _OperationStreamClosed:
             return
@@ -256,6 +246,36 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 await operation.send_operation_message({"id": operation.id, "type": "complete"})
             self.operations.pop(operation.id, None)
             raise
+        finally:
+            for never_served in subscribed:  # the operation ended before its serving began
+                never_served.abandon()
+
+    async def _execute(
+        self, operation: Operation[Context, None], subscribed: list[Subscribed]
+    ) -> None:
+        """The operation's execution, in a session of its own; a subscription hands itself
+        over to `subscribed` on the way."""
+        sessions = self.context.sessions
+        if sessions is None:
+            raise RuntimeError("a websocket context needs its session factory")
+        async with sessions() as session:
+            serial = db.SerialSession(session)
+            context = _operation_context(self.context, serial, self.close)
+            context.operation = SocketOperation(
+                operation.id,
+                operation.query,
+                operation.variables,
+                operation.operation_name,
+                self.send_text,
+                subscribed.append,
+            )
+            try:
+                await self._load_viewer(context)
+                await self._stream(operation, context)
+            finally:
+                # Ended (completed, cancelled, socket gone): a statement still running
+                # is stopped on the database before the session closes.
+                await serial.stop()
 
     async def _load_viewer(self, context: Context) -> None:
         """The operation's viewer, from the token's lookup in flight if there is one: a client
