@@ -114,6 +114,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.persisted = _persisted_queries(settings)
         self.expensive = admission.ExpensiveRequests(settings)
         self.sockets = websocket.SocketCount(settings)
+        self.subscription_starts = asyncio.Semaphore(websocket.SUBSCRIPTION_STARTS_AT_ONCE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sessions: async_sessionmaker[AsyncSession] = scope["state"]["sessions"]

@@ -22,7 +22,7 @@ from gql.transport.websockets import WebsocketsTransport
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from gql_blog import auth, events, metrics, models
+from gql_blog import auth, events, metrics, models, websocket
 from gql_blog.config import Settings
 from gql_blog.db import create_sessionmaker
 from gql_blog.loaders import Loaders
@@ -655,6 +655,42 @@ async def test_a_subscriber_keeps_no_context_or_session_of_its_own(
     # One of each for each socket (strawberry's context of the connection), and the group's.
     assert contexts <= sockets + 2, f"{contexts} contexts alive for 100 subscriptions"
     assert sessions <= sockets + 2, f"{sessions} sessions alive for 100 subscriptions"
+
+
+async def test_a_worker_sets_up_few_subscriptions_at_once(
+    server: str, committed: Committed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst of subscribe messages is set up SUBSCRIPTION_STARTS_AT_ONCE at a time (other
+    requests wait through shorter turns of the event loop); all of them are served."""
+    author, _, post_id = await _users_and_posts(committed, published=True)
+    token = await committed.token_for(author)
+    running: list[int] = [0, 0]  # now, most
+    execute = websocket.TransportWSHandler._execute
+
+    async def counted(handler: websocket.TransportWSHandler, *arguments: Any) -> None:
+        running[0] += 1
+        running[1] = max(running)
+        try:
+            await execute(handler, *arguments)
+        finally:
+            running[0] -= 1
+
+    monkeypatch.setattr(websocket.TransportWSHandler, "_execute", counted)
+    async with contextlib.AsyncExitStack() as stack:
+        first = await stack.enter_async_context(socket_client(server, token))
+        await first.subscribe_joined("warm", CONTENT, {"postId": post_id})  # parsed from now
+        running[1] = 0
+        clients = [await stack.enter_async_context(socket_client(server, token)) for _ in range(3)]
+        before = await open_subscriptions(server)
+        for client in clients:
+            for number in range(20):
+                await client.subscribe(str(number), CONTENT, {"postId": post_id})
+        deadline = time.monotonic() + WAIT_SECONDS
+        while await open_subscriptions(server) < before + 60:
+            assert time.monotonic() < deadline, "the burst's subscriptions never all opened"
+            await asyncio.sleep(0.01)
+
+    assert 1 <= running[1] <= websocket.SUBSCRIPTION_STARTS_AT_ONCE
 
 
 async def test_an_operation_completed_by_the_client_stops_its_statement(
