@@ -44,6 +44,7 @@ from strawberry.utils.aio import aclosing
 from gql_blog import auth, db, models
 from gql_blog.config import Settings
 from gql_blog.schema.context import Context, SocketOperation, Subscribed
+from gql_blog.schema.documents import CachedDocument
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,8 @@ class _View(Protocol):
     settings: Settings
     sockets: SocketCount
     subscription_starts: asyncio.Semaphore
+
+    def validated(self, query: str) -> CachedDocument | None: ...
 
 
 class TextWebSocketAdapter(ASGIWebSocketAdapter):
@@ -261,16 +264,17 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     def _start_turn(self, operation: Operation[Context, None]) -> AbstractAsyncContextManager[Any]:
         """A subscription's turn to be set up (see SUBSCRIPTION_STARTS_AT_ONCE): its execution
-        ends once it has joined its group. Known by its document parsed already; any other
-        operation, and one whose text is new, runs at once (a query's turn would last as long
-        as its statements)."""
-        cached = self.context.documents.get(operation.query)
+        ends once it has joined its group. Any other operation runs at once (a query's turn
+        would last as long as its statements). A new text is parsed and validated here into
+        the document cache, where the limits' extension then finds it."""
+        view = cast("_View", self.view)
+        cached = self.context.documents.get(operation.query) or view.validated(operation.query)
         if cached is None or cached.errors:
             return nullcontext()
         found = get_operation_ast(cached.document, operation.operation_name)
         if found is None or found.operation is not OperationType.SUBSCRIPTION:
             return nullcontext()
-        return cast("_View", self.view).subscription_starts
+        return view.subscription_starts
 
     async def _execute(
         self, operation: Operation[Context, None], subscribed: list[Subscribed]
