@@ -359,10 +359,12 @@ class Fanout:
                         answered = AsyncExitStack()
                         await answered.enter_async_context(attempt.pop_all())
                         try:
-                            await self._answer(serial, due)
+                            offered = await self._answer(serial, due)
+                            # Logged once the answers are queued, before the session closes:
+                            # by then members may have been sent theirs, and left.
+                            _log_delivered(batch, due, offered, counted, started)
                         finally:
                             await _end_session(answered)
-                        _log_delivered(batch, due, counted, started)
                         return
             await asyncio.sleep(delay)  # after the failed session closed: it holds no connection
             delay = min(delay * 2, _RETRY_MAX_DELAY)
@@ -435,8 +437,10 @@ class Fanout:
         self.leave(member)
         self._join(member, self._groups.get(key) or group.regrouped(key))
 
-    async def _answer(self, serial: db.SerialSession, due: list[_Due]) -> None:
-        """Execute each due group's operation on each of its rows; offer the answer to all."""
+    async def _answer(self, serial: db.SerialSession, due: list[_Due]) -> int:
+        """Execute each due group's operation on each of its rows; offer the answer to all.
+        How many members were offered answers."""
+        offered: set[Member] = set()
 
         async def answer(share: _Due) -> None:
             group = share.group
@@ -462,8 +466,10 @@ class Fanout:
                 payload = orjson.dumps(_next_payload(result)).decode()
                 for member in list(group.members):
                     member.offer(payload)
+                    offered.add(member)
 
         await asyncio.gather(*(answer(share) for share in due))
+        return len(offered)
 
 
 class _Subscribed:
@@ -527,14 +533,18 @@ def _log_outage(error: Exception, event: str) -> None:
 
 
 def _log_delivered(
-    batch: list[events.Event], due: list[_Due], counted: db.StatementCount, started: float
+    batch: list[events.Event],
+    due: list[_Due],
+    subscribers: int,
+    counted: db.StatementCount,
+    started: float,
 ) -> None:
     logger.info(
         "subscription.delivered",
         extra={
             "events": len(batch),
             "groups": len(due),
-            "subscribers": sum(len(share.group.members) for share in due),
+            "subscribers": subscribers,
             "statements": counted.total,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         },
