@@ -74,6 +74,11 @@ class Dataset:
     detail_post_id: int
     admin_token: str
     server_version: str
+    # The write cells' comments go to this post, which no read query shows (the oldest post of
+    # the last seeded user: outside the feed, the deep query's users and the detail post), by
+    # the admin, whose row id servers without sign-in (PostGraphile) are given.
+    write_post_id: int
+    admin_id: int
 
 
 def prepare(url: str, plan: SeedPlan, *, say: Callable[[str], None]) -> Dataset:
@@ -135,11 +140,14 @@ async def _finish(url: str, plan: SeedPlan, *, say: Callable[[str], None]) -> Da
                 password=ADMIN_PASSWORD,
             )
             token = await auth.issue_token(session, admin, lifetime=timedelta(days=1))
+            admin_id = admin.id
         # Bulk-loaded tables have no planner statistics until autovacuum gets to them.
         async with engine.connect() as connection:
             await connection.execute(text("commit"))
             await connection.execute(text("analyze"))
-        dataset = await _describe(engine, url, detail_post_id=detail_post_id, token=token)
+        dataset = await _describe(
+            engine, url, detail_post_id=detail_post_id, token=token, admin_id=admin_id
+        )
     finally:
         await engine.dispose()
     say(
@@ -187,8 +195,23 @@ async def _give_comments(connection: AsyncConnection, wanted: int) -> int:
     return int(post.id)
 
 
-async def _describe(engine: AsyncEngine, url: str, *, detail_post_id: int, token: str) -> Dataset:
+async def _describe(
+    engine: AsyncEngine, url: str, *, detail_post_id: int, token: str, admin_id: int
+) -> Dataset:
     async with engine.connect() as connection:
+        last_user = (
+            select(models.Post.user_id)
+            .where(models.Post.user_id != admin_id)
+            .order_by(models.Post.user_id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        write_post_id = await connection.scalar(
+            select(models.Post.id)
+            .where(models.Post.user_id == last_user, models.Post.id != detail_post_id)
+            .order_by(models.Post.created_at, models.Post.id)
+            .limit(1)
+        )
 
         async def count(table: str, where: str = "") -> int:
             return int(await connection.scalar(text(f"select count(*) from {table} {where}")))
@@ -204,4 +227,6 @@ async def _describe(engine: AsyncEngine, url: str, *, detail_post_id: int, token
             detail_post_id=detail_post_id,
             admin_token=token,
             server_version=str(await connection.scalar(text("show server_version"))),
+            write_post_id=int(write_post_id),
+            admin_id=admin_id,
         )

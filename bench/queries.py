@@ -102,10 +102,32 @@ POSTGRAPHILE_DETAIL: Final = (
 
 QUERY_NAMES: Final = ("feed", "deep", "detail")
 
+# The write cells (issue 16): a comment added to `Dataset.write_post_id` by the admin, answered
+# with its content and author; only the servers of WRITE_SETS write.
+ADD_COMMENT: Final = (
+    "mutation AddComment($postId: ID!, $content: String!) {"
+    " addComment(input: { postId: $postId, content: $content })"
+    " { ... on Comment { content author { username } } } }"
+)
+POSTGRAPHILE_ADD_COMMENT: Final = (
+    "mutation AddComment($postId: Int!, $userId: Int!, $content: String!) {"
+    " addComment: createComment(input: { comment: { postId: $postId, userId: $userId,"
+    " content: $content } }) { comment { content author: userByUserId { username } } } }"
+)
+WRITE_NAMES: Final = ("add_comment",)
+WRITTEN_CONTENT: Final = "A comment from the benchmark."
+
 
 def post_global_id(row_id: int) -> str:
     """gql_blog's (and Relay's) opaque id: base64 of `Post:<id>`."""
     return base64.b64encode(f"Post:{row_id}".encode()).decode()
+
+
+def write_variables(dialect: str, *, post_id: int, admin_id: int) -> dict[str, Any]:
+    """The write cell's variables: gql_blog signs in as the admin; PostGraphile is told who."""
+    if dialect == "global":
+        return {"postId": post_global_id(post_id), "content": WRITTEN_CONTENT}
+    return {"postId": post_id, "userId": admin_id, "content": WRITTEN_CONTENT}
 
 
 def variables_for(query: str, dialect: str, *, detail_post_id: int) -> dict[str, Any]:
@@ -166,6 +188,8 @@ def normalize(server: str, query: str, data: Json) -> Json:
     """`data` from `server` in the floor's shape (gql_blog's JSON); see the module docstring."""
     if server == "graphene-sqlalchemy":
         return _post_like(unwrap_edges(data), _tag_list)
+    if server == "postgraphile" and query in WRITE_NAMES:
+        return {"addComment": data["addComment"]["comment"]}
     if server == "postgraphile":
         return _post_like(data, _linked_post)
     if server != "strawberry-sqlalchemy-mapper":
@@ -206,4 +230,9 @@ QUERY_SETS: Final = {
         {"feed": POSTGRAPHILE_FEED, "deep": POSTGRAPHILE_DEEP, "detail": POSTGRAPHILE_DETAIL},
         ids="row",
     ),
+}
+# The servers that write, with their text of each write.
+WRITE_SETS: Final = {
+    "gql_blog": QuerySet({"add_comment": ADD_COMMENT}),
+    "postgraphile": QuerySet({"add_comment": POSTGRAPHILE_ADD_COMMENT}, ids="row"),
 }

@@ -23,6 +23,12 @@ README_END: Final = "<!-- results:end -->"
 FLOOR: Final = "floor"
 OURS: Final = "gql_blog"
 GRAPHENE: Final = "graphene-sqlalchemy"
+POSTGRAPHILE: Final = "postgraphile"
+# Issue 16's targets: each read at least this share of PostGraphile 5 and of the floor; each
+# write at least this share of PostGraphile 5's.
+MIN_READ_TIMES_POSTGRAPHILE: Final = 1.0
+MIN_READ_SHARE_OF_FLOOR: Final = 0.75
+MIN_WRITE_TIMES_POSTGRAPHILE: Final = {"add_comment": 0.5}
 # Issue 9's must-targets for gql_blog, on each query.
 MIN_SHARE_OF_FLOOR: Final = 0.25
 MIN_TIMES_GRAPHENE: Final = 10.0
@@ -173,11 +179,33 @@ def targets(cells: list[Cell], queries: tuple[str, ...]) -> list[str]:
     return lines
 
 
+def postgraphile_targets(
+    cells: list[Cell], reads: tuple[str, ...], writes: tuple[str, ...]
+) -> list[str]:
+    """Issue 16's targets for gql_blog, one line per operation."""
+    lines = []
+    for query in (*reads, *writes):
+        rows = [cell for cell in cells if cell.query == query]
+        ours, rival, floor = _find(rows, OURS), _find(rows, POSTGRAPHILE), _find(rows, FLOOR)
+        if ours is None or rival is None or not rival.requests_per_second:
+            lines.append(f"- {query}: not measured (gql_blog and PostGraphile 5 both needed)")
+            continue
+        times = ours.requests_per_second / rival.requests_per_second
+        least = MIN_WRITE_TIMES_POSTGRAPHILE.get(query, MIN_READ_TIMES_POSTGRAPHILE)
+        checks = [_check(f"{times:.2f}x PostGraphile 5 (≥ {least:g})", times >= least)]
+        if query in reads and floor is not None and floor.requests_per_second:
+            share = ours.requests_per_second / floor.requests_per_second
+            bound = MIN_READ_SHARE_OF_FLOOR
+            checks.append(_check(f"{share:.2f}x the floor (≥ {bound:g})", share >= bound))
+        lines.append(f"- {query}: " + "; ".join(checks))
+    return lines
+
+
 def _check(text: str, holds: bool) -> str:
     return f"{text} {'holds' if holds else '**misses**'}"
 
 
-def results_section(run: Run, queries: tuple[str, ...]) -> str:
+def results_section(run: Run, queries: tuple[str, ...], writes: tuple[str, ...] = ()) -> str:
     """The generated part of bench/README.md."""
     info = run.machine
     load = " / ".join(f"{value:.2f}" for value in info["load_average"])
@@ -191,12 +219,16 @@ def results_section(run: Run, queries: tuple[str, ...]) -> str:
         f"{run.cores['load']}.",
         "",
     ]
-    for query in queries:
+    for query in (*queries, *writes):
         parts += [query_table(run.cells, query), ""]
     parts += [
         "Issue 9's must-targets for gql_blog:",
         "",
         *targets(run.cells, queries),
+        "",
+        "Issue 16's targets for gql_blog:",
+        "",
+        *postgraphile_targets(run.cells, queries, writes),
         "",
         f"- **Command:** `{run.command}`",
         f"- **Machine:** {info['nproc']} CPUs ({info['cpu_model']}), {info['ram_gib']} GiB RAM, "
@@ -212,9 +244,9 @@ def results_section(run: Run, queries: tuple[str, ...]) -> str:
     return "\n".join(parts)
 
 
-def update_readme(run: Run, queries: tuple[str, ...]) -> Path:
+def update_readme(run: Run, queries: tuple[str, ...], writes: tuple[str, ...] = ()) -> Path:
     """Replace the generated section of bench/README.md (between its markers) with this run's."""
-    section = results_section(run, queries)
+    section = results_section(run, queries, writes)
     inner = section.removeprefix(README_START).removesuffix(README_END)
     replace_between(README_PATH, README_START, README_END, inner)
     return README_PATH

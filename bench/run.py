@@ -179,8 +179,9 @@ async def _measure_all(
 
 
 def _requests(server: str, dataset: datasets.Dataset) -> dict[str, load.Request]:
+    """The server's three queries, then its writes (queries.WRITE_SETS), if it has any."""
     texts = queries.QUERY_SETS[server]
-    return {
+    found = {
         query: load.graphql_request(
             texts.texts[query],
             queries.variables_for(query, texts.ids, detail_post_id=dataset.detail_post_id),
@@ -188,6 +189,16 @@ def _requests(server: str, dataset: datasets.Dataset) -> dict[str, load.Request]
         )
         for query in queries.QUERY_NAMES
     }
+    writes = queries.WRITE_SETS.get(server)
+    if writes is not None:
+        for write in queries.WRITE_NAMES:
+            variables = queries.write_variables(
+                writes.ids, post_id=dataset.write_post_id, admin_id=dataset.admin_id
+            )
+            found[write] = load.graphql_request(
+                writes.texts[write], variables, token=dataset.admin_token
+            )
+    return found
 
 
 async def _check_answers(
@@ -202,14 +213,17 @@ async def _check_answers(
         )
         for status, body in answers:
             _compare(server, query, status, body, reference)
-    _say(f"{server}: the three answers equal the floor's, alone and {CONCURRENT_CHECKS} at once")
+    _say(
+        f"{server}: {len(requests)} answers equal the reference's (the floor's; a write's, the "
+        f"first writer's), alone and {CONCURRENT_CHECKS} at once"
+    )
 
 
 def _compare(server: str, query: str, status: int, body: Any, reference: dict[str, Any]) -> None:
     if status != 200 or not isinstance(body, dict) or body.get("errors") or not body.get("data"):
         raise AnswerMismatch(f"{server} {query}: status {status}, {str(body)[:500]}")
     answer = queries.normalize(server, query, body["data"])
-    if server == report.FLOOR:
+    if server == report.FLOOR or query in queries.WRITE_NAMES:
         reference.setdefault(query, answer)
     if answer != reference[query]:
         path = report.RESULTS_DIR / f"mismatch-{server}-{query}.json"
@@ -276,11 +290,14 @@ def _format_selects(value: float) -> str:
 
 
 def _publish(run: report.Run, *, readme: bool) -> None:
-    for query in queries.QUERY_NAMES:
+    for query in (*queries.QUERY_NAMES, *queries.WRITE_NAMES):
         click.echo(report.query_table(run.cells, query))
         click.echo()
     click.echo("Issue 9's must-targets for gql_blog:")
     for line in report.targets(run.cells, queries.QUERY_NAMES):
+        click.echo(line)
+    click.echo("Issue 16's targets for gql_blog:")
+    for line in report.postgraphile_targets(run.cells, queries.QUERY_NAMES, queries.WRITE_NAMES):
         click.echo(line)
     _say(f"wrote {report.write_json(run)}")
     failed = [f"{cell.server} {cell.query}" for cell in run.cells if cell.errors]
@@ -289,7 +306,7 @@ def _publish(run: report.Run, *, readme: bool) -> None:
             f"requests failed under load in {', '.join(failed)}; bench/README.md left as it was"
         )
     if readme:
-        _say(f"updated {report.update_readme(run, queries.QUERY_NAMES)}")
+        _say(f"updated {report.update_readme(run, queries.QUERY_NAMES, queries.WRITE_NAMES)}")
 
 
 def _versions(dataset: datasets.Dataset) -> dict[str, str]:

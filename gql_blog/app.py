@@ -116,6 +116,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.persisted = _persisted_queries(settings)
         self.expensive = admission.ExpensiveRequests(settings)
         self.sockets = websocket.SocketCount(settings)
+        self.subscription_starts = asyncio.Semaphore(websocket.SUBSCRIPTION_STARTS_AT_ONCE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sessions: async_sessionmaker[AsyncSession] = scope["state"]["sessions"]
@@ -305,12 +306,14 @@ class GraphQLApp(GraphQL[Context, None]):
         query = request_data.query
         if not isinstance(query, str):
             return 0
-        cached = self.documents.get(query) or self._validated(query)
+        cached = self.documents.get(query) or self.validated(query)
         if cached is None or cached.errors:
             return 0
         return self._cost(cached, request_data) or 0
 
-    def _validated(self, query: str) -> CachedDocument | None:
+    def validated(self, query: str) -> CachedDocument | None:
+        """`query` parsed and validated into the document cache, as the limits' extension
+        would (which then finds it there); None when it does not parse."""
         try:
             document = parse(query, max_tokens=self.settings.max_tokens)
         except GraphQLError:
@@ -454,7 +457,7 @@ class GraphQLApp(GraphQL[Context, None]):
         """Whether any operation of the request is a mutation."""
         for data in request_data if isinstance(request_data, list) else [request_data]:
             query = data.query
-            cached = (self.documents.get(query) or self._validated(query)) if query else None
+            cached = (self.documents.get(query) or self.validated(query)) if query else None
             if cached is None:
                 continue
             operation = get_operation_ast(cached.document, data.operation_name)

@@ -3,7 +3,8 @@
 strawberry builds one context per socket (`GraphQLApp.get_context`); each operation here runs
 with a copy of it that has a session of its own, closed when the operation ends (a statement
 still running is cancelled on the database), so no session or loader cache lives as long as the
-socket and two operations never share a transaction.
+socket and two operations never share a transaction. A subscription's execution (and session)
+ends as soon as it has joined its fan-out group; its task then only sends the group's answers.
 
 A worker holds at most `GQL_BLOG_MAX_WEBSOCKETS` sockets, and `GQL_BLOG_MAX_WEBSOCKETS_PER_ADDRESS`
 from one client address (the address the rest of the app sees: behind a trusted proxy, the
@@ -16,11 +17,12 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext, suppress
 from json import JSONDecodeError
 from typing import Any, Protocol, cast
 
 import orjson
+from graphql import OperationType, get_operation_ast
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
@@ -40,9 +42,16 @@ from strawberry.utils.aio import aclosing
 
 from gql_blog import auth, models, serial_session
 from gql_blog.config import Settings
-from gql_blog.schema.context import Context, SocketOperation, ViewerLookup
+from gql_blog.schema.context import Context, SocketOperation, Subscribed, ViewerLookup
+from gql_blog.schema.documents import CachedDocument
 
 logger = logging.getLogger(__name__)
+
+# Subscriptions a worker sets up at once (the rest wait their turn): a burst of subscribe
+# messages would otherwise fill each turn of the event loop with hundreds of set-ups, and every
+# other request would wait through several such turns (bench/fanout.py: /healthz's slowest
+# answer while 4,000 subscriptions start, 65-100 ms at once, 19-42 ms 4 at a time).
+SUBSCRIPTION_STARTS_AT_ONCE = 4
 
 # Close codes (graphql-transport-ws leaves 4xxx to the server) and what they say.
 TOO_MANY_SOCKETS = 4429
@@ -94,6 +103,9 @@ class _View(Protocol):
 
     settings: Settings
     sockets: SocketCount
+    subscription_starts: asyncio.Semaphore
+
+    def validated(self, query: str) -> CachedDocument | None: ...
 
 
 class TextWebSocketAdapter(ASGIWebSocketAdapter):
@@ -224,28 +236,18 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             raise WebSocketDisconnected from error
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
-        """strawberry's `run_operation`, with a context (and session) of the operation's own."""
-        sessions = self.context.sessions
-        if sessions is None:
-            raise RuntimeError("a websocket context needs its session factory")
+        """strawberry's `run_operation`, with a context (and session) of the operation's own.
+
+        A subscription that joined its fan-out group is served from here once its execution
+        has ended: what stays per subscriber is this task and its group membership, not the
+        execution's context, session, extensions and generators (fewer objects for the
+        garbage collector to walk in every full collection, which pauses the worker)."""
+        subscribed: list[Subscribed] = []
         try:
-            async with sessions() as session:
-                serial = serial_session.SerialSession(session)
-                context = _operation_context(self.context, serial, self.close)
-                context.operation = SocketOperation(
-                    operation.id,
-                    operation.query,
-                    operation.variables,
-                    operation.operation_name,
-                    self.send_text,
-                )
-                try:
-                    await self._load_viewer(context)
-                    await self._stream(operation, context)
-                finally:
-                    # Ended (completed, cancelled, socket gone): a statement still running
-                    # is stopped on the database before the session closes.
-                    await serial.stop()
+            async with self._start_turn(operation):
+                await self._execute(operation, subscribed)
+            if subscribed:
+                await subscribed.pop().serve()
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
         except _OperationStreamClosed:
             return
@@ -255,6 +257,50 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 await operation.send_operation_message({"id": operation.id, "type": "complete"})
             self.operations.pop(operation.id, None)
             raise
+        finally:
+            for never_served in subscribed:  # the operation ended before its serving began
+                never_served.abandon()
+
+    def _start_turn(self, operation: Operation[Context, None]) -> AbstractAsyncContextManager[Any]:
+        """A subscription's turn to be set up (see SUBSCRIPTION_STARTS_AT_ONCE): its execution
+        ends once it has joined its group. Any other operation runs at once (a query's turn
+        would last as long as its statements). A new text is parsed and validated here into
+        the document cache, where the limits' extension then finds it."""
+        view = cast("_View", self.view)
+        cached = self.context.documents.get(operation.query) or view.validated(operation.query)
+        if cached is None or cached.errors:
+            return nullcontext()
+        found = get_operation_ast(cached.document, operation.operation_name)
+        if found is None or found.operation is not OperationType.SUBSCRIPTION:
+            return nullcontext()
+        return view.subscription_starts
+
+    async def _execute(
+        self, operation: Operation[Context, None], subscribed: list[Subscribed]
+    ) -> None:
+        """The operation's execution, in a session of its own; a subscription hands itself
+        over to `subscribed` on the way."""
+        sessions = self.context.sessions
+        if sessions is None:
+            raise RuntimeError("a websocket context needs its session factory")
+        async with sessions() as session:
+            serial = serial_session.SerialSession(session)
+            context = _operation_context(self.context, serial, self.close)
+            context.operation = SocketOperation(
+                operation.id,
+                operation.query,
+                operation.variables,
+                operation.operation_name,
+                self.send_text,
+                subscribed.append,
+            )
+            try:
+                await self._load_viewer(context)
+                await self._stream(operation, context)
+            finally:
+                # Ended (completed, cancelled, socket gone): a statement still running
+                # is stopped on the database before the session closes.
+                await serial.stop()
 
     async def _load_viewer(self, context: Context) -> None:
         """The operation's viewer, from the token's lookup in flight if there is one: a client

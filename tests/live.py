@@ -146,8 +146,9 @@ class Committed:
 class SocketClient:
     """One graphql-transport-ws connection, read message by message with a timeout."""
 
-    def __init__(self, connection: websockets.ClientConnection) -> None:
+    def __init__(self, connection: websockets.ClientConnection, address: str | None = None) -> None:
         self.connection = connection
+        self.address = address  # host:port, for `subscribe_joined`
 
     async def send(self, message: dict[str, Any]) -> None:
         await self.connection.send(json.dumps(message))
@@ -172,6 +173,20 @@ class SocketClient:
         payload = {"query": query, "variables": variables or {}}
         await self.send({"id": operation_id, "type": "subscribe", "payload": payload})
 
+    async def subscribe_joined(
+        self, operation_id: str, query: str, variables: dict[str, Any] | None = None
+    ) -> None:
+        """Subscribe, and return once the server counts the subscription open (joined its
+        fan-out group): graphql-transport-ws acknowledges no subscription, so an event
+        committed right after `subscribe` may come before the server set it up."""
+        assert self.address is not None, "subscribe_joined needs the server's address"
+        before = await open_subscriptions(self.address)
+        await self.subscribe(operation_id, query, variables)
+        deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
+        while await open_subscriptions(self.address) <= before:
+            assert asyncio.get_running_loop().time() < deadline, "the subscription never opened"
+            await asyncio.sleep(0.01)
+
     async def closed(self) -> tuple[int | None, str | None]:
         """Wait for the server to close the socket; its close code and reason."""
         try:
@@ -182,11 +197,21 @@ class SocketClient:
             return (received.code, received.reason) if received else (None, None)
 
 
+async def open_subscriptions(address: str) -> float:
+    """The server's `gql_blog_open_subscriptions` gauge, from its /metrics."""
+    async with httpx.AsyncClient(base_url=f"http://{address}") as http:
+        text = (await http.get("/metrics")).text
+    (line,) = [
+        line for line in text.splitlines() if line.startswith("gql_blog_open_subscriptions ")
+    ]
+    return float(line.split()[1])
+
+
 @asynccontextmanager
 async def socket_client(address: str, token: str | None = None) -> AsyncIterator[SocketClient]:
     """A connection to `address`, initialised (with `token`, when given) and acknowledged."""
     async with websockets.connect(f"ws://{address}/graphql", subprotocols=[PROTOCOL]) as ws:
-        client = SocketClient(ws)
+        client = SocketClient(ws, address)
         payload = {} if token is None else {"authorization": f"Bearer {token}"}
         ack = await client.init(payload)
         assert ack["type"] == "connection_ack", ack

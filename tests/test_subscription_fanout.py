@@ -42,6 +42,8 @@ async def test_four_thousand_subscriptions_on_one_worker(database_url: str) -> N
         assert sum(entry["groups"] for entry in result.deliveries) == 2 * GROUPS
         for entry in result.deliveries:
             assert entry["statements"] <= 4 * entry["groups"] + 1, entry
-    assert first.rss_peak_mib - figures.idle_mib < 300
+    # Issue 19 allows 300 MiB; a subscriber that kept its execution (context, session,
+    # strawberry's generators) took about 130 MiB for the 4,000, one handed over about 40.
+    assert first.rss_peak_mib - figures.idle_mib < 100
     assert second.rss_peak_mib <= first.rss_peak_mib * 1.1
     assert second.rss_after_mib <= first.rss_after_mib * 1.1

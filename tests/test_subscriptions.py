@@ -1,6 +1,8 @@
 """Subscriptions over graphql-transport-ws against a live uvicorn server, with real commits."""
 
 import asyncio
+import contextlib
+import gc
 import json
 import logging
 import os
@@ -14,18 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import gql
-import httpx
 import pytest
 import websockets
 from gql.transport.websockets import WebsocketsTransport
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from gql_blog import auth, events, metrics, models
+from gql_blog import auth, events, metrics, models, websocket
 from gql_blog.config import Settings
 from gql_blog.engines import create_sessionmaker
 from gql_blog.ids import encode_global_id
 from gql_blog.loaders import Loaders
+from gql_blog.schema.context import Context
 from gql_blog.schema.fanout import fanout_of
 from tests.committed import empty_tables
 from tests.factories import make_comment, make_post, make_user
@@ -36,6 +38,7 @@ from tests.live import (
     SocketClient,
     live_server,
     mutate,
+    open_subscriptions,
     socket_client,
 )
 from tests.test_timeouts import slow_statement
@@ -110,7 +113,7 @@ async def test_comment_added_reaches_the_subscriber_after_commit(
     post_id = await _post(committed, alice, published=True)
     token = await committed.token_for(alice)
     async with socket_client(server) as client:
-        await client.subscribe("1", COMMENT_ADDED, {"postId": post_id})
+        await client.subscribe_joined("1", COMMENT_ADDED, {"postId": post_id})
         await _comment(server, token, post_id, "First!")
 
         data = await _next_data(client)
@@ -150,8 +153,8 @@ async def test_comments_on_a_draft_never_reach_another_user(
     alice_token = await committed.token_for(alice)
     bob_token = await committed.token_for(bob)
     async with socket_client(server, bob_token) as bob_client:
-        await bob_client.subscribe("draft", COMMENT_ADDED, {"postId": draft_id})
-        await bob_client.subscribe("public", COMMENT_ADDED, {"postId": public_id})
+        await bob_client.subscribe_joined("draft", COMMENT_ADDED, {"postId": draft_id})
+        await bob_client.subscribe_joined("public", COMMENT_ADDED, {"postId": public_id})
         await _comment(server, alice_token, draft_id, "Secret.")
         await _comment(server, alice_token, public_id, "Open.")
 
@@ -169,7 +172,7 @@ async def test_author_receives_comments_on_their_own_draft(
     draft_id = await _post(committed, alice, published=False)
     token = await committed.token_for(alice)
     async with socket_client(server, token) as client:
-        await client.subscribe("1", COMMENT_ADDED, {"postId": draft_id})
+        await client.subscribe_joined("1", COMMENT_ADDED, {"postId": draft_id})
         await _comment(server, token, draft_id, "Note to self.")
 
         data = await _next_data(client)
@@ -183,8 +186,8 @@ async def test_post_back_to_draft_stops_comment_events(server: str, committed: C
     other_id = await _post(committed, alice, published=True)
     token = await committed.token_for(alice)
     async with socket_client(server) as anonymous:
-        await anonymous.subscribe("post", COMMENT_ADDED, {"postId": post_id})
-        await anonymous.subscribe("other", COMMENT_ADDED, {"postId": other_id})
+        await anonymous.subscribe_joined("post", COMMENT_ADDED, {"postId": post_id})
+        await anonymous.subscribe_joined("other", COMMENT_ADDED, {"postId": other_id})
         await _comment(server, token, post_id, "While public.")
         assert (await _next_data(anonymous, "post"))["commentAdded"]["content"] == "While public."
         unpublish = (
@@ -206,7 +209,7 @@ async def test_post_published_fires_on_create_publish_and_update(
     token = await committed.token_for(alice)
     draft_id = await _post(committed, alice, published=False, title="Drafted")
     async with socket_client(server) as client:
-        await client.subscribe("1", POST_PUBLISHED)
+        await client.subscribe_joined("1", POST_PUBLISHED)
         await mutate(server, CREATE_POST, {"title": "Draft", "published": False}, token=token)
         await mutate(server, CREATE_POST, {"title": "Created", "published": True}, token=token)
         created = await _next_data(client)
@@ -222,7 +225,7 @@ async def test_post_published_filters_by_tag(server: str, committed: Committed) 
     alice = await _user(committed)
     token = await committed.token_for(alice)
     async with socket_client(server) as client:
-        await client.subscribe("1", POST_PUBLISHED, {"tag": "Python"})
+        await client.subscribe_joined("1", POST_PUBLISHED, {"tag": "Python"})
         await mutate(
             server, CREATE_POST, {"title": "Rust", "published": True, "tags": ["rust"]}, token=token
         )
@@ -249,7 +252,7 @@ async def test_import_posts_publishes_only_the_items_it_kept(
     }
     """
     async with socket_client(server) as client:
-        await client.subscribe("1", POST_PUBLISHED)
+        await client.subscribe_joined("1", POST_PUBLISHED)
         body = await mutate(server, imported, token=token)
         first = await _next_data(client)
         await mutate(server, CREATE_POST, {"title": "Later", "published": True}, token=token)
@@ -306,7 +309,7 @@ async def test_revoked_token_closes_the_socket_at_the_next_event(
     socket_token = await committed.token_for(alice)
     writer_token = await committed.token_for(alice)
     async with socket_client(server, socket_token) as client:
-        await client.subscribe("1", COMMENT_ADDED, {"postId": post_id})
+        await client.subscribe_joined("1", COMMENT_ADDED, {"postId": post_id})
         logout = await mutate(server, "mutation { logout }", token=socket_token)
         await _comment(server, writer_token, post_id, "After logout.")
 
@@ -325,8 +328,7 @@ async def test_a_subscriber_too_far_behind_is_disconnected(
     items = ", ".join(f'{{title: "P{n}", content: "C.", published: true}}' for n in range(3))
     many = f"mutation {{ importPosts(inputs: [{items}]) {{ created }} }}"
     async with live_server(settings, bus=small) as address, socket_client(address) as client:
-        await client.subscribe("1", POST_PUBLISHED)
-        await mutate(address, "{ __typename }")  # the subscription is listening by now
+        await client.subscribe_joined("1", POST_PUBLISHED)
         await mutate(address, many, token=token)
 
         closed = await client.closed()
@@ -350,7 +352,7 @@ async def test_events_queued_together_are_delivered_in_one_session(
     post_id = encode_global_id("Post", post.id)
     token = await committed.token_for(alice)
     async with socket_client(server) as client:
-        await client.subscribe("1", COMMENT_ADDED, {"postId": post_id})
+        await client.subscribe_joined("1", COMMENT_ADDED, {"postId": post_id})
         await _comment(server, token, post_id, "Listening?")
         await _next_data(client)  # it listens
         before = _checkouts()
@@ -380,24 +382,15 @@ async def test_a_thousand_connect_disconnect_cycles_leave_no_listener(
 async def test_open_subscriptions_are_counted_in_metrics(server: str, committed: Committed) -> None:
     alice = await _user(committed)
     token = await committed.token_for(alice)
-    before = await _open_subscriptions(server)
+    before = await open_subscriptions(server)
     async with socket_client(server) as client:
-        await client.subscribe("1", POST_PUBLISHED)
+        await client.subscribe_joined("1", POST_PUBLISHED)
         await mutate(server, CREATE_POST, {"title": "Hi", "published": True}, token=token)
         await _next_data(client)  # the subscription is open
 
-        during = await _open_subscriptions(server)
+        during = await open_subscriptions(server)
 
     assert during == before + 1
-
-
-async def _open_subscriptions(address: str) -> float:
-    async with httpx.AsyncClient(base_url=f"http://{address}") as http:
-        text = (await http.get("/metrics")).text
-    (line,) = [
-        line for line in text.splitlines() if line.startswith("gql_blog_open_subscriptions ")
-    ]
-    return float(line.split()[1])
 
 
 async def test_the_server_pings_idle_sockets(settings: Settings, bus: events.EventBus) -> None:
@@ -416,7 +409,7 @@ async def test_an_expired_token_closes_the_socket_at_the_next_event(
     socket_token = await committed.token_for(alice)
     writer_token = await committed.token_for(alice)
     async with socket_client(server, socket_token) as client:
-        await client.subscribe("1", COMMENT_ADDED, {"postId": post_id})
+        await client.subscribe_joined("1", COMMENT_ADDED, {"postId": post_id})
         async with committed.sessions() as session:
             expire = (
                 update(models.AuthToken)
@@ -443,7 +436,7 @@ async def test_the_npm_graphql_ws_client_receives_an_event(
         pytest.skip("node or the graphql-ws npm package is missing (run `npm ci`)")
     alice = await _user(committed)
     token = await committed.token_for(alice)
-    before = await _open_subscriptions(server)
+    before = await open_subscriptions(server)
     client = await asyncio.create_subprocess_exec(
         *(node, "--experimental-websocket", "--no-warnings", str(script)),
         *(f"ws://{server}/graphql", token),
@@ -464,7 +457,7 @@ async def test_the_npm_graphql_ws_client_receives_an_event(
 
 
 async def _subscribed_beyond(address: str, count: float) -> None:
-    while await _open_subscriptions(address) <= count:
+    while await open_subscriptions(address) <= count:
         continue  # each look is a request to the server: it waits for the answer
 
 
@@ -476,7 +469,7 @@ async def test_the_python_gql_client_receives_an_event(server: str, committed: C
         subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
         init_payload={"authorization": f"Bearer {token}"},
     )
-    before = await _open_subscriptions(server)
+    before = await open_subscriptions(server)
     async with gql.Client(transport=transport) as session:
         document = gql.gql('subscription { postPublished(tag: "py") { title } }')
         results = session.subscribe(document)
@@ -565,12 +558,11 @@ async def test_one_answer_per_operation_and_audience_reaches_every_member(
         socket_client(server) as second,
         socket_client(server, admin_token) as admins,
     ):
-        await first.subscribe("a", CONTENT, variables)
-        await first.subscribe("b", WITH_AUTHOR, variables)
-        await second.subscribe("c", CONTENT, variables)
-        await second.subscribe("d", CONTENT, variables)
-        await admins.subscribe("e", CONTENT, variables)
-        await mutate(server, "{ __typename }")  # the subscriptions have joined their groups
+        await first.subscribe_joined("a", CONTENT, variables)
+        await first.subscribe_joined("b", WITH_AUTHOR, variables)
+        await second.subscribe_joined("c", CONTENT, variables)
+        await second.subscribe_joined("d", CONTENT, variables)
+        await admins.subscribe_joined("e", CONTENT, variables)
         await _comment(server, author_token, post_id, "Hello.")
 
         received = [
@@ -604,9 +596,8 @@ async def test_an_admin_demoted_meanwhile_leaves_the_admins_group(
         socket_client(server, await committed.token_for(keeper)) as still_admin,
     ):
         for client in (was_admin, still_admin):  # both in one group: same operation, admins
-            await client.subscribe("draft", CONTENT, {"postId": draft_id})
-            await client.subscribe("public", CONTENT, {"postId": public_id})
-        await mutate(server, "{ __typename }")
+            await client.subscribe_joined("draft", CONTENT, {"postId": draft_id})
+            await client.subscribe_joined("public", CONTENT, {"postId": public_id})
         async with engine.begin() as connection:
             demote = update(models.User).where(models.User.id == demoted.id)
             await connection.execute(demote.values(is_admin=False))
@@ -629,8 +620,8 @@ async def test_nothing_is_kept_once_the_subscriptions_end(
     fanout = fanout_of(bus)
     for _ in range(3):
         async with socket_client(server) as first, socket_client(server, token) as second:
-            await first.subscribe("1", CONTENT, {"postId": post_id})
-            await second.subscribe("1", WITH_AUTHOR, {"postId": post_id})
+            await first.subscribe_joined("1", CONTENT, {"postId": post_id})
+            await second.subscribe_joined("1", WITH_AUTHOR, {"postId": post_id})
             await _comment(server, token, post_id, "Seen.")
             await first.receive()
             await second.receive()
@@ -638,6 +629,66 @@ async def test_nothing_is_kept_once_the_subscriptions_end(
 
     await asyncio.wait_for(bus.hub.wait_idle(), WAIT_SECONDS)  # the dispatcher stopped listening
     assert fanout.group_count == 0
+
+
+def _alive(kind: type) -> int:
+    return sum(isinstance(thing, kind) for thing in gc.get_objects())
+
+
+async def test_a_subscriber_keeps_no_context_or_session_of_its_own(
+    server: str, committed: Committed
+) -> None:
+    """Once joined, a subscription is its task and its group membership: its execution (the
+    context, the session, strawberry's extensions and generators) has ended, so a worker's
+    thousands of subscribers do not weigh on every full garbage collection."""
+    _, _, post_id = await _users_and_posts(committed, published=True)
+    sockets, per_socket = 5, 20
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(socket_client(server)) for _ in range(sockets)]
+        for client in clients:
+            for number in range(per_socket):
+                await client.subscribe_joined(str(number), CONTENT, {"postId": post_id})
+        gc.collect()
+
+        contexts, sessions = _alive(Context), _alive(AsyncSession)
+
+    # One of each for each socket (strawberry's context of the connection), and the group's.
+    assert contexts <= sockets + 2, f"{contexts} contexts alive for 100 subscriptions"
+    assert sessions <= sockets + 2, f"{sessions} sessions alive for 100 subscriptions"
+
+
+async def test_a_worker_sets_up_few_subscriptions_at_once(
+    server: str, committed: Committed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst of subscribe messages is set up SUBSCRIPTION_STARTS_AT_ONCE at a time (other
+    requests wait through shorter turns of the event loop), their text new to the worker
+    too; all of them are served."""
+    author, _, post_id = await _users_and_posts(committed, published=True)
+    token = await committed.token_for(author)
+    running: list[int] = [0, 0]  # now, most
+    execute = websocket.TransportWSHandler._execute
+
+    async def counted(handler: websocket.TransportWSHandler, *arguments: Any) -> None:
+        running[0] += 1
+        running[1] = max(running)
+        try:
+            await execute(handler, *arguments)
+        finally:
+            running[0] -= 1
+
+    monkeypatch.setattr(websocket.TransportWSHandler, "_execute", counted)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(socket_client(server, token)) for _ in range(3)]
+        before = await open_subscriptions(server)
+        for client in clients:
+            for number in range(20):
+                await client.subscribe(str(number), CONTENT, {"postId": post_id})
+        deadline = time.monotonic() + WAIT_SECONDS
+        while await open_subscriptions(server) < before + 60:
+            assert time.monotonic() < deadline, "the burst's subscriptions never all opened"
+            await asyncio.sleep(0.01)
+
+    assert 1 <= running[1] <= websocket.SUBSCRIPTION_STARTS_AT_ONCE
 
 
 async def test_an_operation_completed_by_the_client_stops_its_statement(

@@ -6,7 +6,7 @@ import enum
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,6 +25,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+class Subscribed(Protocol):
+    """A subscription that joined its fan-out group, to be served once its operation's
+    execution has unwound (see fanout.py)."""
+
+    async def serve(self) -> None:
+        """Send its answers until it ends (the operation's task runs this)."""
+
+    def abandon(self) -> None:
+        """Leave the group without being served (the operation ended first)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SocketOperation:
     """A websocket operation, as subscriptions fan out its answers (see fanout.py)."""
@@ -35,6 +46,10 @@ class SocketOperation:
     operation_name: str | None
     # Sends one text frame (a whole graphql-transport-ws message) to the socket.
     send_text: Callable[[str], Awaitable[None]]
+    # Takes a subscription that joined its group: the operation's task serves it after the
+    # execution that set it up has ended, so nothing of that execution stays per subscriber.
+    # None: the subscription is served from within its execution.
+    hand_over: Callable[[Subscribed], None] | None = None
 
 
 class ViewerLookup(enum.Enum):

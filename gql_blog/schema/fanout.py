@@ -19,6 +19,12 @@ slow socket holds no one else up, and one whose messages pile up (more than
 `GQL_BLOG_SUBSCRIBER_QUEUE_SIZE`) is closed (1013); so are all when events arrive faster than
 the dispatcher delivers them.
 
+A subscriber weighs little: once its member has joined its group, the execution that set it up
+(its context, session, strawberry's extensions and generators) ends, and its operation's task
+serves the member (`SocketOperation.hand_over`). A worker holding thousands of subscriptions
+then holds a few dozen objects for each, not hundreds, and every full collection of the
+garbage collector (which pauses the worker) walks that much less.
+
 Nothing outlives a subscription: its member leaves its group when its operation ends
 (completed, cancelled, socket closed), an empty group is dropped, and when the last group
 goes, the dispatcher stops and its listener leaves the bus.
@@ -241,12 +247,11 @@ class Fanout:
             key, operation.variables, schema, template, wanted, load
         )
         self._join(member, group)
-        metrics.open_subscriptions.inc()
-        try:
-            await member.serve()
-        finally:
-            metrics.open_subscriptions.dec()
-            self._leave(member)
+        subscribed = _Subscribed(self, member)
+        if operation.hand_over is not None:
+            operation.hand_over(subscribed)
+            return
+        await subscribed.serve()
 
     async def _start(self, context: Context) -> None:
         """Listen (in the subscriber's task: a bus that cannot listen fails its subscription)."""
@@ -266,12 +271,14 @@ class Fanout:
         self._groups.setdefault(group.key, group)
         group.members[member] = None
         member.group = group
+        metrics.open_subscriptions.inc()
 
-    def _leave(self, member: Member) -> None:
+    def leave(self, member: Member) -> None:
         group = member.group
         member.group = None
         if group is None:
             return
+        metrics.open_subscriptions.dec()
         group.members.pop(member, None)
         if not group.members and self._groups.get(group.key) is group:
             del self._groups[group.key]
@@ -351,10 +358,12 @@ class Fanout:
                         answered = AsyncExitStack()
                         await answered.enter_async_context(attempt.pop_all())
                         try:
-                            await self._answer(serial, due)
+                            offered = await self._answer(serial, due)
+                            # Logged once the answers are queued, before the session closes:
+                            # by then members may have been sent theirs, and left.
+                            _log_delivered(batch, due, offered, counted, started)
                         finally:
                             await _end_session(answered)
-                        _log_delivered(batch, due, counted, started)
                         return
             await asyncio.sleep(delay)  # after the failed session closed: it holds no connection
             delay = min(delay * 2, _RETRY_MAX_DELAY)
@@ -424,11 +433,13 @@ class Fanout:
 
     def _regroup(self, member: Member, group: Group, audience: Audience) -> None:
         key = dataclasses.replace(group.key, audience=audience)
-        self._leave(member)
+        self.leave(member)
         self._join(member, self._groups.get(key) or group.regrouped(key))
 
-    async def _answer(self, serial: serial_session.SerialSession, due: list[_Due]) -> None:
-        """Execute each due group's operation on each of its rows; offer the answer to all."""
+    async def _answer(self, serial: serial_session.SerialSession, due: list[_Due]) -> int:
+        """Execute each due group's operation on each of its rows; offer the answer to all.
+        How many members were offered answers."""
+        offered: set[Member] = set()
 
         async def answer(share: _Due) -> None:
             group = share.group
@@ -447,8 +458,29 @@ class Fanout:
                 payload = orjson.dumps(_next_payload(result)).decode()
                 for member in list(group.members):
                     member.offer(payload)
+                    offered.add(member)
 
         await asyncio.gather(*(answer(share) for share in due))
+        return len(offered)
+
+
+class _Subscribed:
+    """A member in its group; served from its operation's task (see `SocketOperation`)."""
+
+    __slots__ = ("_fanout", "_member")
+
+    def __init__(self, fanout: Fanout, member: Member) -> None:
+        self._fanout = fanout
+        self._member = member
+
+    async def serve(self) -> None:
+        try:
+            await self._member.serve()
+        finally:
+            self._fanout.leave(self._member)
+
+    def abandon(self) -> None:
+        self._fanout.leave(self._member)
 
 
 class _Served(Generic[T]):
@@ -495,6 +527,7 @@ def _log_outage(error: Exception, event: str) -> None:
 def _log_delivered(
     batch: list[events.Event],
     due: list[_Due],
+    subscribers: int,
     counted: statement_counts.StatementCount,
     started: float,
 ) -> None:
@@ -503,7 +536,7 @@ def _log_delivered(
         extra={
             "events": len(batch),
             "groups": len(due),
-            "subscribers": sum(len(share.group.members) for share in due),
+            "subscribers": subscribers,
             "statements": counted.total,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         },
