@@ -11,8 +11,8 @@ field names: CREATE and DELETE `{field: value}` (non-null fields but the id and 
 `{field: [old, new]}` (changed fields only). Relations are row ids (`{"author": 7}`); the GraphQL
 layer shows them as global ids. A password is never logged: a change shows as "changed".
 
-Bulk `update()`/`delete()` statements bypass the ORM's flush: their callers write their own rows
-with `write_audit_rows` (or build them with `audit_rows`).
+Bulk `update()`/`delete()` statements and Core INSERTs bypass the ORM's flush: their callers write
+their own rows with `write_audit_rows` (or build them with `audit_rows`), or `write_created`.
 """
 
 import enum
@@ -149,6 +149,17 @@ async def write_audit_rows(session: AsyncSession, rows: Iterable[dict[str, Any]]
     rows = list(rows)
     if rows:
         await session.execute(insert(models.AuditLog), rows)
+
+
+async def write_created(
+    session: AsyncSession, model: type[models.Base], row_id: int, row: models.Base
+) -> None:
+    """The CREATE entry of a row inserted without the flush (by a Core INSERT), as the flush
+    listener writes it for the rows it inserts."""
+    values = {name: getattr(row, name) for name in AUDITED[model].fields}
+    changes = {row_id: snapshot(model, values)}
+    rows = audit_rows(model, models.AuditAction.CREATE, changes, actor=actor_id(session))
+    await write_audit_rows(session, rows)
 
 
 def _loaded(state: InstanceState[Any]) -> dict[str, Any]:
