@@ -43,6 +43,22 @@ class InvalidValueError(InvalidInputError):
         self.field = field
         self.message = message
 
+    @property
+    def input_field(self) -> str:
+        """The GraphQL input field of the attribute, as a ValidationError's `field` names it."""
+        return _INPUT_FIELDS.get(self.field, self.field)
+
+
+# GraphQL names of the model attributes whose names differ from them.
+_INPUT_FIELDS = {
+    "first_name": "firstName",
+    "last_name": "lastName",
+    "full_name": "fullName",
+    "post_id": "postId",
+    "is_active": "isActive",
+    "is_admin": "isAdmin",
+}
+
 
 class InvalidCursorError(InvalidInputError):
     """A cursor that does not decode, or was made for another ordering or filter."""

@@ -31,9 +31,12 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import Select
 
 from gql_blog import audit, events, models
-from gql_blog.visibility import visible_comments, visible_posts
+from gql_blog.visibility import Viewer, visible_comments, visible_posts
 
 MAX_TAGS_PER_POST = 10
+# The messages of the content mutations' refusals (API.md), whichever path answers them.
+SIGN_IN_MESSAGE = "Sign in with an active account to do this."
+NO_SUCH_POST_MESSAGE = "No such post."
 # Posts, comments and tags have INTEGER ids; PostgreSQL refuses to bind a larger number.
 _ID_LIMIT = 2**31
 
@@ -43,9 +46,7 @@ def can_edit(user: models.User, row: models.Post | models.Comment) -> bool:
     return user.is_admin or row.user_id == user.id
 
 
-async def find_post(
-    session: AsyncSession, post_id: int, *, viewer: models.User
-) -> models.Post | None:
+async def find_post(session: AsyncSession, post_id: int, *, viewer: Viewer) -> models.Post | None:
     """The post, if it exists and the viewer may see it (another user's draft is not found).
 
     Share-locked until the transaction ends: a concurrent deletePost waits, so a comment never
@@ -193,7 +194,7 @@ def _note_published(session: AsyncSession, post: models.Post) -> None:
 async def create_post(
     session: AsyncSession,
     *,
-    author: models.User,
+    author: Viewer,
     title: str,
     content: str,
     published: bool,
@@ -291,7 +292,7 @@ async def delete_post(session: AsyncSession, post: models.Post) -> None:
 
 
 async def add_comment(
-    session: AsyncSession, *, post: models.Post, author: models.User, content: str
+    session: AsyncSession, *, post: models.Post, author: Viewer, content: str
 ) -> models.Comment:
     """The new comment (the model's validator checks its content), with its audit entry: two
     INSERTs, not the session's unit of work. The comment is not added to the session."""

@@ -1,8 +1,10 @@
-"""The planned read path's front: a byte-bounded cache of documents and their plans.
+"""The planned path's front: a byte-bounded cache of documents and their plans.
 
 A document is planned only after strawberry's executor ran it once without any error: it is then
 known to be valid (validation does not depend on variables), so later requests skip parsing,
-validation and the generic executor. Variables are coerced per request with graphql-core's own
+validation and the generic executor. Queries are planned, and a mutation of one planned field
+(`build.PLANNED_WRITES`): its write runs in one transaction on the session, then its payload is
+read as a query's rows are. Variables are coerced per request with graphql-core's own
 `get_variable_values`; anything the plan or the run declines goes back to strawberry's executor,
 which answers exactly as it always does.
 """
@@ -31,6 +33,7 @@ from gql_blog import auth, metrics, models
 from gql_blog.caches import SizedLruCache
 from gql_blog.db import count_statements
 from gql_blog.plan.build import NotPlannedError, Plan, PlanBuilder, directive_variables
+from gql_blog.plan.mutations import Writer
 from gql_blog.plan.run import DriverFetch, FilterCache, Identity, Run, Statement
 from gql_blog.schema.context import Context
 
@@ -126,8 +129,10 @@ class Planner:
         started = time.perf_counter()
         dialect_impl = context.db.dialect
         dialect = dialect_impl.name
-        # Traced statements go through SQLAlchemy, whose events open their spans.
-        use_driver = dialect == "postgresql" and context.tracer is None
+        writes = document.operation.operation is OperationType.MUTATION
+        # Traced statements go through SQLAlchemy, whose events open their spans. A write
+        # commits on the session: its statements (and its payload's) stay there.
+        use_driver = dialect == "postgresql" and context.tracer is None and not writes
         with count_statements() as counted, _operation_span(context, document.operation):
             async with _driver_fetch(context, use_driver) as driver:
                 identity = await self._identity(context, dialect_impl, driver)
@@ -142,6 +147,7 @@ class Planner:
                     driver_rows=driver,
                     dialect_impl=dialect_impl,
                     filters=self._filters,
+                    writer=Writer(context.db, context.events) if writes else None,
                 )
                 try:
                     data = await run.execute()
@@ -248,8 +254,11 @@ def _operation_span(context: Context, operation: OperationDefinitionNode) -> Ite
         yield
         return
     name = operation.name.value if operation.name else None
-    with tracer.start_as_current_span("graphql query " + name if name else "graphql query") as span:
-        span.set_attribute("graphql.operation.type", "query")
+    kind = operation.operation.value  # query or mutation
+    with tracer.start_as_current_span(
+        f"graphql {kind} {name}" if name else f"graphql {kind}"
+    ) as span:
+        span.set_attribute("graphql.operation.type", kind)
         if name:
             span.set_attribute("graphql.operation.name", name)
         yield
@@ -259,8 +268,8 @@ def _document(document: DocumentNode, operation_name: str | None) -> _Document |
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [d for d in operations if d.name and d.name.value == operation_name]
-    if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
-        return None  # ambiguous, or a mutation or subscription: never planned
+    if len(operations) != 1 or operations[0].operation is OperationType.SUBSCRIPTION:
+        return None  # ambiguous, or a subscription: never planned
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }

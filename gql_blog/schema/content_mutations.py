@@ -92,11 +92,11 @@ class AddCommentInput:
 
 
 def _sign_in() -> AuthenticationError:
-    return AuthenticationError(message="Sign in with an active account to do this.")
+    return AuthenticationError(message=writes.SIGN_IN_MESSAGE)
 
 
 def _post_not_found(post_id: strawberry.ID) -> NotFoundError:
-    return NotFoundError(message="No such post.", id=post_id)
+    return NotFoundError(message=writes.NO_SUCH_POST_MESSAGE, id=post_id)
 
 
 def _comment_not_found(comment_id: strawberry.ID) -> NotFoundError:
