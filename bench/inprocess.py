@@ -32,6 +32,19 @@ CONCURRENCY: Final = 16
 WARMUP_REQUESTS: Final = 50
 PLAN: Final = datasets.SeedPlan(users=200, posts_per_user=10, comments_per_post=5)
 QUERIES: Final = {"feed": queries.FEED, "deep": queries.DEEP, "detail": queries.DETAIL}
+# The writes issue 16 measures: a comment returned with its author, a post with two tags.
+WRITES: Final = {
+    "add-comment": (
+        "mutation AddComment($input: AddCommentInput!) { addComment(input: $input) {"
+        " __typename ... on Comment { id content createdAt author { id username } }"
+        " ... on Error { message } } }"
+    ),
+    "create-post": (
+        "mutation CreatePost($input: CreatePostInput!) { createPost(input: $input) {"
+        " __typename ... on Post { id title published tags { name } author { username } }"
+        " ... on Error { message } } }"
+    ),
+}
 
 
 def _dataset_file(url: str) -> Path:
@@ -73,13 +86,18 @@ async def _recreate(url: str) -> None:
 
 @main.command()
 @click.argument("url")
-@click.argument("query", type=click.Choice(sorted(QUERIES)))
+@click.argument("query", type=click.Choice(sorted(QUERIES | WRITES)))
 @click.option("--requests", default=2000, show_default=True, help="Requests after the warm-up.")
 def run(url: str, query: str, requests: int) -> None:
     """Send QUERY to the app on URL: a warm-up, then --requests at 16 at a time."""
     saved = orjson.loads(_dataset_file(url).read_bytes())
-    variables = queries.variables_for(query, "global", detail_post_id=saved["detail_post_id"])
-    body = orjson.dumps({"query": QUERIES[query], "variables": variables})
+    post_id = saved["detail_post_id"]
+    if query in WRITES:
+        variables = _write_variables(query, post_id)
+        body = orjson.dumps({"query": WRITES[query], "variables": variables})
+    else:
+        variables = queries.variables_for(query, "global", detail_post_id=post_id)
+        body = orjson.dumps({"query": QUERIES[query], "variables": variables})
     headers = [
         (b"host", b"bench"),
         (b"content-type", b"application/json"),
@@ -100,13 +118,21 @@ def run(url: str, query: str, requests: int) -> None:
     )
 
 
+def _write_variables(query: str, post_id: int) -> dict[str, Any]:
+    """The same input for every request: a comment on the detail post, a post tagged twice."""
+    if query == "add-comment":
+        return {"input": {"postId": queries.post_global_id(post_id), "content": "Measured."}}
+    post = {"title": "Measured", "content": "Body.", "published": True, "tags": ["a", "b"]}
+    return {"input": post}
+
+
 async def _send(
     settings: Settings, body: bytes, headers: list[tuple[bytes, bytes]], requests: int
 ) -> tuple[float, float]:
     app = create_app(settings)
     async with LifespanManager(app) as manager:
         first = await _request(manager.app, body, headers)
-        if b'"errors"' in first:
+        if b'"errors"' in first or b'"message"' in first:
             raise click.ClickException(f"the query failed: {first[:300]!r}")
         for _ in range(WARMUP_REQUESTS):
             await _request(manager.app, body, headers)

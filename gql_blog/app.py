@@ -196,7 +196,7 @@ class GraphQLApp(GraphQL[Context, None]):
             return None  # trusted-documents mode refuses it: the view answers why
         sub_response = await self.get_sub_response(request)
         context = await self.get_context(request, sub_response)
-        result = await self._planned(data, context)
+        result = await self._planned(request, data, context)
         if result is None:
             request.scope[_DECLINED_KEY] = True  # the view need not ask the planner again
             return await self.run(request, context=context)
@@ -215,7 +215,7 @@ class GraphQLApp(GraphQL[Context, None]):
             return request_data.answer()  # an unknown or untrusted persisted query
         # Planned queries skip parsing, validation and the generic executor (see plan/).
         if self.planning and not request.scope.get(_DECLINED_KEY):
-            planned = await self._planned(request_data, context)
+            planned = await self._planned(request, request_data, context)
             if planned is not None:
                 return planned
         async with self.expensive.admitted(self._request_cost(request_data)):
@@ -249,16 +249,26 @@ class GraphQLApp(GraphQL[Context, None]):
         except MissingQueryError as error:
             raise HTTPException(400, "No GraphQL query found in the request") from error
 
-    async def _planned(self, request_data: Any, context: Context) -> ExecutionResult | None:
+    async def _planned(
+        self, request: Request, request_data: Any, context: Context
+    ) -> ExecutionResult | None:
         """The planner's answer, only for a cached valid document within the request's limits.
 
         The planner knows only documents that ran without error, so their depth, aliases and
         tokens passed; cost and list arguments depend on the variables and are checked again.
-        Anything refused or uncached goes to strawberry's path, which answers the refusal.
+        Anything refused or uncached goes to strawberry's path, which answers the refusal; so
+        do mutations over GET, with replicas (writes go to the primary, see
+        `execute_operation`) and behind PgBouncer.
         """
         query = request_data.query
         cached = self.documents.get(query) if isinstance(query, str) else None
         if cached is None or cached.errors:
+            return None
+        databases: replicas.Databases | None = request.scope["state"].get("databases")
+        # Behind PgBouncer, planned writes under load ran out of connections (SERVER_BUSY in
+        # tests/test_pgbouncer.py), a cause not yet found: they stay on the executor there.
+        held_back = bool(databases and databases.replicas) or self.settings.pgbouncer
+        if (request.method != "POST" or held_back) and self._writes(request_data):
             return None
         cost = self._cost(cached, request_data)
         if cost is None:

@@ -11,8 +11,8 @@ field names: CREATE and DELETE `{field: value}` (non-null fields but the id and 
 `{field: [old, new]}` (changed fields only). Relations are row ids (`{"author": 7}`); the GraphQL
 layer shows them as global ids. A password is never logged: a change shows as "changed".
 
-Bulk `update()`/`delete()` statements bypass the ORM's flush: their callers write their own rows
-with `write_audit_rows` (or build them with `audit_rows`).
+Bulk `update()`/`delete()` statements and Core INSERTs bypass the ORM's flush: their callers write
+their own rows with `write_audit_rows` (or build them with `audit_rows`), or `write_created`.
 """
 
 import enum
@@ -70,6 +70,7 @@ RELATION_TYPES = {"author": "User", "post": "Post"}
 
 
 _TAG_CHANGES_KEY = "gql_blog.audit_tag_changes"
+_AUDIT_TABLE = models.Base.metadata.tables[models.AuditLog.__tablename__]
 
 
 def act_as(session: Session | AsyncSession, actor: models.User | int | None) -> None:
@@ -148,7 +149,19 @@ async def write_audit_rows(session: AsyncSession, rows: Iterable[dict[str, Any]]
     """Insert rows built by `audit_rows`, in the session's transaction (for bulk statements)."""
     rows = list(rows)
     if rows:
-        await session.execute(insert(models.AuditLog), rows)
+        # The table, not the model: an ORM bulk INSERT costs more and adds nothing here.
+        await session.execute(insert(_AUDIT_TABLE), rows)
+
+
+async def write_created(
+    session: AsyncSession, model: type[models.Base], row_id: int, row: models.Base
+) -> None:
+    """The CREATE entry of a row inserted without the flush (by a Core INSERT), as the flush
+    listener writes it for the rows it inserts."""
+    values = {name: getattr(row, name) for name in AUDITED[model].fields}
+    changes = {row_id: snapshot(model, values)}
+    rows = audit_rows(model, models.AuditAction.CREATE, changes, actor=actor_id(session))
+    await write_audit_rows(session, rows)
 
 
 def _loaded(state: InstanceState[Any]) -> dict[str, Any]:

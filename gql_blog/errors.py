@@ -45,6 +45,22 @@ class InvalidValueError(InvalidInputError):
         self.field = field
         self.message = message
 
+    @property
+    def input_field(self) -> str:
+        """The GraphQL input field of the attribute, as a ValidationError's `field` names it."""
+        return _INPUT_FIELDS.get(self.field, self.field)
+
+
+# GraphQL names of the model attributes whose names differ from them.
+_INPUT_FIELDS = {
+    "first_name": "firstName",
+    "last_name": "lastName",
+    "full_name": "fullName",
+    "post_id": "postId",
+    "is_active": "isActive",
+    "is_admin": "isAdmin",
+}
+
 
 class InvalidIdError(InvalidInputError):
     """A global id that is not base64 of `Type:integer`, or names no entity type."""

@@ -9,6 +9,7 @@ sends them only once the mutation commits.
 """
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -24,14 +25,18 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import Select
 
 from gql_blog import audit, events, models
-from gql_blog.visibility import visible_comments, visible_posts
+from gql_blog.visibility import Viewer, visible_comments, visible_posts
 
 MAX_TAGS_PER_POST = 10
+# The messages of the content mutations' refusals (API.md), whichever path answers them.
+SIGN_IN_MESSAGE = "Sign in with an active account to do this."
+NO_SUCH_POST_MESSAGE = "No such post."
 
 
 def can_edit(user: models.User, row: models.Post | models.Comment) -> bool:
@@ -39,9 +44,7 @@ def can_edit(user: models.User, row: models.Post | models.Comment) -> bool:
     return user.is_admin or row.user_id == user.id
 
 
-async def find_post(
-    session: AsyncSession, post_id: int, *, viewer: models.User
-) -> models.Post | None:
+async def find_post(session: AsyncSession, post_id: int, *, viewer: Viewer) -> models.Post | None:
     """The post, if it exists and the viewer may see it (another user's draft is not found).
 
     Share-locked until the transaction ends: a concurrent deletePost waits, so a comment never
@@ -149,7 +152,9 @@ def _tags_select(names: Sequence[str]) -> Select[models.Tag]:
     return select(models.Tag).where(models.Tag.name.in_(names))
 
 
-async def _link_tags(session: AsyncSession, post: models.Post, names: Sequence[str]) -> None:
+async def _link_tags(
+    session: AsyncSession, post: models.Post, names: Sequence[str]
+) -> list[models.Tag]:
     tags = await tags_named(session, names)
     if tags:
         await session.execute(
@@ -157,6 +162,7 @@ async def _link_tags(session: AsyncSession, post: models.Post, names: Sequence[s
                 [{"post_id": post.id, "tag_id": tag.id} for tag in tags]
             )
         )
+    return tags
 
 
 async def _tag_names_of(session: AsyncSession, post: models.Post) -> set[str]:
@@ -186,20 +192,61 @@ def _note_published(session: AsyncSession, post: models.Post) -> None:
 async def create_post(
     session: AsyncSession,
     *,
-    author: models.User,
+    author: Viewer,
     title: str,
     content: str,
     published: bool,
     tag_names: Iterable[str],
-) -> models.Post:
+) -> "NewPost":
+    """The new post and its tags; the model's validators check the values.
+
+    Written with the statements it needs, not the session's unit of work: the post, its audit
+    entry, its tags (see `tags_named`) and their links. The post is not added to the session.
+    """
     names = normalize_tag_names(tag_names)
-    post = models.Post(title=title, content=content, published=published, user_id=author.id)
-    session.add(post)
-    await session.flush()
-    await _link_tags(session, post, names)
+    now = models.utc_now()
+    post = models.Post(
+        title=title,
+        content=content,
+        published=published,
+        user_id=author.id,
+        created_at=now,
+        updated_at=now,
+    )
+    post.id = await _insert(session, models.Post, post, _POST_COLUMNS)
+    await audit.write_created(session, models.Post, post.id, post)
+    tags = await _link_tags(session, post, names)
     if published:
         _note_published(session, post)
-    return post
+    return NewPost(post, sorted(tags, key=lambda tag: tag.name))
+
+
+@dataclass(frozen=True, slots=True)
+class NewPost:
+    """A post `create_post` wrote, and its tags by name (as `Post.tags` lists them)."""
+
+    row: models.Post
+    tags: list[models.Tag]
+
+
+# What an INSERT of a new row writes (the id comes back from the database).
+_POST_COLUMNS = ("title", "content", "published", "created_at", "updated_at", "user_id")
+_COMMENT_COLUMNS = ("content", "created_at", "user_id", "post_id")
+
+
+async def _insert(
+    session: AsyncSession, model: type[models.Base], row: models.Base, names: Sequence[str]
+) -> int:
+    """One INSERT of the row's `names`; its new id."""
+    table: Any = model.__table__
+    values = {name: getattr(row, name) for name in names}
+    result = await session.execute(insert(table).values(values))
+    # An INSERT answers a CursorResult with the new key (typed as any Result, key optional).
+    assert isinstance(result, CursorResult)
+    key = result.inserted_primary_key
+    assert key is not None
+    new_id: int = key[0]
+    return new_id
 
 
 async def update_post(
@@ -243,11 +290,15 @@ async def delete_post(session: AsyncSession, post: models.Post) -> None:
 
 
 async def add_comment(
-    session: AsyncSession, *, post: models.Post, author: models.User, content: str
+    session: AsyncSession, *, post: models.Post, author: Viewer, content: str
 ) -> models.Comment:
-    comment = models.Comment(content=content, post_id=post.id, user_id=author.id)
-    session.add(comment)
-    await session.flush()
+    """The new comment (the model's validator checks its content), with its audit entry: two
+    INSERTs, not the session's unit of work. The comment is not added to the session."""
+    comment = models.Comment(
+        content=content, post_id=post.id, user_id=author.id, created_at=models.utc_now()
+    )
+    comment.id = await _insert(session, models.Comment, comment, _COMMENT_COLUMNS)
+    await audit.write_created(session, models.Comment, comment.id, comment)
     events.note(session, events.Event(events.Kind.COMMENT_ADDED, post.id, comment.id))
     return comment
 

@@ -130,6 +130,31 @@ async def test_post_and_comment_relations_are_logged_as_row_ids(db: AsyncSession
     ]
 
 
+async def test_posts_and_comments_written_without_the_flush_are_logged_as_the_flush_logs_them(
+    db: AsyncSession,
+) -> None:
+    author = await make_user(db)
+    audit.act_as(db, author)
+    start = await _last_id(db)
+    flushed_post = await make_post(db, author=author, title="Engines", content="On engines.")
+    flushed = await make_comment(db, post=flushed_post, author=author, content="Nice.")
+    middle = await _last_id(db)
+
+    written_post = await writes.create_post(
+        db, author=author, title="Engines", content="On engines.", published=True, tag_names=["x"]
+    )
+    written = await writes.add_comment(db, post=flushed_post, author=author, content="Nice.")
+
+    renamed = {flushed_post.id: written_post.row.id, flushed.id: written.id}
+    by_flush = [
+        (kind, renamed[row_id], action, actor, changes, list(changes))
+        for kind, row_id, action, actor, changes in (await _entries(db, after=start))[:2]
+    ]
+    # Key order too: MariaDB and SQLite keep the JSON text as written.
+    by_core = [(*entry, list(entry[4])) for entry in await _entries(db, after=middle)]
+    assert by_core == by_flush
+
+
 async def test_deleting_a_post_logs_one_entry_not_one_per_comment(db: AsyncSession) -> None:
     author = await make_user(db)
     post = await make_post(db, author=author, title="Engines", published=False)

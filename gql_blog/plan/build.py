@@ -22,6 +22,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     GraphQLSkipDirective,
+    GraphQLUnionType,
     InlineFragmentNode,
     ListValueNode,
     ObjectValueNode,
@@ -197,11 +198,29 @@ class RootViewer:
 
 
 @dataclass(slots=True, eq=False)
+class RootWrite:
+    """A planned mutation field: its write, then its payload, a row of `target` or an error.
+
+    `errors` holds each error type's output: (response key, field name) pairs, the field name
+    one of `__typename`, `message`, `field` and `id`.
+    """
+
+    index: int
+    name: str
+    target: ObjectPlan
+    errors: dict[str, list[tuple[str, str]]]
+    arguments: Arguments
+
+
+@dataclass(slots=True, eq=False)
 class RootTypename:
     pass
 
 
-RootField = RootConnection | RootLookup | RootNodes | RootViewer | RootTypename
+RootField = RootConnection | RootLookup | RootNodes | RootViewer | RootTypename | RootWrite
+# The mutation fields the planner runs, and the entity of their payload.
+PLANNED_WRITES = {"addComment": "Comment", "createPost": "Post"}
+_ERROR_FIELDS = frozenset({"__typename", "message", "field", "id"})
 
 
 @dataclass(slots=True, eq=False)
@@ -249,14 +268,17 @@ class PlanBuilder:
         self._objects: list[ObjectPlan] = []
 
     def build(self, operation: OperationDefinitionNode) -> Plan:
-        if operation.operation is not OperationType.QUERY:
-            raise NotPlannedError("only queries are planned")
-        query_type = self._schema.query_type
-        assert query_type is not None
-        roots = [
-            (key, self._root(query_type, nodes))
-            for key, nodes in self.root_fields(operation).items()
-        ]
+        if operation.operation is OperationType.MUTATION:
+            roots = self._write_roots(operation)
+        elif operation.operation is OperationType.QUERY:
+            query_type = self._schema.query_type
+            assert query_type is not None
+            roots = [
+                (key, self._root(query_type, nodes))
+                for key, nodes in self.root_fields(operation).items()
+            ]
+        else:
+            raise NotPlannedError("subscriptions are not planned")
         for object_plan in self._objects:
             object_plan.compile_emit()
         return Plan(roots=roots, slots=self._slots, connections=self._connections)
@@ -298,6 +320,38 @@ class PlanBuilder:
             arguments = Arguments(definition, nodes[0])
             return RootNodes(self._slot(), name == "nodes", targets, arguments, slots)
         raise NotPlannedError(f"Query.{name} is not planned")
+
+    def _write_roots(self, operation: OperationDefinitionNode) -> list[tuple[str, RootField]]:
+        """One planned mutation field, alone: several run one after another on the executor."""
+        mutation_type = self._schema.mutation_type
+        assert mutation_type is not None
+        grouped = self._collect(mutation_type, [operation.selection_set])
+        if len(grouped) != 1:
+            raise NotPlannedError("only a single mutation field is planned")
+        ((key, nodes),) = grouped.items()
+        name = nodes[0].name.value
+        if name not in PLANNED_WRITES:
+            raise NotPlannedError(f"Mutation.{name} is not planned")
+        definition = mutation_type.fields[name]
+        result_type = get_named_type(definition.type)
+        assert isinstance(result_type, GraphQLUnionType)
+        selections = [node.selection_set for node in nodes]
+        target: ObjectPlan | None = None
+        errors: dict[str, list[tuple[str, str]]] = {}
+        for member in result_type.types:
+            if member.name == PLANNED_WRITES[name]:
+                target = self._object(member, nodes)
+                continue
+            output = [
+                (field_key, field_nodes[0].name.value)
+                for field_key, field_nodes in self._collect(member, selections).items()
+            ]
+            if any(field_name not in _ERROR_FIELDS for _, field_name in output):
+                raise NotPlannedError(f"{member.name}'s fields are not planned")
+            errors[member.name] = output
+        assert target is not None
+        write = RootWrite(self._slot(), name, target, errors, Arguments(definition, nodes[0]))
+        return [(key, write)]
 
     def _collect(
         self, parent: GraphQLObjectType, selection_sets: list[SelectionSetNode | None]
@@ -357,7 +411,10 @@ class PlanBuilder:
         if condition is None:
             return True
         name = condition.name.value
-        return name == parent.name or any(i.name == name for i in parent.interfaces)
+        if name == parent.name or any(i.name == name for i in parent.interfaces):
+            return True
+        union = self._schema.type_map.get(name)  # `... on CommentResult` inside addComment
+        return isinstance(union, GraphQLUnionType) and parent in union.types
 
     def _object(self, object_type: GraphQLObjectType, nodes: list[FieldNode]) -> ObjectPlan:
         entity = object_type.name

@@ -1,8 +1,10 @@
-"""The planned read path's front: a byte-bounded cache of documents and their plans.
+"""The planned path's front: a byte-bounded cache of documents and their plans.
 
 A document is planned only after strawberry's executor ran it once without any error: it is then
 known to be valid (validation does not depend on variables), so later requests skip parsing,
-validation and the generic executor. Variables are coerced per request with graphql-core's own
+validation and the generic executor. Queries are planned, and a mutation of one planned field
+(`build.PLANNED_WRITES`): its write runs in one transaction on the session, then its payload is
+read as a query's rows are. Variables are coerced per request with graphql-core's own
 `get_variable_values`. When the read model refuses the input of the operation's one root field
 (a page size, a cursor, a filter, an id), the planner answers that error itself, as the executor
 would; anything else the plan or the run declines goes back to strawberry's executor, which
@@ -35,7 +37,9 @@ from gql_blog.bad_input import user_input_error
 from gql_blog.caches import SizedLruCache
 from gql_blog.config import Settings
 from gql_blog.errors import InvalidInputError
+from gql_blog.events import EventBus
 from gql_blog.plan.build import NotPlannedError, Plan, PlanBuilder, directive_variables
+from gql_blog.plan.mutations import Writer
 from gql_blog.plan.run import DriverFetch, FilterCache, Identity, Run
 from gql_blog.plan.statements import Statement
 from gql_blog.read_pool import ReadPool
@@ -67,6 +71,8 @@ class Context(Protocol):
     token: str | None
     tracer: "Tracer | None"
     warnings: list[str]
+    # Where a planned write's events go once committed.
+    events: EventBus
 
     def report_signed_out(self, reason: auth.SignedOut) -> None: ...
 
@@ -152,8 +158,10 @@ class Planner:
         started = time.perf_counter()
         dialect_impl = context.db.dialect
         dialect = dialect_impl.name
-        # Traced statements go through SQLAlchemy, whose events open their spans.
-        use_driver = dialect == "postgresql" and context.tracer is None
+        writes = document.operation.operation is OperationType.MUTATION
+        # Traced statements go through SQLAlchemy, whose events open their spans. A write
+        # commits on the session: its statements (and its payload's) stay there.
+        use_driver = dialect == "postgresql" and context.tracer is None and not writes
         with count_statements() as counted, _operation_span(context, document.operation):
             async with _driver_fetch(context, use_driver) as driver:
                 identity = await self._identity(context, dialect_impl, driver)
@@ -168,6 +176,7 @@ class Planner:
                     driver_rows=driver,
                     dialect_impl=dialect_impl,
                     filters=self._filters,
+                    writer=Writer(context.db, context.events) if writes else None,
                 )
                 errors: list[GraphQLError] = []
                 try:
@@ -297,8 +306,11 @@ def _operation_span(context: Context, operation: OperationDefinitionNode) -> Ite
         yield
         return
     name = operation.name.value if operation.name else None
-    with tracer.start_as_current_span("graphql query " + name if name else "graphql query") as span:
-        span.set_attribute("graphql.operation.type", "query")
+    kind = operation.operation.value  # query or mutation
+    with tracer.start_as_current_span(
+        f"graphql {kind} {name}" if name else f"graphql {kind}"
+    ) as span:
+        span.set_attribute("graphql.operation.type", kind)
         if name:
             span.set_attribute("graphql.operation.name", name)
         yield
@@ -308,8 +320,8 @@ def _document(text: str, document: DocumentNode, operation_name: str | None) -> 
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [d for d in operations if d.name and d.name.value == operation_name]
-    if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
-        return None  # ambiguous, or a mutation or subscription: never planned
+    if len(operations) != 1 or operations[0].operation is OperationType.SUBSCRIPTION:
+        return None  # ambiguous, or a subscription: never planned
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }

@@ -23,11 +23,11 @@ from gql_blog import models
 from gql_blog.arguments import ordering_of, page_request, plain_where
 from gql_blog.caches import LruCache
 from gql_blog.config import Settings
-from gql_blog.errors import InvalidInputError
+from gql_blog.errors import InvalidIdError, InvalidInputError
 from gql_blog.ids import decode_global_id
 from gql_blog.loaders import MAX_BATCH, Filter, Page, PageRequest, compile_where
 from gql_blog.ordering import Ordering
-from gql_blog.plan import fetch
+from gql_blog.plan import fetch, mutations
 from gql_blog.plan.build import (
     Arguments,
     ChildrenPlan,
@@ -42,9 +42,11 @@ from gql_blog.plan.build import (
     RootNodes,
     RootTypename,
     RootViewer,
+    RootWrite,
     TagsPlan,
     ToOnePlan,
 )
+from gql_blog.plan.mutations import Refusal, Writer, Written
 from gql_blog.plan.statements import Statement, Statements
 from gql_blog.where import canonical_where
 
@@ -100,6 +102,7 @@ class Run:
         driver_rows: DriverFetch | None = None,
         dialect_impl: Dialect | None = None,
         filters: "FilterCache",
+        writer: Writer | None = None,
     ) -> None:
         self.plan = plan
         self.viewer = viewer
@@ -125,9 +128,21 @@ class Run:
         ] = {}
         self._rows_of: dict[int, list[Any]] = {}
         self._lookups: dict[int, dict[str, Any]] = {}
+        self._writer = writer
+        # What a write answered: rows it holds by (entity, id), and its post's tags.
+        self._written: Written | None = None
 
     async def execute(self) -> dict[str, Any]:
         self._prepare()
+        try:
+            return await self._load_and_emit()
+        except NotPlannedError as reason:
+            if self._written is None:
+                raise
+            # Declining now would make the executor write a second time.
+            raise RuntimeError(f"a committed write's payload was declined: {reason}") from None
+
+    async def _load_and_emit(self) -> dict[str, Any]:
         level: list[tuple[ObjectPlan, list[Any]]] = []
         for _, root in self.plan.roots:
             try:
@@ -162,8 +177,13 @@ class Run:
             except (NotPlannedError, InvalidInputError) as refused:
                 self._requests[connection.index] = refused
         for _, root in self.plan.roots:
-            if isinstance(root, RootLookup | RootNodes):
+            if isinstance(root, RootLookup | RootNodes | RootWrite):
                 self._lookups[root.index] = self._arguments(root.arguments)
+            if isinstance(root, RootWrite):
+                # Every refusal before the write: the payload's arguments too.
+                for request in self._requests.values():
+                    if isinstance(request, NotPlannedError):
+                        raise request
 
     def _arguments(self, arguments: Arguments) -> dict[str, Any]:
         if arguments.constant is not None:
@@ -269,7 +289,45 @@ class Run:
             return [(root.target, [self.viewer.row])]
         if isinstance(root, RootNodes):
             return await self._load_nodes(root)
+        if isinstance(root, RootWrite):
+            return await self._write(root)
         return []
+
+    async def _write(self, root: RootWrite) -> list[tuple[ObjectPlan, list[Any]]]:
+        """Run the mutation's write; its payload row (if it wrote) starts the next level."""
+        if self.viewer is None:
+            self.results[root.index] = mutations.sign_in()
+            return []
+        if self._writer is None:
+            raise NotPlannedError("no writer for this run")
+        args = self._lookups[root.index]
+        if root.name == "addComment":
+            given = args["input"]
+            post_id = _row_id(given.post_id, "Post")
+            result = await mutations.add_comment(
+                self._writer,
+                self.viewer,
+                self.viewer.row,
+                post_global_id=given.post_id,
+                post_id=post_id,
+                content=given.content,
+            )
+        else:
+            given = args["input"]
+            result = await mutations.create_post(
+                self._writer,
+                self.viewer,
+                self.viewer.row,
+                title=given.title,
+                content=given.content,
+                published=bool(given.published),
+                tag_names=given.tags or [],
+            )
+        self.results[root.index] = result
+        if isinstance(result, Refusal):
+            return []
+        self._written = result
+        return [(root.target, [result.row])]
 
     def _by_id(self, target: ObjectPlan) -> Callable[[], Select[Any]]:
         def build() -> Select[Any]:
@@ -375,6 +433,11 @@ class Run:
             own = {key: parents[key] for key in keys}
             self.results[relation.index] = own
             return [(target, list(own.values()))]
+        keys = _unique(row[relation.foreign_key] for row in rows)
+        known = self._known_rows(target, keys)
+        if known is not None:
+            self.results[relation.index] = known
+            return [(target, list(known.values()))]
         stmt = self._statement(
             relation.statements,
             None,
@@ -388,9 +451,23 @@ class Run:
         self.results[relation.index] = found
         return [(target, list(found.values()))]
 
+    def _known_rows(self, target: ObjectPlan, keys: list[Any]) -> dict[int, Any] | None:
+        """The rows a write holds for all of `keys`, if it holds every column the plan reads."""
+        known = {} if self._written is None else self._written.known
+        rows = [known.get((target.entity, key)) for key in keys]
+        if not all(row is not None and target.columns <= row.keys() for row in rows):
+            return None
+        return dict(zip(keys, rows, strict=True))
+
     async def _load_tags(
         self, relation: TagsPlan, rows: list[Any]
     ) -> list[tuple[ObjectPlan, list[Any]]]:
+        known = {} if self._written is None else self._written.tags
+        keys = _unique(row["id"] for row in rows)
+        if keys and all(key in known for key in keys):
+            held = {key: known[key] for key in keys}
+            self.results[relation.index] = held
+            return [(relation.target, [tag for tags in held.values() for tag in tags])]
         stmt = self._statement(
             relation.statements,
             None,
@@ -465,8 +542,27 @@ class Run:
                 for key in keys
             ]
             return nodes if root.many else nodes[0]
+        if isinstance(root, RootWrite):
+            result = self.results[root.index]
+            if isinstance(result, Refusal):
+                output = root.errors[result.type_name]
+                return {
+                    key: result.type_name if name == "__typename" else result.values[name]
+                    for key, name in output
+                }
+            return root.target.emit(result.row, self)
         assert isinstance(root, RootTypename)
         return "Query"
+
+
+def _row_id(value: Any, type_name: str) -> int | None:
+    """The row id a mutation's global id names; None for another type or past the id range
+    (not found); a malformed id declines, for the executor to refuse."""
+    try:
+        found, row_id = decode_global_id(value)
+    except InvalidIdError as error:
+        raise NotPlannedError(str(error)) from None
+    return row_id if found == type_name and row_id < models.ID_LIMIT else None
 
 
 def _node_key(value: Any, targets: dict[str, ObjectPlan]) -> tuple[str, int]:

@@ -92,11 +92,11 @@ class AddCommentInput:
 
 
 def _sign_in() -> AuthenticationError:
-    return AuthenticationError(message="Sign in with an active account to do this.")
+    return AuthenticationError(message=writes.SIGN_IN_MESSAGE)
 
 
 def _post_not_found(post_id: strawberry.ID) -> NotFoundError:
-    return NotFoundError(message="No such post.", id=post_id)
+    return NotFoundError(message=writes.NO_SUCH_POST_MESSAGE, id=post_id)
 
 
 def _comment_not_found(comment_id: strawberry.ID) -> NotFoundError:
@@ -172,7 +172,7 @@ async def _editable_post(
 
 
 async def _create_post(context: Context, viewer: models.User, item: CreatePostInput) -> Post:
-    row = await writes.create_post(
+    new = await writes.create_post(
         context.db.session,
         author=viewer,
         title=item.title,
@@ -180,7 +180,8 @@ async def _create_post(context: Context, viewer: models.User, item: CreatePostIn
         published=bool(item.published),
         tag_names=item.tags or [],
     )
-    return Post.from_model(row)
+    # The payload's author and tags are the rows the write holds: no statement reads them again.
+    return Post.from_model(new.row, author=viewer, tags=new.tags)
 
 
 async def _update_post(
@@ -225,7 +226,8 @@ async def _add_comment(
     if post is None:
         return _post_not_found(target.global_id)
     row = await writes.add_comment(context.db.session, post=post, author=viewer, content=content)
-    return Comment.from_model(row)
+    # The payload's author and post are rows the mutation holds: no statement reads them again.
+    return Comment.from_model(row, author=viewer, post=post)
 
 
 async def _delete_comment(context: Context, viewer: models.User, target: _Target) -> DeleteResult:

@@ -12,7 +12,7 @@ import strawberry
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_blog import audit, engines, events, models
+from gql_blog import audit, engines, events, models, transactions
 from gql_blog.loaders import Loaders
 from gql_blog.schema.context import Context
 
@@ -66,24 +66,10 @@ ERROR_TYPES: list[type] = [
     InvalidCredentialsError,
 ]
 
-# GraphQL names of model attributes, for ValidationError.field.
-GRAPHQL_FIELD_NAMES = {
-    "first_name": "firstName",
-    "last_name": "lastName",
-    "full_name": "fullName",
-    "post_id": "postId",
-    "is_active": "isActive",
-    "is_admin": "isAdmin",
-}
-
-
-def graphql_field_name(attribute: str) -> str:
-    return GRAPHQL_FIELD_NAMES.get(attribute, attribute)
-
 
 def validation_error(error: models.InvalidValueError) -> ValidationError:
     """A model validator's complaint as a `ValidationError` naming the GraphQL input field."""
-    return ValidationError(message=error.message, field=graphql_field_name(error.field))
+    return ValidationError(message=error.message, field=error.input_field)
 
 
 async def run_mutation(
@@ -96,32 +82,11 @@ async def run_mutation(
     events the writes noted go to `bus` only once the transaction committed.
     """
     try:
-        result: R | ValidationError = await body()
-        if not isinstance(result, Error):
-            await bus.record(session, events.pending(session))
+        return await transactions.run_write(
+            session, body, bus=bus, is_refusal=lambda result: isinstance(result, Error)
+        )
     except models.InvalidValueError as error:
-        await _roll_back(session)
         return validation_error(error)
-    except BaseException:
-        await _roll_back(session)
-        raise
-    if isinstance(result, Error):
-        await _roll_back(session)
-        return result
-    try:
-        await session.commit()
-    except BaseException:
-        # A failed COMMIT (its connection lost, say) leaves the session mid-commit: roll back,
-        # so the error that reaches the client is the COMMIT's, not the session's state.
-        await _roll_back(session)
-        raise
-    bus.committed(events.discard(session))
-    return result
-
-
-async def _roll_back(session: AsyncSession) -> None:
-    events.discard(session)
-    await session.rollback()
 
 
 def act_as(context: Context, viewer: models.User | None) -> None:

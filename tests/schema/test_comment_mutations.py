@@ -13,6 +13,7 @@ from gql_blog import models
 from gql_blog.config import Settings
 from gql_blog.ids import encode_global_id
 from tests.committed import CommittedApi, serve_committed_api
+from tests.conftest import StatementCounter
 from tests.factories import make_comment, make_post, make_user
 from tests.graphql_client import GraphQLClient
 
@@ -353,3 +354,24 @@ async def test_of_two_concurrent_deletes_of_a_comment_one_finds_nothing(
     assert [result.errors for result in results] == [None, None]
     kinds = sorted(result.data["deleteComment"]["__typename"] for result in results)
     assert kinds == ["Deleted", "NotFoundError"]
+
+
+# --- statements ---------------------------------------------------------------------------------
+
+
+async def test_add_comment_takes_a_fixed_number_of_statements(
+    api: GraphQLClient, db: AsyncSession, count_sql: StatementCounter
+) -> None:
+    author = await make_user(db)
+    post = await make_post(db, author=await make_user(db))
+    await api.token_for(author)
+    totals = []
+    for _ in range(2):
+        with count_sql() as counted:
+            result = await _add(api, _global(post), author)
+        assert result["__typename"] == "Comment"
+        totals.append(counted.total)
+
+    # The viewer's token, the visible post (locked), the comment, its audit entry; the payload's
+    # author and post come from the rows the mutation holds.
+    assert totals == [4, 4]

@@ -595,7 +595,7 @@ async def test_posts_becoming_published_are_noted_for_subscriptions(db: AsyncSes
     await writes.publish_post(db, draft)
 
     published_ids = [event.post_id for event in events.pending(db)]
-    assert published_ids == [published.id, draft.id]
+    assert published_ids == [published.row.id, draft.id]
 
 
 async def test_rolled_back_publications_are_discarded(db: AsyncSession) -> None:
@@ -837,3 +837,22 @@ async def test_create_post_with_tags_writes_one_audit_row(
     log = models.AuditLog
     stmt = select(log.entity_type, log.action).where(log.entity_type != "User")
     assert [tuple(row) for row in (await db.execute(stmt)).all()] == [("Post", "CREATE")]
+
+
+async def test_create_post_with_tags_takes_a_fixed_number_of_statements(
+    api: GraphQLClient, db: AsyncSession, count_sql: StatementCounter
+) -> None:
+    author = await make_user(db)
+    await make_tag(db, name="old")
+    await api.token_for(author)
+
+    with count_sql() as counted:
+        result = await api.query(
+            CREATE_POST, {"input": _new_post(tags=["old", "new"], published=True)}, viewer=author
+        )
+
+    assert result.errors is None
+    assert result.data["createPost"]["tags"] == [{"name": "new"}, {"name": "old"}]
+    # The viewer's token, the post, its audit entry, the tags named, the new one inserted and
+    # read back, the tag links; the payload's author and tags come from the rows written.
+    assert counted.total == 7
