@@ -257,17 +257,15 @@ class GraphQLApp(GraphQL[Context, None]):
         The planner knows only documents that ran without error, so their depth, aliases and
         tokens passed; cost and list arguments depend on the variables and are checked again.
         Anything refused or uncached goes to strawberry's path, which answers the refusal; so
-        do mutations over GET, with replicas (writes go to the primary, see
-        `execute_operation`) and behind PgBouncer.
+        do mutations over GET and with replicas (writes go to the primary, see
+        `execute_operation`).
         """
         query = request_data.query
         cached = self.documents.get(query) if isinstance(query, str) else None
         if cached is None or cached.errors:
             return None
         databases: replicas.Databases | None = request.scope["state"].get("databases")
-        # Behind PgBouncer, planned writes under load ran out of connections (SERVER_BUSY in
-        # tests/test_pgbouncer.py), a cause not yet found: they stay on the executor there.
-        held_back = bool(databases and databases.replicas) or self.settings.pgbouncer
+        held_back = bool(databases and databases.replicas)
         if (request.method != "POST" or held_back) and self._writes(request_data):
             return None
         cost = self._cost(cached, request_data)

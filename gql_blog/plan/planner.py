@@ -93,7 +93,7 @@ class Planner:
         self._schema = schema
         self._graphql_schema = schema._schema
         # The viewer's statements (identity, token state), by builder and dialect name.
-        self._statements: dict[tuple[str, str], Statement] = {}
+        self._statements: dict[tuple[str, str, bool], Statement] = {}
         self._filters = FilterCache(1024)
         # How many requests the planner answered (tests and metrics read it).
         self.answered = 0
@@ -263,7 +263,10 @@ class Planner:
         driver: DriverFetch | None,
     ) -> Mapping[str, Any] | None:
         """The first row of a statement built once per dialect, on the driver or the session."""
-        key = (build.__name__, dialect.name)
+        # Compiled only for a run on the driver: a write's run (on the session) builds it
+        # uncompiled, and a read that found that one would go through the session while it
+        # holds a read-pool connection — two connections for one request.
+        key = (build.__name__, dialect.name, driver is not None)
         statement = self._statements.get(key)
         if statement is None:
             statement = Statement(build(), compiled_for=None if driver is None else dialect)

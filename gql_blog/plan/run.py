@@ -271,7 +271,11 @@ class Run:
         if keys is not None:
             parameters["keys"] = keys
         if not isinstance(statement, Statement):
-            return await self._fetch(statement, parameters)
+            if self._driver is None:
+                return await self._fetch(statement, parameters)
+            # Built for this request only (a pageInfo probe): compiled here, so the run stays
+            # on its one connection rather than taking the session's beside it.
+            statement = Statement(statement, compiled_for=self._dialect_impl)
         if self._driver is not None and statement.sql is not None:
             return await self._driver(statement.sql, statement.arguments(parameters))
         return await self._fetch(statement.stmt, parameters)

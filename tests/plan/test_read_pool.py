@@ -15,9 +15,10 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import Pool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gql_blog import engines, read_pool
@@ -28,6 +29,7 @@ from tests.committed import empty_tables
 from tests.conftest import graphql_endpoint
 from tests.factories import make_post, make_user
 from tests.graphql_client import GraphQLClient, serve_app
+from tests.live import CREATE_POST, REGISTER
 from tests.test_outages import BUSY, UNAVAILABLE, wait_for_lock
 
 FEED = "query Feed { posts(first: 3) { nodes { title author { username } } } }"
@@ -187,3 +189,50 @@ async def test_a_read_connection_that_dies_under_a_statement_answers_503_then_is
     # The pool's connection was dropped, not handed out again: the next read connects anew.
     assert await read_pool_api.planned_feed() == before
     assert (read_pool_api.reads.size, read_pool_api.reads.idle) == (1, 1)
+
+
+PROBED_FEED = """query Probed($after: String) {
+  posts(first: 1, after: $after) { nodes { title } pageInfo { hasPreviousPage endCursor } }
+  viewer { username }
+}"""
+
+
+async def test_a_planned_read_takes_no_session_beside_its_read_connection(
+    read_pool_api: ReadPoolApi,
+) -> None:
+    """One connection per request: behind PgBouncer's few server connections, a request that
+    held a read transaction while it waited for a session's deadlocked them all (SERVER_BUSY).
+    A planned write builds the viewer's statements for the session first; a planned read after
+    it, its pageInfo probe included, must still run on its read connection alone."""
+    http = read_pool_api.api.http
+
+    async def post(query: str, variables: dict[str, Any], token: str | None = None) -> Any:
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        body = {"query": query, "variables": variables}
+        response = await http.post("/graphql", json=body, headers=headers)
+        assert response.status_code == 200, response.text
+        assert "errors" not in response.json(), response.text
+        return response.json()["data"]
+
+    registered = await post(REGISTER, {"username": "prober", "email": "prober@example.com"})
+    token = registered["register"]["token"]
+    answered = read_pool_api.planner.answered
+    for title in ("Third", "Fourth"):  # the first is learned, the second planned
+        await post(CREATE_POST, {"title": title}, token)
+    assert read_pool_api.planner.answered == answered + 1
+    first = await post(PROBED_FEED, {"after": None}, token)
+    after = {"after": first["posts"]["pageInfo"]["endCursor"]}
+    await post(PROBED_FEED, after, token)  # learned (or planned)
+
+    checkouts: list[object] = []
+    listener = lambda *_: checkouts.append(None)  # noqa: E731
+    event.listen(Pool, "checkout", listener)
+    try:
+        answered = read_pool_api.planner.answered
+        data = await post(PROBED_FEED, after, token)
+    finally:
+        event.remove(Pool, "checkout", listener)
+    assert read_pool_api.planner.answered == answered + 1
+    assert data["posts"]["pageInfo"]["hasPreviousPage"] is True
+    assert data["viewer"] == {"username": "prober"}
+    assert checkouts == [], "the planned read took a session's connection beside its own"
