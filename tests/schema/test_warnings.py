@@ -122,6 +122,24 @@ async def test_mutation_with_an_expired_token_warns_beside_its_authentication_er
     assert body["extensions"]["warnings"] == [WARNINGS["expired"]]
 
 
+@pytest.mark.parametrize("kind", ["unknown", "expired"])
+async def test_planned_write_with_a_bad_token_warns_as_the_executor_does(
+    planned_api: PlannedApi, db: AsyncSession, kind: str
+) -> None:
+    token = await TOKENS[kind](db)
+    headers = {"Authorization": f"Bearer {token}"}
+    http = planned_api.client.http
+
+    generic = await http.post("/graphql", json={"query": CREATE_POST}, headers=headers)
+    answered = planned_api.planner.answered
+    planned = await http.post("/graphql", json={"query": CREATE_POST}, headers=headers)
+
+    assert planned_api.planner.answered == answered + 1  # the second one was planned
+    assert generic.json()["data"] == {"createPost": {"__typename": "AuthenticationError"}}
+    assert generic.json()["extensions"]["warnings"] == [WARNINGS[kind]]
+    assert planned.content == generic.content
+
+
 async def test_live_token_brings_no_warning(api: GraphQLClient, db: AsyncSession) -> None:
     token = await auth.issue_token(db, await make_user(db), lifetime=timedelta(hours=1))
 
