@@ -139,15 +139,29 @@ def run_async(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
         ) from None
 
 
-@click.group()
+class _Commands(click.Group):
+    """gql-blog's commands; notes whether the command line asks for a command's --help."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[_ASKS_HELP] = bool(set(ctx.help_option_names).intersection(args))
+        return super().parse_args(ctx, args)
+
+
+_ASKS_HELP = "gql_blog.asks_help"
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="gql-blog")
-def main() -> None:
+@click.pass_context
+def main(context: click.Context) -> None:
     """gql_blog: a GraphQL API for a blog, on SQLite, PostgreSQL or MariaDB.
 
     Settings come from GQL_BLOG_* environment variables (see the README).
     """
-    # Every command, even one that reads no setting, refuses a bad or unknown variable.
-    load_settings()
+    # Every command, even one that reads no setting, refuses a bad or unknown variable; a
+    # command's --help still shows (it is where one looks for what to set).
+    if not context.meta.get(_ASKS_HELP):
+        load_settings()
 
 
 @main.command()

@@ -678,6 +678,36 @@ async def test_serve_on_an_address_not_of_this_machine_says_so_in_one_line(
 # every command validates every GQL_BLOG_* variable
 
 
+# Every command of gql-blog by its words, with arguments it could run with: serve on an
+# address no interface has, so that it fails at once, rather than serving, if it ran at all.
+COMMANDS = [
+    (("serve",), ["--host", "192.0.2.1"]),
+    (("db", "upgrade"), []),
+    (("db", "downgrade"), ["base", "--yes"]),
+    (("db", "current"), []),
+    (("db", "check"), []),
+    (("seed",), ["--users", "1"]),
+    (("create-admin",), ["someone", "--email", "someone@example.com"]),
+    (("export-schema",), []),
+]
+COMMAND_LINES = [[*words, *args] for words, args in COMMANDS]
+
+
+def _command_words(group: click.Group, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    found = set()
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found |= _command_words(command, (*prefix, name))
+        else:
+            found.add((*prefix, name))
+    return found
+
+
+def test_the_commands_tried_are_every_command() -> None:
+    assert {words for words, _ in COMMANDS} == _command_words(cli.main)
+
+
+@pytest.mark.parametrize("args", COMMAND_LINES, ids=" ".join)
 @pytest.mark.parametrize(
     ("variable", "raw", "line"),
     [
@@ -690,8 +720,19 @@ async def test_serve_on_an_address_not_of_this_machine_says_so_in_one_line(
     ],
     ids=["bad-value", "misspelled-name"],
 )
-def test_export_schema_refuses_a_bad_variable(variable: str, raw: str, line: str) -> None:
-    result = CliRunner().invoke(cli.main, ["export-schema"], env={variable: raw})
+def test_every_command_refuses_a_bad_variable_before_doing_anything(
+    migrated_sqlite_url: str, args: list[str], variable: str, raw: str, line: str
+) -> None:
+    env = {"GQL_BLOG_DATABASE_URL": migrated_sqlite_url, variable: raw}
+    result = CliRunner().invoke(cli.main, args, env=env, input="password1\npassword1\n")
 
     assert error_line(result).startswith(line)
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("args", COMMAND_LINES, ids=" ".join)
+def test_every_commands_help_shows_despite_a_misspelled_variable(args: list[str]) -> None:
+    result = CliRunner().invoke(cli.main, [*args, "--help"], env={"GQL_BLOG_POOL_SIZEE": "5"})
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Usage: ")

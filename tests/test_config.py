@@ -1,10 +1,19 @@
 """Settings from the environment: defaults, parsing, and errors that name the variable."""
 
 import dataclasses
+import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from gql_blog.config import DEFAULT_DATABASE_URL, ConfigError, Settings, setting_variables
+from gql_blog.config import (
+    DEFAULT_DATABASE_URL,
+    ConfigError,
+    Settings,
+    refuse_unknown_variables,
+    setting_variables,
+)
 
 
 def test_empty_environment_gives_the_defaults() -> None:
@@ -307,3 +316,56 @@ def test_every_known_variable_is_read(variable: str) -> None:
     except ConfigError as error:
         changed = str(error).startswith(variable + ":")
     assert changed
+
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+# Where the project itself sets or names GQL_BLOG_* variables (not dependencies, not results).
+_NAMED_IN = ["Makefile", "README.md", "pyproject.toml", ".ci", "bench", "deploy", "examples"]
+_NAMED_IN += ["gql_blog", "tests"]
+_SKIPPED_FOLDERS = {"node_modules", "generated", "results", "__pycache__"}
+# GQL_BLOG_-named words that are no variable: bench/queries.py's constant, and the names the
+# tests here and in test_cli.py must see refused (PROMETHEUS_MULTIPROC_DIR has no prefix).
+_NOT_VARIABLES = {
+    "GQL_BLOG_TEXTS",
+    "GQL_BLOG_POOL_SIZEE",
+    "GQL_BLOG_XYZZY",
+    "GQL_BLOG_PROMETHEUS_MULTIPROC_DIR",
+}
+
+
+def _files_naming_variables() -> Iterator[Path]:
+    for name in _NAMED_IN:
+        root = REPOSITORY / name
+        candidates = [root] if root.is_file() else sorted(root.rglob("*"))
+        for path in candidates:
+            skipped = _SKIPPED_FOLDERS.intersection(path.relative_to(REPOSITORY).parts)
+            if path.is_file() and not skipped and not path.name.startswith(".venv"):
+                yield path
+
+
+def _variables_named_in_the_repository() -> dict[str, str]:
+    """Every whole GQL_BLOG_* name the repository mentions (prefixes like `GQL_BLOG_TEST_` left
+    out), with the first file that names it."""
+    found: dict[str, str] = {}
+    for path in _files_naming_variables():
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        for name in re.findall(r"\bGQL_BLOG_[A-Z0-9_]*[A-Z0-9]\b", text):
+            found.setdefault(name, str(path.relative_to(REPOSITORY)))
+    return found
+
+
+def test_every_variable_the_repository_sets_is_accepted_at_startup() -> None:
+    # The tests, CI, benchmarks, deploy files and examples set these; a name the server refuses
+    # would stop every command they run. Tool names (GQL_BLOG_TEST_*, GQL_BLOG_BENCH_*) pass.
+    named = _variables_named_in_the_repository()
+    assert {"GQL_BLOG_TEST_POSTGRES_URL", "GQL_BLOG_DATABASE_URL"} <= named.keys()
+    refused = {}
+    for name, where in sorted(named.items()):
+        if name in _NOT_VARIABLES or name in setting_variables():
+            continue
+        try:
+            refuse_unknown_variables({name: "1"})
+        except ConfigError as error:
+            refused[name] = f"{where}: {error}"
+    assert refused == {}
+    assert named.keys() >= _NOT_VARIABLES  # each exception is still needed

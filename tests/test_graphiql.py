@@ -1,5 +1,5 @@
 """GraphiQL in a real browser: served by the app with no internet, it runs a query against /graphql
-and a subscription over its websocket.
+and a subscription over its websocket. One test reads its page without a browser.
 
 Drives Debian's chromium through chromium-driver (selenium). Without them the test skips, except
 in CI (CI=true), where it fails; .ci/run installs them.
@@ -7,6 +7,7 @@ in CI (CI=true), where it fails; .ci/run installs them.
 
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -210,3 +211,25 @@ def test_graphiql_subscribes_over_the_websocket(server_url: str, browser: WebDri
     assert '"title": "Live"' in result, result
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, errors
+
+
+def test_graphiql_page_names_only_its_own_assets_and_opens_on_the_readme_query(
+    server_url: str,
+) -> None:
+    # Without a browser: what the page loads, and what it tells GraphiQL to open on.
+    page = httpx.get(f"{server_url}/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assets = sorted(re.findall(r'(?:src|href)="([^"]*)"', page.text))
+    assert assets == [
+        "/graphql/static/graphiql.min.css",
+        "/graphql/static/graphiql.min.js",
+        "/graphql/static/react-dom.production.min.js",
+        "/graphql/static/react.production.min.js",
+        "data:,",
+    ]
+    for asset in assets:
+        if asset.startswith("/"):
+            assert httpx.get(f"{server_url}{asset}").status_code == 200, asset
+    assert json.dumps(_readme_example_query()).removeprefix('"').removesuffix('"') in page.text
+    template = {"Authorization": "Bearer <token from the login mutation>"}
+    assert json.dumps(json.dumps(template, indent=2)) in page.text

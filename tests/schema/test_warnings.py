@@ -89,6 +89,25 @@ async def test_planned_and_generic_answers_to_a_bad_token_are_the_same_bytes(
     assert planned.json()["extensions"]["warnings"] == [WARNINGS[kind]]
 
 
+@pytest.mark.parametrize("kind", list(TOKENS))
+async def test_bad_bearer_token_over_get_warns_alike_on_both_paths(
+    planned_api: PlannedApi, db: AsyncSession, kind: str
+) -> None:
+    token = await TOKENS[kind](db)
+    headers = {"Authorization": f"Bearer {token}"}
+    http = planned_api.client.http
+
+    generic = await http.get("/graphql", params={"query": VIEWER}, headers=headers)
+    answered = planned_api.planner.answered
+    planned = await http.get("/graphql", params={"query": VIEWER}, headers=headers)
+
+    assert planned_api.planner.answered == answered + 1  # the second one was planned
+    assert generic.status_code == planned.status_code == 200
+    assert generic.json()["data"] == {"viewer": None}
+    assert generic.json()["extensions"]["warnings"] == [WARNINGS[kind]]
+    assert planned.content == generic.content
+
+
 async def test_mutation_with_an_expired_token_warns_beside_its_authentication_error(
     api: GraphQLClient, db: AsyncSession
 ) -> None:
@@ -101,6 +120,24 @@ async def test_mutation_with_an_expired_token_warns_beside_its_authentication_er
     body = response.json()
     assert body["data"] == {"createPost": {"__typename": "AuthenticationError"}}
     assert body["extensions"]["warnings"] == [WARNINGS["expired"]]
+
+
+@pytest.mark.parametrize("kind", ["unknown", "expired"])
+async def test_planned_write_with_a_bad_token_warns_as_the_executor_does(
+    planned_api: PlannedApi, db: AsyncSession, kind: str
+) -> None:
+    token = await TOKENS[kind](db)
+    headers = {"Authorization": f"Bearer {token}"}
+    http = planned_api.client.http
+
+    generic = await http.post("/graphql", json={"query": CREATE_POST}, headers=headers)
+    answered = planned_api.planner.answered
+    planned = await http.post("/graphql", json={"query": CREATE_POST}, headers=headers)
+
+    assert planned_api.planner.answered == answered + 1  # the second one was planned
+    assert generic.json()["data"] == {"createPost": {"__typename": "AuthenticationError"}}
+    assert generic.json()["extensions"]["warnings"] == [WARNINGS[kind]]
+    assert planned.content == generic.content
 
 
 async def test_live_token_brings_no_warning(api: GraphQLClient, db: AsyncSession) -> None:
