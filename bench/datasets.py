@@ -79,6 +79,8 @@ class Dataset:
     # the admin, whose row id servers without sign-in (PostGraphile) are given.
     write_post_id: int
     admin_id: int
+    # After every audit entry of the seed, before any the bench's writes add (ISO 8601, UTC).
+    seeded_before: str
 
 
 def prepare(url: str, plan: SeedPlan, *, say: Callable[[str], None]) -> Dataset:
@@ -131,6 +133,7 @@ async def _finish(url: str, plan: SeedPlan, *, say: Callable[[str], None]) -> Da
             if posts != plan.users * plan.posts_per_user:
                 raise SeedError(f"seeding gave {posts} posts, expected {plan}")
             detail_post_id = await _give_comments(connection, DETAIL_COMMENTS)
+            await _audit_posts(connection)
         sessions = engines.create_sessionmaker(engine)
         async with sessions.begin() as session:
             admin = await auth.ensure_admin(
@@ -141,12 +144,18 @@ async def _finish(url: str, plan: SeedPlan, *, say: Callable[[str], None]) -> Da
             )
             token = await auth.issue_token(session, admin, lifetime=timedelta(days=1))
             admin_id = admin.id
+        seeded_before = (models.utc_now() + timedelta(seconds=1)).isoformat()
         # Bulk-loaded tables have no planner statistics until autovacuum gets to them.
         async with engine.connect() as connection:
             await connection.execute(text("commit"))
             await connection.execute(text("analyze"))
         dataset = await _describe(
-            engine, url, detail_post_id=detail_post_id, token=token, admin_id=admin_id
+            engine,
+            url,
+            detail_post_id=detail_post_id,
+            token=token,
+            admin_id=admin_id,
+            seeded_before=seeded_before,
         )
     finally:
         await engine.dispose()
@@ -195,8 +204,26 @@ async def _give_comments(connection: AsyncConnection, wanted: int) -> int:
     return int(post.id)
 
 
+async def _audit_posts(connection: AsyncConnection) -> None:
+    """An audit entry per seeded post, as createPost writes one: the seed bulk-loads without
+    them, and `auditLog` then has nothing to page through."""
+    await connection.execute(
+        text(
+            "insert into audit_logs (entity_type, entity_id, action, actor_id, changes,"
+            " created_at) select 'Post', id, 'CREATE', user_id,"
+            " json_build_object('title', title, 'published', published), created_at from posts"
+        )
+    )
+
+
 async def _describe(
-    engine: AsyncEngine, url: str, *, detail_post_id: int, token: str, admin_id: int
+    engine: AsyncEngine,
+    url: str,
+    *,
+    detail_post_id: int,
+    token: str,
+    admin_id: int,
+    seeded_before: str,
 ) -> Dataset:
     async with engine.connect() as connection:
         last_user = (
@@ -229,4 +256,5 @@ async def _describe(
             server_version=str(await connection.scalar(text("show server_version"))),
             write_post_id=int(write_post_id),
             admin_id=admin_id,
+            seeded_before=seeded_before,
         )

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from bench.servers import PLANNER_OFF
+
 FEED_PAGE: Final = 20
 DEEP_USERS: Final = 10
 DEEP_POSTS: Final = 10
@@ -219,6 +221,7 @@ GQL_BLOG_TEXTS: Final = QuerySet({"feed": FEED, "deep": DEEP, "detail": DETAIL})
 QUERY_SETS: Final = {
     "floor": GQL_BLOG_TEXTS,
     "gql_blog": GQL_BLOG_TEXTS,
+    PLANNER_OFF: GQL_BLOG_TEXTS,
     "naive": GQL_BLOG_TEXTS,
     "graphene-sqlalchemy": QuerySet(
         {"feed": GRAPHENE_FEED, "deep": GRAPHENE_DEEP, "detail": GRAPHENE_DETAIL}
@@ -234,5 +237,56 @@ QUERY_SETS: Final = {
 # The servers that write, with their text of each write.
 WRITE_SETS: Final = {
     "gql_blog": QuerySet({"add_comment": ADD_COMMENT}),
+    PLANNER_OFF: QuerySet({"add_comment": ADD_COMMENT}),
     "postgraphile": QuerySet({"add_comment": POSTGRAPHILE_ADD_COMMENT}, ids="row"),
 }
+
+
+# gql_blog's own operations (issue 16's second table), with the planner on and off. Every read
+# leaves out what the bench's writes add (drafts, the audit entries after the seed), so each
+# server answers them alike whatever ran before it.
+OWN_READS: Final = {
+    "node": (
+        "query Node($id: ID!) { node(id: $id) { id"
+        " ... on Post { title author { username } tags { name } } } }"
+    ),
+    "audit_log": (
+        "query AuditLog($before: DateTime!) { auditLog(first: 20,"
+        " where: { createdAt: { lt: $before } }) { nodes { entityType entityId action"
+        " createdAt actor { username } } } }"
+    ),
+    "post_stats": (
+        "query PostStats { postStats(where: { published: { eq: true } })"
+        " { count publishedCount firstCreatedAt lastCreatedAt } }"
+    ),
+    "search": (
+        'query Search { searchPosts(query: "keyset pagination", first: 10,'
+        " where: { published: { eq: true } }) { nodes { id title } } }"
+    ),
+    "post_groups": (
+        "query PostGroups { postGroups(groupBy: [TAG], first: 10,"
+        " where: { published: { eq: true } }) { key { tag { name } } count } }"
+    ),
+}
+# A draft (no read above shows it) with two tags, created on the first request.
+CREATE_POST: Final = (
+    "mutation CreatePost($input: CreatePostInput!) { createPost(input: $input)"
+    " { ... on Post { title published tags { name } author { username } } } }"
+)
+OWN_WRITES: Final = {"create_post": CREATE_POST}
+OWN_NAMES: Final = (*OWN_READS, *OWN_WRITES)
+# The servers that answer them.
+OWN_SERVERS: Final = ("gql_blog", PLANNER_OFF)
+
+
+def own_variables(operation: str, *, detail_post_id: int, seeded_before: str) -> dict[str, Any]:
+    """The variables of one of gql_blog's own operations."""
+    if operation == "node":
+        return {"id": post_global_id(detail_post_id)}
+    if operation == "audit_log":
+        return {"before": seeded_before}
+    if operation == "create_post":
+        tags = ["bench-one", "bench-two"]
+        title = "A draft from the benchmark"
+        return {"input": {"title": title, "content": WRITTEN_CONTENT, "tags": tags}}
+    return {}

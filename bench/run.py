@@ -189,6 +189,10 @@ def _requests(server: str, dataset: datasets.Dataset) -> dict[str, load.Request]
         )
         for query in queries.QUERY_NAMES
     }
+    own = server in queries.OWN_SERVERS
+    if own:
+        for name, text in queries.OWN_READS.items():
+            found[name] = _own_request(name, text, dataset)
     writes = queries.WRITE_SETS.get(server)
     if writes is not None:
         for write in queries.WRITE_NAMES:
@@ -198,7 +202,17 @@ def _requests(server: str, dataset: datasets.Dataset) -> dict[str, load.Request]
             found[write] = load.graphql_request(
                 writes.texts[write], variables, token=dataset.admin_token
             )
+    if own:
+        for name, text in queries.OWN_WRITES.items():
+            found[name] = _own_request(name, text, dataset)
     return found
+
+
+def _own_request(name: str, text: str, dataset: datasets.Dataset) -> load.Request:
+    variables = queries.own_variables(
+        name, detail_post_id=dataset.detail_post_id, seeded_before=dataset.seeded_before
+    )
+    return load.graphql_request(text, variables, token=dataset.admin_token)
 
 
 async def _check_answers(
@@ -223,7 +237,7 @@ def _compare(server: str, query: str, status: int, body: Any, reference: dict[st
     if status != 200 or not isinstance(body, dict) or body.get("errors") or not body.get("data"):
         raise AnswerMismatch(f"{server} {query}: status {status}, {str(body)[:500]}")
     answer = queries.normalize(server, query, body["data"])
-    if server == report.FLOOR or query in queries.WRITE_NAMES:
+    if server == report.FLOOR or query in (*queries.WRITE_NAMES, *queries.OWN_NAMES):
         reference.setdefault(query, answer)
     if answer != reference[query]:
         path = report.RESULTS_DIR / f"mismatch-{server}-{query}.json"
@@ -299,6 +313,8 @@ def _publish(run: report.Run, *, readme: bool) -> None:
     click.echo("Issue 16's targets for gql_blog:")
     for line in report.postgraphile_targets(run.cells, queries.QUERY_NAMES, queries.WRITE_NAMES):
         click.echo(line)
+    click.echo()
+    click.echo(report.planner_table(run.cells, (*queries.QUERY_NAMES, *queries.OWN_NAMES)))
     _say(f"wrote {report.write_json(run)}")
     failed = [f"{cell.server} {cell.query}" for cell in run.cells if cell.errors]
     if failed:

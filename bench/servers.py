@@ -11,8 +11,8 @@ import json
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -22,6 +22,7 @@ from bench import workers
 from bench.datasets import Dataset, server_environment
 
 HOST: Final = "127.0.0.1"
+PLANNER_OFF: Final = "gql_blog (planner off)"
 STARTUP_SECONDS: Final = 60.0
 SHUTDOWN_SECONDS: Final = 10.0
 REPOSITORY: Final = Path(__file__).resolve().parent.parent
@@ -41,6 +42,8 @@ class Server:
     # Whether it is ready: GET /healthz, or (PostGraphile) a POST of `{ __typename }`.
     ready_by_typename: bool = False
     cwd: Path = REPOSITORY
+    # Settings of its own (gql_blog with the planner off).
+    environment: Mapping[str, str] = field(default_factory=dict)
 
     def missing(self) -> str | None:
         """Why this server cannot start here (its install is missing), or None."""
@@ -82,6 +85,12 @@ def all_servers(python: Path) -> tuple[Server, ...]:
     return (
         Server("floor", _uvicorn(python, "bench.floor:create_app")),
         Server("gql_blog", _uvicorn(python, "gql_blog.app:create_app")),
+        # The same app answering everything with strawberry's executor: issue 16's "planner off".
+        Server(
+            PLANNER_OFF,
+            _uvicorn(python, "gql_blog.app:create_app"),
+            environment={"GQL_BLOG_PLANNER": "false"},
+        ),
         Server("graphene-sqlalchemy", _uvicorn(GRAPHENE_PYTHON, "bench.graphene_app:create_app")),
         Server("strawberry-sqlalchemy-mapper", _uvicorn(python, "bench.mapper_app:create_app")),
         Server("naive", _uvicorn(python, "bench.naive:create_app")),
@@ -113,18 +122,22 @@ async def running(
 ) -> AsyncIterator[Running]:
     """Run `server` pinned to `core` until the block ends (`extra_environment` wins)."""
     plain_url = dataset.url.replace("+asyncpg", "")
-    environment = server_environment(
-        dataset.url,
-        BENCH_DATABASE_URL=plain_url,
-        BENCH_PORT=str(port),
-        GRAPHILE_ENV="production",
-        NODE_ENV="production",
-        # As many pooled connections as the floor keeps (its POOL_SIZE), all of them kept: with
-        # gql_blog's default 10 + 10 overflow, 16 clients open and close overflow connections.
-        GQL_BLOG_POOL_SIZE="20",
-        GQL_BLOG_MAX_OVERFLOW="0",
-        GQL_BLOG_READ_POOL_SIZE="20",  # the planned reads' pool: the same 20
-    ) | (extra_environment or {})
+    environment = (
+        server_environment(
+            dataset.url,
+            BENCH_DATABASE_URL=plain_url,
+            BENCH_PORT=str(port),
+            GRAPHILE_ENV="production",
+            NODE_ENV="production",
+            # As many pooled connections as the floor keeps (its POOL_SIZE), all of them kept: with
+            # gql_blog's default 10 + 10 overflow, 16 clients open and close overflow connections.
+            GQL_BLOG_POOL_SIZE="20",
+            GQL_BLOG_MAX_OVERFLOW="0",
+            GQL_BLOG_READ_POOL_SIZE="20",  # the planned reads' pool: the same 20
+        )
+        | dict(server.environment)
+        | (extra_environment or {})
+    )
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
