@@ -83,9 +83,10 @@ wrk:
 	@command -v wrk >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; }
 
-# `make bench BENCH_ARGS=--quick` checks the script on small data in about two minutes.
+# `make bench BENCH_ARGS=--quick` checks the script on small data in about two minutes;
+# `make bench BENCH_SCALE=large` then measures gql_blog's feed on a 10x data set too.
 bench: $(BENCH_STAMP) $(GRAPHENE_STAMP) $(POSTGRAPHILE_STAMP) wrk
-	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.run $(BENCH_ARGS) $(if $(filter large,$(BENCH_SCALE)),--large)
 
 # gql_blog's RSS after 10,000 and 100,000 requests of a mixed load (about 6 minutes).
 bench-memory: $(BENCH_STAMP) wrk

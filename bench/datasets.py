@@ -24,6 +24,8 @@ from gql_blog import auth, engines, migrations, models
 from gql_blog.config import Settings
 
 DATABASE: Final = "bench"
+# The 10x data set of `make bench BENCH_SCALE=large`, beside the usual one in the same cluster.
+LARGE_DATABASE: Final = "bench_large"
 DETAIL_COMMENTS: Final = 32
 ADMIN_USERNAME: Final = "bench_admin"
 ADMIN_PASSWORD: Final = "bench-admin-password"
@@ -82,6 +84,11 @@ class Dataset:
     # After every audit entry of the seed, before any the bench's writes add (ISO 8601, UTC).
     seeded_before: str
 
+    @property
+    def database(self) -> str:
+        """The database's name (its URL's last part)."""
+        return self.url.rsplit("/", 1)[1]
+
 
 def prepare(url: str, plan: SeedPlan, *, say: Callable[[str], None]) -> Dataset:
     """Create, migrate and seed the database at `url` (empty, in the throwaway cluster).
@@ -98,10 +105,10 @@ def prepare(url: str, plan: SeedPlan, *, say: Callable[[str], None]) -> Dataset:
 async def _create_database(url: str) -> None:
     # The cluster is new: the database does not exist yet. pg_stat_statements' view is created
     # in `postgres`, where the benchmark reads it from (so its own SELECTs are not counted).
-    server = url.replace("+asyncpg", "").rsplit("/", 1)[0]
+    server, name = url.replace("+asyncpg", "").rsplit("/", 1)
     connection = await asyncpg.connect(f"{server}/postgres")
     try:
-        await connection.execute(f'create database "{DATABASE}"')
+        await connection.execute(f'create database "{name}"')
         await connection.execute("create extension if not exists pg_stat_statements")
     finally:
         await connection.close()

@@ -103,6 +103,8 @@ POSTGRAPHILE_DETAIL: Final = (
 )
 
 QUERY_NAMES: Final = ("feed", "deep", "detail")
+# The feed's cell on the 10x data set (`make bench BENCH_SCALE=large`).
+LARGE_FEED: Final = "feed (10x data)"
 
 # The write cells (issue 16): a comment added to `Dataset.write_post_id` by the admin, answered
 # with its content and author; only the servers of WRITE_SETS write.

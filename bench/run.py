@@ -11,6 +11,7 @@ The cluster is stopped and deleted at the end, also on failure and Ctrl-C.
 """
 
 import asyncio
+import dataclasses
 import json
 import os
 import shlex
@@ -31,6 +32,8 @@ from bench import cluster, datasets, load, queries, report, servers
 
 FULL_PLAN: Final = datasets.SeedPlan(users=1_000, posts_per_user=10, comments_per_post=5)
 QUICK_PLAN: Final = datasets.SeedPlan(users=100, posts_per_user=10, comments_per_post=5)
+# `--large` (make bench BENCH_SCALE=large): the feed again on ten times the users and posts.
+LARGE_PLAN: Final = datasets.SeedPlan(users=10_000, posts_per_user=10, comments_per_post=5)
 COUNTED_REQUESTS: Final = 10
 CONCURRENT_CHECKS: Final = 4
 # A cell lasts long enough for every connection to finish a few requests: a server whose
@@ -100,6 +103,11 @@ def _interrupt_on_sigterm() -> None:
 @click.option(
     "--readme/--no-readme", default=None, help="Write the tables into bench/README.md. [full: yes]"
 )
+@click.option(
+    "--large",
+    is_flag=True,
+    help="Then gql_blog's feed on a 10x data set too (make bench BENCH_SCALE=large).",
+)
 def main(
     *,
     quick: bool,
@@ -108,6 +116,7 @@ def main(
     connections: int,
     only: tuple[str, ...],
     readme: bool | None,
+    large: bool,
 ) -> None:
     """Benchmark gql_blog against the floor, graphene-sqlalchemy, strawberry-sqlalchemy-mapper,
     the naive server and PostGraphile 5 on a throwaway PostgreSQL cluster."""
@@ -134,6 +143,13 @@ def main(
         )
         stats_url = db.url("postgres")
         cells, skipped = asyncio.run(_measure_all(chosen, dataset, settings, stats_url=stats_url))
+        if large:
+            large_plan = QUICK_PLAN if quick else LARGE_PLAN
+            large_set = datasets.prepare(
+                db.url(datasets.LARGE_DATABASE, driver="postgresql+asyncpg"), large_plan, say=_say
+            )
+            ours = next(server for server in chosen if server.name == report.OURS)
+            cells.append(asyncio.run(_measure_large_feed(ours, large_set, settings, stats_url)))
     run = report.Run(
         started_at=started_at,
         finished_at=report.now_utc(),
@@ -176,6 +192,25 @@ async def _measure_all(
             for query, request in requests.items():
                 cells.append(await _measure(server.name, query, live, request, settings, stats_url))
     return cells, skipped
+
+
+async def _measure_large_feed(
+    server: servers.Server, dataset: datasets.Dataset, settings: Settings, stats_url: str
+) -> report.Cell:
+    """gql_blog's feed on the 10x data set, cell `queries.LARGE_FEED` (issue 16: within 20 % of its
+    rate on the usual data)."""
+    log_path = report.RESULTS_DIR / "server-gql_blog-large.log"
+    async with servers.running(
+        server, dataset=dataset, port=_free_port(), core=settings.server_core, log_path=log_path
+    ) as live:
+        request = _requests(server.name, dataset)["feed"]
+        status, body = await load.ask(live.base_url, request)
+        if status != 200 or not isinstance(body, dict) or body.get("errors"):
+            raise AnswerMismatch(f"{server.name} feed on the 10x data: {str(body)[:500]}")
+        cell = await _measure(
+            server.name, "feed", live, request, settings, stats_url, database=dataset.database
+        )
+    return dataclasses.replace(cell, query=queries.LARGE_FEED)
 
 
 def _requests(server: str, dataset: datasets.Dataset) -> dict[str, load.Request]:
@@ -253,13 +288,15 @@ async def _measure(
     request: load.Request,
     settings: Settings,
     stats_url: str,
+    *,
+    database: str = datasets.DATABASE,
 ) -> report.Cell:
     started = time.perf_counter()
     selects = await load.count_selects(
         live.base_url,
         request,
         stats_url=stats_url,
-        database=datasets.DATABASE,
+        database=database,
         requests=COUNTED_REQUESTS,
     )
     # One request alone takes about this long; under load a request waits for the others.
@@ -315,6 +352,8 @@ def _publish(run: report.Run, *, readme: bool) -> None:
         click.echo(line)
     click.echo()
     click.echo(report.planner_table(run.cells, (*queries.QUERY_NAMES, *queries.OWN_NAMES)))
+    if line := report.large_feed_target(run.cells, queries.LARGE_FEED):
+        click.echo(line)
     _say(f"wrote {report.write_json(run)}")
     failed = [f"{cell.server} {cell.query}" for cell in run.cells if cell.errors]
     if failed:
