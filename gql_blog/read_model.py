@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Integer,
     SQLColumnExpression,
@@ -206,8 +207,10 @@ def _parameter(name: str, value: Any, **options: Any) -> BindParameter[Any]:
 def key_in(column: Any, dialect: str, keys: Keys = None) -> ColumnElement[bool]:
     """`column` is one of `:keys`: `= ANY(array)` on PostgreSQL, an expanding IN elsewhere."""
     if dialect == "postgresql":
+        # A BIGINT column's keys may be past INTEGER's range (audit log ids).
+        element = BigInteger if isinstance(column.type, BigInteger) else Integer
         matched: ColumnElement[bool] = column == any_(
-            _parameter("keys", keys, type_=ARRAY(Integer))
+            _parameter("keys", keys, type_=ARRAY(element))
         )
         return matched
     in_keys: ColumnElement[bool] = column.in_(_parameter("keys", keys, expanding=True))
