@@ -104,7 +104,7 @@ class ChildCounts(DataLoader[int, int]):
         stmt = read_model.child_counts(
             self._relation, self._where, loaders.viewer, loaders.db.dialect.name, keys=parent_ids
         )
-        counts = dict(await self._loaders.db.rows(stmt))
+        counts = dict(await loaders.db.rows(stmt))
         return [counts.get(parent_id, 0) for parent_id in parent_ids]
 
 
