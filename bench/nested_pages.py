@@ -1,9 +1,9 @@
 """`python -m bench.nested_pages`: the statements of per-parent pages, search and groups, timed.
 
-Times the SQL the planned path builds (gql_blog/plan/fetch.py; loaders.py runs the same per-parent
-page and search statements) straight on a connection, with no GraphQL and no HTTP around them, so a
-change of SQL shows as itself: each statement runs `--runs` times after two warm-up runs and the
-median and fastest are printed, with the database's plan (EXPLAIN).
+Times the SQL of the read model's builders (gql_blog/read_model.py, which both executors run) and
+search.py's straight on a connection, with no GraphQL and no HTTP around them, so a change of SQL
+shows as itself: each statement runs `--runs` times after two warm-up runs and the median and
+fastest are printed, with the database's plan (EXPLAIN).
 
 The data is the 10x bench data set (10,000 users, 100,000 posts, 500,000 comments, 40 tags):
 `prepare` creates the database at URL, migrates it and seeds it with `gql-blog seed` (once);
@@ -41,9 +41,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from bench import datasets
 from gql_blog import engines, migrations, models, search, stats
 from gql_blog.config import Settings
-from gql_blog.loaders import RELATIONS, PageRequest
 from gql_blog.ordering import Ordering
-from gql_blog.plan import fetch
+from gql_blog.read_model import RELATIONS, PageRequest, child_pages
 
 PLAN: Final = datasets.SeedPlan(users=10_000, posts_per_user=10, comments_per_post=5)
 PARENTS: Final = 50
@@ -84,7 +83,7 @@ async def page_cases(connection: AsyncConnection, dialect: str) -> list[Case]:
     return [
         Case(
             name,
-            fetch.child_pages(RELATIONS[relation], names, page, None, dialect),
+            child_pages(RELATIONS[relation], names, page, None, dialect),
             {"keys": keys},
         )
         for name, relation, page, names, keys in pages

@@ -18,8 +18,8 @@ from gql_blog import models
 from gql_blog.config import Settings
 from gql_blog.errors import InvalidCursorError, InvalidFilterError, InvalidPageError
 from gql_blog.ids import decode_global_id
-from gql_blog.loaders import Filter, PageRequest
 from gql_blog.ordering import Ordering, OrderTerm
+from gql_blog.read_model import Filter, PageRequest
 
 # An id of another type can equal no row; 0 is an id no row has.
 _NO_ROW = 0

@@ -1,233 +1,33 @@
-"""Batched loaders, one set per request: rows by id, pages of children for many parents in one
-statement, tags of posts, grouped counts, and the root connections' page and count queries.
-
-Every query here applies the viewer's visibility predicate, so pages, counts and `node` agree.
+"""Batched loaders, one set per request, for strawberry's executor: each batches the keys of one
+event-loop tick into one statement and remembers the rows it loaded. Every statement comes from
+the read model's builders (`gql_blog.read_model`), which the planned path runs too.
 """
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
-from sqlalchemy import (
-    ColumnElement,
-    SQLColumnExpression,
-    exists,
-    func,
-    select,
-    true,
-)
-from sqlalchemy.sql import Select
 
-from gql_blog import models
-from gql_blog.entities import CONTENT_MODELS
+from gql_blog import models, read_model
 from gql_blog.ordering import Ordering
-from gql_blog.serial_session import SerialSession
-from gql_blog.visibility import (
-    Viewer,
-    can_see_emails,
-    visible,
-    visible_comments,
-    visible_posts,
-    visible_tags,
+from gql_blog.read_model import (
+    ENTITY,
+    MAX_BATCH,
+    RELATIONS,
+    Page,
+    PageRequest,
+    Relation,
+    compile_where,
 )
-from gql_blog.where import WhereCompiler, canonical_where
+
+# Other modules (search.py, stats.py) import these two from here.
+from gql_blog.read_model import Filter as Filter
+from gql_blog.read_model import filter_conditions as filter_conditions
+from gql_blog.serial_session import SerialSession
 
 RowT = TypeVar("RowT", bound=models.Base)
 LoaderT = TypeVar("LoaderT", bound=DataLoader[Any, Any])
-
-# Stays under every dialect's bind-parameter limit (SQLite's is the smallest, 32,766).
-MAX_BATCH = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Filter:
-    """A compiled `where`; equal (as a loader key) when its canonical text is."""
-
-    key: str
-    predicate: ColumnElement[bool] = field(compare=False, hash=False)
-
-
-def filter_conditions(where: Filter | None) -> list[ColumnElement[bool]]:
-    return [] if where is None else [where.predicate]
-
-
-@dataclass(frozen=True, slots=True)
-class PageRequest:
-    """One connection's page arguments, decoded; hashable so it can key a loader."""
-
-    ordering: Ordering
-    size: int
-    backward: bool = False
-    after: tuple[Any, ...] | None = None
-    before: tuple[Any, ...] | None = None
-    where: Filter | None = None
-
-    def conditions(self) -> list[ColumnElement[bool]]:
-        """The filter and the cursors' keyset conditions (cursor values as bind parameters)."""
-        found = filter_conditions(self.where)
-        if self.after is not None:
-            found.append(self.ordering.beyond(self.after, forward=True, name="after"))
-        if self.before is not None:
-            found.append(self.ordering.beyond(self.before, forward=False, name="before"))
-        return found
-
-    def cursor_parameters(self) -> dict[str, Any]:
-        """Values for the cursors' bind parameters in `conditions()`."""
-        found: dict[str, Any] = {}
-        if self.after is not None:
-            found |= self.ordering.cursor_parameters(self.after, "after")
-        if self.before is not None:
-            found |= self.ordering.cursor_parameters(self.before, "before")
-        return found
-
-    def shape(self) -> tuple[Any, ...]:
-        """What the statement of this page depends on: all but the cursors' non-NULL values."""
-        return (
-            self.ordering,
-            self.size,
-            self.backward,
-            None if self.after is None else tuple(value is None for value in self.after),
-            None if self.before is None else tuple(value is None for value in self.before),
-            self.where,
-        )
-
-    def page(self, rows: Sequence[Any]) -> "Page":
-        """Cut the `size + 1` rows fetched into a page; the extra row says there is more."""
-        has_more = len(rows) > self.size
-        kept = list(rows[: self.size])
-        if self.backward:
-            kept.reverse()
-        return Page(rows=kept, has_more=has_more, request=self)
-
-
-@dataclass(slots=True)
-class Page:
-    rows: list[Any]
-    has_more: bool
-    request: PageRequest
-
-
-@dataclass(frozen=True, slots=True)
-class Relation:
-    """A to-many relation: the child model and the column holding the parent's id."""
-
-    name: str
-    model: type[models.Base]
-    parent_key: Callable[[], SQLColumnExpression[int]]
-    parent: type[models.Base]  # the model whose id the parent key holds
-    through_tags: bool = False
-
-    def select_from(self, *columns: Any) -> Select[Any]:
-        stmt = select(*columns).select_from(self.model)
-        if self.through_tags:
-            stmt = stmt.join(models.post_tags, models.post_tags.c.post_id == models.Post.id)
-        return stmt
-
-
-RELATIONS = {
-    relation.name: relation
-    for relation in (
-        Relation("User.posts", models.Post, lambda: models.Post.user_id, models.User),
-        Relation("User.comments", models.Comment, lambda: models.Comment.user_id, models.User),
-        Relation("Post.comments", models.Comment, lambda: models.Comment.post_id, models.Post),
-        Relation(
-            "Tag.posts",
-            models.Post,
-            lambda: models.post_tags.c.tag_id,
-            models.Tag,
-            through_tags=True,
-        ),
-    )
-}
-
-
-def walked_pages(
-    relation: Relation,
-    selected: Sequence[Any],
-    request: PageRequest,
-    viewer: Viewer | None,
-    parent_in: Callable[[Any], ColumnElement[bool]],
-) -> Select[Any]:
-    """SQLite: each parent's first `size + 1` children, `(parent_key, *selected)` per row.
-
-    For each parent (the rows of its table whose ids `parent_in` keeps), a correlated
-    `child.id IN (SELECT id ... WHERE parent = it ORDER BY ... LIMIT size + 1)` runs once and
-    walks that parent's children as far as the page needs (an index in the page's order stops
-    after `size + 1` rows): no window ranks every child of every parent. The subquery's own
-    children table shadows the outer one (it correlates with `parents` only), so the
-    visibility, filter and cursor conditions are those of every other page statement.
-    (PostgreSQL has LATERAL for this; MariaDB refuses LIMIT inside IN and re-runs dependent
-    subqueries per joined row, so it ranks, see `ranked_pages`.)
-    """
-    parent: Any = relation.parent
-    parents = select(parent.id.label("parent_key")).where(parent_in(parent.id)).subquery("parents")
-    model: Any = relation.model
-    clauses = request.ordering.clauses(reverse=request.backward)
-    page = (
-        relation.select_from(model.id)
-        .where(
-            relation.parent_key() == parents.c.parent_key,
-            visible(relation.model, viewer),
-            *request.conditions(),
-        )
-        .order_by(*clauses)
-        .limit(request.size + 1)
-        .correlate(parents)
-    )
-    return (
-        select(parents.c.parent_key, *selected)
-        .select_from(parents)
-        .join(relation.model, model.id.in_(page))
-        .order_by(parents.c.parent_key, *clauses)
-    )
-
-
-def ranked_pages(
-    relation: Relation,
-    selected: Sequence[Any],
-    request: PageRequest,
-    viewer: Viewer | None,
-    parent_in: Callable[[Any], ColumnElement[bool]],
-) -> Select[Any]:
-    """Each parent's first `size + 1` children by ROW_NUMBER() over all its matching children,
-    `(parent_key, *selected)` per row."""
-    parent = relation.parent_key()
-    model: Any = relation.model
-    position = func.row_number().over(
-        partition_by=parent, order_by=request.ordering.clauses(reverse=request.backward)
-    )
-    # Rank ids only: sorting narrow rows, not whole posts, keeps the window in memory.
-    ranked = (
-        relation.select_from(
-            model.id.label("row_id"), parent.label("parent_key"), position.label("pos")
-        )
-        .where(parent_in(parent), visible(relation.model, viewer), *request.conditions())
-        .subquery()
-    )
-    # Keep size + 1 rows per parent: the extra row answers hasNextPage without a COUNT.
-    return (
-        select(ranked.c.parent_key, *selected)
-        .join(ranked, model.id == ranked.c.row_id)
-        .where(ranked.c.pos <= request.size + 1)
-        .order_by(ranked.c.parent_key, ranked.c.pos)
-    )
-
-
-def compile_where(
-    viewer: Viewer | None, entity: str, plain: Mapping[str, Any] | None, *, max_depth: int
-) -> Filter | None:
-    """Compile a plain `where` for this viewer (visibility inside every relation filter)."""
-    compiler = WhereCompiler(
-        visible=lambda name: visible(CONTENT_MODELS[name], viewer),
-        can_see_email=lambda: can_see_emails(viewer),
-        max_depth=max_depth,
-    )
-    predicate = compiler.compile(entity, plain)
-    if predicate is None:
-        return None
-    return Filter(key=canonical_where(plain), predicate=predicate)
 
 
 class ById(DataLoader[int, RowT | None], Generic[RowT]):
@@ -238,11 +38,11 @@ class ById(DataLoader[int, RowT | None], Generic[RowT]):
     would dispatch without the other parents' keys, and the statement count would depend on data.
     """
 
-    def __init__(self, db: SerialSession, model: type[RowT], condition: ColumnElement[bool]):
+    def __init__(self, db: SerialSession, model: type[RowT], viewer: models.User | None):
         super().__init__(max_batch_size=MAX_BATCH, cache=False)
         self._db = db
         self._model = model
-        self._condition = condition
+        self._viewer = viewer
         self.loaded: dict[int, RowT | None] = {}
 
     async def batch_load_fn(self, ids: list[int]) -> list[RowT | None]:
@@ -251,7 +51,9 @@ class ById(DataLoader[int, RowT | None], Generic[RowT]):
         limit = models.id_limit(model.id.type)
         wanted = {row_id for row_id in ids if row_id < limit and row_id not in self.loaded}
         if wanted:
-            stmt = select(model).where(model.id.in_(sorted(wanted)), self._condition)
+            stmt = read_model.rows_by_id(
+                model, ENTITY, self._viewer, self._db.dialect.name, keys=sorted(wanted)
+            )
             by_id = {row.id: row for row in await self._db.scalars(stmt)}
             self.loaded.update({row_id: by_id.get(row_id) for row_id in wanted})
         return [self.loaded.get(row_id) for row_id in ids]
@@ -262,7 +64,8 @@ class ById(DataLoader[int, RowT | None], Generic[RowT]):
 
 
 class ChildPages(DataLoader[int, "Page"]):
-    """One page of children per parent, for all parents in one statement (see `walked_pages`)."""
+    """One page of children per parent, for all parents in one statement (see
+    `read_model.child_pages`)."""
 
     def __init__(self, loaders: "Loaders", relation: Relation, request: PageRequest):
         super().__init__(max_batch_size=MAX_BATCH)
@@ -271,19 +74,19 @@ class ChildPages(DataLoader[int, "Page"]):
         self._request = request
 
     async def batch_load_fn(self, parent_ids: list[int]) -> list[Page]:
-        relation, request = self._relation, self._request
-        pages = walked_pages if self._loaders.db.dialect.name == "sqlite" else ranked_pages
-        stmt = pages(
-            relation,
-            [relation.model],
+        loaders, request = self._loaders, self._request
+        stmt = read_model.child_pages(
+            self._relation,
+            ENTITY,
             request,
-            self._loaders.viewer,
-            lambda column: column.in_(parent_ids),
+            loaders.viewer,
+            loaders.db.dialect.name,
+            keys=parent_ids,
         )
         grouped: dict[int, list[Any]] = defaultdict(list)
-        for parent_id, row in await self._loaders.db.rows(stmt):
+        for parent_id, row in await loaders.db.rows(stmt):
             grouped[parent_id].append(row)
-            self._loaders.remember(row)
+            loaders.remember(row)
         return [request.page(grouped[parent_id]) for parent_id in parent_ids]
 
 
@@ -297,17 +100,11 @@ class ChildCounts(DataLoader[int, int]):
         self._where = where
 
     async def batch_load_fn(self, parent_ids: list[int]) -> list[int]:
-        parent = self._relation.parent_key()
-        stmt = (
-            self._relation.select_from(parent, func.count())
-            .where(
-                parent.in_(parent_ids),
-                visible(self._relation.model, self._loaders.viewer),
-                *filter_conditions(self._where),
-            )
-            .group_by(parent)
+        loaders = self._loaders
+        stmt = read_model.child_counts(
+            self._relation, self._where, loaders.viewer, loaders.db.dialect.name, keys=parent_ids
         )
-        counts = dict(await self._loaders.db.rows(stmt))
+        counts = dict(await loaders.db.rows(stmt))
         return [counts.get(parent_id, 0) for parent_id in parent_ids]
 
 
@@ -326,21 +123,21 @@ class ChildrenBeyond(DataLoader[int, bool]):
         super().__init__(max_batch_size=MAX_BATCH)
         self._loaders = loaders
         self._relation = relation
-        self._conditions = [
-            ordering.at_or_beyond(values, forward=forward),
-            *filter_conditions(where),
-        ]
+        self._ordering = ordering
+        self._values = values
+        self._forward = forward
+        self._where = where
 
     async def batch_load_fn(self, parent_ids: list[int]) -> list[bool]:
-        parent = self._relation.parent_key()
-        stmt = (
-            self._relation.select_from(parent)
-            .where(
-                parent.in_(parent_ids),
-                visible(self._relation.model, self._loaders.viewer),
-                *self._conditions,
-            )
-            .distinct()
+        stmt = read_model.children_beyond(
+            self._relation,
+            self._ordering,
+            self._values,
+            forward=self._forward,
+            where=self._where,
+            viewer=self._loaders.viewer,
+            dialect=self._loaders.db.dialect.name,
+            keys=parent_ids,
         )
         found = {parent_id for (parent_id,) in await self._loaders.db.rows(stmt)}
         return [parent_id in found for parent_id in parent_ids]
@@ -354,12 +151,7 @@ class TagsOfPosts(DataLoader[int, list[models.Tag]]):
         self._loaders = loaders
 
     async def batch_load_fn(self, post_ids: list[int]) -> list[list[models.Tag]]:
-        stmt = (
-            select(models.post_tags.c.post_id, models.Tag)
-            .join(models.Tag, models.Tag.id == models.post_tags.c.tag_id)
-            .where(models.post_tags.c.post_id.in_(post_ids))
-            .order_by(models.Tag.name, models.Tag.id)
-        )
+        stmt = read_model.tags_of_posts(ENTITY, self._loaders.db.dialect.name, keys=post_ids)
         grouped: dict[int, list[models.Tag]] = defaultdict(list)
         for post_id, tag in await self._loaders.db.rows(stmt):
             grouped[post_id].append(tag)
@@ -376,11 +168,11 @@ class Loaders:
         self.db = db
         self.viewer = viewer
         self._max_filter_depth = max_filter_depth
-        self.users = ById(db, models.User, true())
-        self.posts = ById(db, models.Post, visible_posts(viewer))
-        self.comments = ById(db, models.Comment, visible_comments(viewer))
-        self.tags = ById(db, models.Tag, visible_tags(viewer))
-        self.audit_logs = ById(db, models.AuditLog, visible(models.AuditLog, viewer))
+        self.users = ById(db, models.User, viewer)
+        self.posts = ById(db, models.Post, viewer)
+        self.comments = ById(db, models.Comment, viewer)
+        self.tags = ById(db, models.Tag, viewer)
+        self.audit_logs = ById(db, models.AuditLog, viewer)
         self.tags_of_posts = TagsOfPosts(self)
         self._by_model: dict[type[models.Base], ById[Any]] = {
             models.User: self.users,
@@ -440,7 +232,7 @@ class Loaders:
     async def user_by_username(self, username: str) -> models.User | None:
         if "\x00" in username:  # no stored name holds NUL, and PostgreSQL refuses to bind it
             return None
-        stmt = select(models.User).where(models.User.username_key == models.fold_username(username))
+        stmt = read_model.user_by_username(ENTITY, models.fold_username(username))
         row = next(iter(await self.db.scalars(stmt)), None)
         if row is not None:
             self.remember(row)
@@ -449,33 +241,21 @@ class Loaders:
     async def tag_by_name(self, name: str) -> models.Tag | None:
         if "\x00" in name:  # no stored name holds NUL, and PostgreSQL refuses to bind it
             return None
-        stmt = select(models.Tag).where(
-            models.Tag.name == name.strip().lower(), visible_tags(self.viewer)
-        )
+        stmt = read_model.tag_by_name(ENTITY, self.viewer, name.strip().lower())
         row = next(iter(await self.db.scalars(stmt)), None)
         if row is not None:
             self.remember(row)
         return row
 
     async def root_page(self, model: type[models.Base], request: PageRequest) -> Page:
-        entity: Any = model
-        stmt = (
-            select(entity)
-            .where(visible(model, self.viewer), *request.conditions())
-            .order_by(*request.ordering.clauses(reverse=request.backward))
-            .limit(request.size + 1)
-        )
+        stmt = read_model.root_page(model, ENTITY, request, self.viewer)
         rows = await self.db.scalars(stmt)
         for row in rows:
             self.remember(row)
         return request.page(rows)
 
     async def root_count(self, model: type[models.Base], where: Filter | None = None) -> int:
-        stmt = (
-            select(func.count())
-            .select_from(model)
-            .where(visible(model, self.viewer), *filter_conditions(where))
-        )
+        stmt = read_model.root_count(model, where, self.viewer)
         return int(await self.db.scalar(stmt))
 
     async def root_beyond(
@@ -487,8 +267,7 @@ class Loaders:
         forward: bool,
         where: Filter | None = None,
     ) -> bool:
-        condition = ordering.at_or_beyond(values, forward=forward)
-        stmt = select(
-            exists().where(visible(model, self.viewer), condition, *filter_conditions(where))
+        stmt = read_model.root_beyond(
+            model, ordering, values, forward=forward, where=where, viewer=self.viewer
         )
         return bool(await self.db.scalar(stmt))

@@ -38,9 +38,9 @@ from gql_blog import models
 from gql_blog.entities import CONTENT_MODELS
 from gql_blog.errors import NotPlannedError as NotPlannedError  # re-exported: callers name it here
 from gql_blog.ids import encode_global_id
-from gql_blog.loaders import RELATIONS, Relation
 from gql_blog.plan.declarations import PLAN, Children, Email, GlobalId, Tags, ToOne
 from gql_blog.plan.statements import Statements
+from gql_blog.read_model import RELATIONS, Relation
 from gql_blog.visibility import can_see_email
 
 _SKIP_AND_INCLUDE = frozenset({"skip", "include"})

@@ -36,7 +36,7 @@ class Tags:
 
 @dataclass(frozen=True, slots=True)
 class Children:
-    """A connection over a to-many relation (a key of `gql_blog.loaders.RELATIONS`)."""
+    """A connection over a to-many relation (a key of `gql_blog.read_model.RELATIONS`)."""
 
     relation: str
     entity: str

@@ -19,15 +19,14 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Select
 from strawberry.types.arguments import convert_arguments
 
-from gql_blog import models
+from gql_blog import models, read_model
 from gql_blog.arguments import ordering_of, page_request, plain_where
 from gql_blog.caches import LruCache
 from gql_blog.config import Settings
 from gql_blog.errors import InvalidIdError, InvalidInputError
 from gql_blog.ids import decode_global_id
-from gql_blog.loaders import MAX_BATCH, Filter, Page, PageRequest, compile_where
 from gql_blog.ordering import Ordering
-from gql_blog.plan import fetch, mutations
+from gql_blog.plan import mutations
 from gql_blog.plan.build import (
     Arguments,
     ChildrenPlan,
@@ -48,6 +47,7 @@ from gql_blog.plan.build import (
 )
 from gql_blog.plan.mutations import Refusal, Writer, Written
 from gql_blog.plan.statements import Statement, Statements
+from gql_blog.read_model import MAX_BATCH, Filter, Page, PageRequest, ViewerParameter, compile_where
 from gql_blog.where import canonical_where
 
 # (statement, parameters) -> rows as mappings.
@@ -114,10 +114,10 @@ class Run:
         self._dialect = dialect
         self._driver = driver_rows
         self._dialect_impl = dialect_impl
-        self._viewer_kind = fetch.ViewerParameter.kind(viewer)
+        self._viewer_kind = ViewerParameter.kind(viewer)
         self._viewer_id = None if viewer is None or viewer.is_admin else viewer.id
         self._filters = filters
-        self._viewer_parameter = fetch.ViewerParameter.of(viewer)
+        self._viewer_parameter = ViewerParameter.of(viewer)
         self._parameters: dict[str, Any] = {}
         if viewer is not None and not viewer.is_admin:
             self._parameters["viewer_id"] = viewer.id
@@ -335,7 +335,7 @@ class Run:
 
     def _by_id(self, target: ObjectPlan) -> Callable[[], Select[Any]]:
         def build() -> Select[Any]:
-            return fetch.rows_by_id(
+            return read_model.rows_by_id(
                 target.model, target.columns, self._viewer_parameter, self._dialect
             )
 
@@ -372,18 +372,20 @@ class Run:
             type_name, row_id = decode_global_id(args["id"])
             if type_name != "Post" or row_id >= models.ID_LIMIT:
                 return None
-            build = lambda: fetch.rows_by_id(models.Post, columns, viewer, self._dialect)  # noqa: E731
+            build = lambda: read_model.rows_by_id(models.Post, columns, viewer, self._dialect)  # noqa: E731
             rows = await self._rows(self._statement(root.statements, None, build), [row_id])
         elif root.name == "user":
             if "\x00" in args["username"]:
                 return None
-            stmt = self._statement(root.statements, None, lambda: fetch.user_by_username(columns))
+            stmt = self._statement(
+                root.statements, None, lambda: read_model.user_by_username(columns)
+            )
             rows = await self._rows(stmt, username_key=models.fold_username(args["username"]))
         else:
             if "\x00" in args["name"]:
                 return None
             stmt = self._statement(
-                root.statements, None, lambda: fetch.tag_by_name(columns, viewer)
+                root.statements, None, lambda: read_model.tag_by_name(columns, viewer)
             )
             rows = await self._rows(stmt, name=args["name"].strip().lower())
         return next(iter(rows), None)
@@ -398,7 +400,7 @@ class Run:
         stmt = self._statement(
             connection.statements,
             request,
-            lambda: fetch.root_page(root.model, names, request, viewer),
+            lambda: read_model.root_page(root.model, names, request, viewer),
         )
         rows = await self._rows(stmt, **request.cursor_parameters())
         loaded = Loaded(request, scope, pages={None: request.page(rows)})
@@ -406,11 +408,18 @@ class Run:
             stmt = self._statement(
                 connection.count_statements,
                 request,
-                lambda: fetch.root_count(root.model, request.where, viewer),
+                lambda: read_model.root_count(root.model, request.where, viewer),
             )
             loaded.counts[None] = int(next(iter(await self._rows(stmt)))["count"])
         for values, forward, found in _probes(connection, request, loaded):
-            probe = fetch.root_beyond(root.model, request, values, forward=forward, viewer=viewer)
+            probe = read_model.root_beyond(
+                root.model,
+                request.ordering,
+                values,
+                forward=forward,
+                where=request.where,
+                viewer=viewer,
+            )
             if next(iter(await self._rows(probe)))["found"]:
                 found.add(None)
         self.results[connection.index] = loaded
@@ -445,7 +454,7 @@ class Run:
         stmt = self._statement(
             relation.statements,
             None,
-            lambda: fetch.rows_by_id(
+            lambda: read_model.rows_by_id(
                 target.model, target.columns, self._viewer_parameter, self._dialect
             ),
         )
@@ -475,7 +484,7 @@ class Run:
         stmt = self._statement(
             relation.statements,
             None,
-            lambda: fetch.tags_of_posts(relation.target.columns, self._dialect),
+            lambda: read_model.tags_of_posts(relation.target.columns, self._dialect),
         )
         grouped: dict[int, list[Any]] = defaultdict(list)
         for chunk in _chunks(_unique(row["id"] for row in rows)):
@@ -498,12 +507,12 @@ class Run:
         pages = self._statement(
             connection.statements,
             request,
-            lambda: fetch.child_pages(relation.relation, names, request, viewer, dialect),
+            lambda: read_model.child_pages(relation.relation, names, request, viewer, dialect),
         )
         counts = self._statement(
             connection.count_statements,
             request,
-            lambda: fetch.child_counts(relation.relation, request.where, viewer, dialect),
+            lambda: read_model.child_counts(relation.relation, request.where, viewer, dialect),
         )
         loaded = Loaded(request, scope)
         grouped: dict[int, list[Any]] = defaultdict(list)
@@ -515,11 +524,12 @@ class Run:
                     (row["parent_key"], row["count"]) for row in await self._rows(counts, chunk)
                 )
             for values, forward, found in _probes(connection, request, loaded):
-                stmt = fetch.children_beyond(
+                stmt = read_model.children_beyond(
                     relation.relation,
-                    request,
+                    request.ordering,
                     values,
                     forward=forward,
+                    where=request.where,
                     viewer=viewer,
                     dialect=dialect,
                 )

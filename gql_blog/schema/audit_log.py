@@ -12,8 +12,9 @@ from strawberry import UNSET
 
 from gql_blog import models
 from gql_blog.arguments import page_request, plain_where
-from gql_blog.loaders import Filter, Loaders
+from gql_blog.loaders import Loaders
 from gql_blog.ordering import Ordering
+from gql_blog.read_model import Filter
 from gql_blog.schema.connections import Connection, RootSource, connection
 from gql_blog.schema.errors import ForbiddenQueryError
 from gql_blog.schema.inputs import DateTimeFilter, StringFilter, UserWhere

@@ -10,8 +10,9 @@ from strawberry.types import Info
 
 from gql_blog import models
 from gql_blog.arguments import plain_where
-from gql_blog.loaders import Filter, Loaders, Page
+from gql_blog.loaders import Loaders
 from gql_blog.ordering import Ordering
+from gql_blog.read_model import Filter, Page
 
 NodeT = TypeVar("NodeT")
 

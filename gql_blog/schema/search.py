@@ -6,8 +6,8 @@ import strawberry
 
 from gql_blog import search
 from gql_blog.arguments import page_request
-from gql_blog.loaders import Page
 from gql_blog.ordering import InvalidCursorError, Ordering, OrderTerm
+from gql_blog.read_model import Page
 from gql_blog.schema.connections import PageInfo, compile_filter
 from gql_blog.schema.inputs import PostWhere
 from gql_blog.schema.types import BlogInfo, Post

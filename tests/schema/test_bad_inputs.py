@@ -296,6 +296,25 @@ async def test_ids_beyond_32_bits_name_no_row(
     assert _payload(bulk) == {"affected": 0}
 
 
+async def test_an_audit_log_id_beyond_32_bits_names_no_row(
+    api: GraphQLClient, db: AsyncSession
+) -> None:
+    """Audit log ids are BIGINT: the by-id statement binds the keys as such on every database."""
+    admin = await make_user(db, is_admin=True)
+    headers: dict[str, str | bytes] = {"Authorization": f"Bearer {await api.token_for(admin)}"}
+    audit_id = encode_global_id("AuditLogEntry", BIG)
+
+    read = await _send(
+        api,
+        "query($id: ID!) { node(id: $id) { id } nodes(ids: [$id]) { id } }",
+        {"id": audit_id},
+        headers=headers,
+    )
+
+    assert read.json()["data"] == {"node": None, "nodes": [None]}
+    assert "errors" not in read.json()
+
+
 @pytest.mark.parametrize("row_id", [10**18, 2**63, HUGE], ids=["19-digits", "2^63", "2^70"])
 async def test_ids_beyond_18_digits_are_invalid_ids(api: GraphQLClient, row_id: int) -> None:
     response = await _send(

@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_blog import models
 from gql_blog.ids import encode_global_id
-from gql_blog.loaders import MAX_BATCH, Loaders, PageRequest
+from gql_blog.loaders import Loaders
 from gql_blog.ordering import Ordering
+from gql_blog.read_model import MAX_BATCH, PageRequest
 from gql_blog.serial_session import SerialSession
 from tests.conftest import StatementCounter
 from tests.factories import make_user

@@ -1,0 +1,477 @@
+"""The read model, below both executors: page requests and pages, compiled filters, the to-many
+relations, and the one set of statement builders that strawberry's loaders (`gql_blog.loaders`)
+and the planned path (`gql_blog.plan.run`) both execute.
+
+A builder selects what its caller reads: the ORM entity (`ENTITY`; the loaders keep the rows as
+objects) or named columns labelled by attribute name (the planner reads mappings). Every builder
+applies the viewer's visibility predicate, so pages, counts and `node` agree. The viewer is a user
+row, or a `ViewerParameter` whose id is the `:viewer_id` parameter.
+
+Keys are the `:keys` parameter (`key_in`): `= ANY(array)` on PostgreSQL, so one SQL text (and
+one prepared statement) serves every batch size, and an expanding IN elsewhere. The planner builds
+a statement once per shape and binds the keys per request (`keys=None`); the loaders pass theirs
+to the builder, which binds them into the statement.
+"""
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    SQLColumnExpression,
+    any_,
+    bindparam,
+    exists,
+    func,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql import FromClause, Select
+from sqlalchemy.sql.elements import BindParameter
+
+from gql_blog import models
+from gql_blog.entities import CONTENT_MODELS
+from gql_blog.ordering import Ordering
+from gql_blog.visibility import Viewer, can_see_emails, visible
+from gql_blog.where import WhereCompiler, canonical_where
+
+# Stays under every dialect's bind-parameter limit (SQLite's is the smallest, 32,766).
+MAX_BATCH = 1000
+
+# What a statement selects: the ORM entity (`ENTITY`), or these columns, labelled by name.
+Names = Collection[str] | None
+ENTITY: Names = None
+# The keys a statement is for; None: bound at execution as the `:keys` parameter.
+Keys = Sequence[Any] | None
+
+
+# --- paging ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """A compiled `where`; equal (as a loader key) when its canonical text is."""
+
+    key: str
+    predicate: ColumnElement[bool] = field(compare=False, hash=False)
+
+
+def filter_conditions(where: Filter | None) -> list[ColumnElement[bool]]:
+    return [] if where is None else [where.predicate]
+
+
+def compile_where(
+    viewer: Viewer | None, entity: str, plain: Mapping[str, Any] | None, *, max_depth: int
+) -> Filter | None:
+    """Compile a plain `where` for this viewer (visibility inside every relation filter)."""
+    compiler = WhereCompiler(
+        visible=lambda name: visible(CONTENT_MODELS[name], viewer),
+        can_see_email=lambda: can_see_emails(viewer),
+        max_depth=max_depth,
+    )
+    predicate = compiler.compile(entity, plain)
+    if predicate is None:
+        return None
+    return Filter(key=canonical_where(plain), predicate=predicate)
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """One connection's page arguments, decoded; hashable so it can key a loader."""
+
+    ordering: Ordering
+    size: int
+    backward: bool = False
+    after: tuple[Any, ...] | None = None
+    before: tuple[Any, ...] | None = None
+    where: Filter | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """The filter and the cursors' keyset conditions (cursor values as bind parameters)."""
+        found = filter_conditions(self.where)
+        if self.after is not None:
+            found.append(self.ordering.beyond(self.after, forward=True, name="after"))
+        if self.before is not None:
+            found.append(self.ordering.beyond(self.before, forward=False, name="before"))
+        return found
+
+    def cursor_parameters(self) -> dict[str, Any]:
+        """Values for the cursors' bind parameters in `conditions()`."""
+        found: dict[str, Any] = {}
+        if self.after is not None:
+            found |= self.ordering.cursor_parameters(self.after, "after")
+        if self.before is not None:
+            found |= self.ordering.cursor_parameters(self.before, "before")
+        return found
+
+    def shape(self) -> tuple[Any, ...]:
+        """What the statement of this page depends on: all but the cursors' non-NULL values."""
+        return (
+            self.ordering,
+            self.size,
+            self.backward,
+            None if self.after is None else tuple(value is None for value in self.after),
+            None if self.before is None else tuple(value is None for value in self.before),
+            self.where,
+        )
+
+    def page(self, rows: Sequence[Any]) -> "Page":
+        """Cut the `size + 1` rows fetched into a page; the extra row says there is more."""
+        has_more = len(rows) > self.size
+        kept = list(rows[: self.size])
+        if self.backward:
+            kept.reverse()
+        return Page(rows=kept, has_more=has_more, request=self)
+
+
+@dataclass(slots=True)
+class Page:
+    rows: list[Any]
+    has_more: bool
+    request: PageRequest
+
+
+# --- relations ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """A to-many relation: the child model and the column holding the parent's id."""
+
+    name: str
+    model: type[models.Base]
+    parent_key: Callable[[], SQLColumnExpression[int]]
+    parent: type[models.Base]  # the model whose id the parent key holds
+    through_tags: bool = False
+
+    def select_from(self, *columns: Any) -> Select[Any]:
+        stmt = select(*columns).select_from(self.model)
+        if self.through_tags:
+            stmt = stmt.join(models.post_tags, models.post_tags.c.post_id == models.Post.id)
+        return stmt
+
+
+RELATIONS = {
+    relation.name: relation
+    for relation in (
+        Relation("User.posts", models.Post, lambda: models.Post.user_id, models.User),
+        Relation("User.comments", models.Comment, lambda: models.Comment.user_id, models.User),
+        Relation("Post.comments", models.Comment, lambda: models.Comment.post_id, models.Post),
+        Relation(
+            "Tag.posts",
+            models.Post,
+            lambda: models.post_tags.c.tag_id,
+            models.Tag,
+            through_tags=True,
+        ),
+    )
+}
+
+
+# --- parameters --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerParameter:
+    """Stands for the viewer in visibility predicates: its id is the `:viewer_id` parameter."""
+
+    is_admin: bool
+    id: BindParameter[int]
+
+    @classmethod
+    def of(cls, viewer: Any) -> "ViewerParameter | None":
+        if viewer is None:
+            return None
+        return cls(viewer.is_admin, bindparam("viewer_id", type_=Integer))
+
+    @staticmethod
+    def kind(viewer: Any) -> str:
+        """Which statement variant a viewer needs (the id itself is a parameter)."""
+        if viewer is None:
+            return "anonymous"
+        return "admin" if viewer.is_admin else "user"
+
+
+def _parameter(name: str, value: Any, **options: Any) -> BindParameter[Any]:
+    """`:name`, holding `value` unless it is None (then bound at execution)."""
+    if value is None:
+        return bindparam(name, **options)
+    return bindparam(name, value, **options)
+
+
+def key_in(column: Any, dialect: str, keys: Keys = None) -> ColumnElement[bool]:
+    """`column` is one of `:keys`: `= ANY(array)` on PostgreSQL, an expanding IN elsewhere."""
+    if dialect == "postgresql":
+        # A BIGINT column's keys may be past INTEGER's range (audit log ids).
+        element = BigInteger if isinstance(column.type, BigInteger) else Integer
+        matched: ColumnElement[bool] = column == any_(
+            _parameter("keys", keys, type_=ARRAY(element))
+        )
+        return matched
+    in_keys: ColumnElement[bool] = column.in_(_parameter("keys", keys, expanding=True))
+    return in_keys
+
+
+def selected(model: type[models.Base], names: Names) -> list[Any]:
+    """The entity, or its columns (or SQL hybrids, such as `full_name`) labelled by name."""
+    entity: Any = model
+    if names is None:
+        return [entity]
+    return [getattr(entity, name).label(name) for name in names]
+
+
+def _selected_from(model: type[models.Base], names: Names, derived: FromClause) -> list[Any]:
+    """`selected(model, names)`, read from a subquery that selects them."""
+    if names is None:
+        return [aliased(model, derived)]
+    return [derived.c[name] for name in names]
+
+
+# --- roots -------------------------------------------------------------------------------------
+
+
+def rows_by_id(
+    model: type[models.Base], names: Names, viewer: Any, dialect: str, keys: Keys = None
+) -> Select[Any]:
+    entity: Any = model
+    return select(*selected(model, names)).where(
+        key_in(entity.id, dialect, keys), visible(model, viewer)
+    )
+
+
+def root_page(
+    model: type[models.Base], names: Names, request: PageRequest, viewer: Any
+) -> Select[Any]:
+    return (
+        select(*selected(model, names))
+        .where(visible(model, viewer), *request.conditions())
+        .order_by(*request.ordering.clauses(reverse=request.backward))
+        .limit(request.size + 1)
+    )
+
+
+def root_count(model: type[models.Base], where: Filter | None, viewer: Any) -> Select[Any]:
+    return (
+        select(func.count().label("count"))
+        .select_from(model)
+        .where(visible(model, viewer), *filter_conditions(where))
+    )
+
+
+def root_beyond(
+    model: type[models.Base],
+    ordering: Ordering,
+    values: tuple[Any, ...],
+    *,
+    forward: bool,
+    where: Filter | None,
+    viewer: Any,
+) -> Select[Any]:
+    """Whether any row lies at or past a cursor: the far side of a page's pageInfo."""
+    condition = ordering.at_or_beyond(values, forward=forward)
+    found = exists().where(visible(model, viewer), condition, *filter_conditions(where))
+    return select(found.label("found"))
+
+
+def user_by_username(names: Names, username_key: str | None = None) -> Select[Any]:
+    """The user with this folded name (`models.fold_username`), `:username_key` if None."""
+    return select(*selected(models.User, names)).where(
+        models.User.username_key == _parameter("username_key", username_key)
+    )
+
+
+def tag_by_name(names: Names, viewer: Any, name: str | None = None) -> Select[Any]:
+    """The tag with this (normalised) name, `:name` if None."""
+    return select(*selected(models.Tag, names)).where(
+        models.Tag.name == _parameter("name", name), visible(models.Tag, viewer)
+    )
+
+
+# --- per parent ----------------------------------------------------------------------------------
+
+
+def tags_of_posts(names: Names, dialect: str, keys: Keys = None) -> Select[Any]:
+    """Each post's tags by name, `(parent_key, *selected)` per row (a visible post's tags are
+    visible)."""
+    return (
+        select(models.post_tags.c.post_id.label("parent_key"), *selected(models.Tag, names))
+        .join(models.Tag, models.Tag.id == models.post_tags.c.tag_id)
+        .where(key_in(models.post_tags.c.post_id, dialect, keys))
+        .order_by(models.Tag.name, models.Tag.id)
+    )
+
+
+def child_counts(
+    relation: Relation, where: Filter | None, viewer: Any, dialect: str, keys: Keys = None
+) -> Select[Any]:
+    """How many visible children each parent has: `(parent_key, count)`, one GROUP BY."""
+    parent = relation.parent_key()
+    return (
+        relation.select_from(parent.label("parent_key"), func.count().label("count"))
+        .where(
+            key_in(parent, dialect, keys),
+            visible(relation.model, viewer),
+            *filter_conditions(where),
+        )
+        .group_by(parent)
+    )
+
+
+def children_beyond(
+    relation: Relation,
+    ordering: Ordering,
+    values: tuple[Any, ...],
+    *,
+    forward: bool,
+    where: Filter | None,
+    viewer: Any,
+    dialect: str,
+    keys: Keys = None,
+) -> Select[Any]:
+    """The parents with children at or past a cursor: `parent_key` per row."""
+    parent = relation.parent_key()
+    return (
+        relation.select_from(parent.label("parent_key"))
+        .where(
+            key_in(parent, dialect, keys),
+            visible(relation.model, viewer),
+            ordering.at_or_beyond(values, forward=forward),
+            *filter_conditions(where),
+        )
+        .distinct()
+    )
+
+
+def child_pages(
+    relation: Relation,
+    names: Names,
+    request: PageRequest,
+    viewer: Any,
+    dialect: str,
+    keys: Keys = None,
+) -> Select[Any]:
+    """One page per parent, `size + 1` rows each (the extra row answers hasNextPage), as
+    `(parent_key, *selected)` rows ordered by parent, then by the page's order."""
+    if dialect == "postgresql" and request.where is None:
+        return _lateral_pages(relation, names, request, viewer, keys)
+    pages = _walked_pages if dialect == "sqlite" else _ranked_pages
+    return pages(
+        relation,
+        selected(relation.model, names),
+        request,
+        viewer,
+        lambda column: key_in(column, dialect, keys),
+    )
+
+
+def _lateral_pages(
+    relation: Relation, names: Names, request: PageRequest, viewer: Any, keys: Keys
+) -> Select[Any]:
+    """PostgreSQL: for each parent, walk the index to its first `size + 1` children and stop.
+
+    `unnest(:keys) CROSS JOIN LATERAL (... ORDER BY ... LIMIT n + 1)` costs what the page's rows
+    cost, however many children the parents have; ranking them all costs every child.
+    """
+    parents = (
+        func.unnest(_parameter("keys", keys, type_=ARRAY(Integer)))
+        .table_valued("parent_key")
+        .render_derived(name="parents")
+    )
+    clauses = request.ordering.clauses(reverse=request.backward)
+    page = (
+        relation.select_from(
+            *selected(relation.model, names),
+            func.row_number().over(order_by=clauses).label("pos"),
+        )
+        .where(
+            relation.parent_key() == parents.c.parent_key,
+            visible(relation.model, viewer),
+            *request.conditions(),
+        )
+        .order_by(*clauses)
+        .limit(request.size + 1)
+        .lateral("page")
+    )
+    return (
+        select(parents.c.parent_key, *_selected_from(relation.model, names, page))
+        .select_from(parents)
+        .join(page, true())
+        .order_by(parents.c.parent_key, page.c.pos)
+    )
+
+
+def _walked_pages(
+    relation: Relation,
+    columns: Sequence[Any],
+    request: PageRequest,
+    viewer: Viewer | None,
+    parent_in: Callable[[Any], ColumnElement[bool]],
+) -> Select[Any]:
+    """SQLite: each parent's first `size + 1` children, `(parent_key, *columns)` per row.
+
+    For each parent (the rows of its table whose ids `parent_in` keeps), a correlated
+    `child.id IN (SELECT id ... WHERE parent = it ORDER BY ... LIMIT size + 1)` runs once and
+    walks that parent's children as far as the page needs (an index in the page's order stops
+    after `size + 1` rows): no window ranks every child of every parent. The subquery's own
+    children table shadows the outer one (it correlates with `parents` only), so the
+    visibility, filter and cursor conditions are those of every other page statement.
+    (MariaDB refuses LIMIT inside IN and re-runs dependent subqueries per joined row, so it
+    ranks, see `_ranked_pages`.)
+    """
+    parent: Any = relation.parent
+    parents = select(parent.id.label("parent_key")).where(parent_in(parent.id)).subquery("parents")
+    model: Any = relation.model
+    clauses = request.ordering.clauses(reverse=request.backward)
+    page = (
+        relation.select_from(model.id)
+        .where(
+            relation.parent_key() == parents.c.parent_key,
+            visible(relation.model, viewer),
+            *request.conditions(),
+        )
+        .order_by(*clauses)
+        .limit(request.size + 1)
+        .correlate(parents)
+    )
+    return (
+        select(parents.c.parent_key, *columns)
+        .select_from(parents)
+        .join(relation.model, model.id.in_(page))
+        .order_by(parents.c.parent_key, *clauses)
+    )
+
+
+def _ranked_pages(
+    relation: Relation,
+    columns: Sequence[Any],
+    request: PageRequest,
+    viewer: Viewer | None,
+    parent_in: Callable[[Any], ColumnElement[bool]],
+) -> Select[Any]:
+    """Each parent's first `size + 1` children by ROW_NUMBER() over all its matching children,
+    `(parent_key, *columns)` per row."""
+    parent = relation.parent_key()
+    model: Any = relation.model
+    position = func.row_number().over(
+        partition_by=parent, order_by=request.ordering.clauses(reverse=request.backward)
+    )
+    # Rank ids only: sorting narrow rows, not whole posts, keeps the window in memory.
+    ranked = (
+        relation.select_from(
+            model.id.label("row_id"), parent.label("parent_key"), position.label("pos")
+        )
+        .where(parent_in(parent), visible(relation.model, viewer), *request.conditions())
+        .subquery()
+    )
+    # Keep size + 1 rows per parent: the extra row answers hasNextPage without a COUNT.
+    return (
+        select(ranked.c.parent_key, *columns)
+        .join(ranked, model.id == ranked.c.row_id)
+        .where(ranked.c.pos <= request.size + 1)
+        .order_by(ranked.c.parent_key, ranked.c.pos)
+    )
