@@ -139,13 +139,14 @@ async def test_a_read_connection_the_database_closed_is_replaced(
         # As a restart does to every connection: the server ends the read pool's backend.
         ended = await admin.fetchval(
             "select count(pg_terminate_backend(pid)) from pg_stat_activity"
-            " where application_name = $1",
+            " where application_name = $1 and datname = current_database()",
             read_pool.READ_POOL_APPLICATION_NAME,
         )
         assert ended == 1
         for _ in range(100):  # until the backend is gone
             left = await admin.fetchval(
-                "select count(*) from pg_stat_activity where application_name = $1",
+                "select count(*) from pg_stat_activity"
+                " where application_name = $1 and datname = current_database()",
                 read_pool.READ_POOL_APPLICATION_NAME,
             )
             if left == 0:
@@ -175,7 +176,10 @@ async def test_a_read_connection_that_dies_under_a_statement_answers_503_then_is
     before = await read_pool_api.planned_feed()
     async with engine.connect() as locker:
         pid = await locker.scalar(
-            text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+            text(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE application_name = :name AND datname = current_database()"
+            ),
             {"name": read_pool.READ_POOL_APPLICATION_NAME},
         )
         await locker.execute(text("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE"))
