@@ -258,6 +258,21 @@ class RootGroups:
     statements: Statements = field(default_factory=dict)
 
 
+@dataclass(slots=True, eq=False)
+class RootSearch:
+    """`searchPosts`: a connection of posts whose page a search ranks (gql_blog.search)."""
+
+    connection: ConnectionPlan
+
+    @property
+    def index(self) -> int:
+        return self.connection.index
+
+    @property
+    def arguments(self) -> Arguments:
+        return self.connection.arguments
+
+
 RootField = (
     RootConnection
     | RootLookup
@@ -267,6 +282,7 @@ RootField = (
     | RootWrite
     | RootStats
     | RootGroups
+    | RootSearch
 )
 # The aggregate root fields the planner runs, and the entity their `where` filters.
 PLANNED_STATS = {"userStats": "User", "postStats": "Post"}
@@ -362,8 +378,8 @@ class PlanBuilder:
             return RootLookup(self._slot(), name, target, Arguments(definition, nodes[0]))
         if name == "viewer":
             return RootViewer(self._object(_entity_type(object_type), nodes))
-        if name in PLANNED_STATS or name == "postGroups":
-            return self._aggregate(name, definition, nodes)
+        if name in PLANNED_STATS or name in ("postGroups", "searchPosts"):
+            return self._computed(name, definition, nodes)
         if name in ("node", "nodes"):
             # The id names the type: each entity type gets its own plan of the selection.
             targets = {
@@ -375,11 +391,15 @@ class PlanBuilder:
             return RootNodes(self._slot(), name == "nodes", targets, arguments, slots)
         raise NotPlannedError(f"Query.{name} is not planned")
 
-    def _aggregate(
+    def _computed(
         self, name: str, definition: GraphQLField, nodes: list[FieldNode]
-    ) -> RootStats | RootGroups:
+    ) -> RootStats | RootGroups | RootSearch:
+        """A root field whose rows a module below the schema computes (stats, search)."""
         if name == "postGroups":
             return self._groups(definition, nodes)
+        if name == "searchPosts":
+            # Its arguments are the search's own (Run._search), not a page of an ordering.
+            return RootSearch(self._connection("Post", definition, nodes, ordered=False))
         stats_type = get_named_type(definition.type)
         assert isinstance(stats_type, GraphQLObjectType)
         target = self._value(stats_type, nodes, {})
@@ -618,12 +638,13 @@ class PlanBuilder:
         return _inlined(lambda row, run: read(row), f"row[{attribute!r}]")
 
     def _connection(
-        self, entity: str, definition: GraphQLField, nodes: list[FieldNode]
+        self, entity: str, definition: GraphQLField, nodes: list[FieldNode], *, ordered: bool = True
     ) -> ConnectionPlan:
         connection_type = get_named_type(definition.type)
         assert isinstance(connection_type, GraphQLObjectType)
         plan = ConnectionPlan(self._slot(), entity, Arguments(definition, nodes[0]))
-        self._connections.append(plan)
+        if ordered:  # its page request is made before any SQL (Run._prepare)
+            self._connections.append(plan)
         for key, field_nodes in self._collect(
             connection_type, [node.selection_set for node in nodes]
         ).items():
@@ -663,6 +684,8 @@ class PlanBuilder:
             elif name == "cursor":
                 plan.needs_cursors = True
                 output.append((key, _edge_cursor))
+            elif name in _SEARCH_EDGE_FIELDS:
+                output.append((key, _edge_value(_SEARCH_EDGE_FIELDS[name])))
             else:
                 target = self._object(
                     _entity_type(get_named_type(edge_type.fields[name].type)), field_nodes
@@ -861,6 +884,15 @@ def _edge_constant(value: str) -> Callable[[Any, Any, Any], Any]:
 def _edge_cursor(row: Any, loaded: Any, run: Any) -> str:
     cursor: str = loaded.cursor(row)
     return cursor
+
+
+# A search hit's edge fields, and the keys its rows hold them under (Run._search).
+_SEARCH_EDGE_FIELDS = {"rank": "search_rank", "snippet": "search_snippet"}
+
+
+def _edge_value(key: str) -> Callable[[Any, Any, Any], Any]:
+    read = operator.itemgetter(key)
+    return lambda row, loaded, run: read(row)
 
 
 def _edge_node(target: ObjectPlan) -> Callable[[Any, Any, Any], Any]:

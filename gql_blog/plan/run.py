@@ -8,6 +8,7 @@ all known before its statements run, so a batch never splits: the statement coun
 of the query's shape.
 """
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Select
 from strawberry.types.arguments import convert_arguments
 
-from gql_blog import audit, models, stats
+from gql_blog import audit, models, search, stats
 from gql_blog.arguments import ordering_of, page_request, plain_where
 from gql_blog.caches import LruCache
 from gql_blog.config import Settings
@@ -41,6 +42,7 @@ from gql_blog.plan.build import (
     RootGroups,
     RootLookup,
     RootNodes,
+    RootSearch,
     RootStats,
     RootTypename,
     RootViewer,
@@ -86,6 +88,17 @@ class Loaded:
         ordering = self.request.ordering
         values = [row[term.key.lower()] for term in ordering.terms]
         return ordering.encode_values(values, scope=self.scope)
+
+
+@dataclass(slots=True)
+class SearchLoaded(Loaded):
+    """A search's page: its cursors hold a hit's rank and id (gql_blog.search)."""
+
+    query: Any = None
+
+    def cursor(self, row: Any) -> str:
+        cursor: str = self.query.cursor(row["search_rank"], row["id"])
+        return cursor
 
 
 class Run:
@@ -179,7 +192,9 @@ class Run:
             except (NotPlannedError, InvalidInputError) as refused:
                 self._requests[connection.index] = refused
         for _, root in self.plan.roots:
-            if isinstance(root, RootLookup | RootNodes | RootWrite | RootStats | RootGroups):
+            if isinstance(
+                root, RootLookup | RootNodes | RootWrite | RootStats | RootGroups | RootSearch
+            ):
                 self._lookups[root.index] = self._arguments(root.arguments)
             if isinstance(root, RootWrite):
                 # Every refusal before the write: the payload's arguments too.
@@ -295,8 +310,8 @@ class Run:
             return await self._load_nodes(root)
         if isinstance(root, RootWrite):
             return await self._write(root)
-        if isinstance(root, RootStats | RootGroups):
-            return await self._aggregate(root)
+        if isinstance(root, RootStats | RootGroups | RootSearch):
+            return await self._computed(root)
         return []
 
     def _cached(
@@ -320,7 +335,11 @@ class Run:
                 statements[full_key] = statement
         return statement
 
-    async def _aggregate(self, root: RootStats | RootGroups) -> list[tuple[ObjectPlan, list[Any]]]:
+    async def _computed(
+        self, root: RootStats | RootGroups | RootSearch
+    ) -> list[tuple[ObjectPlan, list[Any]]]:
+        if isinstance(root, RootSearch):
+            return await self._search(root)
         if isinstance(root, RootGroups):
             return await self._groups(root)
         await self._stats(root)
@@ -345,6 +364,63 @@ class Run:
         )
         (row,) = await self._rows(stmt)
         self.results[root.index] = stats.post_stats_of(row)
+
+    async def _search(self, root: RootSearch) -> list[tuple[ObjectPlan, list[Any]]]:
+        """A page of hits as the resolver reads it (schema/search.py), then its count and
+        probes; its rows carry their rank and snippet (`search_rank`, `search_snippet`)."""
+        connection, args = root.connection, self._lookups[root.index]
+        sizes = page_request(
+            self._settings,
+            search.PAGE_ORDERING,
+            first=args["first"],
+            after=None,
+            last=args["last"],
+            before=None,
+        )
+        where = self._where("Post", args.get("where"))
+        query = search.SearchQuery(
+            self._dialect, text=args["query"], viewer=self._viewer_parameter, where=where
+        )
+        request = search.SearchRequest(
+            size=sizes.size,
+            backward=sizes.backward,
+            after=query.decode_argument("after", args["after"]),
+            before=query.decode_argument("before", args["before"]),
+        )
+        hits = await self._search_hits(connection, query, request)
+        kept, has_more = search.page_of(request, hits)
+        position = dataclasses.replace(sizes, after=request.after, before=request.before)
+        page = Page(rows=kept, has_more=has_more, request=position)
+        loaded = SearchLoaded(position, "", pages={None: page}, query=query)
+        count = query.count_statement() if connection.needs_count else None
+        if count is not None:
+            loaded.counts[None] = int(next(iter(await self._rows(count)))["count"])
+        for values, forward, found in _probes(connection, position, loaded):
+            probe = query.beyond_statement(values, forward=forward)
+            if probe is not None and next(iter(await self._rows(probe)))["found"]:
+                found.add(None)
+        self.results[root.index] = loaded
+        return [(target, kept) for target in connection.objects]
+
+    async def _search_hits(
+        self, connection: ConnectionPlan, query: search.SearchQuery, request: search.SearchRequest
+    ) -> list[dict[str, Any]]:
+        names = _page_columns(connection, search.PAGE_ORDERING)
+        # MariaDB's snippet is cut here, from the title and content.
+        names += [name for name in ("title", "content") if name not in names]
+        stmt = query.page_statement(request, fetch.columns(models.Post, names))
+        strategy = query.strategy
+        if stmt is None or strategy is None:
+            return []
+        hits = []
+        for row in await self._rows(stmt):
+            values = list(row.values())
+            hit = dict(zip(names, values, strict=False))
+            extra = values[len(names) + 1 :]
+            hit["search_rank"] = float(values[len(names)])
+            hit["search_snippet"] = strategy.snippet(hit["content"], hit["title"], extra)
+            hits.append(hit)
+        return hits
 
     async def _groups(self, root: RootGroups) -> list[tuple[ObjectPlan, list[Any]]]:
         args = self._lookups[root.index]
@@ -643,12 +719,14 @@ class Run:
                     for key, name in output
                 }
             return root.target.emit(result.row, self)
-        if isinstance(root, RootStats | RootGroups):
-            return self._emit_aggregate(root)
+        if isinstance(root, RootStats | RootGroups | RootSearch):
+            return self._emit_computed(root)
         assert isinstance(root, RootTypename)
         return "Query"
 
-    def _emit_aggregate(self, root: RootStats | RootGroups) -> Any:
+    def _emit_computed(self, root: RootStats | RootGroups | RootSearch) -> Any:
+        if isinstance(root, RootSearch):
+            return root.connection.emit(self.results[root.index], None, self)
         if isinstance(root, RootStats):
             return root.target.emit(self.results[root.index], self)
         return [root.target.emit(group, self) for group in self.results[root.index]]

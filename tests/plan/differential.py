@@ -43,6 +43,7 @@ PLANNED_ROOT_FIELDS = frozenset(
         "userStats",
         "postStats",
         "postGroups",
+        "searchPosts",
         "__typename",
     }
 )

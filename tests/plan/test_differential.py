@@ -147,6 +147,15 @@ GROUPS = """query($by: [PostGroupField!]!, $first: Int, $where: PostWhere) {
       author { username email posts(first: 1) { totalCount nodes { title } } }
       tag { name posts { totalCount } } } } }"""
 
+SEARCH = f"""query($q: String!, $first: Int, $after: String, $last: Int, $before: String,
+  $where: PostWhere) {{ searchPosts(query: $q, first: $first, after: $after, last: $last,
+  before: $before, where: $where) {{ __typename totalCount {PAGE_INFO} nodes {{ id }}
+    edges {{ __typename cursor rank snippet node {{ title author {{ username }} tags {{ name }}
+      comments(first: 2) {{ totalCount nodes {{ content }} }} }} }} }} }}"""
+WORDS = "title OR draft OR world"
+FIRST_HITS = '{ searchPosts(query: "title OR draft OR world", first: 3) { edges { cursor } } }'
+OTHER_HITS = '{ searchPosts(query: "hello", first: 1) { edges { cursor } } }'
+
 CASES = [
     # Aliases: the same field twice with different arguments, at the root and nested.
     Case(
@@ -445,6 +454,58 @@ CASES = [
         {"by": ["TAG"], "where": {"author": {"id": {"eq": "garbage"}}}},
         teach={"by": ["TAG"]},
     ),
+    # searchPosts: ranked pages of the viewer's visible posts, cursors of rank and id.
+    Case("search", SEARCH, {"q": WORDS, "first": 5}),
+    Case("search-default-page", '{ searchPosts(query: "title") { nodes { title } } }'),
+    Case(
+        "search-after",
+        SEARCH,
+        {
+            "q": WORDS,
+            "first": 2,
+            "after": CursorOf(FIRST_HITS, ("searchPosts", "edges", 0, "cursor")),
+        },
+    ),
+    Case(
+        "search-last-before",
+        SEARCH,
+        {
+            "q": WORDS,
+            "last": 1,
+            "before": CursorOf(FIRST_HITS, ("searchPosts", "edges", 1, "cursor")),
+        },
+    ),
+    Case(
+        "search-first-before",
+        SEARCH,
+        {
+            "q": WORDS,
+            "first": 1,
+            "before": CursorOf(FIRST_HITS, ("searchPosts", "edges", 1, "cursor")),
+        },
+    ),
+    Case(
+        "search-where",
+        SEARCH,
+        {"q": WORDS, "where": {"author": {"username": {"eq": "ann"}}}},
+    ),
+    Case("search-no-words", SEARCH, {"q": "!!! ...", "first": 2}),
+    Case("search-nothing-found", SEARCH, {"q": "zyzzyva", "first": 2}),
+    Case("search-bad-cursor", SEARCH, {"q": WORDS, "after": "bad"}, teach={"q": WORDS}),
+    Case(
+        "search-cursor-of-another-search",
+        SEARCH,
+        {"q": WORDS, "before": CursorOf(OTHER_HITS, ("searchPosts", "edges", 0, "cursor"))},
+        teach={"q": WORDS},
+    ),
+    Case("search-first-too-large", SEARCH, {"q": WORDS, "first": 500}, teach={"q": WORDS}),
+    Case("search-first-and-last", SEARCH, {"q": WORDS, "first": 1, "last": 1}, teach={"q": WORDS}),
+    Case(
+        "search-bad-where",
+        SEARCH,
+        {"q": WORDS, "where": {"id": {"eq": "garbage"}}},
+        teach={"q": WORDS},
+    ),
     # Invalid inputs: the same errors, paths and null propagation.
     Case("first-too-large", PAGED_POSTS, {"first": 500}, teach={"first": 2}),
     Case("last-negative", PAGED_POSTS, {"last": -1}, teach={"last": 2}),
@@ -558,6 +619,11 @@ ROOT_REFUSALS = frozenset(
         "groups-first-too-large",
         "groups-first-negative",
         "groups-bad-where",
+        "search-bad-cursor",
+        "search-cursor-of-another-search",
+        "search-first-too-large",
+        "search-first-and-last",
+        "search-bad-where",
     }
 )
 # The audit log's refusals, answered by the planner for admins (anyone else is FORBIDDEN first,
@@ -594,6 +660,17 @@ async def test_audit_log_refusals_are_the_planners_for_admins_only(
     code = b"BAD_USER_INPUT" if role == "admin" else b"FORBIDDEN"
     assert all(code in outcome.planned.body for outcome in refused)
     assert all(outcome.answered_second is (role == "admin") for outcome in refused)
+
+
+async def test_search_cases_find_and_mark_posts(served: Served) -> None:
+    """The search cases compare real hits (MariaDB sees the committed blog too)."""
+    case = next(case for case in CASES if case.name == "search")
+    (outcome,) = await _run_case(case, served.twins, served.blog, "admin")
+
+    assert not outcome.problems(), failures([outcome])
+    hits = orjson.loads(outcome.planned.body)["data"]["searchPosts"]["edges"]
+    assert len(hits) >= 3
+    assert all("«" in hit["snippet"] for hit in hits)
 
 
 # --- (d) tokens that sign no one in ---------------------------------------------------------

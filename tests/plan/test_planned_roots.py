@@ -6,6 +6,7 @@ statements fixed by the query's shape, whatever the page size or the data.
 
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -150,3 +151,33 @@ async def test_audit_entry_nodes_are_planned(
     assert seen["node"] == expected
     assert statements == 3  # the viewer, the entry, its actor
     assert hidden["node"] is None
+
+
+SEARCH = """query($first: Int, $after: String) { searchPosts(query: "words", first: $first,
+  after: $after) { totalCount pageInfo { hasNextPage endCursor }
+    edges { rank snippet node { title author { username }
+      comments(first: 2) { nodes { id } } } } } }"""
+
+
+async def test_search_pages_take_one_statement_per_level(
+    planned_api: PlannedApi, db: AsyncSession, count_sql: StatementCounter, dialect: str
+) -> None:
+    if dialect == "mariadb":
+        pytest.skip("InnoDB FULLTEXT sees committed rows only (test_differential covers MariaDB)")
+    blog = await build_blog(db, posts=12)
+    await planned_api.client.query(SEARCH, {"first": 2})
+
+    first, first_statements = await _planned(planned_api, count_sql, SEARCH, {"first": 2})
+    cursor = first["searchPosts"]["pageInfo"]["endCursor"]
+    second, second_statements = await _planned(
+        planned_api, count_sql, SEARCH, {"first": 20, "after": cursor}
+    )
+
+    # The page, its count, the authors, the comment pages.
+    assert first_statements == second_statements == 4
+    assert first["searchPosts"]["totalCount"] == len(blog.posts)  # no drafts for anonymous
+    hits = first["searchPosts"]["edges"] + second["searchPosts"]["edges"]
+    assert len(hits) == len(blog.posts)
+    assert len({hit["node"]["title"] for hit in hits}) == len(blog.posts)
+    assert all("«words»" in hit["snippet"] and hit["node"]["author"] for hit in hits)
+    assert all(len(hit["node"]["comments"]["nodes"]) <= 2 for hit in hits)
