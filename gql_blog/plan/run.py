@@ -406,8 +406,9 @@ class Run:
         self, connection: ConnectionPlan, query: search.SearchQuery, request: search.SearchRequest
     ) -> list[dict[str, Any]]:
         names = _page_columns(connection, search.PAGE_ORDERING)
-        # MariaDB's snippet is cut here, from the title and content.
-        names += [name for name in ("title", "content") if name not in names]
+        if self._dialect in ("mysql", "mariadb"):
+            # MariaDB's snippet is cut here, from the title and content.
+            names += [name for name in ("title", "content") if name not in names]
         stmt = query.page_statement(request, fetch.columns(models.Post, names))
         strategy = query.strategy
         if stmt is None or strategy is None:
@@ -418,7 +419,8 @@ class Run:
             hit = dict(zip(names, values, strict=False))
             extra = values[len(names) + 1 :]
             hit["search_rank"] = float(values[len(names)])
-            hit["search_snippet"] = strategy.snippet(hit["content"], hit["title"], extra)
+            snippet = strategy.snippet(hit.get("content", ""), hit.get("title", ""), extra)
+            hit["search_snippet"] = snippet
             hits.append(hit)
         return hits
 
