@@ -29,7 +29,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Final
 
 import click
@@ -92,11 +91,9 @@ async def page_cases(connection: AsyncConnection, dialect: str) -> list[Case]:
 
 async def search_cases(connection: AsyncConnection, dialect: str) -> list[Case]:
     """searchPosts(query: "resolver loader", first: 10): its page and its count (item 6)."""
-    # PostSearch reads only the dialect from its session until it runs a statement.
-    session: Any = SimpleNamespace(session=SimpleNamespace(get_bind=lambda: connection))
     cases = []
     for text_ in SEARCHES:
-        found = search.PostSearch(session, text=text_, viewer=None)
+        found = search.SearchQuery(connection.dialect.name, text=text_, viewer=None, where=None)
         page = found.page_statement(search.SearchRequest(size=10))
         count = found.count_statement()
         assert page is not None

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, UOWTransaction
 from sqlalchemy.orm.state import InstanceState
 
 from gql_blog import models
+from gql_blog.ids import encode_global_id
 
 # Who is writing: a user's id, or a `models.User` whose id the next flush assigns (sign-up).
 ACTOR_KEY = "actor_id"
@@ -67,6 +68,33 @@ AUDITED: dict[type[models.Base], AuditedModel] = {
 }
 # The GraphQL type a relation field's row id belongs to (for showing it as a global id).
 RELATION_TYPES = {"author": "User", "post": "Post"}
+
+
+def _global_ids(type_name: str, value: Any) -> Any:
+    if isinstance(value, list):
+        return [_global_ids(type_name, item) for item in value]
+    return None if value is None else encode_global_id(type_name, value)
+
+
+def shown_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """Stored changes as the API shows them: relations (row ids in the log) as global ids."""
+    return {
+        name: _global_ids(RELATION_TYPES[name], value) if name in RELATION_TYPES else value
+        for name, value in changes.items()
+    }
+
+
+def plain_log_where(where: Mapping[str, Any]) -> dict[str, Any]:
+    """An `AuditLogWhere` as the filter compiler reads it: `action: X` means `action: {eq: X}`."""
+    found = dict(where)
+    if "action" in found:
+        found["action"] = {"eq": found["action"]}
+    for key in ("and", "or"):
+        if key in found:
+            found[key] = [plain_log_where(item) for item in found[key]]
+    if "not" in found:
+        found["not"] = plain_log_where(found["not"])
+    return found
 
 
 _TAG_CHANGES_KEY = "gql_blog.audit_tag_changes"

@@ -15,15 +15,12 @@ from gql_blog.read_model import (
     ENTITY,
     MAX_BATCH,
     RELATIONS,
+    Filter,
     Page,
     PageRequest,
     Relation,
     compile_where,
 )
-
-# Other modules (search.py, stats.py) import these two from here.
-from gql_blog.read_model import Filter as Filter
-from gql_blog.read_model import filter_conditions as filter_conditions
 from gql_blog.serial_session import SerialSession
 
 RowT = TypeVar("RowT", bound=models.Base)

@@ -57,8 +57,14 @@ from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.selectable import Subquery
 
 from gql_blog import models
-from gql_blog.loaders import Filter, filter_conditions
-from gql_blog.ordering import InvalidCursorError, decode_cursor_payload, encode_cursor_payload
+from gql_blog.ordering import (
+    InvalidCursorError,
+    Ordering,
+    OrderTerm,
+    decode_cursor_payload,
+    encode_cursor_payload,
+)
+from gql_blog.read_model import Filter, filter_conditions
 from gql_blog.serial_session import SerialSession
 from gql_blog.visibility import visible_posts
 
@@ -68,6 +74,10 @@ SNIPPET_WORDS = 30
 HIT_START = "«"
 HIT_END = "»"
 ELLIPSIS = "…"
+# page_request checks first/last as for every connection, and PageInfo reads only the direction,
+# cursor values and has_more of a page's request. The search orders by (rank, id) itself: the
+# request's ordering is never used to sort, so it names the id alone.
+PAGE_ORDERING = Ordering.of("Post", [OrderTerm("ID", descending=True)])
 
 # What migration 0003 adds beside the models, by the names reflection reports.
 SEARCH_TABLES = frozenset(
@@ -142,9 +152,9 @@ class _Strategy(Protocol):
 
     def rank(self) -> ColumnElement[float]: ...
 
-    def page(self, ranked: Subquery) -> Select[Any]: ...
+    def page(self, ranked: Subquery, post: Sequence[Any]) -> Select[Any]: ...
 
-    def snippet(self, post: models.Post, selected: Sequence[Any]) -> str: ...
+    def snippet(self, content: str, title: str, selected: Sequence[Any]) -> str: ...
 
 
 class _PostgreSQL:
@@ -167,16 +177,16 @@ class _PostgreSQL:
     def rank(self) -> ColumnElement[float]:
         return cast(func.ts_rank(_SEARCH_VECTOR, self._query()), Double())
 
-    def page(self, ranked: Subquery) -> Select[Any]:
+    def page(self, ranked: Subquery, post: Sequence[Any]) -> Select[Any]:
         headlines = [
             func.ts_headline("english", column, self._query(), _HEADLINE_OPTIONS)
             for column in (models.Post.content, models.Post.title)
         ]
-        return select(models.Post, ranked.c.search_rank, *headlines).join_from(
+        return select(*post, ranked.c.search_rank, *headlines).join_from(
             ranked, models.Post, models.Post.id == ranked.c.id
         )
 
-    def snippet(self, post: models.Post, selected: Sequence[Any]) -> str:
+    def snippet(self, content: str, title: str, selected: Sequence[Any]) -> str:
         return marked_snippet(str(selected[0]), str(selected[1]))
 
 
@@ -193,21 +203,21 @@ class _SQLite:
     def rank(self) -> ColumnElement[float]:
         return -func.bm25(_FTS_TABLE, 10.0, 1.0, type_=Double())
 
-    def page(self, ranked: Subquery) -> Select[Any]:
+    def page(self, ranked: Subquery, post: Sequence[Any]) -> Select[Any]:
         # snippet() needs a MATCH on its own FTS cursor: one per hit of the page, found by rowid.
         snippets = [
             func.snippet(_FTS_TABLE, column, HIT_START, HIT_END, ELLIPSIS, SNIPPET_WORDS)
             for column in (1, 0)  # content, then title
         ]
         return (
-            select(models.Post, ranked.c.search_rank, *snippets)
+            select(*post, ranked.c.search_rank, *snippets)
             .select_from(ranked)
             .join(models.Post, models.Post.id == ranked.c.id)
             .join(_FTS, _FTS.c.rowid == ranked.c.id)
             .where(self.match())
         )
 
-    def snippet(self, post: models.Post, selected: Sequence[Any]) -> str:
+    def snippet(self, content: str, title: str, selected: Sequence[Any]) -> str:
         return marked_snippet(str(selected[0]), str(selected[1]))
 
 
@@ -237,15 +247,13 @@ class _MariaDB:
         whole = self._relevance(_SEARCH_TITLE, _SEARCH_CONTENT)
         return whole + 2 * self._relevance(_SEARCH_TITLE)
 
-    def page(self, ranked: Subquery) -> Select[Any]:
-        return select(models.Post, ranked.c.search_rank).join_from(
+    def page(self, ranked: Subquery, post: Sequence[Any]) -> Select[Any]:
+        return select(*post, ranked.c.search_rank).join_from(
             ranked, models.Post, models.Post.id == ranked.c.id
         )
 
-    def snippet(self, post: models.Post, selected: Sequence[Any]) -> str:
-        return marked_snippet(
-            cut_snippet(post.content, self._terms), cut_snippet(post.title, self._terms)
-        )
+    def snippet(self, content: str, title: str, selected: Sequence[Any]) -> str:
+        return marked_snippet(cut_snippet(content, self._terms), cut_snippet(title, self._terms))
 
 
 def marked_snippet(content: str, title: str) -> str:
@@ -364,18 +372,15 @@ def _past(
     return or_(rank > cursor_rank, and_(rank == cursor_rank, tie))
 
 
-class PostSearch:
-    """One search of posts: its text, the viewer's visibility and a filter, on one session."""
+class SearchQuery:
+    """One search of posts as statements: its text, the viewer's visibility and a filter.
 
-    def __init__(
-        self,
-        db: SerialSession,
-        *,
-        text: str,
-        viewer: models.User | None,
-        where: Filter | None = None,
-    ) -> None:
-        self._db = db
+    No session: strawberry's resolver runs it through `PostSearch`, the planner through its own
+    connection. The viewer is a user or the planner's viewer parameter (anything with
+    `is_admin` and `id`).
+    """
+
+    def __init__(self, dialect: str, *, text: str, viewer: Any, where: Filter | None) -> None:
         self.text = _clean(text)
         self._conditions = [visible_posts(viewer), *filter_conditions(where)]
         # Cursors carry it: a cursor of another text or filter is refused, not misread.
@@ -383,11 +388,10 @@ class PostSearch:
         self._fingerprint = hashlib.sha256(
             orjson.dumps(["Post.search", self.text, scope])
         ).hexdigest()[:12]
-        dialect = db.session.get_bind().dialect.name
-        self._strategy = _strategy(dialect, self.text)
+        self.strategy = _strategy(dialect, self.text)
 
-    def encode_cursor(self, hit: SearchHit) -> str:
-        return encode_cursor_payload(self._fingerprint, [hit.rank, hit.post.id])
+    def cursor(self, rank: float, row_id: int) -> str:
+        return encode_cursor_payload(self._fingerprint, [rank, row_id])
 
     def decode_cursor(self, cursor: str) -> tuple[float, int]:
         """The (rank, id) a cursor holds; `InvalidCursorError` unless this search made it."""
@@ -399,9 +403,22 @@ class PostSearch:
             raise InvalidCursorError(f"invalid cursor {cursor!r}: bad rank or id")
         return float(rank), row_id
 
-    def page_statement(self, request: SearchRequest) -> Select[Any] | None:
-        """The statement of `page`: (post, rank, *snippet parts) per hit; None: no words."""
-        strategy = self._strategy
+    def decode_argument(self, name: str, cursor: str | None) -> tuple[float, int] | None:
+        """The `after` or `before` argument's position; its error names the argument."""
+        if cursor is None:
+            return None
+        try:
+            return self.decode_cursor(cursor)
+        except InvalidCursorError as error:
+            raise InvalidCursorError(f"`{name}`: {error}") from None
+
+    def page_statement(
+        self, request: SearchRequest, post: Sequence[Any] = (models.Post,)
+    ) -> Select[Any] | None:
+        """The statement of a page: (`post`, rank, *snippet parts) per hit, one more than the
+        page to tell whether more follow; `post` is the Post entity or some of its columns.
+        None: no words, nothing found."""
+        strategy = self.strategy
         if strategy is None:
             return None
         rank = strategy.rank()
@@ -414,41 +431,25 @@ class PostSearch:
             .subquery("ranked")
         )
         order = _order(ranked.c.search_rank, ranked.c.id, reverse=request.backward)
-        return strategy.page(ranked).order_by(*order)
-
-    async def page(self, request: SearchRequest) -> SearchPage:
-        """One page of hits, best first; one hit more is fetched to tell whether more follow."""
-        strategy, stmt = self._strategy, self.page_statement(request)
-        if strategy is None or stmt is None:
-            return SearchPage(hits=[], has_more=False)
-        rows = await self._db.rows(stmt)
-        hits = [SearchHit(row[0], float(row[1]), strategy.snippet(row[0], row[2:])) for row in rows]
-        kept = hits[: request.size]
-        if request.backward:
-            kept.reverse()
-        return SearchPage(hits=kept, has_more=len(hits) > request.size)
+        return strategy.page(ranked, post).order_by(*order)
 
     def count_statement(self) -> Select[Any] | None:
         """The statement of `count`; None: no words."""
-        strategy = self._strategy
+        strategy = self.strategy
         if strategy is None:
             return None
         return (
-            select(func.count())
+            select(func.count().label("count"))
             .select_from(strategy.source())
             .where(strategy.match(), *self._conditions)
         )
 
-    async def count(self) -> int:
-        """How many posts the search finds (visibility and filter applied)."""
-        stmt = self.count_statement()
-        return 0 if stmt is None else int(await self._db.scalar(stmt))
-
-    async def beyond(self, values: tuple[Any, ...], *, forward: bool) -> bool:
-        """Whether any hit lies at a cursor's position or past it in one direction."""
-        strategy = self._strategy
+    def beyond_statement(self, values: tuple[Any, ...], *, forward: bool) -> Select[Any] | None:
+        """Whether (`found`) any hit lies at a cursor's position or past it in one direction;
+        None: no words, no hit."""
+        strategy = self.strategy
         if strategy is None:
-            return False
+            return None
         found = (
             select(models.Post.id)
             .select_from(strategy.source())
@@ -458,7 +459,7 @@ class PostSearch:
                 _past(strategy.rank(), (values[0], values[1]), forward=forward, inclusive=True),
             )
         )
-        return bool(await self._db.scalar(select(found.exists())))
+        return select(found.exists().label("found"))
 
     @staticmethod
     def _cursor_conditions(
@@ -470,6 +471,57 @@ class PostSearch:
         if request.before is not None:
             found.append(_past(rank, request.before, forward=False))
         return found
+
+
+def page_of(request: SearchRequest, hits: list[Any]) -> tuple[list[Any], bool]:
+    """The page of a page statement's hits (best first), and whether more follow."""
+    kept = hits[: request.size]
+    if request.backward:
+        kept.reverse()
+    return kept, len(hits) > request.size
+
+
+class PostSearch:
+    """A `SearchQuery` run on a session: hits are ORM posts (strawberry's resolver)."""
+
+    def __init__(
+        self,
+        db: SerialSession,
+        *,
+        text: str,
+        viewer: models.User | None,
+        where: Filter | None = None,
+    ) -> None:
+        self._db = db
+        dialect = db.session.get_bind().dialect.name
+        self.query = SearchQuery(dialect, text=text, viewer=viewer, where=where)
+
+    def encode_cursor(self, hit: SearchHit) -> str:
+        return self.query.cursor(hit.rank, hit.post.id)
+
+    async def page(self, request: SearchRequest) -> SearchPage:
+        """One page of hits, best first."""
+        strategy, stmt = self.query.strategy, self.query.page_statement(request)
+        if strategy is None or stmt is None:
+            return SearchPage(hits=[], has_more=False)
+        hits = [
+            SearchHit(
+                row[0], float(row[1]), strategy.snippet(row[0].content, row[0].title, row[2:])
+            )
+            for row in await self._db.rows(stmt)
+        ]
+        kept, has_more = page_of(request, hits)
+        return SearchPage(hits=kept, has_more=has_more)
+
+    async def count(self) -> int:
+        """How many posts the search finds (visibility and filter applied)."""
+        stmt = self.query.count_statement()
+        return 0 if stmt is None else int(await self._db.scalar(stmt))
+
+    async def beyond(self, values: tuple[Any, ...], *, forward: bool) -> bool:
+        """Whether any hit lies at a cursor's position or past it in one direction."""
+        stmt = self.query.beyond_statement(values, forward=forward)
+        return stmt is not None and bool(await self._db.scalar(stmt))
 
 
 def _is_finite_number(value: Any) -> bool:

@@ -5,7 +5,7 @@ stats and groups never count a draft the viewer may not see.
 """
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,7 +27,8 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.selectable import Subquery
 
 from gql_blog import models
-from gql_blog.loaders import Filter, filter_conditions
+from gql_blog.errors import InvalidPageError
+from gql_blog.read_model import Filter, filter_conditions
 from gql_blog.serial_session import SerialSession
 from gql_blog.visibility import visible
 
@@ -103,39 +104,63 @@ class PostGroup:
     last_created_at: datetime | None
 
 
-async def user_stats(db: SerialSession, where: Filter | None) -> UserStats:
+def user_stats_statement(where: Filter | None) -> Select[Any]:
+    """The statement of `user_stats`: one row, read by `user_stats_of`."""
     age = models.User.age
-    stmt = select(func.count(), func.sum(age), func.count(age), func.min(age), func.max(age)).where(
-        *filter_conditions(where)
-    )
-    ((count, age_sum, known, youngest, oldest),) = await db.rows(stmt)
+    aggregates: list[Any] = [
+        func.count().label("count"),
+        func.sum(age).label("age_sum"),
+        func.count(age).label("known"),
+        func.min(age).label("youngest"),
+        func.max(age).label("oldest"),
+    ]
+    return select(*aggregates).where(*filter_conditions(where))
+
+
+def user_stats_of(row: Mapping[str, Any]) -> UserStats:
+    known = row["known"]
     # Sum and count, divided here: AVG's type and precision differ per dialect (MariaDB keeps
     # four decimals), and an exact sum gives the same float everywhere.
     return UserStats(
-        count=int(count),
-        average_age=int(age_sum) / int(known) if known else None,
-        min_age=youngest,
-        max_age=oldest,
+        count=int(row["count"]),
+        average_age=int(row["age_sum"]) / int(known) if known else None,
+        min_age=row["youngest"],
+        max_age=row["oldest"],
+    )
+
+
+async def user_stats(db: SerialSession, where: Filter | None) -> UserStats:
+    (row,) = await db.core_rows(user_stats_statement(where), {})
+    return user_stats_of(row)
+
+
+def post_stats_statement(*, viewer: Any, where: Filter | None) -> Select[Any]:
+    """The statement of `post_stats` (the viewer a user or the planner's viewer parameter): one
+    row, read by `post_stats_of`."""
+    post = models.Post
+    aggregates: list[Any] = [
+        func.count().label("count"),
+        func.count(case((post.published.is_(True), 1))).label("published"),
+        func.min(post.created_at).label("first"),
+        func.max(post.created_at).label("last"),
+    ]
+    return select(*aggregates).where(visible(post, viewer), *filter_conditions(where))
+
+
+def post_stats_of(row: Mapping[str, Any]) -> PostStats:
+    return PostStats(
+        count=int(row["count"]),
+        published_count=int(row["published"]),
+        first_created_at=row["first"],
+        last_created_at=row["last"],
     )
 
 
 async def post_stats(
     db: SerialSession, *, viewer: models.User | None, where: Filter | None
 ) -> PostStats:
-    post = models.Post
-    stmt = select(
-        func.count(),
-        func.count(case((post.published.is_(True), 1))),
-        func.min(post.created_at),
-        func.max(post.created_at),
-    ).where(visible(post, viewer), *filter_conditions(where))
-    ((count, published, first, last),) = await db.rows(stmt)
-    return PostStats(
-        count=int(count),
-        published_count=int(published),
-        first_created_at=first,
-        last_created_at=last,
-    )
+    (row,) = await db.core_rows(post_stats_statement(viewer=viewer, where=where), {})
+    return post_stats_of(row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +246,7 @@ def _groups_statement(
 
 def groups_statement(
     *,
-    viewer: models.User | None,
+    viewer: Any,
     where: Filter | None,
     group_by: Sequence[GroupField],
     limit: int,
@@ -234,6 +259,33 @@ def groups_statement(
     )
 
 
+def group_limit(default: int, maximum: int, first: int | None) -> int:
+    """How many groups `postGroups(first:)` asks for; InvalidPageError when out of bounds."""
+    if first is None:
+        return default
+    if first < 0:
+        raise InvalidPageError(f"`first` must not be negative (got {first}).")
+    if first > maximum:
+        raise InvalidPageError(f"`first` must be at most {maximum} (got {first}).")
+    return first
+
+
+def post_groups_of(
+    rows: Iterable[Mapping[str, Any]], group_by: Sequence[GroupField]
+) -> list[PostGroup]:
+    """The groups in the rows of `groups_statement` (read by column name)."""
+    names = [_KEY_NAMES[field] for field in dict.fromkeys(group_by)]
+    return [
+        PostGroup(
+            GroupKey(**{name: row[name] for name in names}),
+            int(row["count"]),
+            row["first_created_at"],
+            row["last_created_at"],
+        )
+        for row in rows
+    ]
+
+
 async def post_groups(
     db: SerialSession,
     *,
@@ -243,14 +295,5 @@ async def post_groups(
     limit: int,
 ) -> list[PostGroup]:
     """Visible posts grouped by `group_by` (in that order of keys): count desc, then keys asc."""
-    groupings = [_grouping(field) for field in dict.fromkeys(group_by)]
     stmt = groups_statement(viewer=viewer, where=where, group_by=group_by, limit=limit)
-    groups = []
-    for row in await db.rows(stmt):
-        values, (count, first, last) = row[: len(groupings)], row[len(groupings) :]
-        keys = {
-            _KEY_NAMES[grouping.field]: value
-            for grouping, value in zip(groupings, values, strict=True)
-        }
-        groups.append(PostGroup(GroupKey(**keys), int(count), first, last))
-    return groups
+    return post_groups_of(await db.core_rows(stmt, {}), group_by)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import orjson
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
@@ -34,8 +35,8 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_directive_values
 
-from gql_blog import models
-from gql_blog.entities import CONTENT_MODELS
+from gql_blog import audit, models
+from gql_blog.entities import NODE_MODELS
 from gql_blog.errors import NotPlannedError as NotPlannedError  # re-exported: callers name it here
 from gql_blog.ids import encode_global_id
 from gql_blog.plan.declarations import PLAN, Children, Email, GlobalId, Tags, ToOne
@@ -111,6 +112,8 @@ class ToOnePlan:
     target: ObjectPlan
     foreign_key: str
     statements: Statements = field(default_factory=dict)
+    # A null key or a missing row answers null (an audit entry's actor), not an error.
+    nullable: bool = False
     # Set when the row is the parent of the connection this row came from (a comment's post
     # under `Post.comments`): the parent's rows carry the target's columns, and no statement runs.
     parent: ObjectPlan | None = None
@@ -217,7 +220,72 @@ class RootTypename:
     pass
 
 
-RootField = RootConnection | RootLookup | RootNodes | RootViewer | RootTypename | RootWrite
+# An output field of a value that is no entity (stats, a group, its key): (value, run) -> JSON.
+ValueGetter = Callable[[Any, Any], Any]
+
+
+@dataclass(slots=True, eq=False)
+class ValuePlan:
+    """A selection on a type whose values gql_blog.stats computes (its fields are attributes)."""
+
+    output: list[tuple[str, ValueGetter]] = field(default_factory=list)
+
+    def emit(self, value: Any, run: Any) -> dict[str, Any]:
+        return {key: getter(value, run) for key, getter in self.output}
+
+
+@dataclass(slots=True, eq=False)
+class RootStats:
+    """`userStats` or `postStats`: one row of aggregates over the entity's filtered rows."""
+
+    index: int
+    name: str
+    entity: str
+    target: ValuePlan
+    arguments: Arguments
+    statements: Statements = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class RootGroups:
+    """`postGroups`: a list of groups; their keys' authors and tags are read by id after it."""
+
+    index: int
+    target: ValuePlan
+    arguments: Arguments
+    # The groups' key objects, loaded for the next level, by key attribute (author_id, tag_id).
+    keys: list[ToOnePlan] = field(default_factory=list)
+    statements: Statements = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class RootSearch:
+    """`searchPosts`: a connection of posts whose page a search ranks (gql_blog.search)."""
+
+    connection: ConnectionPlan
+
+    @property
+    def index(self) -> int:
+        return self.connection.index
+
+    @property
+    def arguments(self) -> Arguments:
+        return self.connection.arguments
+
+
+RootField = (
+    RootConnection
+    | RootLookup
+    | RootNodes
+    | RootViewer
+    | RootTypename
+    | RootWrite
+    | RootStats
+    | RootGroups
+    | RootSearch
+)
+# The aggregate root fields the planner runs, and the entity their `where` filters.
+PLANNED_STATS = {"userStats": "User", "postStats": "Post"}
 # The mutation fields the planner runs, and the entity of their payload.
 PLANNED_WRITES = {"addComment": "Comment", "createPost": "Post"}
 _ERROR_FIELDS = frozenset({"__typename", "message", "field", "id"})
@@ -301,25 +369,103 @@ class PlanBuilder:
             raise NotPlannedError(f"Query.{name} is not planned")
         definition = query_type.fields[name]
         object_type = get_named_type(definition.type)
-        if name in ("posts", "users", "tags"):
+        if name in ("posts", "users", "tags", "auditLog"):
             entity = _connection_entity(object_type)
             connection = self._connection(entity, definition, nodes)
-            return RootConnection(model=CONTENT_MODELS[entity], connection=connection)
+            return RootConnection(model=NODE_MODELS[entity], connection=connection)
         if name in ("post", "user", "tag"):
             target = self._object(_entity_type(object_type), nodes)
             return RootLookup(self._slot(), name, target, Arguments(definition, nodes[0]))
         if name == "viewer":
             return RootViewer(self._object(_entity_type(object_type), nodes))
+        if name in PLANNED_STATS or name in ("postGroups", "searchPosts"):
+            return self._computed(name, definition, nodes)
         if name in ("node", "nodes"):
             # The id names the type: each entity type gets its own plan of the selection.
             targets = {
                 entity: self._object(_entity_type(self._schema.type_map[entity]), nodes)
-                for entity in CONTENT_MODELS
+                for entity in NODE_MODELS
             }
-            slots = {entity: StatementSlot() for entity in CONTENT_MODELS}
+            slots = {entity: StatementSlot() for entity in NODE_MODELS}
             arguments = Arguments(definition, nodes[0])
             return RootNodes(self._slot(), name == "nodes", targets, arguments, slots)
         raise NotPlannedError(f"Query.{name} is not planned")
+
+    def _computed(
+        self, name: str, definition: GraphQLField, nodes: list[FieldNode]
+    ) -> RootStats | RootGroups | RootSearch:
+        """A root field whose rows a module below the schema computes (stats, search)."""
+        if name == "postGroups":
+            return self._groups(definition, nodes)
+        if name == "searchPosts":
+            # Its arguments are the search's own (Run._search), not a page of an ordering.
+            return RootSearch(self._connection("Post", definition, nodes, ordered=False))
+        stats_type = get_named_type(definition.type)
+        assert isinstance(stats_type, GraphQLObjectType)
+        target = self._value(stats_type, nodes, {})
+        arguments = Arguments(definition, nodes[0])
+        return RootStats(self._slot(), name, PLANNED_STATS[name], target, arguments)
+
+    def _groups(self, definition: GraphQLField, nodes: list[FieldNode]) -> RootGroups:
+        group_type = get_named_type(definition.type)
+        assert isinstance(group_type, GraphQLObjectType)
+        key_field = group_type.fields["key"]
+        key_type = get_named_type(key_field.type)
+        assert isinstance(key_type, GraphQLObjectType)
+        keys: list[ToOnePlan] = []
+
+        def entity_key(foreign_key: str) -> Callable[[GraphQLField, list[FieldNode]], ValueGetter]:
+            def build(field_definition: GraphQLField, field_nodes: list[FieldNode]) -> ValueGetter:
+                target = self._object(
+                    _entity_type(get_named_type(field_definition.type)), field_nodes
+                )
+                to_one = ToOnePlan(self._slot(), target, foreign_key, nullable=True)
+                keys.append(to_one)
+                index, read = to_one.index, operator.attrgetter(foreign_key)
+
+                def getter(value: Any, run: Any) -> Any:
+                    found = run.results[index].get(read(value))
+                    return None if found is None else target.emit(found, run)
+
+                return getter
+
+            return build
+
+        key_fields = {"author": entity_key("author_id"), "tag": entity_key("tag_id")}
+
+        def key(field_definition: GraphQLField, field_nodes: list[FieldNode]) -> ValueGetter:
+            plan = self._value(key_type, field_nodes, key_fields)
+            return lambda group, run: plan.emit(group.key, run)
+
+        target = self._value(group_type, nodes, {"key": key})
+        return RootGroups(self._slot(), target, Arguments(definition, nodes[0]), keys)
+
+    def _value(
+        self,
+        value_type: GraphQLObjectType,
+        nodes: list[FieldNode],
+        special: dict[str, Callable[[GraphQLField, list[FieldNode]], ValueGetter]],
+    ) -> ValuePlan:
+        """A selection on a value type: `special` builds the getters of its object fields,
+        any other field reads the attribute its strawberry field names."""
+        plan = ValuePlan()
+        for key, field_nodes in self._collect(
+            value_type, [node.selection_set for node in nodes]
+        ).items():
+            name = field_nodes[0].name.value
+            if name == "__typename":
+                plan.output.append((key, _constant(value_type.name)))
+                continue
+            definition = value_type.fields[name]
+            if name in special:
+                plan.output.append((key, special[name](definition, field_nodes)))
+                continue
+            strawberry_field = definition.extensions["strawberry-definition"]
+            if strawberry_field.base_resolver is not None:
+                raise NotPlannedError(f"{value_type.name}.{name} is not planned")
+            is_date = get_named_type(definition.type).name == "DateTime"
+            plan.output.append((key, _attribute(strawberry_field.python_name, is_date)))
+        return plan
 
     def _write_roots(self, operation: OperationDefinitionNode) -> list[tuple[str, RootField]]:
         """One planned mutation field, alone: several run one after another on the executor."""
@@ -418,7 +564,7 @@ class PlanBuilder:
 
     def _object(self, object_type: GraphQLObjectType, nodes: list[FieldNode]) -> ObjectPlan:
         entity = object_type.name
-        plan = ObjectPlan(entity=entity, model=CONTENT_MODELS[entity])
+        plan = ObjectPlan(entity=entity, model=NODE_MODELS[entity])
         self._objects.append(plan)
         grouped = self._collect(object_type, [node.selection_set for node in nodes])
         for key, field_nodes in grouped.items():
@@ -432,6 +578,8 @@ class PlanBuilder:
         if name == "__typename":
             return _constant(object_type.name)
         definition = object_type.fields[name]
+        if plan.model is models.AuditLog and name in _AUDIT_FIELDS:
+            return self._audit_field(plan, definition, nodes)
         strawberry_field = definition.extensions["strawberry-definition"]
         declaration = strawberry_field.metadata.get(PLAN)
         if declaration is None:
@@ -460,6 +608,23 @@ class PlanBuilder:
         plan.relations.append(tags)
         return _tags(tags)
 
+    def _audit_field(
+        self, plan: ObjectPlan, definition: GraphQLField, nodes: list[FieldNode]
+    ) -> Getter:
+        """An `AuditLogEntry` field its strawberry type resolves itself (schema/types.py)."""
+        name = nodes[0].name.value
+        if name == "changes":
+            plan.columns.add("changes")
+            return _changes
+        if name == "entityId":
+            plan.columns |= {"entity_type", "entity_id"}
+            return _entity_id
+        plan.columns.add("actor_id")
+        target = self._object(_entity_type(get_named_type(definition.type)), nodes)
+        to_one = ToOnePlan(self._slot(), target, "actor_id", nullable=True)
+        plan.relations.append(to_one)
+        return _to_one(to_one)
+
     def _column(self, plan: ObjectPlan, strawberry_field: Any, definition: GraphQLField) -> Getter:
         attribute = strawberry_field.python_name
         if strawberry_field.base_resolver is not None or not hasattr(plan.model, attribute):
@@ -473,12 +638,13 @@ class PlanBuilder:
         return _inlined(lambda row, run: read(row), f"row[{attribute!r}]")
 
     def _connection(
-        self, entity: str, definition: GraphQLField, nodes: list[FieldNode]
+        self, entity: str, definition: GraphQLField, nodes: list[FieldNode], *, ordered: bool = True
     ) -> ConnectionPlan:
         connection_type = get_named_type(definition.type)
         assert isinstance(connection_type, GraphQLObjectType)
         plan = ConnectionPlan(self._slot(), entity, Arguments(definition, nodes[0]))
-        self._connections.append(plan)
+        if ordered:  # its page request is made before any SQL (Run._prepare)
+            self._connections.append(plan)
         for key, field_nodes in self._collect(
             connection_type, [node.selection_set for node in nodes]
         ).items():
@@ -518,6 +684,8 @@ class PlanBuilder:
             elif name == "cursor":
                 plan.needs_cursors = True
                 output.append((key, _edge_cursor))
+            elif name in _SEARCH_EDGE_FIELDS:
+                output.append((key, _edge_value(_SEARCH_EDGE_FIELDS[name])))
             else:
                 target = self._object(
                     _entity_type(get_named_type(edge_type.fields[name].type)), field_nodes
@@ -581,13 +749,13 @@ def _reads_variables(value: Any) -> bool:
 
 def _connection_entity(connection_type: GraphQLNamedType) -> str:
     entity = connection_type.name.removesuffix("Connection")
-    if entity not in CONTENT_MODELS:
+    if entity not in NODE_MODELS:
         raise NotPlannedError(f"{connection_type.name} is not planned")
     return entity
 
 
 def _entity_type(named: GraphQLNamedType) -> GraphQLObjectType:
-    if not isinstance(named, GraphQLObjectType) or named.name not in CONTENT_MODELS:
+    if not isinstance(named, GraphQLObjectType) or named.name not in NODE_MODELS:
         raise NotPlannedError(f"{named.name} is not planned")
     return named
 
@@ -602,6 +770,13 @@ def _inlined(getter: Getter, expression: str, **names: Any) -> Getter:
     getter.inline = expression  # type: ignore[attr-defined]  # read back with getattr
     getter.inline_names = names  # type: ignore[attr-defined]
     return getter
+
+
+def _attribute(name: str, is_date: bool) -> ValueGetter:
+    read = operator.attrgetter(name)
+    if is_date:
+        return lambda value, run: _isoformat(read(value))
+    return lambda value, run: read(value)
 
 
 def _constant(value: str) -> Getter:
@@ -619,6 +794,21 @@ def _global_id(type_name: str) -> Getter:
     )
 
 
+# The AuditLogEntry fields with resolvers of their own, planned by `PlanBuilder._audit_field`.
+_AUDIT_FIELDS = frozenset({"changes", "entityId", "actor"})
+
+
+def _changes(row: Any, run: Any) -> Any:
+    stored = row["changes"]
+    if isinstance(stored, str):  # PostgreSQL's driver hands JSON over undecoded
+        stored = orjson.loads(stored)
+    return None if stored is None else audit.shown_changes(stored)
+
+
+def _entity_id(row: Any, run: Any) -> str:
+    return encode_global_id(row["entity_type"], row["entity_id"])
+
+
 def _email(row: Any, run: Any) -> Any:
     return row["email"] if can_see_email(run.viewer, row["id"]) else None
 
@@ -626,6 +816,13 @@ def _email(row: Any, run: Any) -> Any:
 def _to_one(plan: ToOnePlan) -> Getter:
     read_key = operator.itemgetter(plan.foreign_key)
     index, target = plan.index, plan.target
+    if plan.nullable:
+
+        def nullable(row: Any, run: Any) -> Any:
+            found = run.results[index].get(read_key(row))
+            return None if found is None else target.emit(found, run)
+
+        return nullable
 
     def missing(row: Any) -> Any:
         # A non-null foreign key without its row: let the executor say so.
@@ -687,6 +884,15 @@ def _edge_constant(value: str) -> Callable[[Any, Any, Any], Any]:
 def _edge_cursor(row: Any, loaded: Any, run: Any) -> str:
     cursor: str = loaded.cursor(row)
     return cursor
+
+
+# A search hit's edge fields, and the keys its rows hold them under (Run._search).
+_SEARCH_EDGE_FIELDS = {"rank": "search_rank", "snippet": "search_snippet"}
+
+
+def _edge_value(key: str) -> Callable[[Any, Any, Any], Any]:
+    read = operator.itemgetter(key)
+    return lambda row, loaded, run: read(row)
 
 
 def _edge_node(target: ObjectPlan) -> Callable[[Any, Any, Any], Any]:

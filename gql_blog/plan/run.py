@@ -8,6 +8,7 @@ all known before its statements run, so a batch never splits: the statement coun
 of the query's shape.
 """
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Select
 from strawberry.types.arguments import convert_arguments
 
-from gql_blog import models, read_model
+from gql_blog import audit, models, read_model, search, stats
 from gql_blog.arguments import ordering_of, page_request, plain_where
 from gql_blog.caches import LruCache
 from gql_blog.config import Settings
@@ -37,8 +38,11 @@ from gql_blog.plan.build import (
     RelationPlan,
     RootConnection,
     RootField,
+    RootGroups,
     RootLookup,
     RootNodes,
+    RootSearch,
+    RootStats,
     RootTypename,
     RootViewer,
     RootWrite,
@@ -84,6 +88,17 @@ class Loaded:
         ordering = self.request.ordering
         values = [row[term.key.lower()] for term in ordering.terms]
         return ordering.encode_values(values, scope=self.scope)
+
+
+@dataclass(slots=True)
+class SearchLoaded(Loaded):
+    """A search's page: its cursors hold a hit's rank and id (gql_blog.search)."""
+
+    query: Any = None
+
+    def cursor(self, row: Any) -> str:
+        cursor: str = self.query.cursor(row["search_rank"], row["id"])
+        return cursor
 
 
 class Run:
@@ -177,7 +192,9 @@ class Run:
             except (NotPlannedError, InvalidInputError) as refused:
                 self._requests[connection.index] = refused
         for _, root in self.plan.roots:
-            if isinstance(root, RootLookup | RootNodes | RootWrite):
+            if isinstance(
+                root, RootLookup | RootNodes | RootWrite | RootStats | RootGroups | RootSearch
+            ):
                 self._lookups[root.index] = self._arguments(root.arguments)
             if isinstance(root, RootWrite):
                 # Every refusal before the write: the payload's arguments too.
@@ -224,6 +241,8 @@ class Run:
         plain = plain_where(where)
         if not plain:
             return None
+        if entity == "AuditLogEntry":
+            plain = audit.plain_log_where(plain)
         key = (entity, canonical_where(plain), self._viewer_kind, self._viewer_id)
         compiled = self._filters.get(key)
         if compiled is not None:
@@ -295,7 +314,153 @@ class Run:
             return await self._load_nodes(root)
         if isinstance(root, RootWrite):
             return await self._write(root)
+        if isinstance(root, RootStats | RootGroups | RootSearch):
+            return await self._computed(root)
         return []
+
+    def _cached(
+        self,
+        statements: Statements,
+        key: Any,
+        where: Filter | None,
+        build: Callable[[], Select[Any]],
+    ) -> Statement | Select[Any]:
+        """A statement without a filter, built once per viewer kind and `key`; with a filter
+        (its values are literals) it is built per request."""
+        if where is not None:
+            return build()
+        full_key = (self._viewer_kind, None, key)
+        statement = statements.get(full_key)
+        if statement is None:
+            statement = Statement(
+                build(), compiled_for=None if self._driver is None else self._dialect_impl
+            )
+            if len(statements) < _MAX_STATEMENTS_PER_NODE:
+                statements[full_key] = statement
+        return statement
+
+    async def _computed(
+        self, root: RootStats | RootGroups | RootSearch
+    ) -> list[tuple[ObjectPlan, list[Any]]]:
+        if isinstance(root, RootSearch):
+            return await self._search(root)
+        if isinstance(root, RootGroups):
+            return await self._groups(root)
+        await self._stats(root)
+        return []
+
+    async def _stats(self, root: RootStats) -> None:
+        args = self._lookups[root.index]
+        where = self._where(root.entity, args.get("where"))
+        viewer = self._viewer_parameter
+        if root.name == "userStats":
+            stmt = self._cached(
+                root.statements, None, where, lambda: stats.user_stats_statement(where)
+            )
+            (row,) = await self._rows(stmt)
+            self.results[root.index] = stats.user_stats_of(row)
+            return
+        stmt = self._cached(
+            root.statements,
+            None,
+            where,
+            lambda: stats.post_stats_statement(viewer=viewer, where=where),
+        )
+        (row,) = await self._rows(stmt)
+        self.results[root.index] = stats.post_stats_of(row)
+
+    async def _search(self, root: RootSearch) -> list[tuple[ObjectPlan, list[Any]]]:
+        """A page of hits as the resolver reads it (schema/search.py), then its count and
+        probes; its rows carry their rank and snippet (`search_rank`, `search_snippet`)."""
+        connection, args = root.connection, self._lookups[root.index]
+        sizes = page_request(
+            self._settings,
+            search.PAGE_ORDERING,
+            first=args["first"],
+            after=None,
+            last=args["last"],
+            before=None,
+        )
+        where = self._where("Post", args.get("where"))
+        query = search.SearchQuery(
+            self._dialect, text=args["query"], viewer=self._viewer_parameter, where=where
+        )
+        request = search.SearchRequest(
+            size=sizes.size,
+            backward=sizes.backward,
+            after=query.decode_argument("after", args["after"]),
+            before=query.decode_argument("before", args["before"]),
+        )
+        hits = await self._search_hits(connection, query, request)
+        kept, has_more = search.page_of(request, hits)
+        position = dataclasses.replace(sizes, after=request.after, before=request.before)
+        page = Page(rows=kept, has_more=has_more, request=position)
+        loaded = SearchLoaded(position, "", pages={None: page}, query=query)
+        count = query.count_statement() if connection.needs_count else None
+        if count is not None:
+            loaded.counts[None] = int(next(iter(await self._rows(count)))["count"])
+        for values, forward, found in _probes(connection, position, loaded):
+            probe = query.beyond_statement(values, forward=forward)
+            if probe is not None and next(iter(await self._rows(probe)))["found"]:
+                found.add(None)
+        self.results[root.index] = loaded
+        return [(target, kept) for target in connection.objects]
+
+    async def _search_hits(
+        self, connection: ConnectionPlan, query: search.SearchQuery, request: search.SearchRequest
+    ) -> list[dict[str, Any]]:
+        names = _page_columns(connection, search.PAGE_ORDERING)
+        if self._dialect in ("mysql", "mariadb"):
+            # MariaDB's snippet is cut here, from the title and content.
+            names += [name for name in ("title", "content") if name not in names]
+        stmt = query.page_statement(request, read_model.selected(models.Post, names))
+        strategy = query.strategy
+        if stmt is None or strategy is None:
+            return []
+        hits = []
+        for row in await self._rows(stmt):
+            values = list(row.values())
+            hit = dict(zip(names, values, strict=False))
+            extra = values[len(names) + 1 :]
+            hit["search_rank"] = float(values[len(names)])
+            snippet = strategy.snippet(hit.get("content", ""), hit.get("title", ""), extra)
+            hit["search_snippet"] = snippet
+            hits.append(hit)
+        return hits
+
+    async def _groups(self, root: RootGroups) -> list[tuple[ObjectPlan, list[Any]]]:
+        args = self._lookups[root.index]
+        if not args["group_by"]:
+            raise NotPlannedError("`groupBy` names no field")  # the executor's own error
+        group_by = [stats.GroupField(field.value) for field in args["group_by"]]
+        settings = self._settings
+        limit = stats.group_limit(settings.default_page_size, settings.max_page_size, args["first"])
+        where = self._where("Post", args.get("where"))
+        stmt = self._cached(
+            root.statements,
+            (tuple(group_by), limit),
+            where,
+            lambda: stats.groups_statement(
+                viewer=self._viewer_parameter, where=where, group_by=group_by, limit=limit
+            ),
+        )
+        groups = stats.post_groups_of(await self._rows(stmt), group_by)
+        self.results[root.index] = groups
+        level = []
+        for key in root.keys:
+            target = key.target
+            wanted = _unique(
+                found
+                for group in groups
+                if (found := getattr(group.key, key.foreign_key)) is not None
+            )
+            stmt = self._statement(key.statements, None, self._by_id(target))
+            found_rows: dict[int, Any] = {}
+            for chunk in _chunks(wanted):
+                found_rows.update((row["id"], row) for row in await self._rows(stmt, chunk))
+            self.results[key.index] = found_rows
+            level.append((target, list(found_rows.values())))
+        return level
 
     async def _write(self, root: RootWrite) -> list[tuple[ObjectPlan, list[Any]]]:
         """Run the mutation's write; its payload row (if it wrote) starts the next level."""
@@ -394,6 +559,9 @@ class Run:
         self, root: RootConnection
     ) -> list[tuple[ObjectPlan, list[Any]]]:
         connection = root.connection
+        if root.model is models.AuditLog and (self.viewer is None or not self.viewer.is_admin):
+            # FORBIDDEN before anything else, as the executor answers it.
+            raise NotPlannedError("only admins may read the audit log")
         request, scope = self._request(connection)
         names = _page_columns(connection, request.ordering)
         viewer = self._viewer_parameter
@@ -446,7 +614,9 @@ class Run:
             own = {key: parents[key] for key in keys}
             self.results[relation.index] = own
             return [(target, list(own.values()))]
-        keys = _unique(row[relation.foreign_key] for row in rows)
+        keys = [
+            key for key in _unique(row[relation.foreign_key] for row in rows) if key is not None
+        ]
         known = self._known_rows(target, keys)
         if known is not None:
             self.results[relation.index] = known
@@ -459,7 +629,7 @@ class Run:
             ),
         )
         found: dict[int, Any] = {}
-        for chunk in _chunks(_unique(row[relation.foreign_key] for row in rows)):
+        for chunk in _chunks(keys):
             found.update((row["id"], row) for row in await self._rows(stmt, chunk))
         self.results[relation.index] = found
         return [(target, list(found.values()))]
@@ -565,8 +735,17 @@ class Run:
                     for key, name in output
                 }
             return root.target.emit(result.row, self)
+        if isinstance(root, RootStats | RootGroups | RootSearch):
+            return self._emit_computed(root)
         assert isinstance(root, RootTypename)
         return "Query"
+
+    def _emit_computed(self, root: RootStats | RootGroups | RootSearch) -> Any:
+        if isinstance(root, RootSearch):
+            return root.connection.emit(self.results[root.index], None, self)
+        if isinstance(root, RootStats):
+            return root.target.emit(self.results[root.index], self)
+        return [root.target.emit(group, self) for group in self.results[root.index]]
 
 
 def _row_id(value: Any, type_name: str) -> int | None:

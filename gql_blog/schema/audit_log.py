@@ -5,12 +5,12 @@ and an `AuditLogWhere` filter. Anyone but an admin gets a top-level FORBIDDEN er
 answers null: the loaders see no audit rows for them).
 """
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import strawberry
 from strawberry import UNSET
 
-from gql_blog import models
+from gql_blog import audit, models
 from gql_blog.arguments import page_request, plain_where
 from gql_blog.loaders import Loaders
 from gql_blog.ordering import Ordering
@@ -35,22 +35,9 @@ class AuditLogWhere:
     not_: "AuditLogWhere | None" = strawberry.field(default=UNSET, name="not")
 
 
-def _with_action_filters(where: dict[str, Any]) -> dict[str, Any]:
-    """`action: X` means `action: {eq: X}`, the shape the filter compiler reads."""
-    found = dict(where)
-    if "action" in found:
-        found["action"] = {"eq": found["action"]}
-    for key in ("and", "or"):
-        if key in found:
-            found[key] = [_with_action_filters(item) for item in found[key]]
-    if "not" in found:
-        found["not"] = _with_action_filters(found["not"])
-    return found
-
-
 def _compile(loaders: Loaders, where: AuditLogWhere | None) -> Filter | None:
     plain = plain_where(where)
-    return loaders.where(ENTITY, None if plain is None else _with_action_filters(plain))
+    return loaders.where(ENTITY, None if plain is None else audit.plain_log_where(plain))
 
 
 async def audit_log_connection(

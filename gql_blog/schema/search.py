@@ -6,16 +6,10 @@ import strawberry
 
 from gql_blog import search
 from gql_blog.arguments import page_request
-from gql_blog.ordering import InvalidCursorError, Ordering, OrderTerm
 from gql_blog.read_model import Page
 from gql_blog.schema.connections import PageInfo, compile_filter
 from gql_blog.schema.inputs import PostWhere
 from gql_blog.schema.types import BlogInfo, Post
-
-# page_request checks first/last as for every connection, and PageInfo reads only the direction,
-# cursor values and has_more of a page's request. The search orders by (rank, id) itself (see
-# gql_blog.search): the request's ordering is never used to sort, so it names the id alone.
-_UNUSED_ORDERING = Ordering.of("Post", [OrderTerm("ID", descending=True)])
 
 
 @strawberry.type(description="A post a search found, with its rank and a snippet.")
@@ -43,15 +37,6 @@ class PostSearchConnection:
         return await self.source.count()
 
 
-def _decode(source: search.PostSearch, name: str, cursor: str | None) -> tuple[float, int] | None:
-    if cursor is None:
-        return None
-    try:
-        return source.decode_cursor(cursor)
-    except InvalidCursorError as error:
-        raise InvalidCursorError(f"`{name}`: {error}") from None
-
-
 async def resolve_search_posts(
     info: BlogInfo,
     query: str,
@@ -64,7 +49,7 @@ async def resolve_search_posts(
     """One page of the posts matching `query` that the viewer may see, best first."""
     context = info.context
     sizes = page_request(
-        context.settings, _UNUSED_ORDERING, first=first, after=None, last=last, before=None
+        context.settings, search.PAGE_ORDERING, first=first, after=None, last=last, before=None
     )
     source = search.PostSearch(
         context.db,
@@ -75,8 +60,8 @@ async def resolve_search_posts(
     request = search.SearchRequest(
         size=sizes.size,
         backward=sizes.backward,
-        after=_decode(source, "after", after),
-        before=_decode(source, "before", before),
+        after=source.query.decode_argument("after", after),
+        before=source.query.decode_argument("before", before),
     )
     page = await source.page(request)
     edges = []

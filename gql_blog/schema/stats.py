@@ -8,7 +8,6 @@ import strawberry
 
 from gql_blog import stats
 from gql_blog.bad_input import UserInputError
-from gql_blog.config import Settings
 from gql_blog.schema.connections import compile_filter
 from gql_blog.schema.inputs import PostWhere, UserWhere
 from gql_blog.schema.types import BlogInfo, Tag, User
@@ -119,16 +118,6 @@ async def resolve_post_stats(info: BlogInfo, where: PostWhere | None = None) -> 
     return PostStats.from_stats(row)
 
 
-def _group_limit(settings: Settings, first: int | None) -> int:
-    if first is None:
-        return settings.default_page_size
-    if first < 0:
-        raise UserInputError(f"`first` must not be negative (got {first}).")
-    if first > settings.max_page_size:
-        raise UserInputError(f"`first` must be at most {settings.max_page_size} (got {first}).")
-    return first
-
-
 async def resolve_post_groups(
     info: BlogInfo,
     *,
@@ -139,7 +128,8 @@ async def resolve_post_groups(
     context = info.context
     if not group_by:
         raise UserInputError("`groupBy` must name at least one field.")
-    limit = _group_limit(context.settings, first)
+    settings = context.settings
+    limit = stats.group_limit(settings.default_page_size, settings.max_page_size, first)
     compiled = compile_filter(context.loaders, "Post", where)
     groups = await stats.post_groups(
         context.db,

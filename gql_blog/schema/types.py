@@ -376,22 +376,6 @@ class AuditAction(enum.Enum):
     DELETE = "DELETE"
 
 
-def _global_ids(type_name: str, value: Any) -> Any:
-    if isinstance(value, list):
-        return [_global_ids(type_name, item) for item in value]
-    return None if value is None else encode_global_id(type_name, value)
-
-
-def shown_changes(changes: dict[str, Any]) -> dict[str, Any]:
-    """Stored changes as the API shows them: relations (row ids in the log) as global ids."""
-    return {
-        name: _global_ids(audit.RELATION_TYPES[name], value)
-        if name in audit.RELATION_TYPES
-        else value
-        for name, value in changes.items()
-    }
-
-
 @strawberry.type(description="One create, update or delete of a user, post or comment.")
 class AuditLogEntry(Node):
     type_name: ClassVar[str] = "AuditLogEntry"
@@ -410,7 +394,7 @@ class AuditLogEntry(Node):
             row_id=row.id,
             entity_type=row.entity_type,
             action=AuditAction(row.action),
-            changes=JSON(shown_changes(row.changes)),
+            changes=JSON(audit.shown_changes(row.changes)),
             created_at=row.created_at,
             entity_row_id=row.entity_id,
             actor_id=row.actor_id,
