@@ -59,7 +59,7 @@ def test_document_larger_than_the_cache_is_not_kept() -> None:
 def test_estimated_size_grows_with_tokens() -> None:
     small, large = "{ viewer { id } }", "{ viewer { id username email age } }"
     grown = estimated_size(large, parse(large)) - estimated_size(small, parse(small))
-    assert grown == 3 * 400 + 2 * (len(large) - len(small))
+    assert grown == 3 * 400 + (2 + 32) * (len(large) - len(small))
 
 
 @pytest.fixture
