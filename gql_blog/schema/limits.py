@@ -200,7 +200,8 @@ def request_cost(
     """`request_limit_errors` of a cached document, its price remembered in the document's
     entry for small variables: the same request costs one lookup the next time (new row
     counts, new prices). A refusal is not remembered: it is answered once and runs no SQL."""
-    key = (operation_name, _variables_key(variables), 0 if counts is None else counts.version)
+    name = operation_name if operation_name is not None else _only_operation_name(cached.document)
+    key = (name, _variables_key(variables), 0 if counts is None else counts.version)
     if key[1] is not None:
         cost = cached.costs.get(key)  # type: ignore[arg-type]  # key[1] is a str here
         if cost is not None:
@@ -211,6 +212,14 @@ def request_cost(
     if not errors and key[1] is not None:
         cached.remember_cost(key, cost)  # type: ignore[arg-type]  # key[1] is a str here
     return cost, errors
+
+
+def _only_operation_name(document: DocumentNode) -> str | None:
+    """The name of a document's one operation (as strawberry names a request that gives none)."""
+    operations = _operations(document)
+    if len(operations) == 1 and operations[0].name is not None:
+        return operations[0].name.value
+    return None
 
 
 def _variables_key(variables: Mapping[str, Any] | None) -> str | None:
