@@ -22,7 +22,7 @@ _BYTES_PER_TOKEN = 400
 # What the planner's plans of a document may take, per character of its text, and per entry.
 _PLAN_BYTES_PER_CHARACTER = 32
 _PLAN_OVERHEAD = 4096
-# Prices remembered per document (by operation, variables and row counts); more are priced anew.
+# Prices remembered per document (by operation, variables and row counts) before it starts afresh.
 _MAX_COSTS_PER_DOCUMENT = 64
 
 
@@ -38,8 +38,10 @@ class CachedDocument:
     plans: dict[str | None, Any] = field(default_factory=dict)
 
     def remember_cost(self, key: tuple[str | None, str, int], cost: int) -> None:
-        if len(self.costs) < _MAX_COSTS_PER_DOCUMENT:
-            self.costs[key] = cost
+        """Remember a price; a full memo starts afresh (prices of older row counts go too)."""
+        if len(self.costs) >= _MAX_COSTS_PER_DOCUMENT:
+            self.costs.clear()
+        self.costs[key] = cost
 
 
 class DocumentCache:
