@@ -314,7 +314,9 @@ class QueryLimits(SchemaExtension):
 
     Parsing stops at the token limit; validation (with depth and aliases) runs once per distinct
     document, kept in the app's byte-bounded `DocumentCache`; cost and list arguments are checked
-    per request. A refusal is a pre-execution error, so no resolver and no SQL runs.
+    per request (`request_cost`: an admitted price is remembered in the document's entry, where
+    the app's door already put it). A refusal is a pre-execution error, so no resolver and no
+    SQL runs.
     """
 
     def __init__(self) -> None:
