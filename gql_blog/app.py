@@ -50,7 +50,6 @@ from gql_blog import (
     tracing,
     websocket,
 )
-from gql_blog.caches import LruCache
 from gql_blog.config import Settings
 from gql_blog.plan.planner import Planner
 from gql_blog.row_counts import RowCounts
@@ -65,8 +64,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _SESSION_KEY = "gql_blog.session"
-# Set when the planner declined a request in `_answer_planned`: the view runs it generically.
-_DECLINED_KEY = "gql_blog.planner_declined"
 SUBSCRIPTION_OVER_HTTP = (
     "Subscriptions run over a websocket: connect to /graphql with the graphql-transport-ws "
     "protocol (e.g. the graphql-ws or gql client) and send the subscription there."
@@ -109,7 +106,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.tracer = tracer
         self.planning = settings.planner
         self.planner = Planner(schema)
-        self._costs: LruCache[tuple[str, Any, str | None, int], int] = LruCache(4096)
+        # One entry per document: its parse, validation, prices and plans (see `execute_single`).
         self.documents = DocumentCache(settings.document_cache_bytes)
         # The tables' row counts the cost model prices by; the lifespan keeps them fresh.
         self.row_counts = RowCounts()
@@ -165,7 +162,7 @@ class GraphQLApp(GraphQL[Context, None]):
         media_type = graphql_http.response_media_type(request.headers.get("accept"))
         try:
             request = await self._read_request(request)
-            response = await self._answer_planned(request) if self.planning else None
+            response = await self._answer_plain(request)
             if response is None:
                 response = await self.run(request)
             response = self._with_caching_headers(request, response)
@@ -180,26 +177,20 @@ class GraphQLApp(GraphQL[Context, None]):
             response = _error_response(error, media_type)
         await response(scope, receive, send)
 
-    async def _answer_planned(self, request: Request) -> Response | None:
-        """A plain JSON POST of a planned document, answered past strawberry's view.
-
-        Only the common shape takes this lane (`graphql_http.plain_operation`); anything else is
-        left to `run` (None). A document the planner does not answer goes through `run` with the
-        context made here; the planner's answer is built by the same `process_result` and
-        `create_response` as the view's.
-        """
+    async def _answer_plain(self, request: Request) -> Response | None:
+        """A plain JSON POST of one operation, answered past strawberry's view (which would
+        read the same body and reach the same `execute_operation`); None for any other shape
+        (`graphql_http.plain_operation`): `run` answers it."""
         operation = await graphql_http.plain_operation(request)
         if operation is None:
             return None
+        graphql_http.refuse_bad_operation_name(operation.operation_name)
         data = await self.persisted.resolve(operation)
-        if isinstance(data, persisted_queries.UnresolvedRequest):
-            return None  # trusted-documents mode refuses it: the view answers why
         sub_response = await self.get_sub_response(request)
         context = await self.get_context(request, sub_response)
-        result = await self._planned(request, data, context)
-        if result is None:
-            request.scope[_DECLINED_KEY] = True  # the view need not ask the planner again
-            return await self.run(request, context=context)
+        adapter = self.request_adapter_class(request)
+        result = await self.execute_operation(request, adapter, data, context, None, sub_response)
+        assert isinstance(result, ExecutionResult)  # one operation, no streaming `Accept`
         return self.create_response(await self.process_result(request, result), sub_response)
 
     async def execute_single(
@@ -211,19 +202,31 @@ class GraphQLApp(GraphQL[Context, None]):
         root_value: None,
         request_data: Any,
     ) -> ExecutionResult:
+        """The one door every operation over HTTP goes through (alone, or one of a batch).
+
+        Its document is parsed and validated once, into its entry of the document cache
+        (`document`), and priced there (`_cost`); a valid one within every limit goes to the
+        planner, which plans it on first sight, and whatever the planner does not answer runs
+        on strawberry's executor, whose limits' extension finds the same entry (nothing is
+        parsed, validated or priced again). Both run within the admission of the same price.
+        """
         if isinstance(request_data, persisted_queries.UnresolvedRequest):
             return request_data.answer()  # an unknown or untrusted persisted query
-        # Planned queries skip parsing, validation and the generic executor (see plan/).
-        if self.planning and not request.scope.get(_DECLINED_KEY):
-            planned = await self._planned(request, request_data, context)
-            if planned is not None:
-                return planned
-        async with self.expensive.admitted(self._request_cost(request_data)):
+        query = request_data.query
+        cached = self.document(query) if isinstance(query, str) else None
+        cost = None if cached is None or cached.errors else self._cost(cached, request_data)
+        # 0 for a document the limits refuse: that refusal runs no SQL.
+        async with self.expensive.admitted(cost or 0):
+            if cost is not None and self._may_plan(request, cached, request_data):
+                assert cached is not None  # priced, so cached and valid
+                planned = await self.planner.execute(
+                    cached, request_data.operation_name, request_data.variables, context
+                )
+                if planned is not None:
+                    planned.extensions = {**(planned.extensions or {}), "cost": cost}
+                    return planned
             await context.load_viewer()
-            result = await self._execute(request_adapter, context, request_data)
-        if self.planning:
-            self.planner.learn(request_data.query, request_data.operation_name, result)
-        return result
+            return await self._execute(request_adapter, context, request_data)
 
     async def _execute(
         self, request_adapter: Any, context: Context, request_data: Any
@@ -249,83 +252,42 @@ class GraphQLApp(GraphQL[Context, None]):
         except MissingQueryError as error:
             raise HTTPException(400, "No GraphQL query found in the request") from error
 
-    async def _planned(
-        self, request: Request, request_data: Any, context: Context
-    ) -> ExecutionResult | None:
-        """The planner's answer, only for a cached valid document within the request's limits.
-
-        The planner knows only documents that ran without error, so their depth, aliases and
-        tokens passed; cost and list arguments depend on the variables and are checked again.
-        Anything refused or uncached goes to strawberry's path, which answers the refusal; so
-        do mutations over GET and with replicas (writes go to the primary, see
-        `execute_operation`).
-        """
-        query = request_data.query
-        cached = self.documents.get(query) if isinstance(query, str) else None
-        if cached is None or cached.errors:
-            return None
+    def _may_plan(self, request: Request, cached: CachedDocument | None, data: Any) -> bool:
+        """Whether the planner may answer: not with the planner off, and not a mutation over
+        GET (refused by the executor) or with replicas (writes go to the primary, see
+        `execute_operation`)."""
+        if not self.planning:
+            return False
         databases: replicas.Databases | None = request.scope["state"].get("databases")
         held_back = bool(databases and databases.replicas)
-        if (request.method != "POST" or held_back) and self._writes(request_data):
-            return None
-        cost = self._cost(cached, request_data)
-        if cost is None:
-            return None
-        async with self.expensive.admitted(cost):
-            planned = await self.planner.execute(
-                query, request_data.operation_name, request_data.variables, context
-            )
-        if planned is not None:
-            planned.extensions = {**(planned.extensions or {}), "cost": cost}
-        return planned
+        if request.method == "POST" and not held_back:
+            return True
+        return not _is_mutation(cached, data.operation_name)
 
     def _cost(self, cached: CachedDocument, request_data: Any) -> int | None:
-        """The request's price (`extensions.cost`); None when the limits refuse it."""
-        # The cost and list checks depend on the variables only: remembered for small ones.
-        key = (
-            request_data.query,
+        """The request's price (`extensions.cost`), remembered in the document's entry; None
+        when the limits refuse it (the executor answers why)."""
+        cost, errors = limits.request_cost(
+            cached,
             request_data.operation_name,
-            _variables_key(request_data.variables),
-            self.row_counts.version,  # new counts, new prices
+            request_data.variables,
+            self.settings,
+            schema=schema._schema,
+            counts=self.row_counts,
         )
-        cost = self._costs.get(key) if key[2] is not None else None
-        if cost is None:
-            cost, errors = limits.request_limit_errors(
-                cached.document,
-                request_data.operation_name,
-                request_data.variables,
-                self.settings,
-                schema=schema._schema,
-                counts=self.row_counts,
-            )
-            if errors:
-                return None
-            if key[2] is not None:
-                self._costs.put(key, cost)
-        return cost
+        return None if errors else cost
 
-    def _request_cost(self, request_data: Any) -> int:
-        """The price strawberry's path will give the request, before it runs, to admit it
-        (`admission`); 0 for a document the limits refuse: that refusal runs no SQL.
-
-        A document seen for the first time is parsed and validated here, as the limits'
-        extension would, into the same cache: the extension then finds it there.
-        """
-        query = request_data.query
-        if not isinstance(query, str):
-            return 0
-        cached = self.documents.get(query) or self.validated(query)
-        if cached is None or cached.errors:
-            return 0
-        return self._cost(cached, request_data) or 0
-
-    def validated(self, query: str) -> CachedDocument | None:
-        """`query` parsed and validated into the document cache, as the limits' extension
-        would (which then finds it there); None when it does not parse."""
+    def document(self, query: str) -> CachedDocument | None:
+        """The entry of `query` in the document cache: parsed and validated (limits first) the
+        first time it is seen, as the limits' extension would (which then finds it there);
+        None when it does not parse (strawberry parses it again and answers why)."""
+        cached = self.documents.get(query)
+        if cached is not None:
+            return cached
         try:
             document = parse(query, max_tokens=self.settings.max_tokens)
         except GraphQLError:
-            return None  # strawberry parses it again and answers why
+            return None
         errors = limits.validate_document(schema._schema, document, self.settings)
         return self.documents.put(query, document, errors)
 
@@ -463,15 +425,10 @@ class GraphQLApp(GraphQL[Context, None]):
 
     def _writes(self, request_data: GraphQLRequestData | list[GraphQLRequestData]) -> bool:
         """Whether any operation of the request is a mutation."""
-        for data in request_data if isinstance(request_data, list) else [request_data]:
-            query = data.query
-            cached = (self.documents.get(query) or self.validated(query)) if query else None
-            if cached is None:
-                continue
-            operation = get_operation_ast(cached.document, data.operation_name)
-            if operation is not None and operation.operation.value == "mutation":
-                return True
-        return False
+        return any(
+            _is_mutation(self.document(data.query) if data.query else None, data.operation_name)
+            for data in (request_data if isinstance(request_data, list) else [request_data])
+        )
 
     async def _execute_batch(
         self,
@@ -542,15 +499,12 @@ def _read_from_replica(
     return server.reads
 
 
-def _variables_key(variables: Any) -> str | None:
-    """Variables as a short, stable text, or None when they are too long to key a cache."""
-    if not variables:
-        return ""
-    try:
-        text = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS).decode()
-    except TypeError:
-        return None
-    return text if len(text) <= 1024 else None
+def _is_mutation(cached: CachedDocument | None, operation_name: Any) -> bool:
+    """Whether the operation of a parsed document is a mutation."""
+    if cached is None:
+        return False
+    operation = get_operation_ast(cached.document, operation_name)
+    return operation is not None and operation.operation.value == "mutation"
 
 
 async def healthz(request: Request) -> Response:

@@ -105,7 +105,7 @@ class _View(Protocol):
     sockets: SocketCount
     subscription_starts: asyncio.Semaphore
 
-    def validated(self, query: str) -> CachedDocument | None: ...
+    def document(self, query: str) -> CachedDocument | None: ...
 
 
 class TextWebSocketAdapter(ASGIWebSocketAdapter):
@@ -267,7 +267,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         would last as long as its statements). A new text is parsed and validated here into
         the document cache, where the limits' extension then finds it."""
         view = cast("_View", self.view)
-        cached = self.context.documents.get(operation.query) or view.validated(operation.query)
+        cached = view.document(operation.query)
         if cached is None or cached.errors:
             return nullcontext()
         found = get_operation_ast(cached.document, operation.operation_name)

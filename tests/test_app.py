@@ -71,7 +71,11 @@ async def test_shutdown_lets_the_request_in_flight_finish_then_disposes_the_engi
     monkeypatch.setattr(Loaders, "user_by_username", slow)
     listener = socket.create_server(("127.0.0.1", 0))  # listening already: connects queue up
     port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_config=None, lifespan="on"))
+    # strawberry's executor runs the loader patched above (the planner has its own statements).
+    executor_only = dataclasses.replace(settings, planner=False)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(executor_only), log_config=None, lifespan="on")
+    )
     stopping = asyncio.Event()
     shutdown = server.shutdown
 
@@ -155,14 +159,21 @@ async def test_production_mode_reports_no_statements(api: GraphQLClient) -> None
 
 
 async def test_unexpected_failure_is_masked_with_an_error_id_in_the_log(
-    api: GraphQLClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    settings: Settings,
+    connection: AsyncConnection,
+    db: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     async def explode(self: Loaders, username: str) -> None:
         raise RuntimeError("secret detail")
 
     monkeypatch.setattr(Loaders, "user_by_username", explode)
-    with caplog.at_level(logging.ERROR, logger="gql_blog.schema.errors"):
-        result = await api.query('{ user(username: "x") { id } }')
+    # strawberry's executor runs the loader patched above (the planner has its own statements).
+    executor_only = dataclasses.replace(settings, planner=False)
+    async with serve_api(executor_only, connection, db) as api:
+        with caplog.at_level(logging.ERROR, logger="gql_blog.schema.errors"):
+            result = await api.query('{ user(username: "x") { id } }')
     assert result.error_codes == ["INTERNAL_SERVER_ERROR"]
     error = result.errors[0] if result.errors else {}
     assert "secret detail" not in str(error)

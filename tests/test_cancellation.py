@@ -41,7 +41,7 @@ LIMIT_SECONDS = 2
 # is room for a loaded two-core machine). Before the fix: 5 s or more on every database.
 IDLE_WITHIN_SECONDS = 1.5
 SCAN = scan()
-# The same scan with its filters in variables: run cheap first, the planner learns it, so the
+# The same scan with its filters in variables: run cheap first (the planner plans it), so the
 # expensive run takes the planned path (on PostgreSQL, the asyncpg read pool's connections).
 PLANNED_SCAN = (
     "query PlannedScan("

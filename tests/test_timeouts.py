@@ -38,10 +38,12 @@ def slow_statement(dialect: str, seconds: float) -> str:
 
 @asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[str]:
-    """The app under real uvicorn on a free port; its base URL."""
+    """The app under real uvicorn on a free port, its planner off: the tests slow down a loader
+    of strawberry's resolvers (the planner has statements of its own); its base URL."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_config=None, lifespan="on"))
+    app = create_app(dataclasses.replace(settings, planner=False))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[listener]))
     try:
         yield f"http://127.0.0.1:{port}"

@@ -1,13 +1,15 @@
-"""The planned path's front: a byte-bounded cache of documents and their plans.
+"""The planned path's front: plans per operation of a document the app's door admitted.
 
-A document is planned only after strawberry's executor ran it once without any error: it is then
-known to be valid (validation does not depend on variables), so later requests skip parsing,
-validation and the generic executor. Queries are planned, and a mutation of one planned field
-(`build.PLANNED_WRITES`): its write runs in one transaction on the session, then its payload is
-read as a query's rows are. Variables are coerced per request with graphql-core's own
-`get_variable_values`. When the read model refuses the input of the operation's one root field
-(a page size, a cursor, a filter, an id), the planner answers that error itself, as the executor
-would; anything else the plan or the run declines goes back to strawberry's executor, which
+The app (`GraphQLApp.execute_single`, the one door) parses, validates and prices a document once,
+into its entry of the app's `DocumentCache`, and asks the planner only for a valid document within
+every limit; the planner keeps its work on each operation in that same entry (`CachedDocument.
+plans`), so a document is planned on first sight, and forgotten with its entry. Queries are
+planned, and a mutation of one planned field (`build.PLANNED_WRITES`): its write runs in one
+transaction on the session, then its payload is read as a query's rows are. Variables are coerced
+per request with graphql-core's own `get_variable_values`. When the read model refuses the input
+of the operation's one root field (a page size, a cursor, a filter, an id), the planner answers
+that error itself, as the executor would; anything else the plan or the run declines goes back to
+strawberry's executor (the door calls it with the same entry: nothing is parsed again), which
 answers exactly as it always does.
 """
 
@@ -25,7 +27,6 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     is_non_null_type,
-    parse,
 )
 from graphql.execution.values import VariableValues, get_variable_values
 from sqlalchemy import Select
@@ -34,7 +35,6 @@ from strawberry.types import ExecutionResult
 
 from gql_blog import auth, metrics, models
 from gql_blog.bad_input import user_input_error
-from gql_blog.caches import SizedLruCache
 from gql_blog.config import Settings
 from gql_blog.errors import InvalidInputError
 from gql_blog.events import EventBus
@@ -51,13 +51,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# What a cached document may cost, counted as its text's length times this factor: a parsed
-# document and its plans take roughly this many bytes per character of query text.
-_BYTES_PER_CHARACTER = 40
-_ENTRY_OVERHEAD = 4096
 # Distinct `@skip`/`@include` outcomes planned per document; more run on the generic executor.
 _MAX_PLANS_PER_DOCUMENT = 8
 _UNPLANNED = object()
+# An operation never planned (ambiguous, or a subscription): its entry says so once.
 _NEVER = object()
 
 
@@ -77,9 +74,19 @@ class Context(Protocol):
     def report_signed_out(self, reason: auth.SignedOut) -> None: ...
 
 
+class Entry(Protocol):
+    """A document's entry in the app's cache (`schema.documents.CachedDocument` is one): the
+    parse, and where the planner keeps its work on each operation."""
+
+    @property
+    def document(self) -> DocumentNode: ...
+
+    @property
+    def plans(self) -> dict[str | None, Any]: ...
+
+
 @dataclass(slots=True)
 class _Document:
-    text: str
     operation: OperationDefinitionNode
     fragments: dict[str, FragmentDefinitionNode]
     directive_variables: tuple[str, ...]
@@ -89,7 +96,7 @@ class _Document:
 class Planner:
     """Answers the queries it has plans for; `None` means: run strawberry's executor."""
 
-    def __init__(self, schema: Any, *, max_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, schema: Any) -> None:
         self._schema = schema
         self._graphql_schema = schema._schema
         # The viewer's statements (identity, token state), by builder and dialect name.
@@ -97,33 +104,15 @@ class Planner:
         self._filters = FilterCache(1024)
         # How many requests the planner answered (tests and metrics read it).
         self.answered = 0
-        # Learned documents; _NEVER for one that is never planned (a mutation, say), so it is
-        # not parsed again on every request.
-        self._documents: SizedLruCache[tuple[str, str | None], _Document | object] = SizedLruCache(
-            max_bytes
-        )
-
-    def learn(self, query: Any, operation_name: Any, result: ExecutionResult) -> None:
-        """Remember a document strawberry's executor has run without any error."""
-        if result.errors or not isinstance(query, str):
-            return
-        key = (query, operation_name if isinstance(operation_name, str) else None)
-        if self._documents.get(key) is not None:
-            return
-        size = len(query) * _BYTES_PER_CHARACTER + _ENTRY_OVERHEAD
-        if size > self._documents.max_bytes:
-            return
-        document = _document(query, parse(query, no_location=True), key[1])
-        self._documents.put(key, _NEVER if document is None else document, size)
 
     async def execute(
-        self, query: Any, operation_name: Any, variables: Any, context: Context
+        self, cached: Entry, operation_name: Any, variables: Any, context: Context
     ) -> ExecutionResult | None:
-        if not isinstance(query, str) or not (variables is None or isinstance(variables, dict)):
+        """The answer to a valid document within the limits, or None: the executor answers."""
+        if not (variables is None or isinstance(variables, dict)):
             return None
-        key = (query, operation_name if isinstance(operation_name, str) else None)
-        document = self._documents.get(key)
-        if not isinstance(document, _Document):
+        document = _operation(cached, operation_name if isinstance(operation_name, str) else None)
+        if document is None:
             return None
         coerced = get_variable_values(
             self._graphql_schema, document.operation.variable_definitions or (), variables or {}
@@ -220,14 +209,11 @@ class Planner:
         self, plan: Plan, variables: VariableValues, document: _Document, refused: InvalidInputError
     ) -> tuple[dict[str, Any] | None, GraphQLError]:
         """The answer to the read model's refusal of the one root field's input, as the executor
-        gives it: the field's error, located in the document (parsed again: the cached parse has
-        no locations), and null in its place, which a non-null field passes on to `data`."""
+        gives it: the field's error, located in the document, and null in its place, which a
+        non-null field passes on to `data`."""
         key, _ = plan.roots[0]
-        name = document.operation.name.value if document.operation.name else None
-        located = _document(document.text, parse(document.text), name)
-        assert located is not None  # the same text and operation as `document`
-        builder = PlanBuilder(self._graphql_schema, located.fragments, variables)
-        nodes = builder.root_fields(located.operation)[key]
+        builder = PlanBuilder(self._graphql_schema, document.fragments, variables)
+        nodes = builder.root_fields(document.operation)[key]
         query_type = self._graphql_schema.query_type
         assert query_type is not None
         error = user_input_error(refused, nodes=nodes, path=[key])
@@ -319,7 +305,16 @@ def _operation_span(context: Context, operation: OperationDefinitionNode) -> Ite
         yield
 
 
-def _document(text: str, document: DocumentNode, operation_name: str | None) -> _Document | None:
+def _operation(cached: Entry, operation_name: str | None) -> _Document | None:
+    """The planner's work on one operation of a cached document, kept in its entry."""
+    found = cached.plans.get(operation_name)
+    if found is None:
+        found = _document(cached.document, operation_name) or _NEVER
+        cached.plans[operation_name] = found
+    return found if isinstance(found, _Document) else None
+
+
+def _document(document: DocumentNode, operation_name: str | None) -> _Document | None:
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [d for d in operations if d.name and d.name.value == operation_name]
@@ -329,4 +324,4 @@ def _document(text: str, document: DocumentNode, operation_name: str | None) -> 
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
     operation = operations[0]
-    return _Document(text, operation, fragments, directive_variables(operation, fragments.values()))
+    return _Document(operation, fragments, directive_variables(operation, fragments.values()))

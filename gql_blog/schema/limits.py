@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import orjson
 from graphql import (
     ASTValidationRule,
     DocumentNode,
@@ -187,6 +188,51 @@ def request_limit_errors(
     return cost, list_argument_errors(document, operation_name, variables, settings)
 
 
+def request_cost(
+    cached: CachedDocument,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+    settings: Settings,
+    *,
+    schema: GraphQLSchema,
+    counts: RowCounts | None = None,
+) -> tuple[int, list[GraphQLError]]:
+    """`request_limit_errors` of a cached document, its price remembered in the document's
+    entry for small variables: the same request costs one lookup the next time (new row
+    counts, new prices). A refusal is not remembered: it is answered once and runs no SQL."""
+    name = operation_name if operation_name is not None else _only_operation_name(cached.document)
+    key = (name, _variables_key(variables), 0 if counts is None else counts.version)
+    if key[1] is not None:
+        cost = cached.costs.get(key)  # type: ignore[arg-type]  # key[1] is a str here
+        if cost is not None:
+            return cost, []
+    cost, errors = request_limit_errors(
+        cached.document, operation_name, variables, settings, schema=schema, counts=counts
+    )
+    if not errors and key[1] is not None:
+        cached.remember_cost(key, cost)  # type: ignore[arg-type]  # key[1] is a str here
+    return cost, errors
+
+
+def _only_operation_name(document: DocumentNode) -> str | None:
+    """The name of a document's one operation (as strawberry names a request that gives none)."""
+    operations = _operations(document)
+    if len(operations) == 1 and operations[0].name is not None:
+        return operations[0].name.value
+    return None
+
+
+def _variables_key(variables: Mapping[str, Any] | None) -> str | None:
+    """Variables as a short, stable text, or None when they are too long to key a cache."""
+    if not variables:
+        return ""
+    try:
+        text = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return None
+    return text if len(text) <= 1024 else None
+
+
 def token_limit_error(query: str, settings: Settings) -> QueryTooComplexError:
     """The refusal of a document the parser stopped at the token limit.
 
@@ -268,7 +314,9 @@ class QueryLimits(SchemaExtension):
 
     Parsing stops at the token limit; validation (with depth and aliases) runs once per distinct
     document, kept in the app's byte-bounded `DocumentCache`; cost and list arguments are checked
-    per request. A refusal is a pre-execution error, so no resolver and no SQL runs.
+    per request (`request_cost`: an admitted price is remembered in the document's entry, where
+    the app's door already put it). A refusal is a pre-execution error, so no resolver and no
+    SQL runs.
     """
 
     def __init__(self) -> None:
@@ -312,7 +360,7 @@ class QueryLimits(SchemaExtension):
         cached = self._cached or self._validate(document)
         errors = list(cached.errors)
         if not errors:
-            errors = self._request_errors(document)
+            errors = self._request_errors(cached)
         context.pre_execution_errors = errors
         yield
 
@@ -326,10 +374,10 @@ class QueryLimits(SchemaExtension):
             return CachedDocument(document, tuple(errors), 0)
         return self._documents.put(context.query, document, errors)
 
-    def _request_errors(self, document: DocumentNode) -> list[GraphQLError]:
+    def _request_errors(self, cached: CachedDocument) -> list[GraphQLError]:
         context = self.execution_context
-        self._cost, errors = request_limit_errors(
-            document,
+        self._cost, errors = request_cost(
+            cached,
             context.operation_name,
             context.variables,
             self._settings,

@@ -1,9 +1,10 @@
 """Differential runs: one request to the planner's app (twice) and to the generic app, compared.
 
-The first request to the planner's app teaches it the document (strawberry's executor runs it);
-the second is the one the planner answers. All three raw bodies and status codes must be equal
-byte for byte. The one thing allowed to differ is the random id of a masked internal error, which
-every response draws anew (on either path); it is replaced by a placeholder before comparing.
+The planner's app plans a document on first sight: its first request is planned from a new entry
+of the document cache, the second from the plans that entry then keeps. All three raw bodies and
+status codes must be equal byte for byte. The one thing allowed to differ is the random id of a
+masked internal error, which every response draws anew (on either path); it is replaced by a
+placeholder before comparing.
 """
 
 import re
@@ -81,18 +82,19 @@ class Response:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """The three responses to one request, and whether the planner answered the second."""
+    """The three responses to one request, and whether the planner answered the first two."""
 
     request: Request
     role: str
-    learning: Response
+    first: Response
     planned: Response
     generic: Response
+    answered_first: bool
     answered_second: bool
 
     @property
     def expects_planning(self) -> bool:
-        """A valid query on planned root fields only: its second request must be planned."""
+        """A valid query on planned root fields only: both its requests must be planned."""
         if self.generic.status != 200 or self.generic.has_errors():
             return False
         names = root_field_names(self.request.query, self.request.operation_name)
@@ -101,10 +103,12 @@ class Outcome:
     def problems(self) -> list[str]:
         found = []
         generic = self.generic.comparable()
-        if self.learning.comparable() != generic:
+        if self.first.comparable() != generic:
             found.append("the planner app's first response differs from the generic one")
         if self.planned.comparable() != generic:
-            found.append("the planner app's second (planned) response differs from the generic one")
+            found.append("the planner app's second response differs from the generic one")
+        if self.expects_planning and not self.answered_first:
+            found.append("the planner did not answer the first request (a new document)")
         if self.expects_planning and not self.answered_second:
             found.append("the planner did not answer the second request")
         return found
@@ -117,7 +121,7 @@ class Outcome:
                 + "; ".join(self.problems()),
                 f"query: {self.request.query.strip()}",
                 f"variables: {variables}; operationName: {self.request.operation_name}",
-                f"planner app, 1st: {self.learning}",
+                f"planner app, 1st: {self.first}",
                 f"planner app, 2nd: {self.planned}",
                 f"generic app:      {self.generic}",
             ]
@@ -146,12 +150,14 @@ class Twins:
         return Response(response.status_code, response.content)
 
     async def compare(self, request: Request, role: str) -> Outcome:
-        learning = await self.send(self.planned, request, role)
+        answered = self.planner.answered
+        first = await self.send(self.planned, request, role)
+        answered_first = self.planner.answered == answered + 1
         answered = self.planner.answered
         planned = await self.send(self.planned, request, role)
         answered_second = self.planner.answered == answered + 1
         generic = await self.send(self.generic, request, role)
-        return Outcome(request, role, learning, planned, generic, answered_second)
+        return Outcome(request, role, first, planned, generic, answered_first, answered_second)
 
 
 def failures(outcomes: list[Outcome]) -> str:

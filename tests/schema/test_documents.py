@@ -56,10 +56,18 @@ def test_document_larger_than_the_cache_is_not_kept() -> None:
     assert len(cache) == 0
 
 
+def test_an_entry_remembers_a_bounded_number_of_prices() -> None:
+    entry = DocumentCache(max_bytes=1 << 20).put("q", parse("{ viewer { id } }"), [])
+    for version in range(100):  # row counts refreshed again and again
+        entry.remember_cost((None, "", version), version)
+    assert 0 < len(entry.costs) <= 64
+    assert entry.costs[(None, "", 99)] == 99
+
+
 def test_estimated_size_grows_with_tokens() -> None:
     small, large = "{ viewer { id } }", "{ viewer { id username email age } }"
     grown = estimated_size(large, parse(large)) - estimated_size(small, parse(small))
-    assert grown == 3 * 400 + 2 * (len(large) - len(small))
+    assert grown == 3 * 400 + (2 + 32) * (len(large) - len(small))
 
 
 @pytest.fixture

@@ -317,7 +317,7 @@ PLANNED = "query($n: Int!) { posts(first: $n) { nodes { title } } }"
 
 
 async def test_planned_repeat_reports_its_cost(strict_api: GraphQLClient) -> None:
-    await strict_api.query(PLANNED, {"n": 5})  # the planner learns the document
+    await strict_api.query(PLANNED, {"n": 5})  # the planner plans the document
     result = await strict_api.query(PLANNED, {"n": 6})
     assert result.errors is None
     assert result.extensions == {"cost": 6}
