@@ -43,6 +43,9 @@ class AuditedModel:
     fields: Mapping[str, str]
 
 
+# Why anyone but an admin gets FORBIDDEN for `auditLog`, on either executor.
+FORBIDDEN_MESSAGE = "Only admins may read the audit log."
+
 AUDITED: dict[type[models.Base], AuditedModel] = {
     models.User: AuditedModel(
         "User",

@@ -37,6 +37,11 @@ class InvalidInputError(BlogError, ValueError):
     """What a request sent is wrong; the message says what and where."""
 
 
+class ForbiddenReadError(InvalidInputError):
+    """The viewer may not read this at all (the audit log, for anyone but an admin): refused
+    before anything else the request asks, as FORBIDDEN."""
+
+
 class InvalidValueError(InvalidInputError):
     """A value breaks a model rule; `field` is the model attribute it belongs to."""
 

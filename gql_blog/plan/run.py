@@ -24,7 +24,7 @@ from gql_blog import audit, models, read_model, search, stats
 from gql_blog.arguments import ordering_of, page_request, plain_where
 from gql_blog.caches import LruCache
 from gql_blog.config import Settings
-from gql_blog.errors import InvalidIdError, InvalidInputError
+from gql_blog.errors import ForbiddenReadError, InvalidIdError, InvalidInputError
 from gql_blog.ids import decode_global_id
 from gql_blog.ordering import Ordering
 from gql_blog.plan import mutations
@@ -561,7 +561,7 @@ class Run:
         connection = root.connection
         if root.model is models.AuditLog and (self.viewer is None or not self.viewer.is_admin):
             # FORBIDDEN before anything else, as the executor answers it.
-            raise NotPlannedError("only admins may read the audit log")
+            raise ForbiddenReadError(audit.FORBIDDEN_MESSAGE)
         request, scope = self._request(connection)
         names = _page_columns(connection, request.ordering)
         viewer = self._viewer_parameter

@@ -46,7 +46,7 @@ async def audit_log_connection(
     """A page of the audit log, newest first; admins only (FORBIDDEN before any SQL)."""
     context = info.context
     if context.viewer is None or not context.viewer.is_admin:
-        raise ForbiddenQueryError("Only admins may read the audit log.")
+        raise ForbiddenQueryError(audit.FORBIDDEN_MESSAGE)
     ordering = Ordering.of(ENTITY)
     compiled = _compile(context.loaders, where)
     request = page_request(

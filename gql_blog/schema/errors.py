@@ -18,12 +18,13 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import StreamExecutionResult
 
 from gql_blog import outages
+from gql_blog.bad_input import FORBIDDEN as FORBIDDEN
 from gql_blog.bad_input import READ_INPUT_ERRORS, user_input_error
+from gql_blog.bad_input import ForbiddenQueryError as ForbiddenQueryError
 
 logger = logging.getLogger(__name__)
 
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
-FORBIDDEN = "FORBIDDEN"
 QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 # The database could not be reached: the whole request answers 503 (see graphql_http).
@@ -36,13 +37,6 @@ _OUTAGE_MESSAGES = {
     "Try again shortly.",
     outages.Outage.UNAVAILABLE: "The database is unavailable. Try again shortly.",
 }
-
-
-class ForbiddenQueryError(GraphQLError):
-    """The viewer may not read this at all (a top-level error, unlike a mutation's value)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, extensions={"code": FORBIDDEN})
 
 
 class QueryTooComplexError(GraphQLError):

@@ -627,8 +627,8 @@ ROOT_REFUSALS = frozenset(
         "search-bad-where",
     }
 )
-# The audit log's refusals, answered by the planner for admins (anyone else is FORBIDDEN first,
-# which the executor answers).
+# The audit log's refusals: BAD_USER_INPUT for admins, FORBIDDEN (first) for anyone else, both
+# answered by the planner itself.
 AUDIT_REFUSALS = frozenset(
     {"audit-log-bad-cursor", "audit-log-first-too-large", "audit-log-bad-where"}
 )
@@ -650,9 +650,7 @@ async def test_refused_root_field_inputs_are_answered_by_the_planner(
 
 
 @pytest.mark.parametrize("role", ROLES)
-async def test_audit_log_refusals_are_the_planners_for_admins_only(
-    served: Served, role: str
-) -> None:
+async def test_audit_log_refusals_are_the_planners(served: Served, role: str) -> None:
     twins, blog = served.twins, served.blog
     cases = [case for case in CASES if case.name in AUDIT_REFUSALS]
     refused = [(await _run_case(case, twins, blog, role))[-1] for case in cases]
@@ -661,7 +659,8 @@ async def test_audit_log_refusals_are_the_planners_for_admins_only(
     assert not any(outcome.problems() for outcome in refused), failures(refused)
     code = b"BAD_USER_INPUT" if role == "admin" else b"FORBIDDEN"
     assert all(code in outcome.planned.body for outcome in refused)
-    assert all(outcome.answered_second is (role == "admin") for outcome in refused)
+    assert all(outcome.answered_first for outcome in refused), failures(refused)
+    assert all(outcome.answered_second for outcome in refused), failures(refused)
 
 
 async def test_search_cases_find_and_mark_posts(served: Served) -> None:

@@ -116,22 +116,27 @@ async def test_the_audit_log_is_planned_for_admins(
     assert all(entry["action"] == "CREATE" and entry["changes"]["title"] for entry in entries)
 
 
-async def test_the_audit_log_is_forbidden_to_anyone_else_as_the_executor_says(
-    planned_api: PlannedApi, db: AsyncSession
+async def test_the_audit_log_is_forbidden_to_anyone_else_by_the_planner_before_any_sql(
+    planned_api: PlannedApi, db: AsyncSession, count_sql: StatementCounter
 ) -> None:
-    """The planner declines (strawberry's executor answers FORBIDDEN) before any page SQL."""
-    admin = await _logged_blog(db)
+    """FORBIDDEN, byte for byte the executor's (test_differential), from the planner itself:
+    before the page size is checked, and with no statement but the token's user lookup."""
+    await _logged_blog(db)
     reader = await make_user(db, username="reader")
     client, planner = planned_api.client, planned_api.planner
-    await client.query(AUDIT_LOG, {"first": 2}, viewer=admin)
+    await client.token_for(reader)  # signed in beforehand
 
-    answered = planner.answered
-    for viewer in (None, reader):
-        result = await client.query(AUDIT_LOG, {"first": 2}, viewer=viewer)
+    for viewer, statements in ((None, 0), (reader, 1)):
+        answered = planner.answered
+        with count_sql() as counted:
+            result = await client.query(AUDIT_LOG, {"first": 500}, viewer=viewer)
+        assert planner.answered == answered + 1, "the planner did not answer"
         assert result.data is None
         assert result.errors is not None
-        assert [error["extensions"]["code"] for error in result.errors] == ["FORBIDDEN"]
-    assert planner.answered == answered
+        assert [(error["message"], error["extensions"]["code"]) for error in result.errors] == [
+            (audit.FORBIDDEN_MESSAGE, "FORBIDDEN")
+        ]
+        assert counted.total == statements
 
 
 async def test_audit_entry_nodes_are_planned(
