@@ -295,8 +295,8 @@ class Run:
             # Built for this request only (a pageInfo probe): compiled here, so the run stays
             # on its one connection rather than taking the session's beside it.
             statement = Statement(statement, compiled_for=self._dialect_impl)
-        if self._driver is not None and statement.sql is not None:
-            return await self._driver(statement.sql, statement.arguments(parameters))
+        if self._driver is not None and (call := statement.driver_call(parameters)) is not None:
+            return await self._driver(*call)
         return await self._fetch(statement.stmt, parameters)
 
     async def _load_root(self, root: RootField) -> list[tuple[ObjectPlan, list[Any]]]:

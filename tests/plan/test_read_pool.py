@@ -236,3 +236,30 @@ async def test_a_planned_read_takes_no_session_beside_its_read_connection(
     assert data["posts"]["pageInfo"]["hasPreviousPage"] is True
     assert data["viewer"] == {"username": "prober"}
     assert checkouts == [], "the planned read took a session's connection beside its own"
+
+
+IN_FILTERED = """query($titles: [String!]) {
+  posts(first: 5, where: { title: { in: $titles } }) { nodes { title } }
+}"""
+
+
+async def test_a_planned_read_with_an_in_list_stays_on_its_read_connection(
+    read_pool_api: ReadPoolApi,
+) -> None:
+    """An `in` filter expands its list when the statement runs (SQLAlchemy's POSTCOMPILE): such
+    a statement, too, runs on the read connection, never on a session beside it."""
+    variables = {"titles": ["First", "Second", "Nowhere"]}
+    body = {"query": IN_FILTERED, "variables": variables}
+    checkouts: list[object] = []
+    listener = lambda *_: checkouts.append(None)  # noqa: E731
+    event.listen(Pool, "checkout", listener)
+    try:
+        answered = read_pool_api.planner.answered
+        response = await read_pool_api.api.http.post("/graphql", json=body)
+    finally:
+        event.remove(Pool, "checkout", listener)
+    assert response.status_code == 200, response.text
+    assert read_pool_api.planner.answered == answered + 1
+    titles = sorted(node["title"] for node in response.json()["data"]["posts"]["nodes"])
+    assert titles == ["First", "Second"]
+    assert checkouts == [], "the planned read took a session's connection beside its own"
