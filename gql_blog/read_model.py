@@ -217,12 +217,41 @@ def key_in(column: Any, dialect: str, keys: Keys = None) -> ColumnElement[bool]:
     return in_keys
 
 
+class Joined(str):
+    """A name selected with an expression of its own: a column of a to-one row, read by a scalar
+    subquery correlated with the selected row (the author's username beside each post), so that
+    row needs no statement of its own. Equal to (and hashed as) its label."""
+
+    __slots__ = ("expression",)
+
+    expression: Any
+
+    def __new__(cls, label: str, expression: Any) -> "Joined":
+        joined = super().__new__(cls, label)
+        joined.expression = expression
+        return joined
+
+
+def joined(label: str, model: type[models.Base], column: str, foreign_key: Any) -> Joined:
+    """`model`'s `column` of the row whose id is `foreign_key` (a column of the selected model),
+    selected under `label` beside that row: a scalar subquery, correlated with it."""
+    target: Any = model
+    value = select(getattr(target, column)).where(target.id == foreign_key).scalar_subquery()
+    return Joined(label, value)
+
+
 def selected(model: type[models.Base], names: Names) -> list[Any]:
-    """The entity, or its columns (or SQL hybrids, such as `full_name`) labelled by name."""
+    """The entity, or its columns (or SQL hybrids, such as `full_name`, or `Joined` columns of
+    its to-one rows) labelled by name."""
     entity: Any = model
     if names is None:
         return [entity]
-    return [getattr(entity, name).label(name) for name in names]
+    return [
+        name.expression.label(name)
+        if isinstance(name, Joined)
+        else getattr(entity, name).label(name)
+        for name in names
+    ]
 
 
 def _selected_from(model: type[models.Base], names: Names, derived: FromClause) -> list[Any]:

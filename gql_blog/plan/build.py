@@ -41,7 +41,7 @@ from gql_blog.errors import NotPlannedError as NotPlannedError  # re-exported: c
 from gql_blog.ids import encode_global_id
 from gql_blog.plan.declarations import PLAN, Children, Email, GlobalId, Tags, ToOne
 from gql_blog.plan.statements import Statements
-from gql_blog.read_model import RELATIONS, Relation
+from gql_blog.read_model import RELATIONS, Joined, Relation, joined
 from gql_blog.visibility import can_see_email
 
 _SKIP_AND_INCLUDE = frozenset({"skip", "include"})
@@ -75,12 +75,18 @@ class ObjectPlan:
     columns: set[str] = field(default_factory=lambda: {"id"})
     output: list[tuple[str, Getter]] = field(default_factory=list)
     relations: list["RelationPlan"] = field(default_factory=list)
+    # Columns of its to-one rows read beside its own (`ToOnePlan.joined`), by label.
+    joined: dict[str, Joined] = field(default_factory=dict)
 
     # The output as one generated function (see `compile_emit`); until then, field by field.
     emit: Callable[[Any, Any], dict[str, Any]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.emit = self._emit_fields
+
+    def names(self) -> list[str]:
+        """What its statements select: its columns, then its to-one rows' joined columns."""
+        return [*sorted(self.columns), *self.joined.values()]
 
     def _emit_fields(self, row: Any, run: Any) -> dict[str, Any]:
         return {key: getter(row, run) for key, getter in self.output}
@@ -117,6 +123,10 @@ class ToOnePlan:
     # Set when the row is the parent of the connection this row came from (a comment's post
     # under `Post.comments`): the parent's rows carry the target's columns, and no statement runs.
     parent: ObjectPlan | None = None
+    # A user (every user is visible) is read beside the rows that point at it: each of the
+    # target's columns by a scalar subquery in their statement, under these labels (label ->
+    # column). Rows that lack them (a write's payload) load it as before.
+    joined: dict[str, str] | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -597,16 +607,19 @@ class PlanBuilder:
             return _children(connection)
         target_type = _entity_type(get_named_type(definition.type))
         if isinstance(declaration, ToOne):
-            plan.columns.add(declaration.foreign_key)
-            to_one = ToOnePlan(
-                self._slot(), self._object(target_type, nodes), declaration.foreign_key
-            )
-            plan.relations.append(to_one)
-            return _to_one(to_one)
+            return self._to_one_field(plan, declaration, self._object(target_type, nodes))
         assert isinstance(declaration, Tags)
         tags = TagsPlan(self._slot(), self._object(target_type, nodes))
         plan.relations.append(tags)
         return _tags(tags)
+
+    def _to_one_field(self, plan: ObjectPlan, declaration: ToOne, target: ObjectPlan) -> Getter:
+        plan.columns.add(declaration.foreign_key)
+        to_one = ToOnePlan(self._slot(), target, declaration.foreign_key)
+        if target.model is models.User:
+            _join(plan, to_one)
+        plan.relations.append(to_one)
+        return _to_one(to_one)
 
     def _audit_field(
         self, plan: ObjectPlan, definition: GraphQLField, nodes: list[FieldNode]
@@ -735,6 +748,21 @@ def _link_back_references(
             ):
                 to_one.parent = parent
                 parent.columns |= to_one.target.columns
+                parent.joined |= to_one.target.joined
+                for label in to_one.joined or ():  # served by the parent's rows instead
+                    del child.joined[label]
+                to_one.joined = None
+
+
+def _join(parent: ObjectPlan, to_one: ToOnePlan) -> None:
+    """Read `to_one`'s row beside `parent`'s: each of its columns (its id too, which says the row
+    is there) by a scalar subquery correlated with the parent's row."""
+    foreign_key = getattr(parent.model, to_one.foreign_key)
+    to_one.joined = {}
+    for column in sorted(to_one.target.columns):
+        label = f"_{to_one.index}_{column}"
+        parent.joined[label] = joined(label, to_one.target.model, column, foreign_key)
+        to_one.joined[label] = column
 
 
 def _reads_variables(value: Any) -> bool:

@@ -501,7 +501,7 @@ class Run:
     def _by_id(self, target: ObjectPlan) -> Callable[[], Select[Any]]:
         def build() -> Select[Any]:
             return read_model.rows_by_id(
-                target.model, target.columns, self._viewer_parameter, self._dialect
+                target.model, target.names(), self._viewer_parameter, self._dialect
             )
 
         return build
@@ -531,7 +531,7 @@ class Run:
 
     async def _lookup(self, root: RootLookup) -> Any:
         args = self._lookups[root.index]
-        columns = root.target.columns
+        columns = root.target.names()
         viewer = self._viewer_parameter
         if root.name == "post":
             type_name, row_id = decode_global_id(args["id"])
@@ -614,6 +614,9 @@ class Run:
             own = {key: parents[key] for key in keys}
             self.results[relation.index] = own
             return [(target, list(own.values()))]
+        if relation.joined is not None and (beside := _joined_rows(relation, rows)) is not None:
+            self.results[relation.index] = beside
+            return [(target, list(beside.values()))]
         keys = [
             key for key in _unique(row[relation.foreign_key] for row in rows) if key is not None
         ]
@@ -625,7 +628,7 @@ class Run:
             relation.statements,
             None,
             lambda: read_model.rows_by_id(
-                target.model, target.columns, self._viewer_parameter, self._dialect
+                target.model, target.names(), self._viewer_parameter, self._dialect
             ),
         )
         found: dict[int, Any] = {}
@@ -774,7 +777,7 @@ FilterCache = LruCache[Any, Filter]
 def _page_columns(connection: ConnectionPlan, ordering: Ordering) -> list[str]:
     names: dict[str, None] = {"id": None}
     for target in connection.objects:
-        names.update(dict.fromkeys(sorted(target.columns)))
+        names.update(dict.fromkeys(target.names()))
     if connection.needs_cursors:
         # Sort keys are named for their attributes (CREATED_AT reads created_at).
         names.update(dict.fromkeys(term.key.lower() for term in ordering.terms))
@@ -789,6 +792,28 @@ def _probes(
         yield request.before, True, loaded.beyond_next
     if connection.needs_previous and request.after is not None:
         yield request.after, False, loaded.beyond_previous
+
+
+def _joined_rows(relation: ToOnePlan, rows: list[Any]) -> dict[Any, dict[str, Any]] | None:
+    """The to-one rows read beside `rows` (`ToOnePlan.joined`), by key; None when the rows do
+    not carry them (a write's payload row). A key whose row is gone is left out, as a statement
+    by id would leave it."""
+    assert relation.joined is not None
+    labels = list(relation.joined.items())
+    if rows:
+        try:
+            rows[0][labels[0][0]]
+        except KeyError:
+            return None
+    found: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        key = row[relation.foreign_key]
+        if key is None or key in found:
+            continue
+        target = {column: row[label] for label, column in labels}
+        if target["id"] is not None:
+            found[key] = target
+    return found
 
 
 def _unique(keys: Any) -> list[Any]:
