@@ -59,7 +59,13 @@ AUDITED: dict[type[models.Base], AuditedModel] = {
     ),
     models.Post: AuditedModel(
         "Post",
-        {"title": "title", "content": "content", "published": "published", "user_id": "author"},
+        {
+            "title": "title",
+            "content": "content",
+            "published": "published",
+            "slug": "slug",
+            "user_id": "author",
+        },
     ),
     models.Comment: AuditedModel(
         "Comment", {"content": "content", "user_id": "author", "post_id": "post"}

@@ -457,6 +457,15 @@ class Loaders:
             self.remember(row)
         return row
 
+    async def post_by_slug(self, slug: str) -> models.Post | None:
+        if "\x00" in slug:  # no stored slug holds NUL, and PostgreSQL refuses to bind it
+            return None
+        stmt = select(models.Post).where(models.Post.slug == slug, visible_posts(self.viewer))
+        row = next(iter(await self.db.scalars(stmt)), None)
+        if row is not None:
+            self.remember(row)
+        return row
+
     async def root_page(self, model: type[models.Base], request: PageRequest) -> Page:
         entity: Any = model
         stmt = (

@@ -89,6 +89,8 @@ WHERE_FIELDS: dict[str, dict[str, _Field]] = {
         "published": _field(models.Post, "published", "bool"),
         "created_at": _field(models.Post, "created_at", "datetime"),
         "updated_at": _field(models.Post, "updated_at", "datetime"),
+        "published_at": _field(models.Post, "published_at", "datetime"),
+        "slug": _field(models.Post, "slug", "string"),
     },
     "Comment": {
         "id": _field(models.Comment, "id", "id"),

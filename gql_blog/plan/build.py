@@ -165,7 +165,7 @@ class RootConnection:
 
 @dataclass(slots=True, eq=False)
 class RootLookup:
-    """`post(id:)`, `user(username:)` or `tag(name:)`: one row or null."""
+    """`post(id:)`, `postBySlug(slug:)`, `user(username:)` or `tag(name:)`: one row or null."""
 
     index: int
     name: str
@@ -305,7 +305,7 @@ class PlanBuilder:
             entity = _connection_entity(object_type)
             connection = self._connection(entity, definition, nodes)
             return RootConnection(model=CONTENT_MODELS[entity], connection=connection)
-        if name in ("post", "user", "tag"):
+        if name in ("post", "postBySlug", "user", "tag"):
             target = self._object(_entity_type(object_type), nodes)
             return RootLookup(self._slot(), name, target, Arguments(definition, nodes[0]))
         if name == "viewer":

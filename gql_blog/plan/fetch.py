@@ -208,6 +208,12 @@ def user_by_username(names: Collection[str]) -> Select[Any]:
     )
 
 
+def post_by_slug(names: Collection[str], viewer: Any) -> Select[Any]:
+    return select(*columns(models.Post, names)).where(
+        models.Post.slug == bindparam("slug"), visible(models.Post, viewer)
+    )
+
+
 def tag_by_name(names: Collection[str], viewer: Any) -> Select[Any]:
     return select(*columns(models.Tag, names)).where(
         models.Tag.name == bindparam("name"), visible(models.Tag, viewer)

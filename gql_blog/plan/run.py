@@ -375,6 +375,13 @@ class Run:
                 return None
             stmt = self._statement(root.statements, None, lambda: fetch.user_by_username(columns))
             rows = await self._rows(stmt, username_key=models.fold_username(args["username"]))
+        elif root.name == "postBySlug":
+            if "\x00" in args["slug"]:
+                return None
+            stmt = self._statement(
+                root.statements, None, lambda: fetch.post_by_slug(columns, viewer)
+            )
+            rows = await self._rows(stmt, slug=args["slug"])
         else:
             if "\x00" in args["name"]:
                 return None

@@ -21,6 +21,7 @@ from gql_blog.schema.context import Context
 from gql_blog.schema.inputs import PostWhere, UserWhere
 from gql_blog.schema.results import (
     AuthenticationError,
+    ConflictError,
     Error,
     ForbiddenError,
     NotFoundError,
@@ -33,7 +34,7 @@ from gql_blog.schema.types import BlogInfo, Comment, Post
 R = TypeVar("R")
 
 PostResult = Annotated[
-    Post | ValidationError | NotFoundError | ForbiddenError | AuthenticationError,
+    Post | ValidationError | NotFoundError | ForbiddenError | AuthenticationError | ConflictError,
     strawberry.union("PostResult"),
 ]
 CommentResult = Annotated[
@@ -82,6 +83,10 @@ class UpdatePostInput:
     published: bool | None = UNSET
     tags: list[str] | None = strawberry.field(
         default=UNSET, description="The post's tags from now on; [] removes them all."
+    )
+    slug: str | None = strawberry.field(
+        default=UNSET,
+        description="A new slug: 1 to 80 of [a-z0-9] in words joined by '-', not taken.",
     )
 
 
@@ -190,6 +195,11 @@ async def _update_post(
     post = await _editable_post(context, viewer, target)
     if isinstance(post, Error):
         return post
+    slug = _given(changes.slug)
+    if slug is not None and await writes.slug_taken(
+        context.db.session, writes.check_slug(slug), by_other_than=post.id
+    ):
+        return ConflictError(message=writes.SLUG_TAKEN_MESSAGE, field="slug")
     await writes.update_post(
         context.db.session,
         post,
@@ -197,6 +207,7 @@ async def _update_post(
         content=_given(changes.content),
         published=_given(changes.published),
         tag_names=_given(changes.tags),
+        slug=slug,
     )
     return Post.from_model(post)
 

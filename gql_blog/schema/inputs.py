@@ -99,6 +99,8 @@ class PostWhere:
     published: BooleanFilter | None = UNSET
     created_at: DateTimeFilter | None = UNSET
     updated_at: DateTimeFilter | None = UNSET
+    published_at: DateTimeFilter | None = UNSET
+    slug: StringFilter | None = UNSET
     author: UserWhere | None = UNSET
     tags: "TagListFilter | None" = UNSET
     comments: "CommentListFilter | None" = UNSET

@@ -47,6 +47,7 @@ class PostOrderField(enum.Enum):
     TITLE = "TITLE"
     CREATED_AT = "CREATED_AT"
     UPDATED_AT = "UPDATED_AT"
+    PUBLISHED_AT = "PUBLISHED_AT"
 
 
 @strawberry.enum(description="Fields comments can be ordered by.")
@@ -257,6 +258,12 @@ class Post(Node):
     published: bool
     created_at: datetime
     updated_at: datetime
+    published_at: datetime | None = strawberry.field(
+        description="When the post last became published; null while it is a draft."
+    )
+    slug: str = strawberry.field(
+        description="Unique and URL-safe; made from the title, kept when the title changes."
+    )
     user_id: strawberry.Private[int]
     # Loaded ahead by the connection for the whole page (see lookahead.py), else None.
     author_row: strawberry.Private[models.User | None] = None
@@ -277,6 +284,8 @@ class Post(Node):
             published=row.published,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            published_at=row.published_at,
+            slug=row.slug,
             user_id=row.user_id,
             author_row=author,
             tag_rows=tags,

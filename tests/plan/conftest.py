@@ -86,9 +86,16 @@ async def _posts(
             content='Grüße aus der Welt: ünïcode, "quotes" and a\nnewline.',
             tags=[tags["python"], tags["sql"]],
             created_at=T0,
+            slug="hello-world",
+            published_at=T2,  # written at T0, published later
         ),
         "same_ann": await make_post(
-            db, author=ann, title="Same title", tags=[tags["python"]], created_at=T0
+            db,
+            author=ann,
+            title="Same title",
+            tags=[tags["python"]],
+            created_at=T0,
+            slug="same-title",
         ),
         "ann_draft": await make_post(
             db,
@@ -97,9 +104,15 @@ async def _posts(
             published=False,
             tags=[tags["secret"], tags["python"]],
             created_at=T1,
+            slug="draft-by-ann",
         ),
         "same_bob": await make_post(
-            db, author=bob, title="Same title", tags=[tags["sql"], tags["graphql"]], created_at=T0
+            db,
+            author=bob,
+            title="Same title",
+            tags=[tags["sql"], tags["graphql"]],
+            created_at=T0,
+            slug="same-title-2",
         ),
         "bob_draft": await make_post(
             db,

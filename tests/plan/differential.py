@@ -29,7 +29,7 @@ from gql_blog.plan.planner import Planner
 
 # The root fields the planner covers; every other root field runs on strawberry's executor.
 PLANNED_ROOT_FIELDS = frozenset(
-    {"posts", "users", "tags", "post", "user", "tag", "viewer", "__typename"}
+    {"posts", "users", "tags", "post", "postBySlug", "user", "tag", "viewer", "__typename"}
 )
 _ERROR_ID = re.compile(rb'"errorId":"([0-9a-f]{32})"')
 

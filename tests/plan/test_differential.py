@@ -126,6 +126,45 @@ TWO_OPERATIONS = """query Posts { posts(first: 2) { nodes { title } } }
 query Users { users(first: 2) { nodes { username } } }"""
 
 CASES = [
+    # Slugs and publishing times (issue 18): lookups, drafts, orderings with nulls, filters.
+    Case(
+        "post-by-slug",
+        """{ hello: postBySlug(slug: "hello-world") { id slug publishedAt title
+          author { username } }
+        draft: postBySlug(slug: "draft-by-ann") { slug publishedAt }
+        second: postBySlug(slug: "same-title-2") { title slug }
+        missing: postBySlug(slug: "no-such-post") { id } }""",
+    ),
+    Case(
+        "published-at-orderings",
+        """{ asc: posts(orderBy: [{field: PUBLISHED_AT}]) { nodes { slug publishedAt } }
+        desc: posts(orderBy: [{field: PUBLISHED_AT, direction: DESC}], first: 3) {
+          pageInfo { hasNextPage endCursor } nodes { slug } }
+        nullsFirst: posts(orderBy: [{field: PUBLISHED_AT, nulls: FIRST}]) { nodes { slug } }
+        nested: users { nodes { username
+          posts(orderBy: [{field: PUBLISHED_AT, direction: DESC}]) { nodes { slug } } } } }""",
+    ),
+    Case(
+        "published-at-cursor",
+        """query($after: String) { posts(first: 2, after: $after,
+          orderBy: [{field: PUBLISHED_AT, nulls: FIRST}]) { nodes { slug publishedAt }
+          pageInfo { hasNextPage hasPreviousPage } } }""",
+        {
+            "after": CursorOf(
+                """{ posts(first: 2, orderBy: [{field: PUBLISHED_AT, nulls: FIRST}]) {
+                  pageInfo { endCursor } } }""",
+                ("posts", "pageInfo", "endCursor"),
+            )
+        },
+    ),
+    Case(
+        "slug-and-published-at-filters",
+        """{ bySlug: posts(where: {slug: {startsWith: "same-title"}}) { totalCount nodes { slug } }
+        drafts: posts(where: {publishedAt: {isNull: true}}) { nodes { slug } }
+        later: posts(where: {publishedAt: {gt: "2024-03-02T00:00:00+00:00"}}) { nodes { slug } }
+        commented: users { nodes { username
+          comments(where: {post: {slug: {eq: "hello-world"}}}) { totalCount } } } }""",
+    ),
     # Aliases: the same field twice with different arguments, at the root and nested.
     Case(
         "root-aliases",

@@ -41,7 +41,8 @@ _POINTERS = {
 ADD_COMMENT = """mutation Add($input: AddCommentInput!) { addComment(input: $input) {
   __typename
   ... on Comment { id content createdAt author { id username email fullName }
-                   post { id title published author { username email } tags { name } } }
+                   post { id title slug publishedAt published author { username email }
+                          tags { name } } }
   ... on ValidationError { field }
   ... on NotFoundError { missing: id }
   ... on Error { message }
@@ -50,7 +51,7 @@ ADD_COMMENT_SMALL = """mutation($input: AddCommentInput!) { addComment(input: $i
   ... on CommentResult { __typename } ... on Comment { id } } }"""
 CREATE_POST = """mutation Create($input: CreatePostInput!) { createPost(input: $input) {
   __typename
-  ... on Post { id title content published createdAt updatedAt
+  ... on Post { id title content published createdAt updatedAt slug publishedAt
                 author { username isAdmin } tags { id name }
                 comments(first: 5) { totalCount nodes { id } pageInfo { hasNextPage } } }
   ... on ValidationError { message field }
@@ -287,7 +288,7 @@ async def test_the_cases_write_and_refuse(apps: Apps) -> None:
 
 @pytest.mark.parametrize(
     ("label", "statements"),
-    [("comment on a published post", 5), ("published post with tags old and new", 9)],
+    [("comment on a published post", 5), ("published post with tags old and new", 10)],
     ids=["addComment", "createPost"],
 )
 async def test_planned_writes_take_a_fixed_number_of_statements(
@@ -306,8 +307,8 @@ async def test_planned_writes_take_a_fixed_number_of_statements(
     assert apps.planner.answered == answered + 1
     # addComment: the token's user, the post (share-locked), the comment, its audit entry, the
     # post's tags; the comment's author and post, the post's author are rows the write holds.
-    # createPost: the token's user, the post, its audit entry, the tags named, the new one
-    # inserted and read back, the links; the payload's comments: a page and a count.
+    # createPost: the token's user, the slugs taken, the post, its audit entry, the tags named,
+    # the new one inserted and read back, the links; the payload's comments: a page and a count.
     assert counted.total == statements
 
 
