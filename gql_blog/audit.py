@@ -68,11 +68,12 @@ AUDITED: dict[type[models.Base], AuditedModel] = {
         },
     ),
     models.Comment: AuditedModel(
-        "Comment", {"content": "content", "user_id": "author", "post_id": "post"}
+        "Comment",
+        {"content": "content", "user_id": "author", "post_id": "post", "parent_id": "parent"},
     ),
 }
 # The GraphQL type a relation field's row id belongs to (for showing it as a global id).
-RELATION_TYPES = {"author": "User", "post": "Post"}
+RELATION_TYPES = {"author": "User", "post": "Post", "parent": "Comment"}
 
 
 _TAG_CHANGES_KEY = "gql_blog.audit_tag_changes"

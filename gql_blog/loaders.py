@@ -22,7 +22,7 @@ from sqlalchemy.sql import Select
 
 from gql_blog import models
 from gql_blog.entities import CONTENT_MODELS
-from gql_blog.ordering import Ordering
+from gql_blog.ordering import Ordering, OrderTerm
 from gql_blog.serial_session import SerialSession
 from gql_blog.visibility import (
     Viewer,
@@ -115,9 +115,11 @@ class Relation:
 
     name: str
     model: type[models.Base]
-    parent_key: Callable[[], SQLColumnExpression[int]]
+    parent_key: Callable[[], SQLColumnExpression[int | None]]
     parent: type[models.Base]  # the model whose id the parent key holds
     through_tags: bool = False
+    # The order of a page without `orderBy` (empty: the child entity's default order).
+    default_order: tuple[OrderTerm, ...] = ()
 
     def select_from(self, *columns: Any) -> Select[Any]:
         stmt = select(*columns).select_from(self.model)
@@ -132,6 +134,13 @@ RELATIONS = {
         Relation("User.posts", models.Post, lambda: models.Post.user_id, models.User),
         Relation("User.comments", models.Comment, lambda: models.Comment.user_id, models.User),
         Relation("Post.comments", models.Comment, lambda: models.Comment.post_id, models.Post),
+        Relation(
+            "Comment.replies",
+            models.Comment,
+            lambda: models.Comment.parent_id,
+            models.Comment,
+            default_order=(OrderTerm("CREATED_AT"),),
+        ),
         Relation(
             "Tag.posts",
             models.Post,

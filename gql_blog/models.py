@@ -367,6 +367,7 @@ class Comment(Base):
 
     author: Mapped[User] = relationship(back_populates="comments", lazy="raise")
     post: Mapped[Post] = relationship(back_populates="comments", lazy="raise")
+    parent: Mapped["Comment | None"] = relationship(remote_side=[id], lazy="raise")
 
     @validates("content")
     def _validate_content(self, key: str, value: str) -> str:

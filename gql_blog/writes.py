@@ -37,7 +37,10 @@ MAX_TAGS_PER_POST = 10
 # The messages of the content mutations' refusals (API.md), whichever path answers them.
 SIGN_IN_MESSAGE = "Sign in with an active account to do this."
 NO_SUCH_POST_MESSAGE = "No such post."
+NO_SUCH_COMMENT_MESSAGE = "No such comment."
 SLUG_TAKEN_MESSAGE = "That slug is taken already."
+# How many rows one DELETE of a comment's replies names (bind parameters stay few).
+_DELETE_CHUNK = 1000
 # How many of a title's slug candidates (`slug`, `slug-2`, …) one statement asks about.
 _SLUG_CANDIDATES = 20
 
@@ -244,7 +247,7 @@ _POST_COLUMNS = (
     "slug",
     "user_id",
 )
-_COMMENT_COLUMNS = ("content", "created_at", "user_id", "post_id")
+_COMMENT_COLUMNS = ("content", "created_at", "user_id", "post_id", "parent_id")
 
 
 async def _insert_with_free_slug(session: AsyncSession, post: models.Post) -> int:
@@ -381,13 +384,40 @@ async def delete_post(session: AsyncSession, post: models.Post) -> None:
     await session.flush()
 
 
+async def find_parent(
+    session: AsyncSession, comment_id: int, *, post: models.Post
+) -> models.Comment | None:
+    """The comment a reply answers, if it is one of `post`'s (visible with the post).
+
+    Share-locked until the transaction ends, as `find_post`: a concurrent deleteComment waits.
+    """
+    if comment_id >= models.ID_LIMIT:
+        return None
+    stmt = (
+        select(models.Comment)
+        .where(models.Comment.id == comment_id, models.Comment.post_id == post.id)
+        .with_for_update(read=True)
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
 async def add_comment(
-    session: AsyncSession, *, post: models.Post, author: Viewer, content: str
+    session: AsyncSession,
+    *,
+    post: models.Post,
+    author: Viewer,
+    content: str,
+    parent: models.Comment | None = None,
 ) -> models.Comment:
-    """The new comment (the model's validator checks its content), with its audit entry: two
-    INSERTs, not the session's unit of work. The comment is not added to the session."""
+    """The new comment (the model's validator checks its content), a reply to `parent` when
+    given, with its audit entry: two INSERTs, not the session's unit of work. The comment is
+    not added to the session."""
     comment = models.Comment(
-        content=content, post_id=post.id, user_id=author.id, created_at=models.utc_now()
+        content=content,
+        post_id=post.id,
+        user_id=author.id,
+        created_at=models.utc_now(),
+        parent_id=None if parent is None else parent.id,
     )
     comment.id = await _insert(session, models.Comment, comment, _COMMENT_COLUMNS)
     await audit.write_created(session, models.Comment, comment.id, comment)
@@ -395,7 +425,33 @@ async def add_comment(
     return comment
 
 
+async def update_comment(
+    session: AsyncSession, comment: models.Comment, *, content: str
+) -> models.Comment:
+    """New content (the model's validator checks it) and the time of the edit; the flush logs
+    the change as an UPDATE."""
+    comment.content = content
+    comment.edited_at = models.utc_now()
+    await session.flush()
+    return comment
+
+
 async def delete_comment(session: AsyncSession, comment: models.Comment) -> None:
+    """Delete the comment and its replies at every depth; one audit entry, the comment's.
+
+    The replies are found by one recursive query and deleted by one DELETE: the database's
+    own cascade would not do (MariaDB stops cascade chains at 15 levels).
+    """
+    replies = select(models.Comment.id).where(models.Comment.parent_id == comment.id)
+    tree = replies.cte("replies", recursive=True)
+    below: Any = models.Comment
+    tree = tree.union_all(select(below.id).where(below.parent_id == tree.c.id))
+    doomed = list(await session.scalars(select(tree.c.id)))
+    for chunk in range(0, len(doomed), _DELETE_CHUNK):
+        stmt = delete(models.Comment).where(
+            models.Comment.id.in_(doomed[chunk : chunk + _DELETE_CHUNK])
+        )
+        await session.execute(stmt.execution_options(synchronize_session=False))
     await session.delete(comment)
     await session.flush()
 

@@ -31,6 +31,7 @@ from graphql import (
     SelectionSetNode,
     VariableNode,
     get_named_type,
+    is_non_null_type,
 )
 from graphql.execution.values import VariableValues, get_directive_values
 
@@ -39,6 +40,7 @@ from gql_blog.entities import CONTENT_MODELS
 from gql_blog.errors import NotPlannedError as NotPlannedError  # re-exported: callers name it here
 from gql_blog.ids import encode_global_id
 from gql_blog.loaders import RELATIONS, Relation
+from gql_blog.ordering import OrderTerm
 from gql_blog.plan.declarations import PLAN, Children, Email, GlobalId, Tags, ToOne
 from gql_blog.plan.statements import Statements
 from gql_blog.visibility import can_see_email
@@ -136,6 +138,8 @@ class ConnectionPlan:
     needs_next: bool = False  # hasNextPage selected: may probe rows past `before`
     needs_previous: bool = False  # hasPreviousPage selected: may probe rows before `after`
     needs_cursors: bool = False
+    # The order without `orderBy` (empty: the entity's default), as the relation says.
+    default_order: tuple[OrderTerm, ...] = ()
     # Statements built for this node, by viewer kind and page request (see run.py).
     statements: Statements = field(default_factory=dict)
     count_statements: Statements = field(default_factory=dict)
@@ -444,6 +448,7 @@ class PlanBuilder:
         if isinstance(declaration, Children):
             relation = RELATIONS[declaration.relation]
             connection = self._connection(declaration.entity, definition, nodes)
+            connection.default_order = relation.default_order
             plan.relations.append(ChildrenPlan(relation, connection))
             _link_back_references(plan, relation, connection)
             return _children(connection)
@@ -454,7 +459,7 @@ class PlanBuilder:
                 self._slot(), self._object(target_type, nodes), declaration.foreign_key
             )
             plan.relations.append(to_one)
-            return _to_one(to_one)
+            return _to_one(to_one, nullable=not is_non_null_type(definition.type))
         assert isinstance(declaration, Tags)
         tags = TagsPlan(self._slot(), self._object(target_type, nodes))
         plan.relations.append(tags)
@@ -623,7 +628,7 @@ def _email(row: Any, run: Any) -> Any:
     return row["email"] if can_see_email(run.viewer, row["id"]) else None
 
 
-def _to_one(plan: ToOnePlan) -> Getter:
+def _to_one(plan: ToOnePlan, *, nullable: bool) -> Getter:
     read_key = operator.itemgetter(plan.foreign_key)
     index, target = plan.index, plan.target
 
@@ -632,15 +637,18 @@ def _to_one(plan: ToOnePlan) -> Getter:
         raise NotPlannedError(f"missing {target.entity} {read_key(row)}")
 
     def getter(row: Any, run: Any) -> Any:
+        if nullable and read_key(row) is None:
+            return None
         return target.emit(run.results[index].get(read_key(row)) or missing(row), run)
 
     # Found rows are never empty (they hold the id at least), so `or` only meets a miss.
-    return _inlined(
-        getter,
+    found = (
         f"_{id(target)}.emit(run.results[{index}].get(row[{plan.foreign_key!r}])"
-        f" or _missing{id(target)}(row), run)",
-        **{f"_{id(target)}": target, f"_missing{id(target)}": missing},
+        f" or _missing{id(target)}(row), run)"
     )
+    if nullable:  # a NULL foreign key (a top-level comment's parent) is null
+        found = f"(None if row[{plan.foreign_key!r}] is None else {found})"
+    return _inlined(getter, found, **{f"_{id(target)}": target, f"_missing{id(target)}": missing})
 
 
 def _tags(plan: TagsPlan) -> Getter:

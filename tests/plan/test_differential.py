@@ -126,6 +126,51 @@ TWO_OPERATIONS = """query Posts { posts(first: 2) { nodes { title } } }
 query Users { users(first: 2) { nodes { username } } }"""
 
 CASES = [
+    # Threads and edits (issue 18): parent, replies at several levels, isReply, parent filters.
+    Case(
+        "threads",
+        """{ posts { nodes { slug comments(where: {isReply: {eq: false}}) { totalCount
+          nodes { id content editedAt parent { id } replies { totalCount
+            pageInfo { hasNextPage endCursor }
+            nodes { content parent { content author { username } }
+              replies(orderBy: [{field: CREATED_AT, direction: DESC}]) { nodes { content
+                parent { parent { content } } } } } } } } } } }""",
+    ),
+    Case(
+        "thread-filters",
+        """{ users { nodes { username
+          replies: comments(where: {isReply: {eq: true}}) { totalCount nodes { content } }
+          edited: comments(where: {editedAt: {isNull: false}}) { nodes { content editedAt } }
+          answers: comments(where: {parent: {author: {username: {eq: "bob"}}}}) {
+            nodes { content } } } } }""",
+    ),
+    Case(
+        "replies-paged",
+        """query($after: String) { posts(where: {slug: {eq: "hello-world"}}) { nodes {
+          comments(where: {content: {eq: "Comment hello_bob"}}) { nodes {
+            replies(first: 1, after: $after) { edges { cursor node { content } }
+              pageInfo { hasNextPage hasPreviousPage } } } } } } }""",
+        {
+            "after": CursorOf(
+                """{ posts(where: {slug: {eq: "hello-world"}}) { nodes {
+                  comments(where: {content: {eq: "Comment hello_bob"}}) { nodes {
+                    replies(first: 1) { pageInfo { endCursor } } } } } } }""",
+                ("posts", "nodes", 0, "comments", "nodes", 0, "replies", "pageInfo", "endCursor"),
+            )
+        },
+    ),
+    Case(
+        "reply-nodes",
+        """query($ids: [ID!]!) { nodes(ids: $ids) { ... on Comment { content editedAt
+          parent { content } replies { totalCount } } } }""",
+        {
+            "ids": [
+                Id("comment", "reply_deep"),
+                Id("comment", "reply_draft"),
+                Id("comment", "hello_cyd"),
+            ]
+        },
+    ),
     # Slugs and publishing times (issue 18): lookups, drafts, orderings with nulls, filters.
     Case(
         "post-by-slug",

@@ -40,7 +40,8 @@ _POINTERS = {
 
 ADD_COMMENT = """mutation Add($input: AddCommentInput!) { addComment(input: $input) {
   __typename
-  ... on Comment { id content createdAt author { id username email fullName }
+  ... on Comment { id content createdAt editedAt parent { id content }
+                   author { id username email fullName }
                    post { id title slug publishedAt published author { username email }
                           tags { name } } }
   ... on ValidationError { field }
@@ -217,6 +218,12 @@ def _post(**fields: Any) -> dict[str, Any]:
     return {"input": {"title": "New post", "content": "Words.", **fields}}
 
 
+def _reply(blog: Blog, post: str, parent_id: str) -> dict[str, Any]:
+    variables = _comment(blog, post, "A reply.")
+    variables["input"]["parentId"] = parent_id
+    return variables
+
+
 def _cases(blog: Blog) -> list[Case]:
     user_id = blog.global_id("user", "bob")
     return [
@@ -232,6 +239,31 @@ def _cases(blog: Blog) -> list[Case]:
             ADD_COMMENT,
             {"input": {"postId": "nonsense", "content": "x"}},
             declined=True,
+        ),
+        Case(
+            "reply to a comment",
+            ADD_COMMENT,
+            _reply(blog, "hello", blog.global_id("comment", "hello_bob")),
+        ),
+        Case(
+            "reply to a reply",
+            ADD_COMMENT,
+            _reply(blog, "hello", blog.global_id("comment", "reply_ann")),
+        ),
+        Case(
+            "reply to a comment of another post",
+            ADD_COMMENT,
+            _reply(blog, "hello", blog.global_id("comment", "news_dee")),
+        ),
+        Case(
+            "reply to a comment of a draft",
+            ADD_COMMENT,
+            _reply(blog, "ann_draft", blog.global_id("comment", "draft_ann")),
+        ),
+        Case(
+            "reply to a post id",
+            ADD_COMMENT,
+            _reply(blog, "hello", blog.global_id("post", "hello")),
         ),
         Case("draft without tags", CREATE_POST, _post()),
         Case(
