@@ -45,8 +45,9 @@ async def test_generated_queries_answer_alike(served: Served, role: str) -> None
     ]
 
     assert not any(outcome.problems() for outcome in outcomes), failures(outcomes)
-    # Most generated queries are valid, so the planner answers them (errors stay generic).
-    assert sum(outcome.answered_second for outcome in outcomes) >= len(documents) // 2
+    # Many generated queries are valid, so the planner answers them (errors stay generic); how
+    # many moves with the schema, which the generator draws from (a third at least).
+    assert sum(outcome.answered_second for outcome in outcomes) >= len(documents) // 3
 
 
 # --- (c) the tricky shapes ------------------------------------------------------------------
