@@ -283,3 +283,29 @@ async def test_planned_nested_replies_take_one_statement_per_level(
     # posts; comments; their parents (the top-level ones' are null); replies and their count;
     # the replies' replies. A reply's parent is the row it was listed under: no statement.
     assert counted.total == 6
+
+
+async def test_a_reply_is_audited_with_its_parent_shown_as_a_global_id(
+    api: GraphQLClient, db: AsyncSession
+) -> None:
+    ada = await make_user(db)
+    admin = await make_user(db, is_admin=True)
+    post = await make_post(db, author=ada)
+    top = await _reply(api, ada, post, None, "top")
+    reply = await _reply(api, ada, post, top, "reply")
+
+    result = await api.query(
+        """query { auditLog(where: {entityType: {eq: "Comment"}, action: CREATE}) {
+          nodes { entityId changes } } }""",
+        viewer=admin,
+    )
+
+    assert result.errors is None
+    entries = {node["entityId"]: node["changes"] for node in result.data["auditLog"]["nodes"]}
+    assert entries[reply["id"]] == {
+        "content": "reply",
+        "author": _id("User", ada),
+        "post": _id("Post", post),
+        "parent": top["id"],
+    }
+    assert "parent" not in entries[top["id"]]
