@@ -11,6 +11,7 @@ from typing import Annotated, TypeVar
 
 import strawberry
 from sqlalchemy import ColumnElement, true
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import UNSET
 
@@ -26,6 +27,7 @@ from gql_blog.schema.results import (
     ForbiddenError,
     NotFoundError,
     ValidationError,
+    conflict_field,
     transact,
     validation_error,
 )
@@ -208,15 +210,21 @@ async def _update_post(
         context.db.session, writes.check_slug(slug), by_other_than=post.id
     ):
         return ConflictError(message=writes.SLUG_TAKEN_MESSAGE, field="slug")
-    await writes.update_post(
-        context.db.session,
-        post,
-        title=_given(changes.title),
-        content=_given(changes.content),
-        published=_given(changes.published),
-        tag_names=_given(changes.tags),
-        slug=slug,
-    )
+    try:
+        await writes.update_post(
+            context.db.session,
+            post,
+            title=_given(changes.title),
+            content=_given(changes.content),
+            published=_given(changes.published),
+            tag_names=_given(changes.tags),
+            slug=slug,
+        )
+    except IntegrityError as error:
+        # A concurrent writer took the slug after the check: the unique index says so.
+        if conflict_field(error, {"slug": "slug"}) is None:
+            raise
+        return ConflictError(message=writes.SLUG_TAKEN_MESSAGE, field="slug")
     return Post.from_model(post)
 
 

@@ -3,10 +3,11 @@
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_blog import models
+from gql_blog import models, writes
 from gql_blog.ids import decode_global_id
 from tests.factories import make_post, make_user
 from tests.graphql_client import GraphQLClient
@@ -205,3 +206,21 @@ async def test_posts_order_and_filter_by_publishing_time(
         {"slug": "late", "publishedAt": "2024-06-01T00:00:00+00:00"}
     ]
     assert drafts.data["posts"]["nodes"] == [{"slug": "draft", "publishedAt": None}]
+
+
+async def test_a_slug_taken_after_the_check_is_still_a_conflict(
+    api: GraphQLClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ada = await make_user(db)
+    await make_post(db, author=ada, slug="raced")
+    post = await _create(api, ada, title="Mine")
+
+    async def free(*args: Any, **kwargs: Any) -> bool:
+        return False  # as if a concurrent writer committed it just after the check
+
+    monkeypatch.setattr(writes, "slug_taken", free)
+    conflict = await _update(api, ada, post["id"], slug="raced", title="Changed")
+
+    assert (conflict["__typename"], conflict["conflictField"]) == ("ConflictError", "slug")
+    again = await api.query(POST_BY_SLUG, {"slug": "mine"}, viewer=ada)
+    assert again.data["postBySlug"]["title"] == "Mine"  # rolled back
