@@ -71,8 +71,11 @@ def _decode(
         raise InvalidCursorError(f"`{name}`: {error}") from None
 
 
-def ordering_of(entity: str, order_by: Sequence[Any] | None) -> Ordering:
-    """The ordering an `orderBy` list asks for (each item has field, direction, nulls)."""
+def ordering_of(
+    entity: str, order_by: Sequence[Any] | None, default: Sequence[OrderTerm] = ()
+) -> Ordering:
+    """The ordering an `orderBy` list asks for (each item has field, direction, nulls); with
+    none, `default` (if given, else the entity's default order)."""
     terms = [
         OrderTerm(
             key=item.field.value,
@@ -81,7 +84,7 @@ def ordering_of(entity: str, order_by: Sequence[Any] | None) -> Ordering:
         )
         for item in order_by or ()
     ]
-    return Ordering.of(entity, terms)
+    return Ordering.of(entity, terms or default)
 
 
 def plain_where(where: Any) -> dict[str, Any] | None:

@@ -63,14 +63,21 @@ AUDITED: dict[type[models.Base], AuditedModel] = {
     ),
     models.Post: AuditedModel(
         "Post",
-        {"title": "title", "content": "content", "published": "published", "user_id": "author"},
+        {
+            "title": "title",
+            "content": "content",
+            "published": "published",
+            "slug": "slug",
+            "user_id": "author",
+        },
     ),
     models.Comment: AuditedModel(
-        "Comment", {"content": "content", "user_id": "author", "post_id": "post"}
+        "Comment",
+        {"content": "content", "user_id": "author", "post_id": "post", "parent_id": "parent"},
     ),
 }
 # The GraphQL type a relation field's row id belongs to (for showing it as a global id).
-RELATION_TYPES = {"author": "User", "post": "Post"}
+RELATION_TYPES = {"author": "User", "post": "Post", "parent": "Comment"}
 
 
 def _global_ids(type_name: str, value: Any) -> Any:

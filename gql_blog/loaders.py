@@ -235,6 +235,15 @@ class Loaders:
             self.remember(row)
         return row
 
+    async def post_by_slug(self, slug: str) -> models.Post | None:
+        if "\x00" in slug:  # no stored slug holds NUL, and PostgreSQL refuses to bind it
+            return None
+        stmt = read_model.post_by_slug(ENTITY, self.viewer, slug)
+        row = next(iter(await self.db.scalars(stmt)), None)
+        if row is not None:
+            self.remember(row)
+        return row
+
     async def tag_by_name(self, name: str) -> models.Tag | None:
         if "\x00" in name:  # no stored name holds NUL, and PostgreSQL refuses to bind it
             return None

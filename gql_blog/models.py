@@ -37,6 +37,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeEngine
 
+from gql_blog import slugs
 from gql_blog.errors import (
     InvalidValueError as InvalidValueError,  # re-exported: callers name it here
 )
@@ -306,6 +307,7 @@ class Post(Base):
     __tablename__ = "posts"
     __table_args__ = (
         Index("ix_posts_user_id_created_at", "user_id", "created_at"),
+        Index("ix_posts_slug", "slug", unique=True),
         MYSQL_TABLE_OPTIONS,
     )
 
@@ -320,6 +322,11 @@ class Post(Base):
         UtcDateTime(), default=_created_at_of_row, onupdate=utc_now, server_default=UtcNow()
     )
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # Unique (see gql_blog/slugs.py); every writer sets it. The column is nullable only because
+    # SQLite adds a NOT NULL column by rebuilding `posts` (migration 0009).
+    slug: Mapped[str] = mapped_column(string(slugs.MAX_LENGTH), nullable=True)
+    # When the post last became published; NULL while it is a draft.
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
 
     author: Mapped[User] = relationship(back_populates="posts", lazy="raise")
     comments: Mapped[list["Comment"]] = relationship(
@@ -342,6 +349,7 @@ class Comment(Base):
     __tablename__ = "comments"
     __table_args__ = (
         Index("ix_comments_post_id_created_at", "post_id", "created_at"),
+        Index("ix_comments_parent_id_created_at", "parent_id", "created_at"),
         MYSQL_TABLE_OPTIONS,
     )
 
@@ -350,9 +358,16 @@ class Comment(Base):
     created_at: Mapped[datetime] = _created_at()
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    # The comment this one replies to (of the same post); NULL for a top-level comment. SET NULL,
+    # not CASCADE: a post's deletion cascades to every comment at one level (MariaDB stops
+    # cascade chains at 15), and deleteComment deletes the replies itself (writes.py).
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("comments.id", ondelete="SET NULL"))
+    # When updateComment last changed the content; NULL for an unedited comment.
+    edited_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     author: Mapped[User] = relationship(back_populates="comments", lazy="raise")
     post: Mapped[Post] = relationship(back_populates="comments", lazy="raise")
+    parent: Mapped["Comment | None"] = relationship(remote_side=[id], lazy="raise")
 
     @validates("content")
     def _validate_content(self, key: str, value: str) -> str:

@@ -88,6 +88,7 @@ SORT_KEYS: dict[str, dict[str, SortKey]] = {
         ("TITLE", "title", str, False),
         ("CREATED_AT", "created_at", datetime, False),
         ("UPDATED_AT", "updated_at", datetime, False),
+        ("PUBLISHED_AT", "published_at", datetime, True),
     ),
     "Comment": _keys(models.Comment, ("CREATED_AT", "created_at", datetime, False)),
     "Tag": _keys(models.Tag, ("NAME", "name", str, False)),

@@ -36,7 +36,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from gql_blog import models
 from gql_blog.entities import CONTENT_MODELS
-from gql_blog.ordering import Ordering
+from gql_blog.ordering import Ordering, OrderTerm
 from gql_blog.visibility import Viewer, can_see_emails, visible
 from gql_blog.where import WhereCompiler, canonical_where
 
@@ -145,9 +145,11 @@ class Relation:
 
     name: str
     model: type[models.Base]
-    parent_key: Callable[[], SQLColumnExpression[int]]
+    parent_key: Callable[[], SQLColumnExpression[int | None]]
     parent: type[models.Base]  # the model whose id the parent key holds
     through_tags: bool = False
+    # The order of a page without `orderBy` (empty: the child entity's default order).
+    default_order: tuple[OrderTerm, ...] = ()
 
     def select_from(self, *columns: Any) -> Select[Any]:
         stmt = select(*columns).select_from(self.model)
@@ -162,6 +164,13 @@ RELATIONS = {
         Relation("User.posts", models.Post, lambda: models.Post.user_id, models.User),
         Relation("User.comments", models.Comment, lambda: models.Comment.user_id, models.User),
         Relation("Post.comments", models.Comment, lambda: models.Comment.post_id, models.Post),
+        Relation(
+            "Comment.replies",
+            models.Comment,
+            lambda: models.Comment.parent_id,
+            models.Comment,
+            default_order=(OrderTerm("CREATED_AT"),),
+        ),
         Relation(
             "Tag.posts",
             models.Post,
@@ -311,6 +320,13 @@ def user_by_username(names: Names, username_key: str | None = None) -> Select[An
     """The user with this folded name (`models.fold_username`), `:username_key` if None."""
     return select(*selected(models.User, names)).where(
         models.User.username_key == _parameter("username_key", username_key)
+    )
+
+
+def post_by_slug(names: Names, viewer: Any, slug: str | None = None) -> Select[Any]:
+    """The visible post with this slug (compared exactly), `:slug` if None."""
+    return select(*selected(models.Post, names)).where(
+        models.Post.slug == _parameter("slug", slug), visible(models.Post, viewer)
     )
 
 

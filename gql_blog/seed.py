@@ -11,7 +11,7 @@ import itertools
 import random
 import string
 import unicodedata
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,13 +19,17 @@ from typing import Any
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gql_blog import auth, models
+from gql_blog import auth, models, slugs
 
 # Every seeded user signs in with this password.
 DEMO_PASSWORD = "demo-password"
 # The first user of every run is named this, then its id (`demo1` on an empty database).
 DEMO_USERNAME = "demo"
 DRAFT_SHARE = 0.15
+# Of the comments after a post's first: how many reply to an earlier one; of all, how many
+# were edited since.
+REPLY_SHARE = 0.35
+EDIT_SHARE = 0.1
 MAX_TAGS_PER_POST = 4
 HISTORY = timedelta(days=730)
 # asyncpg refuses statements with more than 32,767 bind parameters; stay under it on every table.
@@ -204,6 +208,7 @@ async def seed_database(
     user_ids = range(first_user, first_user + plan.users)
     rng = random.Random(plan.random_seed)
     maker = _RowMaker(rng, now=now or models.utc_now(), commenters=user_ids)
+    maker.take_slugs(await connection.scalars(select(models.Post.slug)))
     users = [maker.user(user_id) for user_id in user_ids]
     if users:
         users[0] = maker.demo_user(users[0])
@@ -250,6 +255,25 @@ class _RowMaker:
         self._paragraphs = [self._join(sentences, 2, 6) for _ in range(1000)]
         self._comments = [self._join(remarks, 1, 3) for _ in range(1000)]
         self._bios = [self._fill(rng.choice(BIO_TEMPLATES)) for _ in range(100)]
+        # Threads and edits draw from their own generator: the other rows stay as they were.
+        self._threads = random.Random(rng.random())
+        self._slugs_taken: set[str] = set()
+        # Per slug base, the number of the next candidate that may be free (`slugs.candidate`).
+        self._slug_numbers: dict[str, int] = {}
+
+    def take_slugs(self, taken: Iterable[str | None]) -> None:
+        """Slugs the database holds already: new posts' slugs avoid them."""
+        self._slugs_taken.update(slug for slug in taken if slug is not None)
+
+    def _slug(self, title: str) -> str:
+        """The first free slug of the title, as createPost picks it (without a read per post)."""
+        base = slugs.slugify(title)
+        number = self._slug_numbers.get(base, 1)
+        while (found := slugs.candidate(base, number)) in self._slugs_taken:
+            number += 1
+        self._slug_numbers[base] = number + 1
+        self._slugs_taken.add(found)
+        return found
 
     def user(self, user_id: int) -> Row:
         rng = self._rng
@@ -286,22 +310,30 @@ class _RowMaker:
                 post = self._post(next(ids.posts), author)
                 batch.posts.append(post)
                 batch.links.extend(self._links(post["id"], tag_ids))
-                batch.comments.extend(
-                    self._comment(next(ids.comments), post) for _ in range(plan.comments_per_post)
-                )
+                thread: list[Row] = []
+                for _ in range(plan.comments_per_post):
+                    thread.append(self._comment(next(ids.comments), post, thread))
+                batch.comments.extend(thread)
         return batch
 
     def _post(self, post_id: int, author: Row) -> Row:
         rng = self._rng
         joined: datetime = author["created_at"]
         created_at = joined + (self._now - joined) * rng.random()
+        title = self._fill(rng.choice(TITLE_TEMPLATES))
+        content = "\n\n".join(rng.choices(self._paragraphs, k=rng.randint(1, 4)))
+        published = rng.random() >= DRAFT_SHARE
+        # Published some time after it was written (drafts: not yet).
+        published_at = created_at + (self._now - created_at) * self._threads.random() ** 4
         return {
             "id": post_id,
-            "title": self._fill(rng.choice(TITLE_TEMPLATES)),
-            "content": "\n\n".join(rng.choices(self._paragraphs, k=rng.randint(1, 4))),
-            "published": rng.random() >= DRAFT_SHARE,
+            "title": title,
+            "content": content,
+            "published": published,
             "created_at": created_at,
             "updated_at": created_at,
+            "published_at": published_at if published else None,
+            "slug": self._slug(title),
             "user_id": author["id"],
         }
 
@@ -309,15 +341,30 @@ class _RowMaker:
         chosen = self._rng.sample(tag_ids, self._rng.randint(0, MAX_TAGS_PER_POST))
         return [{"post_id": post_id, "tag_id": tag_id} for tag_id in chosen]
 
-    def _comment(self, comment_id: int, post: Row) -> Row:
-        rng = self._rng
+    def _comment(self, comment_id: int, post: Row, earlier: Sequence[Row]) -> Row:
+        """A comment on `post`; some reply to one of its `earlier` comments, some were edited."""
+        rng, threads = self._rng, self._threads
         posted: datetime = post["created_at"]
+        content = rng.choice(self._comments)
+        created_at = posted + (self._now - posted) * rng.random()
+        user_id = rng.choice(self._commenters)
+        parent = None
+        if earlier and threads.random() < REPLY_SHARE:
+            parent = threads.choice(earlier)
+            # After its parent: replies come later.
+            since = parent["created_at"]
+            created_at = since + (self._now - since) * threads.random()
+        edited_at = None
+        if threads.random() < EDIT_SHARE:
+            edited_at = created_at + (self._now - created_at) * threads.random()
         return {
             "id": comment_id,
-            "content": rng.choice(self._comments),
-            "created_at": posted + (self._now - posted) * rng.random(),
-            "user_id": rng.choice(self._commenters),
+            "content": content,
+            "created_at": created_at,
+            "user_id": user_id,
             "post_id": post["id"],
+            "parent_id": None if parent is None else parent["id"],
+            "edited_at": edited_at,
         }
 
     def _join(self, sentences: Sequence[str], fewest: int, most: int) -> str:

@@ -30,12 +30,18 @@ def slugify(title: str) -> str:
 
 def candidates(base: str) -> Iterator[str]:
     """`base`, then `base-2`, `base-3`, …: each within MAX_LENGTH."""
-    yield base
-    number = 2
+    number = 1
     while True:
-        suffix = f"-{number}"
-        yield (_cut(base, MAX_LENGTH - len(suffix)) or FALLBACK) + suffix
+        yield candidate(base, number)
         number += 1
+
+
+def candidate(base: str, number: int) -> str:
+    """The `number`th of `candidates(base)`, counting from 1 (`base` itself)."""
+    if number == 1:
+        return base
+    suffix = f"-{number}"
+    return (_cut(base, MAX_LENGTH - len(suffix)) or FALLBACK) + suffix
 
 
 def first_free(base: str, taken: set[str]) -> str:

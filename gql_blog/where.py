@@ -89,11 +89,15 @@ WHERE_FIELDS: dict[str, dict[str, _Field]] = {
         "published": _field(models.Post, "published", "bool"),
         "created_at": _field(models.Post, "created_at", "datetime"),
         "updated_at": _field(models.Post, "updated_at", "datetime"),
+        "published_at": _field(models.Post, "published_at", "datetime"),
+        "slug": _field(models.Post, "slug", "string"),
     },
     "Comment": {
         "id": _field(models.Comment, "id", "id"),
         "content": _field(models.Comment, "content", "string"),
         "created_at": _field(models.Comment, "created_at", "datetime"),
+        "edited_at": _field(models.Comment, "edited_at", "datetime"),
+        "is_reply": _Field(lambda: models.Comment.parent_id.is_not(None), "bool"),
     },
     "Tag": {
         "id": _field(models.Tag, "id", "id"),
@@ -336,6 +340,7 @@ _RELATIONS: dict[str, dict[str, _ToOne | _ToMany]] = {
     "Comment": {
         "author": _ToOne("User", _has(models.Comment.author)),
         "post": _ToOne("Post", _has(models.Comment.post)),
+        "parent": _ToOne("Comment", _has(models.Comment.parent)),
     },
     "Tag": {"posts": _ToMany("Post", _any(models.Tag.posts))},
     "AuditLogEntry": {"actor": _ToOne("User", _has(models.AuditLog.actor))},

@@ -30,13 +30,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import Select
 
-from gql_blog import audit, events, models
+from gql_blog import audit, events, models, slugs
 from gql_blog.visibility import Viewer, visible_comments, visible_posts
 
 MAX_TAGS_PER_POST = 10
 # The messages of the content mutations' refusals (API.md), whichever path answers them.
 SIGN_IN_MESSAGE = "Sign in with an active account to do this."
 NO_SUCH_POST_MESSAGE = "No such post."
+NO_SUCH_COMMENT_MESSAGE = "No such comment."
+SLUG_TAKEN_MESSAGE = "That slug is taken already."
+# How many rows one DELETE of a comment's replies names (bind parameters stay few).
+_DELETE_CHUNK = 1000
+# How many of a title's slug candidates (`slug`, `slug-2`, …) one statement asks about.
+_SLUG_CANDIDATES = 20
 
 
 def can_edit(user: models.User, row: models.Post | models.Comment) -> bool:
@@ -212,8 +218,9 @@ async def create_post(
         user_id=author.id,
         created_at=now,
         updated_at=now,
+        published_at=now if published else None,
     )
-    post.id = await _insert(session, models.Post, post, _POST_COLUMNS)
+    post.id = await _insert_with_free_slug(session, post)
     await audit.write_created(session, models.Post, post.id, post)
     tags = await _link_tags(session, post, names)
     if published:
@@ -230,8 +237,80 @@ class NewPost:
 
 
 # What an INSERT of a new row writes (the id comes back from the database).
-_POST_COLUMNS = ("title", "content", "published", "created_at", "updated_at", "user_id")
-_COMMENT_COLUMNS = ("content", "created_at", "user_id", "post_id")
+_POST_COLUMNS = (
+    "title",
+    "content",
+    "published",
+    "created_at",
+    "updated_at",
+    "published_at",
+    "slug",
+    "user_id",
+)
+_COMMENT_COLUMNS = ("content", "created_at", "user_id", "post_id", "parent_id")
+
+
+async def _insert_with_free_slug(session: AsyncSession, post: models.Post) -> int:
+    """Insert the post with the first free slug its title asks for (`slugs.candidates`); its id.
+
+    One read asks which of the first `_SLUG_CANDIDATES` candidates are taken (the first batch
+    nearly always has a free one). A concurrent writer may take the chosen one before this
+    INSERT: it then inserts nothing (ON CONFLICT DO NOTHING, MariaDB's IGNORE; values are
+    checked before) and the next candidate is tried, so the transaction never fails on it.
+    """
+    candidates = slugs.candidates(slugs.slugify(post.title))
+    while True:
+        batch = [next(candidates) for _ in range(_SLUG_CANDIDATES)]
+        stmt = select(models.Post.slug).where(models.Post.slug.in_(batch))
+        taken = set(await session.scalars(stmt))
+        for candidate in batch:
+            if candidate in taken:
+                continue
+            post.slug = candidate
+            new_id = await _insert_unless_slug_taken(session, post)
+            if new_id is not None:
+                return new_id
+
+
+async def _insert_unless_slug_taken(session: AsyncSession, post: models.Post) -> int | None:
+    table: Any = models.Post.__table__
+    values = {name: getattr(post, name) for name in _POST_COLUMNS}
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = (
+            insert_of(table)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["slug"])
+            .returning(table.c.id)
+        )
+        new_id: int | None = (await session.execute(stmt)).scalar()
+        return new_id
+    result = await session.execute(insert(table).values(values).prefix_with("IGNORE"))
+    assert isinstance(result, CursorResult)
+    if result.rowcount == 0:
+        return None
+    key = result.inserted_primary_key
+    assert key is not None
+    inserted: int = key[0]
+    return inserted
+
+
+async def slug_taken(session: AsyncSession, slug: str, *, by_other_than: int) -> bool:
+    """Whether another post has this slug (slugs are compared exactly)."""
+    stmt = select(models.Post.id).where(models.Post.slug == slug, models.Post.id != by_other_than)
+    return (await session.scalars(stmt)).first() is not None
+
+
+def check_slug(slug: str) -> str:
+    """A slug set explicitly must be valid (`slugs.is_valid`), else the field `slug` is refused."""
+    if not slugs.is_valid(slug):
+        raise models.InvalidValueError(
+            "slug",
+            f"slug must be 1 to {slugs.MAX_LENGTH} lower-case letters and digits in words "
+            "joined by single '-'",
+        )
+    return slug
 
 
 async def _insert(
@@ -257,16 +336,23 @@ async def update_post(
     content: str | None = None,
     published: bool | None = None,
     tag_names: Iterable[str] | None = None,
+    slug: str | None = None,
 ) -> models.Post:
-    """Change what is given (None leaves a field as it is); updated_at moves only on a change."""
+    """Change what is given (None leaves a field as it is); updated_at moves only on a change.
+
+    A post becoming published gets the time as `published_at`; back to a draft, it loses it.
+    A new `slug` must be valid (see `check_slug`) and free (see `slug_taken`: the caller asks).
+    """
     names = None if tag_names is None else normalize_tag_names(tag_names)
     becomes_published = published is True and not post.published
     if title is not None:
         post.title = title
     if content is not None:
         post.content = content
+    if slug is not None:
+        post.slug = check_slug(slug)
     if published is not None:
-        post.published = published
+        _set_published(post, published)
     # The tag statements must not flush the column changes on their own: the one flush below
     # writes them with the tags, as one audit UPDATE row for the post.
     with session.no_autoflush:
@@ -279,6 +365,15 @@ async def update_post(
     return post
 
 
+def _set_published(post: models.Post, published: bool) -> None:
+    """Publishing sets the publishing time; back to a draft, it is cleared; else it stays."""
+    if published and not post.published:
+        post.published_at = models.utc_now()
+    elif not published and post.published:
+        post.published_at = None
+    post.published = published
+
+
 async def publish_post(session: AsyncSession, post: models.Post) -> models.Post:
     return await update_post(session, post, published=True)
 
@@ -289,13 +384,40 @@ async def delete_post(session: AsyncSession, post: models.Post) -> None:
     await session.flush()
 
 
+async def find_parent(
+    session: AsyncSession, comment_id: int, *, post: models.Post
+) -> models.Comment | None:
+    """The comment a reply answers, if it is one of `post`'s (visible with the post).
+
+    Share-locked until the transaction ends, as `find_post`: a concurrent deleteComment waits.
+    """
+    if comment_id >= models.ID_LIMIT:
+        return None
+    stmt = (
+        select(models.Comment)
+        .where(models.Comment.id == comment_id, models.Comment.post_id == post.id)
+        .with_for_update(read=True)
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
 async def add_comment(
-    session: AsyncSession, *, post: models.Post, author: Viewer, content: str
+    session: AsyncSession,
+    *,
+    post: models.Post,
+    author: Viewer,
+    content: str,
+    parent: models.Comment | None = None,
 ) -> models.Comment:
-    """The new comment (the model's validator checks its content), with its audit entry: two
-    INSERTs, not the session's unit of work. The comment is not added to the session."""
+    """The new comment (the model's validator checks its content), a reply to `parent` when
+    given, with its audit entry: two INSERTs, not the session's unit of work. The comment is
+    not added to the session."""
     comment = models.Comment(
-        content=content, post_id=post.id, user_id=author.id, created_at=models.utc_now()
+        content=content,
+        post_id=post.id,
+        user_id=author.id,
+        created_at=models.utc_now(),
+        parent_id=None if parent is None else parent.id,
     )
     comment.id = await _insert(session, models.Comment, comment, _COMMENT_COLUMNS)
     await audit.write_created(session, models.Comment, comment.id, comment)
@@ -303,7 +425,33 @@ async def add_comment(
     return comment
 
 
+async def update_comment(
+    session: AsyncSession, comment: models.Comment, *, content: str
+) -> models.Comment:
+    """New content (the model's validator checks it) and the time of the edit; the flush logs
+    the change as an UPDATE."""
+    comment.content = content
+    comment.edited_at = models.utc_now()
+    await session.flush()
+    return comment
+
+
 async def delete_comment(session: AsyncSession, comment: models.Comment) -> None:
+    """Delete the comment and its replies at every depth; one audit entry, the comment's.
+
+    The replies are found by one recursive query and deleted by one DELETE: the database's
+    own cascade would not do (MariaDB stops cascade chains at 15 levels).
+    """
+    replies = select(models.Comment.id).where(models.Comment.parent_id == comment.id)
+    tree = replies.cte("replies", recursive=True)
+    below: Any = models.Comment
+    tree = tree.union_all(select(below.id).where(below.parent_id == tree.c.id))
+    doomed = list(await session.scalars(select(tree.c.id)))
+    for chunk in range(0, len(doomed), _DELETE_CHUNK):
+        stmt = delete(models.Comment).where(
+            models.Comment.id.in_(doomed[chunk : chunk + _DELETE_CHUNK])
+        )
+        await session.execute(stmt.execution_options(synchronize_session=False))
     await session.delete(comment)
     await session.flush()
 

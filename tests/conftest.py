@@ -88,6 +88,17 @@ async def api(
         yield client
 
 
+@pytest.fixture
+async def executor_api(
+    settings: Settings, connection: AsyncConnection, db: AsyncSession
+) -> AsyncIterator[GraphQLClient]:
+    """`api` with the planner off: strawberry's executor and its loaders answer everything (with
+    the planner on, it answers a planned document from its first request)."""
+    executor = dataclasses.replace(settings, planner=False)
+    async with serve_api(executor, connection, db) as client:
+        yield client
+
+
 def graphql_endpoint(app: Starlette) -> GraphQLApp:
     """The `/graphql` route's GraphQLApp, which owns the app's planner."""
     endpoint = next(r for r in app.routes if getattr(r, "path", "") == "/graphql").endpoint

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_blog import models
+from gql_blog import models, slugs
 
 _sequence = itertools.count(1)
 
@@ -61,15 +61,23 @@ async def make_post(
     published: bool = True,
     tags: list[models.Tag] | None = None,
     created_at: datetime | None = None,
+    slug: str | None = None,
+    published_at: datetime | None = None,
 ) -> models.Post:
+    """A post; its slug is unique (the title's with a number, unless given), and a published
+    post's publishing time its creation time unless given."""
+    title = title or f"Post {_next()}"
     post = models.Post(
-        title=title or f"Post {_next()}",
+        title=title,
         content=content,
         published=published,
         user_id=author.id,
+        slug=slug or f"{slugs.slugify(title)[:70]}-{_next()}",
     )
     if created_at is not None:
         post.created_at = created_at
+    if published:
+        post.published_at = published_at or created_at or models.utc_now()
     db.add(post)
     await db.flush()
     if tags:
@@ -86,9 +94,15 @@ async def make_comment(
     author: models.User,
     content: str | None = None,
     created_at: datetime | None = None,
+    parent: models.Comment | None = None,
+    edited_at: datetime | None = None,
 ) -> models.Comment:
     comment = models.Comment(
-        content=content or f"Comment {_next()}", post_id=post.id, user_id=author.id
+        content=content or f"Comment {_next()}",
+        post_id=post.id,
+        user_id=author.id,
+        parent_id=None if parent is None else parent.id,
+        edited_at=edited_at,
     )
     if created_at is not None:
         comment.created_at = created_at

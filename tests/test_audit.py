@@ -109,7 +109,9 @@ async def test_post_and_comment_relations_are_logged_as_row_ids(db: AsyncSession
     author = await make_user(db)
     start = await _last_id(db)
 
-    post = await make_post(db, author=author, title="Engines", content="On engines.")
+    post = await make_post(
+        db, author=author, title="Engines", content="On engines.", slug="engines"
+    )
     comment = await make_comment(db, post=post, author=author, content="Nice.")
 
     assert await _entries(db, after=start) == [
@@ -118,7 +120,13 @@ async def test_post_and_comment_relations_are_logged_as_row_ids(db: AsyncSession
             post.id,
             "CREATE",
             None,
-            {"title": "Engines", "content": "On engines.", "published": True, "author": author.id},
+            {
+                "title": "Engines",
+                "content": "On engines.",
+                "published": True,
+                "slug": "engines",
+                "author": author.id,
+            },
         ),
         (
             "Comment",
@@ -136,7 +144,9 @@ async def test_posts_and_comments_written_without_the_flush_are_logged_as_the_fl
     author = await make_user(db)
     audit.act_as(db, author)
     start = await _last_id(db)
-    flushed_post = await make_post(db, author=author, title="Engines", content="On engines.")
+    flushed_post = await make_post(
+        db, author=author, title="Engines", content="On engines.", slug="engines"
+    )
     flushed = await make_comment(db, post=flushed_post, author=author, content="Nice.")
     middle = await _last_id(db)
 
@@ -146,10 +156,13 @@ async def test_posts_and_comments_written_without_the_flush_are_logged_as_the_fl
     written = await writes.add_comment(db, post=flushed_post, author=author, content="Nice.")
 
     renamed = {flushed_post.id: written_post.row.id, flushed.id: written.id}
+    # The same title: the written post's slug is the next free one.
+    assert written_post.row.slug == "engines-2"
     by_flush = [
         (kind, renamed[row_id], action, actor, changes, list(changes))
         for kind, row_id, action, actor, changes in (await _entries(db, after=start))[:2]
     ]
+    by_flush[0][4]["slug"] = "engines-2"
     # Key order too: MariaDB and SQLite keep the JSON text as written.
     by_core = [(*entry, list(entry[4])) for entry in await _entries(db, after=middle)]
     assert by_core == by_flush
@@ -157,7 +170,7 @@ async def test_posts_and_comments_written_without_the_flush_are_logged_as_the_fl
 
 async def test_deleting_a_post_logs_one_entry_not_one_per_comment(db: AsyncSession) -> None:
     author = await make_user(db)
-    post = await make_post(db, author=author, title="Engines", published=False)
+    post = await make_post(db, author=author, title="Engines", published=False, slug="engines")
     await make_comment(db, post=post, author=author)
     comments = (await db.scalars(select(models.Comment))).all()
     start = await _last_id(db)
@@ -177,6 +190,7 @@ async def test_deleting_a_post_logs_one_entry_not_one_per_comment(db: AsyncSessi
                 "title": "Engines",
                 "content": "Some words about something.",
                 "published": False,
+                "slug": "engines",
                 "author": author.id,
             },
         )

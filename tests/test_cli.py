@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Executable, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from gql_blog import auth, cli, migrations, models, seed
+from gql_blog import auth, cli, migrations, models, seed, slugs
 from gql_blog.config import Settings
 from gql_blog.engines import create_engine
 from gql_blog.schema import schema
@@ -736,3 +736,32 @@ def test_every_commands_help_shows_despite_a_misspelled_variable(args: list[str]
 
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Usage: ")
+
+
+async def test_seed_gives_slugs_publishing_times_threads_and_edits(
+    connection: AsyncConnection,
+) -> None:
+    plan = seed.SeedPlan(users=20, posts_per_user=3, comments_per_post=6, random_seed=7)
+    await seed.seed_database(connection, plan)
+    await seed.seed_database(connection, plan)  # the same titles again: slugs stay unique
+
+    posts = (await connection.execute(select(models.Post.__table__))).all()
+    comments = (await connection.execute(select(models.Comment.__table__))).all()
+    by_id = {comment.id: comment for comment in comments}
+
+    slugs_seen = [post.slug for post in posts]
+    assert len(set(slugs_seen)) == len(posts) == 120
+    assert all(slugs.is_valid(slug) for slug in slugs_seen)
+    assert any(slug.endswith("-2") for slug in slugs_seen)
+    assert all((post.published_at is None) == (not post.published) for post in posts)
+    assert all(post.published_at >= post.created_at for post in posts if post.published)
+    replies = [comment for comment in comments if comment.parent_id is not None]
+    assert 0 < len(replies) < len(comments)
+    for reply in replies:
+        parent = by_id[reply.parent_id]
+        assert parent.post_id == reply.post_id
+        assert parent.created_at <= reply.created_at
+    assert any(by_id[reply.parent_id].parent_id is not None for reply in replies)  # threads
+    edited = [comment for comment in comments if comment.edited_at is not None]
+    assert 0 < len(edited) < len(comments)
+    assert all(comment.edited_at >= comment.created_at for comment in edited)

@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,93 @@ async def test_downgrade_to_first_revision_restores_its_tables(
         revision, _, tables = await inspect_database(url)
     assert revision == FIRST_REVISION
     assert tables == tables_at_first
+
+
+async def test_slugs_and_publishing_times_are_filled_for_existing_posts_and_go_back_down(
+    dialect: str, tmp_path: Path
+) -> None:
+    # Posts and comments as revision 0008 knows them: no slug, publishing time or replies yet.
+    users = table(
+        "users", column("id"), column("username"), column("email"), column("password_hash")
+    )
+    posts = table(
+        "posts",
+        column("id"),
+        column("title"),
+        column("content"),
+        column("published"),
+        column("user_id"),
+        column("created_at"),
+        column("updated_at"),
+    )
+    comments = table(
+        "comments", column("id"), column("content"), column("user_id"), column("post_id")
+    )
+    created = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
+    titles = ["Hello, World!", "hello world", "Crème brûlée", "???", "Hello World"]
+    async with empty_database(dialect, tmp_path) as url:
+        await upgrade(url, "0008")
+        async with engine_for(url) as engine, engine.begin() as connection:
+            await connection.execute(
+                insert(users).values(id=1, username="ada", email="a@x.test", password_hash="x")
+            )
+            for number, title in enumerate(titles, start=1):
+                await connection.execute(
+                    insert(posts).values(
+                        id=number,
+                        title=title,
+                        content="C",
+                        published=number != 2,
+                        user_id=1,
+                        created_at=created.replace(day=number, tzinfo=None),
+                        updated_at=created.replace(day=number, tzinfo=None),
+                    )
+                )
+            await connection.execute(
+                insert(comments).values(id=1, content="First", user_id=1, post_id=1)
+            )
+        await upgrade(url)
+        new_posts = models.Post.__table__
+        new_comments = models.Comment.__table__
+        async with engine_for(url) as engine, engine.connect() as connection:
+            filled = (
+                await connection.execute(
+                    select(new_posts.c.id, new_posts.c.slug, new_posts.c.published_at).order_by(
+                        new_posts.c.id
+                    )
+                )
+            ).all()
+            replies = (
+                await connection.execute(select(new_comments.c.parent_id, new_comments.c.edited_at))
+            ).all()
+            differences = await connection.run_sync(migrations.schema_differences)
+        assert differences == []
+        assert [(row.id, row.slug) for row in filled] == [
+            (1, "hello-world"),
+            (2, "hello-world-2"),
+            (3, "creme-brulee"),
+            (4, "post"),
+            (5, "hello-world-3"),
+        ]
+        assert [row.published_at for row in filled] == [
+            None if number == 2 else created.replace(day=number) for number in range(1, 6)
+        ]
+        assert [tuple(row) for row in replies] == [(None, None)]
+        await downgrade(url, "0008")
+        async with engine_for(url) as engine, engine.connect() as connection:
+            kept_posts = (await connection.execute(select(posts.c.id, posts.c.title))).all()
+            kept_comments = (
+                await connection.execute(select(comments.c.id, comments.c.post_id))
+            ).all()
+            columns = await connection.run_sync(
+                lambda sync: {
+                    name: {c["name"] for c in inspect(sync).get_columns(name)}
+                    for name in ("posts", "comments")
+                }
+            )
+            revision = await connection.run_sync(migrations.current_revision)
+    assert revision == "0008"
+    assert sorted(tuple(row) for row in kept_posts) == list(enumerate(titles, start=1))
+    assert [tuple(row) for row in kept_comments] == [(1, 1)]
+    assert not {"slug", "published_at"} & columns["posts"]
+    assert not {"parent_id", "edited_at"} & columns["comments"]

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from gql_blog import auth, events, metrics, models, websocket
 from gql_blog.config import Settings
 from gql_blog.engines import create_sessionmaker
-from gql_blog.ids import encode_global_id
+from gql_blog.ids import decode_global_id, encode_global_id
 from gql_blog.loaders import Loaders
 from gql_blog.schema.context import Context
 from gql_blog.schema.fanout import fanout_of
@@ -718,3 +718,38 @@ async def test_an_operation_completed_by_the_client_stops_its_statement(
 
     # Waited for (as before), the statement would have run its 20 s.
     assert stopped_after < 2, f"the statement ran {stopped_after:.2f} s after `complete`"
+
+
+COMMENT_ADDED_WITH_PARENT = """
+subscription ($postId: ID!) { commentAdded(postId: $postId) { content parent { content } } }
+"""
+REPLY = """
+mutation ($postId: ID!, $parentId: ID!) {
+  addComment(input: {postId: $postId, content: "A reply.", parentId: $parentId}) { __typename }
+}
+"""
+
+
+async def test_comment_added_fires_for_replies(server: str, committed: Committed) -> None:
+    alice = await _user(committed)
+    post_id = await _post(committed, alice, published=True)
+    async with committed.sessions() as session:
+        _, row_id = decode_global_id(post_id)
+        post = await session.get(models.Post, row_id)
+        assert post is not None
+        top = await make_comment(session, post=post, author=alice, content="Top.")
+        await session.commit()
+    token = await committed.token_for(alice)
+    async with socket_client(server) as client:
+        await client.subscribe_joined("1", COMMENT_ADDED_WITH_PARENT, {"postId": post_id})
+        body = await mutate(
+            server,
+            REPLY,
+            {"postId": post_id, "parentId": encode_global_id("Comment", top.id)},
+            token=token,
+        )
+        assert body["data"]["addComment"]["__typename"] == "Comment", body
+
+        data = await _next_data(client)
+
+    assert data == {"commentAdded": {"content": "A reply.", "parent": {"content": "Top."}}}

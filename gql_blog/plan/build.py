@@ -32,6 +32,7 @@ from graphql import (
     SelectionSetNode,
     VariableNode,
     get_named_type,
+    is_non_null_type,
 )
 from graphql.execution.values import VariableValues, get_directive_values
 
@@ -39,6 +40,7 @@ from gql_blog import audit, models
 from gql_blog.entities import NODE_MODELS
 from gql_blog.errors import NotPlannedError as NotPlannedError  # re-exported: callers name it here
 from gql_blog.ids import encode_global_id
+from gql_blog.ordering import OrderTerm
 from gql_blog.plan.declarations import PLAN, Children, Email, GlobalId, Tags, ToOne
 from gql_blog.plan.statements import Statements
 from gql_blog.read_model import RELATIONS, Joined, Relation, joined
@@ -149,6 +151,8 @@ class ConnectionPlan:
     needs_next: bool = False  # hasNextPage selected: may probe rows past `before`
     needs_previous: bool = False  # hasPreviousPage selected: may probe rows before `after`
     needs_cursors: bool = False
+    # The order without `orderBy` (empty: the entity's default), as the relation says.
+    default_order: tuple[OrderTerm, ...] = ()
     # Statements built for this node, by viewer kind and page request (see run.py).
     statements: Statements = field(default_factory=dict)
     count_statements: Statements = field(default_factory=dict)
@@ -178,7 +182,7 @@ class RootConnection:
 
 @dataclass(slots=True, eq=False)
 class RootLookup:
-    """`post(id:)`, `user(username:)` or `tag(name:)`: one row or null."""
+    """`post(id:)`, `postBySlug(slug:)`, `user(username:)` or `tag(name:)`: one row or null."""
 
     index: int
     name: str
@@ -383,7 +387,7 @@ class PlanBuilder:
             entity = _connection_entity(object_type)
             connection = self._connection(entity, definition, nodes)
             return RootConnection(model=NODE_MODELS[entity], connection=connection)
-        if name in ("post", "user", "tag"):
+        if name in ("post", "postBySlug", "user", "tag"):
             target = self._object(_entity_type(object_type), nodes)
             return RootLookup(self._slot(), name, target, Arguments(definition, nodes[0]))
         if name == "viewer":
@@ -602,20 +606,25 @@ class PlanBuilder:
         if isinstance(declaration, Children):
             relation = RELATIONS[declaration.relation]
             connection = self._connection(declaration.entity, definition, nodes)
+            connection.default_order = relation.default_order
             plan.relations.append(ChildrenPlan(relation, connection))
             _link_back_references(plan, relation, connection)
             return _children(connection)
         target_type = _entity_type(get_named_type(definition.type))
         if isinstance(declaration, ToOne):
-            return self._to_one_field(plan, declaration, self._object(target_type, nodes))
+            target = self._object(target_type, nodes)
+            nullable = not is_non_null_type(definition.type)
+            return self._to_one_field(plan, declaration, target, nullable=nullable)
         assert isinstance(declaration, Tags)
         tags = TagsPlan(self._slot(), self._object(target_type, nodes))
         plan.relations.append(tags)
         return _tags(tags)
 
-    def _to_one_field(self, plan: ObjectPlan, declaration: ToOne, target: ObjectPlan) -> Getter:
+    def _to_one_field(
+        self, plan: ObjectPlan, declaration: ToOne, target: ObjectPlan, *, nullable: bool
+    ) -> Getter:
         plan.columns.add(declaration.foreign_key)
-        to_one = ToOnePlan(self._slot(), target, declaration.foreign_key)
+        to_one = ToOnePlan(self._slot(), target, declaration.foreign_key, nullable=nullable)
         if target.model is models.User:
             _join(plan, to_one)
         plan.relations.append(to_one)
@@ -845,6 +854,8 @@ def _to_one(plan: ToOnePlan) -> Getter:
     read_key = operator.itemgetter(plan.foreign_key)
     index, target = plan.index, plan.target
     if plan.nullable:
+        # A null key, or a row the viewer may not see (or gone), is null: an audit entry's
+        # actor, a top-level comment's parent.
 
         def nullable(row: Any, run: Any) -> Any:
             found = run.results[index].get(read_key(row))

@@ -63,6 +63,10 @@ def _post_not_found(global_id: str) -> Refusal:
     return Refusal("NotFoundError", {"message": writes.NO_SUCH_POST_MESSAGE, "id": global_id})
 
 
+def _comment_not_found(global_id: str) -> Refusal:
+    return Refusal("NotFoundError", {"message": writes.NO_SUCH_COMMENT_MESSAGE, "id": global_id})
+
+
 def _columns(row: models.Base) -> dict[str, Any]:
     table: Any = row.__table__
     return {column.key: getattr(row, column.key) for column in table.columns}
@@ -76,8 +80,11 @@ async def add_comment(
     post_global_id: str,
     post_id: int | None,
     content: str,
+    parent_global_id: str | None = None,
+    parent_id: int | None = None,
 ) -> Refusal | Written:
-    """addComment: on a post the viewer may see (share-locked), with its audit entry."""
+    """addComment: on a post the viewer may see (share-locked), a reply to one of its comments
+    when `parent_global_id` is given, with its audit entry."""
     session = writer.db.session
 
     async def body() -> Refusal | Written:
@@ -86,8 +93,18 @@ async def add_comment(
             post = await writes.find_post(session, post_id, viewer=viewer)
         if post is None:
             return _post_not_found(post_global_id)
-        row = await writes.add_comment(session, post=post, author=viewer, content=content)
+        parent = None
+        if parent_global_id is not None:
+            if parent_id is not None:
+                parent = await writes.find_parent(session, parent_id, post=post)
+            if parent is None:
+                return _comment_not_found(parent_global_id)
+        row = await writes.add_comment(
+            session, post=post, author=viewer, content=content, parent=parent
+        )
         known = {("User", viewer.id): viewer_row, ("Post", post.id): _columns(post)}
+        if parent is not None:
+            known[("Comment", parent.id)] = _columns(parent)
         return Written(_columns(row), known)
 
     result: Refusal | Written = await writer.run(viewer, body)

@@ -224,7 +224,9 @@ class Run:
 
     def _page_request(self, connection: ConnectionPlan) -> tuple[PageRequest, str]:
         args = self._arguments(connection.arguments)
-        ordering = ordering_of(connection.entity, args.pop("order_by", None))
+        ordering = ordering_of(
+            connection.entity, args.pop("order_by", None), connection.default_order
+        )
         where = self._where(connection.entity, args.pop("where", None))
         request = page_request(
             self._settings,
@@ -473,6 +475,7 @@ class Run:
         if root.name == "addComment":
             given = args["input"]
             post_id = _row_id(given.post_id, "Post")
+            parent_id = None if given.parent_id is None else _row_id(given.parent_id, "Comment")
             result = await mutations.add_comment(
                 self._writer,
                 self.viewer,
@@ -480,6 +483,8 @@ class Run:
                 post_global_id=given.post_id,
                 post_id=post_id,
                 content=given.content,
+                parent_global_id=given.parent_id,
+                parent_id=parent_id,
             )
         else:
             given = args["input"]
@@ -546,6 +551,13 @@ class Run:
                 root.statements, None, lambda: read_model.user_by_username(columns)
             )
             rows = await self._rows(stmt, username_key=models.fold_username(args["username"]))
+        elif root.name == "postBySlug":
+            if "\x00" in args["slug"]:
+                return None
+            stmt = self._statement(
+                root.statements, None, lambda: read_model.post_by_slug(columns, viewer)
+            )
+            rows = await self._rows(stmt, slug=args["slug"])
         else:
             if "\x00" in args["name"]:
                 return None
@@ -608,18 +620,16 @@ class Run:
         self, relation: ToOnePlan, rows: list[Any]
     ) -> list[tuple[ObjectPlan, list[Any]]]:
         target = relation.target
+        # A nullable foreign key (a comment's parent) names no row when NULL.
+        keys = _unique(key for row in rows if (key := row[relation.foreign_key]) is not None)
         if relation.parent is not None:
             parents = {row["id"]: row for row in self._rows_of[id(relation.parent)]}
-            keys = _unique(row[relation.foreign_key] for row in rows)
             own = {key: parents[key] for key in keys}
             self.results[relation.index] = own
             return [(target, list(own.values()))]
         if relation.joined is not None and (beside := _joined_rows(relation, rows)) is not None:
             self.results[relation.index] = beside
             return [(target, list(beside.values()))]
-        keys = [
-            key for key in _unique(row[relation.foreign_key] for row in rows) if key is not None
-        ]
         known = self._known_rows(target, keys)
         if known is not None:
             self.results[relation.index] = known

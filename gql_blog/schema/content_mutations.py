@@ -11,6 +11,7 @@ from typing import Annotated, TypeVar
 
 import strawberry
 from sqlalchemy import ColumnElement, true
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import UNSET
 
@@ -21,10 +22,12 @@ from gql_blog.schema.context import Context
 from gql_blog.schema.inputs import PostWhere, UserWhere
 from gql_blog.schema.results import (
     AuthenticationError,
+    ConflictError,
     Error,
     ForbiddenError,
     NotFoundError,
     ValidationError,
+    conflict_field,
     transact,
     validation_error,
 )
@@ -33,11 +36,11 @@ from gql_blog.schema.types import BlogInfo, Comment, Post
 R = TypeVar("R")
 
 PostResult = Annotated[
-    Post | ValidationError | NotFoundError | ForbiddenError | AuthenticationError,
+    Post | ValidationError | NotFoundError | ForbiddenError | AuthenticationError | ConflictError,
     strawberry.union("PostResult"),
 ]
 CommentResult = Annotated[
-    Comment | ValidationError | NotFoundError | AuthenticationError,
+    Comment | ValidationError | NotFoundError | AuthenticationError | ForbiddenError,
     strawberry.union("CommentResult"),
 ]
 
@@ -83,11 +86,23 @@ class UpdatePostInput:
     tags: list[str] | None = strawberry.field(
         default=UNSET, description="The post's tags from now on; [] removes them all."
     )
+    slug: str | None = strawberry.field(
+        default=UNSET,
+        description="A new slug: 1 to 80 of [a-z0-9] in words joined by '-', not taken.",
+    )
 
 
 @strawberry.input(description="A comment on a post the viewer may see.")
 class AddCommentInput:
     post_id: strawberry.ID
+    content: str
+    parent_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The comment of the same post this one replies to."
+    )
+
+
+@strawberry.input(description="A comment's new content.")
+class UpdateCommentInput:
     content: str
 
 
@@ -100,7 +115,7 @@ def _post_not_found(post_id: strawberry.ID) -> NotFoundError:
 
 
 def _comment_not_found(comment_id: strawberry.ID) -> NotFoundError:
-    return NotFoundError(message="No such comment.", id=comment_id)
+    return NotFoundError(message=writes.NO_SUCH_COMMENT_MESSAGE, id=comment_id)
 
 
 def _given(value: R | None) -> R | None:
@@ -190,14 +205,26 @@ async def _update_post(
     post = await _editable_post(context, viewer, target)
     if isinstance(post, Error):
         return post
-    await writes.update_post(
-        context.db.session,
-        post,
-        title=_given(changes.title),
-        content=_given(changes.content),
-        published=_given(changes.published),
-        tag_names=_given(changes.tags),
-    )
+    slug = _given(changes.slug)
+    if slug is not None and await writes.slug_taken(
+        context.db.session, writes.check_slug(slug), by_other_than=post.id
+    ):
+        return ConflictError(message=writes.SLUG_TAKEN_MESSAGE, field="slug")
+    try:
+        await writes.update_post(
+            context.db.session,
+            post,
+            title=_given(changes.title),
+            content=_given(changes.content),
+            published=_given(changes.published),
+            tag_names=_given(changes.tags),
+            slug=slug,
+        )
+    except IntegrityError as error:
+        # A concurrent writer took the slug after the check: the unique index says so.
+        if conflict_field(error, {"slug": "slug"}) is None:
+            raise
+        return ConflictError(message=writes.SLUG_TAKEN_MESSAGE, field="slug")
     return Post.from_model(post)
 
 
@@ -218,26 +245,57 @@ async def _delete_post(context: Context, viewer: models.User, target: _Target) -
 
 
 async def _add_comment(
-    context: Context, viewer: models.User, target: _Target, content: str
+    context: Context,
+    viewer: models.User,
+    target: _Target,
+    content: str,
+    replied: _Target | None,
 ) -> CommentResult:
     post = None
     if target.row_id is not None:
         post = await writes.find_post(context.db.session, target.row_id, viewer=viewer)
     if post is None:
         return _post_not_found(target.global_id)
-    row = await writes.add_comment(context.db.session, post=post, author=viewer, content=content)
+    parent = None
+    if replied is not None:
+        if replied.row_id is not None:
+            parent = await writes.find_parent(context.db.session, replied.row_id, post=post)
+        if parent is None:
+            return _comment_not_found(replied.global_id)
+    row = await writes.add_comment(
+        context.db.session, post=post, author=viewer, content=content, parent=parent
+    )
     # The payload's author and post are rows the mutation holds: no statement reads them again.
     return Comment.from_model(row, author=viewer, post=post)
 
 
-async def _delete_comment(context: Context, viewer: models.User, target: _Target) -> DeleteResult:
+async def _editable_comment(
+    context: Context, viewer: models.User, target: _Target, action: str
+) -> models.Comment | NotFoundError | ForbiddenError:
     comment = None
     if target.row_id is not None:
         comment = await writes.lock_comment(context.db.session, target.row_id, viewer=viewer)
     if comment is None:
         return _comment_not_found(target.global_id)
     if not writes.can_edit(viewer, comment):
-        return ForbiddenError(message="Only the author or an admin may delete this comment.")
+        return ForbiddenError(message=f"Only the author or an admin may {action} this comment.")
+    return comment
+
+
+async def _update_comment(
+    context: Context, viewer: models.User, target: _Target, content: str
+) -> CommentResult:
+    comment = await _editable_comment(context, viewer, target, "change")
+    if isinstance(comment, Error):
+        return comment
+    await writes.update_comment(context.db.session, comment, content=content)
+    return Comment.from_model(comment)
+
+
+async def _delete_comment(context: Context, viewer: models.User, target: _Target) -> DeleteResult:
+    comment = await _editable_comment(context, viewer, target, "delete")
+    if isinstance(comment, Error):
+        return comment
     await writes.delete_comment(context.db.session, comment)
     return Deleted(id=target.global_id)
 
@@ -314,9 +372,25 @@ class ContentMutation:
         if viewer is None:
             return _sign_in()
         target = _target(input.post_id, "Post")
-        return await transact(context, lambda: _add_comment(context, viewer, target, input.content))
+        replied = None if input.parent_id is None else _target(input.parent_id, "Comment")
+        return await transact(
+            context, lambda: _add_comment(context, viewer, target, input.content, replied)
+        )
 
-    @strawberry.mutation(description="Delete a comment; its author or an admin.")
+    @strawberry.mutation(description="Change a comment's content; its author or an admin.")
+    async def update_comment(
+        self, info: BlogInfo, id: strawberry.ID, input: UpdateCommentInput
+    ) -> CommentResult:
+        context = info.context
+        viewer = _active_writer(context)
+        if viewer is None:
+            return _sign_in()
+        target = _target(id, "Comment")
+        return await transact(
+            context, lambda: _update_comment(context, viewer, target, input.content)
+        )
+
+    @strawberry.mutation(description="Delete a comment and its replies; its author or an admin.")
     async def delete_comment(self, info: BlogInfo, id: strawberry.ID) -> DeleteResult:
         context = info.context
         viewer = _active_writer(context)

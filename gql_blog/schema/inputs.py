@@ -99,6 +99,8 @@ class PostWhere:
     published: BooleanFilter | None = UNSET
     created_at: DateTimeFilter | None = UNSET
     updated_at: DateTimeFilter | None = UNSET
+    published_at: DateTimeFilter | None = UNSET
+    slug: StringFilter | None = UNSET
     author: UserWhere | None = UNSET
     tags: "TagListFilter | None" = UNSET
     comments: "CommentListFilter | None" = UNSET
@@ -113,8 +115,13 @@ class CommentWhere:
     id: IDFilter | None = UNSET
     content: StringFilter | None = UNSET
     created_at: DateTimeFilter | None = UNSET
+    edited_at: DateTimeFilter | None = UNSET
     author: UserWhere | None = UNSET
     post: PostWhere | None = UNSET
+    parent: "CommentWhere | None" = UNSET
+    is_reply: BooleanFilter | None = strawberry.field(
+        default=UNSET, description="Whether the comment replies to another one."
+    )
     and_: list["CommentWhere"] | None = strawberry.field(default=UNSET, name="and")
     or_: list["CommentWhere"] | None = strawberry.field(default=UNSET, name="or")
     not_: "CommentWhere | None" = strawberry.field(default=UNSET, name="not")

@@ -113,6 +113,11 @@ class Query:
         row = await info.context.loaders.posts.load(row_id)
         return None if row is None else Post.from_model(row)
 
+    @strawberry.field(description="A post by slug; null if no visible post has it.")
+    async def post_by_slug(self, info: BlogInfo, slug: str) -> Post | None:
+        row = await info.context.loaders.post_by_slug(slug)
+        return None if row is None else Post.from_model(row)
+
     posts = _root_field(
         models.Post,
         Post,

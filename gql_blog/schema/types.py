@@ -3,7 +3,7 @@
 import enum
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Optional, Self, TypeVar
 
 import strawberry
 from strawberry.scalars import JSON
@@ -13,6 +13,7 @@ from gql_blog import audit, models
 from gql_blog.arguments import ordering_of, page_request
 from gql_blog.ids import encode_global_id
 from gql_blog.plan.declarations import Children, Email, GlobalId, Tags, ToOne, declare
+from gql_blog.read_model import RELATIONS
 from gql_blog.schema.connections import (
     ChildSource,
     Connection,
@@ -47,6 +48,7 @@ class PostOrderField(enum.Enum):
     TITLE = "TITLE"
     CREATED_AT = "CREATED_AT"
     UPDATED_AT = "UPDATED_AT"
+    PUBLISHED_AT = "PUBLISHED_AT"
 
 
 @strawberry.enum(description="Fields comments can be ordered by.")
@@ -111,7 +113,7 @@ async def _children(
 ) -> Connection[Any]:
     """A nested connection: this parent's page comes from one loader batch for all parents."""
     context = info.context
-    ordering = ordering_of(entity, args.pop("order_by"))
+    ordering = ordering_of(entity, args.pop("order_by"), RELATIONS[relation].default_order)
     where = compile_filter(context.loaders, entity, args.pop("where"))
     request = page_request(context.settings, ordering, where=where, **args)
     page = await context.loaders.pages(relation, request).load(parent_id)
@@ -257,6 +259,12 @@ class Post(Node):
     published: bool
     created_at: datetime
     updated_at: datetime
+    published_at: datetime | None = strawberry.field(
+        description="When the post last became published; null while it is a draft."
+    )
+    slug: str = strawberry.field(
+        description="Unique and URL-safe; made from the title, kept when the title changes."
+    )
     user_id: strawberry.Private[int]
     # Loaded ahead by the connection for the whole page (see lookahead.py), else None.
     author_row: strawberry.Private[models.User | None] = None
@@ -277,6 +285,8 @@ class Post(Node):
             published=row.published,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            published_at=row.published_at,
+            slug=row.slug,
             user_id=row.user_id,
             author_row=author,
             tag_rows=tags,
@@ -312,8 +322,12 @@ class Comment(Node):
     type_name: ClassVar[str] = "Comment"
     content: str
     created_at: datetime
+    edited_at: datetime | None = strawberry.field(
+        description="When updateComment last changed the content; null if it never did."
+    )
     user_id: strawberry.Private[int]
     post_id: strawberry.Private[int]
+    parent_id: strawberry.Private[int | None]
     # Loaded ahead by the connection for the whole page (see lookahead.py), else None.
     author_row: strawberry.Private[models.User | None] = None
     post_row: strawberry.Private[models.Post | None] = None
@@ -330,8 +344,10 @@ class Comment(Node):
             row_id=row.id,
             content=row.content,
             created_at=row.created_at,
+            edited_at=row.edited_at,
             user_id=row.user_id,
             post_id=row.post_id,
+            parent_id=row.parent_id,
             author_row=author,
             post_row=post,
         )
@@ -355,6 +371,25 @@ class Comment(Node):
         if self.post_row is not None:
             return Post.from_model(self.post_row)
         return _load_post(info, self.post_id)
+
+    @strawberry.field(
+        description="The comment this one replies to; null for a top-level comment.",
+        graphql_type=Optional["Comment"],
+        metadata=declare(ToOne("Comment", "parent_id")),
+    )
+    async def parent(self, info: BlogInfo) -> "Comment | None":
+        if self.parent_id is None:
+            return None
+        row = await info.context.loaders.comments.load(self.parent_id)
+        return Comment.from_model(_row_or_raise(row, f"comment {self.parent_id}"))
+
+    replies = _children_field(
+        "Comment.replies",
+        "Comment",
+        CommentWhere,
+        CommentOrder,
+        "Replies to the comment, oldest first unless ordered otherwise.",
+    )
 
 
 @strawberry.type(description="A tag; posts carry up to ten.")

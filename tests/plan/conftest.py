@@ -86,9 +86,16 @@ async def _posts(
             content='Grüße aus der Welt: ünïcode, "quotes" and a\nnewline.',
             tags=[tags["python"], tags["sql"]],
             created_at=T0,
+            slug="hello-world",
+            published_at=T2,  # written at T0, published later
         ),
         "same_ann": await make_post(
-            db, author=ann, title="Same title", tags=[tags["python"]], created_at=T0
+            db,
+            author=ann,
+            title="Same title",
+            tags=[tags["python"]],
+            created_at=T0,
+            slug="same-title",
         ),
         "ann_draft": await make_post(
             db,
@@ -97,9 +104,15 @@ async def _posts(
             published=False,
             tags=[tags["secret"], tags["python"]],
             created_at=T1,
+            slug="draft-by-ann",
         ),
         "same_bob": await make_post(
-            db, author=bob, title="Same title", tags=[tags["sql"], tags["graphql"]], created_at=T0
+            db,
+            author=bob,
+            title="Same title",
+            tags=[tags["sql"], tags["graphql"]],
+            created_at=T0,
+            slug="same-title-2",
         ),
         "bob_draft": await make_post(
             db,
@@ -136,16 +149,34 @@ async def _comments(
         ("news_eve_2", "news", "eve", T3),
         ("news_dee", "news", "dee", T0),
     ]
-    return {
+    comments = {
         name: await make_comment(
             db,
             post=posts[post],
             author=users[author],
             content=f"Comment {name}",
             created_at=created_at,
+            edited_at=T3 if name == "hello_cyd" else None,
         )
         for name, post, author, created_at in shapes
     }
+    # Threads: (name, parent, author, created at); replies are comments of the parent's post.
+    replies = [
+        ("reply_ann", "hello_bob", "ann", T2),
+        ("reply_eve", "hello_bob", "eve", T2),
+        ("reply_deep", "reply_ann", "bob", T3),
+        ("reply_draft", "draft_ann", "admin", T2),
+    ]
+    for name, parent, author, created_at in replies:
+        comments[name] = await make_comment(
+            db,
+            post=next(p for p in posts.values() if p.id == comments[parent].post_id),
+            author=users[author],
+            content=f"Comment {name}",
+            created_at=created_at,
+            parent=comments[parent],
+        )
+    return comments
 
 
 async def build_blog(db: AsyncSession) -> Blog:

@@ -88,6 +88,7 @@ def suite_variables(document: str, blog: Blog) -> dict[str, Any]:
         ],
         "name": "python",
         "username": "ann",
+        "slug": "draft-by-ann",
         "s": "ann",
         "query": "world",
         "ages": [30, 40],
@@ -108,8 +109,8 @@ def suite_variables(document: str, blog: Blog) -> dict[str, Any]:
 
 # --- (b) queries generated from the served schema -----------------------------------------------
 
-GENERATED_ROOT_FIELDS = ["posts", "users", "tags", "post", "user", "tag", "viewer"]
-GENERATED_EXAMPLES = 40
+GENERATED_ROOT_FIELDS = ["posts", "users", "tags", "post", "postBySlug", "user", "tag", "viewer"]
+GENERATED_EXAMPLES = 50
 
 # Scalars drawn from the blog's own values (ids are placeholders, replaced per test by the rows'
 # global ids), so generated filters match rows and lookups find them; a few bad values too.
@@ -123,6 +124,7 @@ _IDS = [
     "not-an-id",
 ]
 _STRINGS = ["ann", "bob", "Same title", "python", "secret", "Comment", "", "é", "Ünï"]
+_STRINGS += ["hello-world", "draft-by-ann"]  # slugs
 _DATETIMES = ["2024-03-01T12:00:00+00:00", "2024-03-02T12:00:00.250000+00:00", "2024-03-04"]
 _SCALARS = {
     "ID": st.sampled_from(_IDS).map(nodes.String),

@@ -35,6 +35,7 @@ PLANNED_ROOT_FIELDS = frozenset(
         "users",
         "tags",
         "post",
+        "postBySlug",
         "user",
         "tag",
         "viewer",

@@ -46,8 +46,10 @@ async def test_generated_queries_answer_alike(served: Served, role: str) -> None
     ]
 
     assert not any(outcome.problems() for outcome in outcomes), failures(outcomes)
-    # Most generated queries are valid, so the planner answers them (errors stay generic).
-    assert sum(outcome.answered_first for outcome in outcomes) >= len(documents) // 2
+    # Many generated queries are valid, so the planner answers them, from the first request
+    # (errors stay generic); how many moves with the schema, which the generator draws from (a
+    # third at least).
+    assert sum(outcome.answered_first for outcome in outcomes) >= len(documents) // 3
 
 
 # --- (c) the tricky shapes ------------------------------------------------------------------
@@ -158,6 +160,90 @@ FIRST_HITS = '{ searchPosts(query: "title OR draft OR world", first: 3) { edges 
 OTHER_HITS = '{ searchPosts(query: "hello", first: 1) { edges { cursor } } }'
 
 CASES = [
+    # Threads and edits (issue 18): parent, replies at several levels, isReply, parent filters.
+    Case(
+        "threads",
+        """{ posts { nodes { slug comments(where: {isReply: {eq: false}}) { totalCount
+          nodes { id content editedAt parent { id } replies { totalCount
+            pageInfo { hasNextPage endCursor }
+            nodes { content parent { content author { username } }
+              replies(orderBy: [{field: CREATED_AT, direction: DESC}]) { nodes { content
+                parent { parent { content } } } } } } } } } } }""",
+    ),
+    Case(
+        "thread-filters",
+        """{ users { nodes { username
+          replies: comments(where: {isReply: {eq: true}}) { totalCount nodes { content } }
+          edited: comments(where: {editedAt: {isNull: false}}) { nodes { content editedAt } }
+          answers: comments(where: {parent: {author: {username: {eq: "bob"}}}}) {
+            nodes { content } } } } }""",
+    ),
+    Case(
+        "replies-paged",
+        """query($after: String) { posts(where: {slug: {eq: "hello-world"}}) { nodes {
+          comments(where: {content: {eq: "Comment hello_bob"}}) { nodes {
+            replies(first: 1, after: $after) { edges { cursor node { content } }
+              pageInfo { hasNextPage hasPreviousPage } } } } } } }""",
+        {
+            "after": CursorOf(
+                """{ posts(where: {slug: {eq: "hello-world"}}) { nodes {
+                  comments(where: {content: {eq: "Comment hello_bob"}}) { nodes {
+                    replies(first: 1) { pageInfo { endCursor } } } } } } }""",
+                ("posts", "nodes", 0, "comments", "nodes", 0, "replies", "pageInfo", "endCursor"),
+            )
+        },
+    ),
+    Case(
+        "reply-nodes",
+        """query($ids: [ID!]!) { nodes(ids: $ids) { ... on Comment { content editedAt
+          parent { content } replies { totalCount } } } }""",
+        {
+            "ids": [
+                Id("comment", "reply_deep"),
+                Id("comment", "reply_draft"),
+                Id("comment", "hello_cyd"),
+            ]
+        },
+    ),
+    # Slugs and publishing times (issue 18): lookups, drafts, orderings with nulls, filters.
+    Case(
+        "post-by-slug",
+        """{ hello: postBySlug(slug: "hello-world") { id slug publishedAt title
+          author { username } }
+        draft: postBySlug(slug: "draft-by-ann") { slug publishedAt }
+        second: postBySlug(slug: "same-title-2") { title slug }
+        missing: postBySlug(slug: "no-such-post") { id } }""",
+    ),
+    Case(
+        "published-at-orderings",
+        """{ asc: posts(orderBy: [{field: PUBLISHED_AT}]) { nodes { slug publishedAt } }
+        desc: posts(orderBy: [{field: PUBLISHED_AT, direction: DESC}], first: 3) {
+          pageInfo { hasNextPage endCursor } nodes { slug } }
+        nullsFirst: posts(orderBy: [{field: PUBLISHED_AT, nulls: FIRST}]) { nodes { slug } }
+        nested: users { nodes { username
+          posts(orderBy: [{field: PUBLISHED_AT, direction: DESC}]) { nodes { slug } } } } }""",
+    ),
+    Case(
+        "published-at-cursor",
+        """query($after: String) { posts(first: 2, after: $after,
+          orderBy: [{field: PUBLISHED_AT, nulls: FIRST}]) { nodes { slug publishedAt }
+          pageInfo { hasNextPage hasPreviousPage } } }""",
+        {
+            "after": CursorOf(
+                """{ posts(first: 2, orderBy: [{field: PUBLISHED_AT, nulls: FIRST}]) {
+                  pageInfo { endCursor } } }""",
+                ("posts", "pageInfo", "endCursor"),
+            )
+        },
+    ),
+    Case(
+        "slug-and-published-at-filters",
+        """{ bySlug: posts(where: {slug: {startsWith: "same-title"}}) { totalCount nodes { slug } }
+        drafts: posts(where: {publishedAt: {isNull: true}}) { nodes { slug } }
+        later: posts(where: {publishedAt: {gt: "2024-03-02T00:00:00+00:00"}}) { nodes { slug } }
+        commented: users { nodes { username
+          comments(where: {post: {slug: {eq: "hello-world"}}}) { totalCount } } } }""",
+    ),
     # Aliases: the same field twice with different arguments, at the root and nested.
     Case(
         "root-aliases",

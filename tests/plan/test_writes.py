@@ -40,8 +40,10 @@ _POINTERS = {
 
 ADD_COMMENT = """mutation Add($input: AddCommentInput!) { addComment(input: $input) {
   __typename
-  ... on Comment { id content createdAt author { id username email fullName }
-                   post { id title published author { username email } tags { name } } }
+  ... on Comment { id content createdAt editedAt parent { id content }
+                   author { id username email fullName }
+                   post { id title slug publishedAt published author { username email }
+                          tags { name } } }
   ... on ValidationError { field }
   ... on NotFoundError { missing: id }
   ... on Error { message }
@@ -50,7 +52,7 @@ ADD_COMMENT_SMALL = """mutation($input: AddCommentInput!) { addComment(input: $i
   ... on CommentResult { __typename } ... on Comment { id } } }"""
 CREATE_POST = """mutation Create($input: CreatePostInput!) { createPost(input: $input) {
   __typename
-  ... on Post { id title content published createdAt updatedAt
+  ... on Post { id title content published createdAt updatedAt slug publishedAt
                 author { username isAdmin } tags { id name }
                 comments(first: 5) { totalCount nodes { id } pageInfo { hasNextPage } } }
   ... on ValidationError { message field }
@@ -216,6 +218,12 @@ def _post(**fields: Any) -> dict[str, Any]:
     return {"input": {"title": "New post", "content": "Words.", **fields}}
 
 
+def _reply(blog: Blog, post: str, parent_id: str) -> dict[str, Any]:
+    variables = _comment(blog, post, "A reply.")
+    variables["input"]["parentId"] = parent_id
+    return variables
+
+
 def _cases(blog: Blog) -> list[Case]:
     user_id = blog.global_id("user", "bob")
     return [
@@ -231,6 +239,31 @@ def _cases(blog: Blog) -> list[Case]:
             ADD_COMMENT,
             {"input": {"postId": "nonsense", "content": "x"}},
             declined=True,
+        ),
+        Case(
+            "reply to a comment",
+            ADD_COMMENT,
+            _reply(blog, "hello", blog.global_id("comment", "hello_bob")),
+        ),
+        Case(
+            "reply to a reply",
+            ADD_COMMENT,
+            _reply(blog, "hello", blog.global_id("comment", "reply_ann")),
+        ),
+        Case(
+            "reply to a comment of another post",
+            ADD_COMMENT,
+            _reply(blog, "hello", blog.global_id("comment", "news_dee")),
+        ),
+        Case(
+            "reply to a comment of a draft",
+            ADD_COMMENT,
+            _reply(blog, "ann_draft", blog.global_id("comment", "draft_ann")),
+        ),
+        Case(
+            "reply to a post id",
+            ADD_COMMENT,
+            _reply(blog, "hello", blog.global_id("post", "hello")),
         ),
         Case("draft without tags", CREATE_POST, _post()),
         Case(
@@ -289,7 +322,7 @@ async def test_the_cases_write_and_refuse(apps: Apps) -> None:
 
 @pytest.mark.parametrize(
     ("label", "statements"),
-    [("comment on a published post", 5), ("published post with tags old and new", 9)],
+    [("comment on a published post", 5), ("published post with tags old and new", 10)],
     ids=["addComment", "createPost"],
 )
 async def test_planned_writes_take_a_fixed_number_of_statements(
@@ -308,8 +341,8 @@ async def test_planned_writes_take_a_fixed_number_of_statements(
     assert apps.planner.answered == answered + 1
     # addComment: the token's user, the post (share-locked), the comment, its audit entry, the
     # post's tags; the comment's author and post, the post's author are rows the write holds.
-    # createPost: the token's user, the post, its audit entry, the tags named, the new one
-    # inserted and read back, the links; the payload's comments: a page and a count.
+    # createPost: the token's user, the slugs taken, the post, its audit entry, the tags named,
+    # the new one inserted and read back, the links; the payload's comments: a page and a count.
     assert counted.total == statements
 
 

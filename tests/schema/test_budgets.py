@@ -52,6 +52,13 @@ query($n: Int!) {
 BIG_QUERY_STATEMENTS = 10
 
 
+@pytest.fixture
+def api(executor_api: GraphQLClient) -> GraphQLClient:
+    """These are the budgets of strawberry's executor and its loaders (the planner's are in
+    tests/plan/test_budgets.py)."""
+    return executor_api
+
+
 @dataclass(frozen=True, slots=True)
 class Blog:
     authors: list[models.User]

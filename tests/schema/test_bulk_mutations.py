@@ -167,20 +167,21 @@ async def test_delete_posts_logs_one_delete_per_post(api: GraphQLClient, db: Asy
     admin = await make_user(db, is_admin=True)
     author = await make_user(db)
     post = await make_post(
-        db, author=author, title="Old", content="Words.", tags=[await make_tag(db, "old")]
+        db,
+        author=author,
+        title="Old",
+        content="Words.",
+        tags=[await make_tag(db, "old")],
+        slug="old",
     )
     await make_comment(db, post=post, author=author)
 
     result = await api.query(DELETE_POSTS, {"where": OLD_POSTS}, viewer=admin)
 
     assert result.errors is None
+    fields = {"title": "Old", "content": "Words.", "published": True, "slug": "old"}
     assert await _audit_entries(db, "Post", models.AuditAction.DELETE) == [
-        (
-            post.id,
-            "DELETE",
-            admin.id,
-            {"title": "Old", "content": "Words.", "published": True, "author": author.id},
-        )
+        (post.id, "DELETE", admin.id, {**fields, "author": author.id})
     ]
     assert await _audit_entries(db, "Comment", models.AuditAction.DELETE) == []
 

@@ -57,11 +57,11 @@ async def test_relations_selected_through_fragments_resolve_without_their_loader
 
 
 async def test_look_ahead_costs_no_extra_statement(
-    api: GraphQLClient, db: AsyncSession, count_sql: StatementCounter
+    executor_api: GraphQLClient, db: AsyncSession, count_sql: StatementCounter
 ) -> None:
     await _blog(db)
     with count_sql() as counted:
-        result = await api.query(FRAGMENT_QUERY)
+        result = await executor_api.query(FRAGMENT_QUERY)
     assert result.errors is None
     # page, authors, tags, comment pages, comment authors (posts are known already)
     assert counted.total == 5

@@ -797,7 +797,7 @@ async def test_post_mutations_are_audited_with_the_viewer_as_actor(
         .where(models.AuditLog.entity_type == "Post")
         .order_by(models.AuditLog.id)
     )
-    fields = {"content": "Some words.", "published": True, "author": author.id}
+    fields = {"content": "Some words.", "published": True, "slug": "hello", "author": author.id}
     assert [tuple(row) for row in (await db.execute(stmt)).all()] == [
         ("CREATE", author.id, {"title": "Hello", **fields}),
         ("UPDATE", author.id, {"title": ["Hello", "Renamed"]}),
@@ -853,6 +853,7 @@ async def test_create_post_with_tags_takes_a_fixed_number_of_statements(
 
     assert result.errors is None
     assert result.data["createPost"]["tags"] == [{"name": "new"}, {"name": "old"}]
-    # The viewer's token, the post, its audit entry, the tags named, the new one inserted and
-    # read back, the tag links; the payload's author and tags come from the rows written.
-    assert counted.total == 7
+    # The viewer's token, the slugs taken, the post, its audit entry, the tags named, the new one
+    # inserted and read back, the tag links; the payload's author and tags come from the rows
+    # written.
+    assert counted.total == 8
