@@ -8,7 +8,9 @@ Posts that become published and comments added are noted as events (`events.note
 sends them only once the mutation commits.
 """
 
-from collections.abc import Iterable, Sequence
+import hashlib
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +24,7 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -43,6 +46,8 @@ SLUG_TAKEN_MESSAGE = "That slug is taken already."
 _DELETE_CHUNK = 1000
 # How many of a title's slug candidates (`slug`, `slug-2`, …) one statement asks about.
 _SLUG_CANDIDATES = 20
+# How long a MariaDB writer waits for its turn at a base slug (`_slug_turn`).
+_SLUG_TURN_SECONDS = 5
 
 
 def can_edit(user: models.User, row: models.Post | models.Comment) -> bool:
@@ -258,7 +263,38 @@ async def _insert_with_free_slug(session: AsyncSession, post: models.Post) -> in
     INSERT: it then inserts nothing (ON CONFLICT DO NOTHING, MariaDB's IGNORE; values are
     checked before) and the next candidate is tried, so the transaction never fails on it.
     """
-    candidates = slugs.candidates(slugs.slugify(post.title))
+    base = slugs.slugify(post.title)
+    if session.get_bind().dialect.name not in ("postgresql", "sqlite"):
+        # MariaDB: writers of the same base slug take their turn (see `_slug_turn`).
+        async with _slug_turn(session, base):
+            return await _insert_with_candidates(session, post, base)
+    return await _insert_with_candidates(session, post, base)
+
+
+@asynccontextmanager
+async def _slug_turn(session: AsyncSession, base: str) -> AsyncIterator[None]:
+    """MariaDB: hold a named lock on `base` while choosing and inserting its slug.
+
+    Without it, three writers of one title deadlock (1213): two that skipped a slug the first
+    committed hold shared locks on it and its gap, and each then waits for the other's insert of
+    the next candidate. One writer at a time per base slug never leaves two waiting on one key.
+    The lock is the connection's, not the transaction's: released as soon as the insert is done
+    (the row's own lock keeps the slug until the commit). A turn not granted within the wait
+    (`_SLUG_TURN_SECONDS`) goes ahead without it, as before.
+    """
+    name = f"gql_blog.slug.{hashlib.sha256(base.encode()).hexdigest()[:40]}"
+    granted = await session.scalar(
+        text("SELECT GET_LOCK(:name, :seconds)"), {"name": name, "seconds": _SLUG_TURN_SECONDS}
+    )
+    try:
+        yield
+    finally:
+        if granted == 1:
+            await session.execute(text("DO RELEASE_LOCK(:name)"), {"name": name})
+
+
+async def _insert_with_candidates(session: AsyncSession, post: models.Post, base: str) -> int:
+    candidates = slugs.candidates(base)
     while True:
         batch = [next(candidates) for _ in range(_SLUG_CANDIDATES)]
         stmt = select(models.Post.slug).where(models.Post.slug.in_(batch))
