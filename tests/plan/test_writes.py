@@ -326,7 +326,7 @@ async def test_the_cases_write_and_refuse(apps: Apps) -> None:
     ids=["addComment", "createPost"],
 )
 async def test_planned_writes_take_a_fixed_number_of_statements(
-    apps: Apps, count_sql: StatementCounter, label: str, statements: int
+    apps: Apps, count_sql: StatementCounter, label: str, statements: int, dialect: str
 ) -> None:
     case = {case.label: case for case in _cases(apps.blog)}[label]
     await apps.answer(apps.planned, apps.planned_bus, case.query, case.variables, "author")
@@ -343,7 +343,9 @@ async def test_planned_writes_take_a_fixed_number_of_statements(
     # post's tags; the comment's author and post, the post's author are rows the write holds.
     # createPost: the token's user, the slugs taken, the post, its audit entry, the tags named,
     # the new one inserted and read back, the links; the payload's comments: a page and a count.
-    assert counted.total == statements
+    # On MariaDB a new post's slug also takes and gives back its turn (`writes._slug_turn`).
+    turn = 2 if dialect == "mariadb" and label.startswith("published post") else 0
+    assert counted.total == statements + turn
 
 
 async def test_a_learned_mutation_over_get_is_refused_as_before(apps: Apps) -> None:

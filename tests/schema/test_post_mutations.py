@@ -840,7 +840,7 @@ async def test_create_post_with_tags_writes_one_audit_row(
 
 
 async def test_create_post_with_tags_takes_a_fixed_number_of_statements(
-    api: GraphQLClient, db: AsyncSession, count_sql: StatementCounter
+    api: GraphQLClient, db: AsyncSession, count_sql: StatementCounter, dialect: str
 ) -> None:
     author = await make_user(db)
     await make_tag(db, name="old")
@@ -855,5 +855,5 @@ async def test_create_post_with_tags_takes_a_fixed_number_of_statements(
     assert result.data["createPost"]["tags"] == [{"name": "new"}, {"name": "old"}]
     # The viewer's token, the slugs taken, the post, its audit entry, the tags named, the new one
     # inserted and read back, the tag links; the payload's author and tags come from the rows
-    # written.
-    assert counted.total == 8
+    # written. On MariaDB the slug also takes and gives back its turn (`writes._slug_turn`).
+    assert counted.total == 8 + (2 if dialect == "mariadb" else 0)
