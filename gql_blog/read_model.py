@@ -22,16 +22,19 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     SQLColumnExpression,
+    Text,
     any_,
     bindparam,
+    cast,
     exists,
     func,
     select,
+    text,
     true,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql import FromClause, Select
+from sqlalchemy.sql import FromClause, Select, Subquery
 from sqlalchemy.sql.elements import BindParameter
 
 from gql_blog import models
@@ -245,7 +248,14 @@ def joined(label: str, model: type[models.Base], column: str, foreign_key: Any) 
     """`model`'s `column` of the row whose id is `foreign_key` (a column of the selected model),
     selected under `label` beside that row: a scalar subquery, correlated with it."""
     target: Any = model
-    value = select(getattr(target, column)).where(target.id == foreign_key).scalar_subquery()
+    # Never correlated with `model`'s table around it (a comment's author inside a page of
+    # comments embedded in a user's row reads its own users row, not that user).
+    value = (
+        select(getattr(target, column))
+        .where(target.id == foreign_key)
+        .correlate_except(target)
+        .scalar_subquery()
+    )
     return Joined(label, value)
 
 
@@ -338,6 +348,66 @@ def tag_by_name(names: Names, viewer: Any, name: str | None = None) -> Select[An
 
 
 # --- per parent ----------------------------------------------------------------------------------
+
+
+# PostgreSQL: a to-many page read beside each parent row, as the text of a JSON array of its rows
+# (`Joined` names of the parent's statement), so the page needs no statement of its own. Each
+# subquery correlates with the parent's table only.
+
+
+def _json_rows(page: Subquery, order: Any) -> Any:
+    """The text of the JSON array of `page`'s rows in `order` (`[]` for none)."""
+    rows = func.json_agg(aggregate_order_by(page.table_valued(), order))
+    return select(cast(func.coalesce(rows, text("'[]'::json")), Text)).scalar_subquery()
+
+
+def embedded_page(
+    label: str, relation: Relation, names: Names, request: PageRequest, viewer: Any
+) -> Joined:
+    """`child_pages` for the parent row around it: its first `size + 1` children, as JSON."""
+    assert names is not None
+    assert not request.conditions()
+    clauses = request.ordering.clauses(reverse=request.backward)
+    parent: Any = relation.parent
+    page = (
+        relation.select_from(
+            *selected(relation.model, names),
+            func.row_number().over(order_by=clauses).label("pos"),
+        )
+        .where(relation.parent_key() == parent.id, visible(relation.model, viewer))
+        .order_by(*clauses)
+        .limit(request.size + 1)
+        .correlate(parent)
+        .subquery("embedded_page")
+    )
+    return Joined(label, _json_rows(page, page.c.pos))
+
+
+def embedded_count(label: str, relation: Relation, viewer: Any) -> Joined:
+    """`child_counts` for the parent row around it."""
+    parent: Any = relation.parent
+    count = (
+        relation.select_from(func.count())
+        .where(relation.parent_key() == parent.id, visible(relation.model, viewer))
+        .correlate(parent)
+        .scalar_subquery()
+    )
+    return Joined(label, count)
+
+
+def embedded_tags(label: str, names: Names) -> Joined:
+    """`tags_of_posts` for the post row around it, as JSON."""
+    order = (models.Tag.name, models.Tag.id)
+    tags = (
+        select(*selected(models.Tag, names), func.row_number().over(order_by=order).label("pos"))
+        .select_from(models.post_tags)
+        .join(models.Tag, models.Tag.id == models.post_tags.c.tag_id)
+        .where(models.post_tags.c.post_id == models.Post.id)
+        .order_by(*order)
+        .correlate(models.Post)
+        .subquery("embedded_tags")
+    )
+    return Joined(label, _json_rows(tags, tags.c.pos))
 
 
 def tags_of_posts(names: Names, dialect: str, keys: Keys = None) -> Select[Any]:

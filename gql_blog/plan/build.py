@@ -136,6 +136,8 @@ class TagsPlan:
     index: int
     target: ObjectPlan
     statements: Statements = field(default_factory=dict)
+    # Read beside the posts (PostgreSQL): the names their statements add, by viewer kind.
+    embedded: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(slots=True, eq=False)
@@ -165,6 +167,8 @@ class ConnectionPlan:
 class ChildrenPlan:
     relation: Relation
     connection: ConnectionPlan
+    # Read beside the parents (PostgreSQL): the names their statements add, by viewer kind.
+    embedded: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def index(self) -> int:

@@ -12,8 +12,10 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from graphql import GraphQLError
 from graphql.execution.values import VariableValues, get_argument_values
 from sqlalchemy.engine import Dialect
@@ -146,6 +148,8 @@ class Run:
         self._writer = writer
         # What a write answered: rows it holds by (entity, id), and its post's tags.
         self._written: Written | None = None
+        # Per child connection index: whether its pages are read beside their parents.
+        self._embedding: dict[int, bool] = {}
 
     async def execute(self) -> dict[str, Any]:
         self._prepare()
@@ -411,7 +415,7 @@ class Run:
     async def _search_hits(
         self, connection: ConnectionPlan, query: search.SearchQuery, request: search.SearchRequest
     ) -> list[dict[str, Any]]:
-        names = _page_columns(connection, search.PAGE_ORDERING)
+        names = self._page_columns(connection, search.PAGE_ORDERING)
         if self._dialect in ("mysql", "mariadb"):
             # MariaDB's snippet is cut here, from the title and content.
             names += [name for name in ("title", "content") if name not in names]
@@ -506,7 +510,7 @@ class Run:
     def _by_id(self, target: ObjectPlan) -> Callable[[], Select[Any]]:
         def build() -> Select[Any]:
             return read_model.rows_by_id(
-                target.model, target.names(), self._viewer_parameter, self._dialect
+                target.model, self._names(target), self._viewer_parameter, self._dialect
             )
 
         return build
@@ -536,7 +540,7 @@ class Run:
 
     async def _lookup(self, root: RootLookup) -> Any:
         args = self._lookups[root.index]
-        columns = root.target.names()
+        columns = self._names(root.target)
         viewer = self._viewer_parameter
         if root.name == "post":
             type_name, row_id = decode_global_id(args["id"])
@@ -575,7 +579,7 @@ class Run:
             # FORBIDDEN before anything else, as the executor answers it.
             raise ForbiddenReadError(audit.FORBIDDEN_MESSAGE)
         request, scope = self._request(connection)
-        names = _page_columns(connection, request.ordering)
+        names = self._page_columns(connection, request.ordering)
         viewer = self._viewer_parameter
         stmt = self._statement(
             connection.statements,
@@ -638,7 +642,7 @@ class Run:
             relation.statements,
             None,
             lambda: read_model.rows_by_id(
-                target.model, target.names(), self._viewer_parameter, self._dialect
+                target.model, self._names(target), self._viewer_parameter, self._dialect
             ),
         )
         found: dict[int, Any] = {}
@@ -664,6 +668,9 @@ class Run:
             held = {key: known[key] for key in keys}
             self.results[relation.index] = held
             return [(relation.target, [tag for tags in held.values() for tag in tags])]
+        if (beside := self._embedded_rows(relation, relation.target.model, rows)) is not None:
+            self.results[relation.index] = beside
+            return [(relation.target, [tag for tags in beside.values() for tag in tags])]
         stmt = self._statement(
             relation.statements,
             None,
@@ -685,7 +692,9 @@ class Run:
             self.results[connection.index] = None
             return []
         request, scope = self._request(connection)
-        names = _page_columns(connection, request.ordering)
+        if (embedded := self._embedded_pages(relation, request, rows)) is not None:
+            return embedded
+        names = self._page_columns(connection, request.ordering)
         viewer, dialect = self._viewer_parameter, self._dialect
         pages = self._statement(
             connection.statements,
@@ -717,6 +726,100 @@ class Run:
                     dialect=dialect,
                 )
                 found.update(row["parent_key"] for row in await self._rows(stmt, chunk))
+        loaded.pages = {key: request.page(grouped[key]) for key in keys}
+        self.results[connection.index] = loaded
+        children = [child for key in keys for child in loaded.pages[key].rows]
+        return [(target, children) for target in connection.objects]
+
+    # --- pages read beside their parents (PostgreSQL) ---------------------------------------
+
+    def _names(self, target: ObjectPlan) -> list[str]:
+        """What the statements of `target`'s rows select: its names, and the pages of its
+        to-many relations that are read beside each row (`_embeds`)."""
+        names = target.names()
+        for relation in target.relations:
+            if isinstance(relation, TagsPlan | ChildrenPlan) and self._embeds(relation):
+                found = relation.embedded.get(self._viewer_kind)
+                if found is None:
+                    found = relation.embedded[self._viewer_kind] = self._embedded_names(relation)
+                names.extend(found)
+        return names
+
+    def _embedded_names(self, relation: TagsPlan | ChildrenPlan) -> list[str]:
+        label = _embedded_label(relation)
+        if isinstance(relation, TagsPlan):
+            return [read_model.embedded_tags(label, self._names(relation.target))]
+        connection = relation.connection
+        request, _ = self._request(connection)
+        names = self._page_columns(connection, request.ordering)
+        viewer = self._viewer_parameter
+        found: list[str] = [
+            read_model.embedded_page(label, relation.relation, names, request, viewer)
+        ]
+        if connection.needs_count:
+            found.append(read_model.embedded_count(f"{label}_count", relation.relation, viewer))
+        return found
+
+    def _page_columns(self, connection: ConnectionPlan, ordering: Ordering) -> list[str]:
+        names: dict[str, None] = {"id": None}
+        for target in connection.objects:
+            names.update(dict.fromkeys(self._names(target)))
+        if connection.needs_cursors:
+            # Sort keys are named for their attributes (CREATED_AT reads created_at).
+            names.update(dict.fromkeys(term.key.lower() for term in ordering.terms))
+        return list(names)
+
+    def _embeds(self, relation: TagsPlan | ChildrenPlan) -> bool:
+        """Whether the relation's pages are read beside its parents' rows, in their statement.
+
+        On PostgreSQL, for the post's tags, and for pages whose request is the same in every
+        run of the plan (arguments without variables), with no filter or cursor (the parents'
+        statements are kept by the parents' own page request and viewer kind only)."""
+        if self._dialect != "postgresql":
+            return False
+        if isinstance(relation, TagsPlan):
+            return True
+        known = self._embedding.get(relation.index)
+        if known is None:
+            request = self._requests[relation.connection.index]
+            known = (
+                isinstance(request, tuple)
+                and request[0].where is None
+                and request[0].after is None
+                and request[0].before is None
+                and not relation.relation.through_tags
+                and relation.relation.model is not relation.relation.parent
+                and not relation.connection.arguments.has_variables
+            )
+            self._embedding[relation.index] = known
+        return known
+
+    def _embedded_rows(
+        self, relation: TagsPlan | ChildrenPlan, model: type[models.Base], rows: list[Any]
+    ) -> dict[int, list[Any]] | None:
+        """Each parent's rows read beside it, by parent id; None unless every row has them."""
+        if not rows or not self._embeds(relation):
+            return None
+        label = _embedded_label(relation)
+        try:
+            texts = {row["id"]: row[label] for row in rows}
+        except KeyError:
+            return None  # rows read otherwise (a write's payload, a joined to-one row)
+        decode = _json_decoder(model)
+        return {key: decode(text, key) for key, text in texts.items()}
+
+    def _embedded_pages(
+        self, relation: ChildrenPlan, request: PageRequest, rows: list[Any]
+    ) -> list[tuple[ObjectPlan, list[Any]]] | None:
+        connection = relation.connection
+        grouped = self._embedded_rows(relation, relation.relation.model, rows)
+        if grouped is None:
+            return None
+        loaded = Loaded(request, "")
+        if connection.needs_count:
+            label = f"{_embedded_label(relation)}_count"
+            loaded.counts.update((row["id"], row[label]) for row in rows)
+        keys = _unique(row["id"] for row in rows)
         loaded.pages = {key: request.page(grouped[key]) for key in keys}
         self.results[connection.index] = loaded
         children = [child for key in keys for child in loaded.pages[key].rows]
@@ -784,14 +887,35 @@ def _node_key(value: Any, targets: dict[str, ObjectPlan]) -> tuple[str, int]:
 FilterCache = LruCache[Any, Filter]
 
 
-def _page_columns(connection: ConnectionPlan, ordering: Ordering) -> list[str]:
-    names: dict[str, None] = {"id": None}
-    for target in connection.objects:
-        names.update(dict.fromkeys(target.names()))
-    if connection.needs_cursors:
-        # Sort keys are named for their attributes (CREATED_AT reads created_at).
-        names.update(dict.fromkeys(term.key.lower() for term in ordering.terms))
-    return list(names)
+def _embedded_label(relation: TagsPlan | ChildrenPlan) -> str:
+    return f"embedded_{relation.index}"
+
+
+def _json_decoder(model: type[models.Base]) -> Callable[[str, int], list[dict[str, Any]]]:
+    """Rows from a JSON array's text: the model's timestamps parsed, each row's `parent_key` set
+    (JSON carries strings, numbers and booleans as asyncpg would; times as ISO text)."""
+    times = _TIME_COLUMNS.get(model)
+    if times is None:
+        table: Any = model.__table__
+        times = tuple(
+            column.key for column in table.columns if isinstance(column.type, models.UtcDateTime)
+        )
+        _TIME_COLUMNS[model] = times
+
+    def decode(text: str, parent_key: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = orjson.loads(text)
+        for row in found:
+            row["parent_key"] = parent_key
+            for name in times:
+                value = row.get(name)
+                if value is not None:
+                    row[name] = datetime.fromisoformat(value).astimezone(UTC)
+        return found
+
+    return decode
+
+
+_TIME_COLUMNS: dict[type[models.Base], tuple[str, ...]] = {}
 
 
 def _probes(

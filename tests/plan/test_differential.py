@@ -160,6 +160,19 @@ FIRST_HITS = '{ searchPosts(query: "title OR draft OR world", first: 3) { edges 
 OTHER_HITS = '{ searchPosts(query: "hello", first: 1) { edges { cursor } } }'
 
 CASES = [
+    # Pages read beside their parents on PostgreSQL (arguments without variables): timestamps,
+    # cursors, counts and pageInfo of the JSON rows, at two levels, and `last`.
+    Case(
+        "pages-beside-parents",
+        """{ users(first: 3) { nodes { username createdAt
+          posts(first: 2, orderBy: [{field: PUBLISHED_AT, direction: DESC}]) { totalCount
+            pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+            edges { cursor node { title slug published createdAt updatedAt publishedAt
+              tags { id name } author { username email }
+              comments(last: 2) { totalCount pageInfo { hasPreviousPage startCursor }
+                nodes { id content createdAt editedAt parent { id } author { username } }
+              } } } } } } }""",
+    ),
     # Threads and edits (issue 18): parent, replies at several levels, isReply, parent filters.
     Case(
         "threads",

@@ -2,7 +2,8 @@
 
 A cursor's values are bind parameters, so page 5 of a connection sends the very statement page 2
 sent (same SQL text: one prepared statement on PostgreSQL), and page 500 costs what page 2
-costs. On PostgreSQL, nested pages walk each parent's index with LATERAL ... LIMIT.
+costs. On PostgreSQL, nested pages walk each parent's index with LATERAL ... LIMIT, or, when
+their arguments are the document's own, are read beside their parents as JSON.
 """
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,18 +12,20 @@ from gql_blog.ids import encode_global_id
 from tests.conftest import PlannedApi, StatementCounter
 from tests.schema.test_budgets import build_blog
 
-PAGES = """query($after: String) { posts(first: 3, after: $after) {
-  edges { cursor node { id title comments(first: 2) { nodes { id } } } }
+PAGES = """query($after: String, $comments: Int = 2) { posts(first: 3, after: $after) {
+  edges { cursor node { id title comments(first: $comments) { nodes { id } } } }
   pageInfo { endCursor hasNextPage } } }"""
+# The comment pages' size as the document's own: on PostgreSQL, read beside the posts.
+EMBEDDED_PAGES = PAGES.replace("$comments: Int = 2", "").replace("$comments", "2")
 
 
 async def _planned_page(
-    planned_api: PlannedApi, count_sql: StatementCounter, after: str | None
+    planned_api: PlannedApi, count_sql: StatementCounter, after: str | None, query: str = PAGES
 ) -> tuple[list[str], str]:
     client, planner = planned_api.client, planned_api.planner
     answered = planner.answered
     with count_sql() as counted:
-        result = await client.query(PAGES, {"after": after})
+        result = await client.query(query, {"after": after})
     assert result.errors is None
     assert planner.answered == answered + 1, "the planner did not answer"
     return counted.statements, result.data["posts"]["pageInfo"]["endCursor"]
@@ -103,3 +106,30 @@ async def test_nodes_are_planned_with_one_statement_per_type(
     assert nodes[1] == {"__typename": "Tag", "id": ids[1], "name": tag.name}
     assert nodes[0]["title"] == posts[0].title
     assert counted.total == 3  # the posts (their authors beside them), the tag, the user
+
+
+async def test_pages_of_the_documents_own_size_are_read_beside_their_parents_on_postgresql(
+    planned_api: PlannedApi, db: AsyncSession, count_sql: StatementCounter, dialect: str
+) -> None:
+    """`comments(first: 2)` under each post: on PostgreSQL each post's page comes as JSON in the
+    posts' own statement; the answer is the one the pages run by a statement of their own give."""
+    await build_blog(db, posts=6)
+    client = planned_api.client
+    await client.query(EMBEDDED_PAGES, {"after": None})  # planned on first sight
+
+    statements, cursor = await _planned_page(planned_api, count_sql, None, EMBEDDED_PAGES)
+    later, _ = await _planned_page(planned_api, count_sql, cursor, EMBEDDED_PAGES)
+
+    for after in (None, cursor):
+        beside = await client.query(EMBEDDED_PAGES, {"after": after})
+        apart = await client.query(PAGES, {"after": after})
+        assert beside.errors is None
+        assert beside.data == apart.data
+    if dialect != "postgresql":
+        assert len(statements) == len(later) == 2  # the page, the comment pages
+        return
+    assert len(statements) == len(later) == 1
+    page = " ".join(statements[0].upper().split())
+    assert "JSON_AGG" in page
+    assert "LIMIT" in page
+    assert "ROW_NUMBER() OVER (PARTITION BY" not in page
