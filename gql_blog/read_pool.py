@@ -41,6 +41,9 @@ class ReadPool:
         # Behind PgBouncer's transaction pooling, asyncpg's Parse/Describe then Bind/Execute of
         # one statement may reach two server connections unless a transaction holds one.
         self._in_transaction = pgbouncer
+        # Connections `connection()` has taken and not given back (asyncpg's own idle and size
+        # counts walk every slot of the pool).
+        self._busy = 0
 
     @classmethod
     async def open(cls, settings: Settings, engine: AsyncEngine) -> "ReadPool | None":
@@ -74,15 +77,17 @@ class ReadPool:
         """A connection for one planned read, back in the pool at the end (also on error)."""
         # Only a wait for a busy pool needs acquire's own timeout (a task per call): taking an
         # idle connection does not wait, and connecting a new one has the connect timeout.
-        full = self.idle == 0 and self.size >= self._pool.get_max_size()
+        full = self._busy >= self._pool.get_max_size()
         started = time.perf_counter()
+        self._busy += 1
         try:
             connection = await self._pool.acquire(timeout=self._timeout if full else None)
-        except TimeoutError as error:
-            if full:
+        except BaseException as error:
+            self._busy -= 1
+            if full and isinstance(error, TimeoutError):
                 metrics.count_pool_timeout()
                 raise sqlalchemy.exc.TimeoutError("no read connection came free in time") from error
-            raise  # connecting timed out: the database is out of reach
+            raise  # connecting timed out (the database is out of reach), or cancelled
         finally:
             metrics.observe_pool_checkout(time.perf_counter() - started)
         try:
@@ -92,6 +97,7 @@ class ReadPool:
             else:
                 yield connection
         finally:
+            self._busy -= 1
             await self._pool.release(connection)  # asyncpg shields the release
 
     @property

@@ -233,7 +233,7 @@ async def test_deleting_a_post_deletes_deep_threads(api: GraphQLClient, db: Asyn
 
 
 async def test_nested_replies_take_one_statement_per_level(
-    api: GraphQLClient, db: AsyncSession, count_sql: StatementCounter
+    api: GraphQLClient, db: AsyncSession, count_sql: StatementCounter, dialect: str
 ) -> None:
     ada = await make_user(db)
     for _ in range(3):
@@ -255,12 +255,13 @@ async def test_nested_replies_take_one_statement_per_level(
         for c in p["comments"]["nodes"]
         for reply in c["replies"]["nodes"]
     ].count(1) == 12
-    # posts, their comments, the comments' replies, the replies' replies: one each.
-    assert counted.total == 4
+    # posts, their comments, the comments' replies, the replies' replies: one each (on
+    # PostgreSQL, the comments are read beside the posts; replies always by a statement).
+    assert counted.total == (3 if dialect == "postgresql" else 4)
 
 
 async def test_planned_nested_replies_take_one_statement_per_level(
-    planned_api: PlannedApi, db: AsyncSession, count_sql: StatementCounter
+    planned_api: PlannedApi, db: AsyncSession, count_sql: StatementCounter, dialect: str
 ) -> None:
     ada = await make_user(db)
     for _ in range(2):
@@ -281,8 +282,9 @@ async def test_planned_nested_replies_take_one_statement_per_level(
     assert planned_api.planner.answered == answered + 1
     assert result.extensions["cost"] == 5 + 25 + 125 + 625  # replies count as connections
     # posts; comments; their parents (the top-level ones' are null); replies and their count;
-    # the replies' replies. A reply's parent is the row it was listed under: no statement.
-    assert counted.total == 6
+    # the replies' replies. A reply's parent is the row it was listed under: no statement. On
+    # PostgreSQL, the comments are read beside the posts.
+    assert counted.total == (5 if dialect == "postgresql" else 6)
 
 
 async def test_a_reply_is_audited_with_its_parent_shown_as_a_global_id(
