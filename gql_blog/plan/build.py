@@ -42,6 +42,7 @@ from gql_blog.errors import NotPlannedError as NotPlannedError  # re-exported: c
 from gql_blog.ids import encode_global_id
 from gql_blog.ordering import OrderTerm
 from gql_blog.plan.declarations import PLAN, Children, Email, GlobalId, Tags, ToOne
+from gql_blog.plan.mutations import WRITES
 from gql_blog.plan.statements import Statements
 from gql_blog.read_model import RELATIONS, Joined, Relation, joined
 from gql_blog.visibility import can_see_email
@@ -215,21 +216,6 @@ class RootViewer:
 
 
 @dataclass(slots=True, eq=False)
-class RootWrite:
-    """A planned mutation field: its write, then its payload, a row of `target` or an error.
-
-    `errors` holds each error type's output: (response key, field name) pairs, the field name
-    one of `__typename`, `message`, `field` and `id`.
-    """
-
-    index: int
-    name: str
-    target: ObjectPlan
-    errors: dict[str, list[tuple[str, str]]]
-    arguments: Arguments
-
-
-@dataclass(slots=True, eq=False)
 class RootTypename:
     pass
 
@@ -240,12 +226,29 @@ ValueGetter = Callable[[Any, Any], Any]
 
 @dataclass(slots=True, eq=False)
 class ValuePlan:
-    """A selection on a type whose values gql_blog.stats computes (its fields are attributes)."""
+    """A selection on a type whose values are computed, not rows (stats, a write's `Deleted`):
+    its fields are attributes."""
 
     output: list[tuple[str, ValueGetter]] = field(default_factory=list)
 
     def emit(self, value: Any, run: Any) -> dict[str, Any]:
         return {key: getter(value, run) for key, getter in self.output}
+
+
+@dataclass(slots=True, eq=False)
+class RootWrite:
+    """A planned mutation field: its write, then its payload: a row of `target` (an entity), a
+    value of it (`Deleted`, `BulkUpdated`), or an error.
+
+    `errors` holds each error type's output: (response key, field name) pairs, the field name
+    one of `__typename`, `message`, `field` and `id`.
+    """
+
+    index: int
+    name: str
+    target: ObjectPlan | ValuePlan
+    errors: dict[str, list[tuple[str, str]]]
+    arguments: Arguments
 
 
 @dataclass(slots=True, eq=False)
@@ -300,8 +303,6 @@ RootField = (
 )
 # The aggregate root fields the planner runs, and the entity their `where` filters.
 PLANNED_STATS = {"userStats": "User", "postStats": "Post"}
-# The mutation fields the planner runs, and the entity of their payload.
-PLANNED_WRITES = {"addComment": "Comment", "createPost": "Post"}
 _ERROR_FIELDS = frozenset({"__typename", "message", "field", "id"})
 
 
@@ -490,17 +491,21 @@ class PlanBuilder:
             raise NotPlannedError("only a single mutation field is planned")
         ((key, nodes),) = grouped.items()
         name = nodes[0].name.value
-        if name not in PLANNED_WRITES:
+        planned = WRITES.get(name)
+        if planned is None:
             raise NotPlannedError(f"Mutation.{name} is not planned")
         definition = mutation_type.fields[name]
         result_type = get_named_type(definition.type)
         assert isinstance(result_type, GraphQLUnionType)
         selections = [node.selection_set for node in nodes]
-        target: ObjectPlan | None = None
+        target: ObjectPlan | ValuePlan | None = None
         errors: dict[str, list[tuple[str, str]]] = {}
         for member in result_type.types:
-            if member.name == PLANNED_WRITES[name]:
-                target = self._object(member, nodes)
+            if member.name == planned.payload:
+                is_entity = member.name in NODE_MODELS
+                target = (
+                    self._object(member, nodes) if is_entity else self._value(member, nodes, {})
+                )
                 continue
             output = [
                 (field_key, field_nodes[0].name.value)

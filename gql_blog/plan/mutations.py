@@ -1,17 +1,24 @@
 """The planned mutations' writes: the same statements as strawberry's mutation fields, in one
-transaction each (`transactions.run_write`), answering a row for the planned reader or a refusal.
+transaction each (`transactions.run_write`), answering a row for the planned reader, a value
+(`Deleted`, `BulkUpdated`) or a refusal.
 
 A refusal is one of the API's error types as plain values (`Refusal`); the row is keyed by model
 attribute, as the planned reader's rows are. Rows the write already holds (the viewer as author,
 the post commented on, the new post's tags) come back beside it, so the payload does not read
-them again.
+them again. `WRITES` names every planned mutation field, its payload type and its write.
 """
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import ColumnElement, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from gql_blog import audit, engines, events, models, transactions, writes
+from gql_blog.errors import InvalidIdError, InvalidInputError, NotPlannedError
+from gql_blog.ids import decode_global_id
+from gql_blog.read_model import Filter
 from gql_blog.serial_session import SerialSession
 from gql_blog.visibility import Viewer
 
@@ -31,6 +38,20 @@ class Written:
     row: dict[str, Any]
     known: dict[tuple[str, int], Mapping[str, Any]] = field(default_factory=dict)
     tags: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """deletePost's and deleteComment's payload: the global id the row had."""
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BulkUpdated:
+    """A bulk operation's payload: how many rows it changed."""
+
+    affected: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,3 +160,196 @@ async def create_post(
 
     result: Refusal | Written = await writer.run(viewer, body)
     return result
+
+
+# What a planned write answers.
+Result = Refusal | Written | Deleted | BulkUpdated
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A planned mutation field as asked: by a signed-in viewer (the run answers anonymous ones
+    itself), with its coerced arguments; `where` compiles a filter for the viewer."""
+
+    writer: Writer
+    viewer: Viewer
+    viewer_row: Mapping[str, Any]
+    args: Mapping[str, Any]
+    where: Callable[[str, Any], Filter | None]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedWrite:
+    """A planned mutation field: its payload's success type, and its write."""
+
+    payload: str
+    write: Callable[[Call], Awaitable[Result]]
+
+
+def row_id(value: Any, type_name: str) -> int | None:
+    """The row id a mutation's global id names; None for another type or past the id range
+    (not found); a malformed id declines, for the executor to refuse."""
+    try:
+        found, decoded = decode_global_id(value)
+    except InvalidIdError as error:
+        raise NotPlannedError(str(error)) from None
+    return decoded if found == type_name and decoded < models.ID_LIMIT else None
+
+
+def _refusal(refused: writes.Refused, global_id: str) -> Refusal:
+    values = {"message": refused.message, "field": refused.field, "id": global_id}
+    return Refusal(refused.kind.value, values)
+
+
+def _payload(call: Call, row: models.Base) -> Written:
+    """The written row; the viewer's own row is known (the author of what it writes)."""
+    return Written(_columns(row), {("User", call.viewer.id): call.viewer_row})
+
+
+async def _add_comment(call: Call) -> Result:
+    given = call.args["input"]
+    parent_id = None if given.parent_id is None else row_id(given.parent_id, "Comment")
+    return await add_comment(
+        call.writer,
+        call.viewer,
+        call.viewer_row,
+        post_global_id=given.post_id,
+        post_id=row_id(given.post_id, "Post"),
+        content=given.content,
+        parent_global_id=given.parent_id,
+        parent_id=parent_id,
+    )
+
+
+async def _create_post(call: Call) -> Result:
+    given = call.args["input"]
+    return await create_post(
+        call.writer,
+        call.viewer,
+        call.viewer_row,
+        title=given.title,
+        content=given.content,
+        published=bool(given.published),
+        tag_names=given.tags or [],
+    )
+
+
+async def _on_post(call: Call, act: Callable[[models.Post], Awaitable[Result]]) -> Result:
+    """`act` on the post the `id` argument names, locked, if the viewer may change it."""
+    global_id = call.args["id"]
+    post_id = row_id(global_id, "Post")
+
+    async def body() -> Result:
+        post = await writes.editable_post(call.writer.db.session, post_id, viewer=call.viewer)
+        return _refusal(post, global_id) if isinstance(post, writes.Refused) else await act(post)
+
+    result: Result = await call.writer.run(call.viewer, body)
+    return result
+
+
+async def _on_comment(
+    call: Call, action: str, act: Callable[[models.Comment], Awaitable[Result]]
+) -> Result:
+    """`act` on the comment the `id` argument names, locked, if the viewer may `action` it."""
+    global_id = call.args["id"]
+    comment_id = row_id(global_id, "Comment")
+
+    async def body() -> Result:
+        comment = await writes.editable_comment(
+            call.writer.db.session, comment_id, viewer=call.viewer, action=action
+        )
+        if isinstance(comment, writes.Refused):
+            return _refusal(comment, global_id)
+        return await act(comment)
+
+    result: Result = await call.writer.run(call.viewer, body)
+    return result
+
+
+def _edit_post(
+    call: Call, changes: writes.PostChanges
+) -> Callable[[models.Post], Awaitable[Result]]:
+    async def edit(post: models.Post) -> Result:
+        edited = await writes.edit_post(call.writer.db.session, post, changes)
+        if isinstance(edited, writes.Refused):
+            return _refusal(edited, call.args["id"])
+        return _payload(call, edited)
+
+    return edit
+
+
+async def _update_post(call: Call) -> Result:
+    return await _on_post(call, _edit_post(call, call.args["input"].changes()))
+
+
+async def _publish_post(call: Call) -> Result:
+    return await _on_post(call, _edit_post(call, writes.PostChanges(published=True)))
+
+
+async def _delete_post(call: Call) -> Result:
+    async def delete(post: models.Post) -> Result:
+        await writes.delete_post(call.writer.db.session, post)
+        return Deleted(call.args["id"])
+
+    return await _on_post(call, delete)
+
+
+async def _update_comment(call: Call) -> Result:
+    content = call.args["input"].content
+
+    async def edit(comment: models.Comment) -> Result:
+        await writes.update_comment(call.writer.db.session, comment, content=content)
+        return _payload(call, comment)
+
+    return await _on_comment(call, "change", edit)
+
+
+async def _delete_comment(call: Call) -> Result:
+    async def delete(comment: models.Comment) -> Result:
+        await writes.delete_comment(call.writer.db.session, comment)
+        return Deleted(call.args["id"])
+
+    return await _on_comment(call, "delete", delete)
+
+
+BulkOperation = Callable[[AsyncSession, ColumnElement[bool]], Awaitable[int]]
+
+
+async def _bulk(call: Call, entity: str, operation: BulkOperation) -> Result:
+    """An admin's one-statement bulk operation on the rows `where` matches."""
+    if not call.viewer.is_admin:
+        return Refusal("ForbiddenError", {"message": writes.FORBIDDEN_BULK_MESSAGE})
+    try:
+        found = call.where(entity, call.args["where"])
+    except InvalidInputError as error:  # the executor answers it, where it belongs
+        raise NotPlannedError(str(error)) from None
+    condition = true() if found is None else found.predicate
+    session = call.writer.db.session
+
+    async def body() -> Result:
+        return BulkUpdated(await operation(session, condition))
+
+    result: Result = await call.writer.run(call.viewer, body)
+    return result
+
+
+async def _deactivate_users(call: Call) -> Result:
+    return await _bulk(call, "User", writes.deactivate_users)
+
+
+async def _delete_posts(call: Call) -> Result:
+    return await _bulk(call, "Post", writes.delete_posts)
+
+
+# The mutation fields the planner runs.
+WRITES = {
+    "addComment": PlannedWrite("Comment", _add_comment),
+    "createPost": PlannedWrite("Post", _create_post),
+    "updatePost": PlannedWrite("Post", _update_post),
+    "publishPost": PlannedWrite("Post", _publish_post),
+    "deletePost": PlannedWrite("Deleted", _delete_post),
+    "updateComment": PlannedWrite("Comment", _update_comment),
+    "deleteComment": PlannedWrite("Deleted", _delete_comment),
+    "deactivateUsers": PlannedWrite("BulkUpdated", _deactivate_users),
+    "deletePosts": PlannedWrite("BulkUpdated", _delete_posts),
+}

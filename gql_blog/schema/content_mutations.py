@@ -89,6 +89,16 @@ class UpdatePostInput:
         description="A new slug: 1 to 80 of [a-z0-9] in words joined by '-', not taken.",
     )
 
+    def changes(self) -> writes.PostChanges:
+        """The edit asked for: an omitted (UNSET) or null field is no change."""
+        return writes.PostChanges(
+            title=_given(self.title),
+            content=_given(self.content),
+            published=_given(self.published),
+            tag_names=_given(self.tags),
+            slug=_given(self.slug),
+        )
+
 
 @strawberry.input(description="A comment on a post the viewer may see.")
 class AddCommentInput:
@@ -214,14 +224,7 @@ async def _update_post(
     post = await _editable_post(context, viewer, target)
     if isinstance(post, Error):
         return post
-    edits = writes.PostChanges(
-        title=_given(changes.title),
-        content=_given(changes.content),
-        published=_given(changes.published),
-        tag_names=_given(changes.tags),
-        slug=_given(changes.slug),
-    )
-    edited = await writes.edit_post(context.db.session, post, edits)
+    edited = await writes.edit_post(context.db.session, post, changes.changes())
     if isinstance(edited, writes.Refused):
         return _refusal(edited, target)
     return Post.from_model(edited)
