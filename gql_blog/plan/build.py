@@ -42,7 +42,7 @@ from gql_blog.errors import NotPlannedError as NotPlannedError  # re-exported: c
 from gql_blog.ids import encode_global_id
 from gql_blog.ordering import OrderTerm
 from gql_blog.plan.declarations import PLAN, Children, Email, GlobalId, Tags, ToOne
-from gql_blog.plan.mutations import WRITES
+from gql_blog.plan.mutations import WRITES, Refusal, Written
 from gql_blog.plan.statements import Statements
 from gql_blog.read_model import RELATIONS, Joined, Relation, joined
 from gql_blog.visibility import can_see_email
@@ -249,6 +249,8 @@ class RootWrite:
     target: ObjectPlan | ValuePlan
     errors: dict[str, list[tuple[str, str]]]
     arguments: Arguments
+    # The plans of a list payload's rows (importPosts' results), loaded as the next level.
+    items: list[ObjectPlan] = field(default_factory=list)
 
 
 @dataclass(slots=True, eq=False)
@@ -496,12 +498,27 @@ class PlanBuilder:
             raise NotPlannedError(f"Mutation.{name} is not planned")
         definition = mutation_type.fields[name]
         result_type = get_named_type(definition.type)
-        assert isinstance(result_type, GraphQLUnionType)
+        items: list[ObjectPlan] = []
+        if isinstance(result_type, GraphQLUnionType):
+            target, errors = self._write_result(result_type, nodes, planned.payload)
+        else:
+            # A payload listing one result per input (importPosts): its `results` are planned
+            # as a single write's, and their rows start the next level.
+            assert isinstance(result_type, GraphQLObjectType)
+            target, errors = self._item_results(result_type, nodes, planned.payload, items), {}
+        arguments = Arguments(definition, nodes[0])
+        write = RootWrite(self._slot(), name, target, errors, arguments, items)
+        return [(key, write)]
+
+    def _write_result(
+        self, result_type: GraphQLUnionType, nodes: list[FieldNode], payload: str
+    ) -> tuple[ObjectPlan | ValuePlan, dict[str, list[tuple[str, str]]]]:
+        """A write's result union: its success type `payload`'s plan, each error's output."""
         selections = [node.selection_set for node in nodes]
         target: ObjectPlan | ValuePlan | None = None
         errors: dict[str, list[tuple[str, str]]] = {}
         for member in result_type.types:
-            if member.name == planned.payload:
+            if member.name == payload:
                 is_entity = member.name in NODE_MODELS
                 target = (
                     self._object(member, nodes) if is_entity else self._value(member, nodes, {})
@@ -515,8 +532,29 @@ class PlanBuilder:
                 raise NotPlannedError(f"{member.name}'s fields are not planned")
             errors[member.name] = output
         assert target is not None
-        write = RootWrite(self._slot(), name, target, errors, Arguments(definition, nodes[0]))
-        return [(key, write)]
+        return target, errors
+
+    def _item_results(
+        self,
+        payload_type: GraphQLObjectType,
+        nodes: list[FieldNode],
+        payload: str,
+        items: list[ObjectPlan],
+    ) -> ValuePlan:
+        """A payload whose `results` list one write result per input; `items` collects the
+        plans of their rows (one per response key of `results`)."""
+
+        def results(definition: GraphQLField, field_nodes: list[FieldNode]) -> ValueGetter:
+            union = get_named_type(definition.type)
+            assert isinstance(union, GraphQLUnionType)
+            target, errors = self._write_result(union, field_nodes, payload)
+            assert isinstance(target, ObjectPlan)
+            items.append(target)
+            return lambda value, run: [
+                emit_write_result(target, errors, result, run) for result in value.results
+            ]
+
+        return self._value(payload_type, nodes, {"results": results})
 
     def _collect(
         self, parent: GraphQLObjectType, selection_sets: list[SelectionSetNode | None]
@@ -800,6 +838,25 @@ def _entity_type(named: GraphQLNamedType) -> GraphQLObjectType:
     if not isinstance(named, GraphQLObjectType) or named.name not in NODE_MODELS:
         raise NotPlannedError(f"{named.name} is not planned")
     return named
+
+
+def emit_write_result(
+    target: ObjectPlan | ValuePlan,
+    errors: dict[str, list[tuple[str, str]]],
+    result: Any,
+    run: Any,
+) -> Any:
+    """A write's answer: its row or value through `target`, or its refusal's output."""
+    if isinstance(result, Refusal):
+        return {
+            key: result.type_name if name == "__typename" else result.values[name]
+            for key, name in errors[result.type_name]
+        }
+    if isinstance(result, Written):
+        assert isinstance(target, ObjectPlan)
+        return target.emit(result.row, run)
+    assert isinstance(target, ValuePlan)
+    return target.emit(result, run)
 
 
 def _isoformat(value: Any) -> Any:

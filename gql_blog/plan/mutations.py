@@ -154,16 +154,39 @@ async def create_post(
             published=published,
             tag_names=tag_names,
         )
-        tags = [{"id": tag.id, "name": tag.name, "parent_key": new.row.id} for tag in new.tags]
-        known = {("User", viewer.id): viewer_row}
-        return Written(_columns(new.row), known, {new.row.id: tags})
+        return _new_post(viewer, viewer_row, new)
 
     result: Refusal | Written = await writer.run(viewer, body)
     return result
 
 
+def _new_post(viewer: Viewer, viewer_row: Mapping[str, Any], new: writes.NewPost) -> Written:
+    """A post `writes.create_post` wrote, with its author (the viewer) and its tags."""
+    tags = [{"id": tag.id, "name": tag.name, "parent_key": new.row.id} for tag in new.tags]
+    known = {("User", viewer.id): viewer_row}
+    return Written(_columns(new.row), known, {new.row.id: tags})
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    """importPosts' payload: one result per input, in order, and how many posts were created."""
+
+    results: list[Refusal | Written]
+    created: int
+
+    def held(self) -> Written:
+        """The rows the created posts' writes hold (their author, their tags), as one."""
+        known: dict[tuple[str, int], Mapping[str, Any]] = {}
+        tags: dict[int, list[dict[str, Any]]] = {}
+        for result in self.results:
+            if isinstance(result, Written):
+                known |= result.known
+                tags |= result.tags
+        return Written({}, known, tags)
+
+
 # What a planned write answers.
-Result = Refusal | Written | Deleted | BulkUpdated
+Result = Refusal | Written | Deleted | BulkUpdated | Imported
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,12 +201,18 @@ class Call:
     where: Callable[[str, Any], Filter | None]
 
 
+def _sign_in_to(args: Mapping[str, Any]) -> Result:
+    return sign_in()
+
+
 @dataclass(frozen=True, slots=True)
 class PlannedWrite:
-    """A planned mutation field: its payload's success type, and its write."""
+    """A planned mutation field: its payload's success type, its write, and its answer to an
+    anonymous viewer (by its arguments), given before any statement."""
 
     payload: str
     write: Callable[[Call], Awaitable[Result]]
+    anonymous: Callable[[Mapping[str, Any]], Result] = _sign_in_to
 
 
 def row_id(value: Any, type_name: str) -> int | None:
@@ -341,6 +370,39 @@ async def _delete_posts(call: Call) -> Result:
     return await _bulk(call, "Post", writes.delete_posts)
 
 
+async def _import_posts(call: Call) -> Result:
+    """Each input in its own savepoint: a bad item is reported, the others are kept."""
+    session = call.writer.db.session
+
+    async def import_one(item: Any) -> Refusal | Written:
+        try:
+            async with session.begin_nested():
+                new = await writes.create_post(
+                    session,
+                    author=call.viewer,
+                    title=item.title,
+                    content=item.content,
+                    published=bool(item.published),
+                    tag_names=item.tags or [],
+                )
+        except models.InvalidValueError as error:
+            return Refusal(
+                "ValidationError", {"message": error.message, "field": error.input_field}
+            )
+        return _new_post(call.viewer, call.viewer_row, new)
+
+    async def body() -> Imported:
+        results = [await import_one(item) for item in call.args["inputs"]]
+        return Imported(results, sum(isinstance(result, Written) for result in results))
+
+    result: Result = await call.writer.run(call.viewer, body)
+    return result
+
+
+def _sign_in_each(args: Mapping[str, Any]) -> Result:
+    return Imported([sign_in() for _ in args["inputs"]], 0)
+
+
 # The mutation fields the planner runs.
 WRITES = {
     "addComment": PlannedWrite("Comment", _add_comment),
@@ -352,4 +414,5 @@ WRITES = {
     "deleteComment": PlannedWrite("Deleted", _delete_comment),
     "deactivateUsers": PlannedWrite("BulkUpdated", _deactivate_users),
     "deletePosts": PlannedWrite("BulkUpdated", _delete_posts),
+    "importPosts": PlannedWrite("Post", _import_posts, _sign_in_each),
 }

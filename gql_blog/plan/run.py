@@ -48,9 +48,9 @@ from gql_blog.plan.build import (
     RootWrite,
     TagsPlan,
     ToOnePlan,
-    ValuePlan,
+    emit_write_result,
 )
-from gql_blog.plan.mutations import Refusal, Writer, Written
+from gql_blog.plan.mutations import Imported, Writer, Written
 from gql_blog.plan.statements import Statement, Statements
 from gql_blog.read_model import MAX_BATCH, Filter, Page, PageRequest, ViewerParameter, compile_where
 from gql_blog.where import canonical_where
@@ -466,17 +466,21 @@ class Run:
         return level
 
     async def _write(self, root: RootWrite) -> list[tuple[ObjectPlan, list[Any]]]:
-        """Run the mutation's write; its payload row (if it wrote) starts the next level."""
+        """Run the mutation's write; its payload rows (if it wrote) start the next level."""
+        planned = mutations.WRITES[root.name]
+        args = self._lookups[root.index]
         if self.viewer is None:
-            self.results[root.index] = mutations.sign_in()
+            self.results[root.index] = planned.anonymous(args)
             return []
         if self._writer is None:
             raise NotPlannedError("no writer for this run")
-        call = mutations.Call(
-            self._writer, self.viewer, self.viewer.row, self._lookups[root.index], self._where
-        )
-        result = await mutations.WRITES[root.name].write(call)
+        call = mutations.Call(self._writer, self.viewer, self.viewer.row, args, self._where)
+        result = await planned.write(call)
         self.results[root.index] = result
+        if isinstance(result, Imported):
+            self._written = result.held()
+            rows = [item.row for item in result.results if isinstance(item, Written)]
+            return [(target, rows) for target in root.items]
         if not isinstance(result, Written):
             return []
         assert isinstance(root.target, ObjectPlan)  # a row is the payload of an entity type
@@ -727,16 +731,7 @@ class Run:
         return "Query"
 
     def _emit_write(self, root: RootWrite) -> Any:
-        result = self.results[root.index]
-        if isinstance(result, Refusal):
-            output = root.errors[result.type_name]
-            return {
-                key: result.type_name if name == "__typename" else result.values[name]
-                for key, name in output
-            }
-        if isinstance(root.target, ValuePlan):
-            return root.target.emit(result, self)
-        return root.target.emit(result.row, self)
+        return emit_write_result(root.target, root.errors, self.results[root.index], self)
 
     def _emit_computed(self, root: RootStats | RootGroups | RootSearch) -> Any:
         if isinstance(root, RootSearch):

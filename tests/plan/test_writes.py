@@ -102,6 +102,18 @@ DELETE_POSTS = (
     "mutation DeletePosts($where: PostWhere!) { deletePosts(where: $where) {" + _BULK_RESULT + "} }"
 )
 
+IMPORT_POSTS = """mutation Import($inputs: [CreatePostInput!]!) { importPosts(inputs: $inputs) {
+  __typename created
+  results {
+    __typename
+    ... on Post { id title slug published createdAt updatedAt publishedAt author { username }
+                  tags { name } comments(first: 2) { totalCount } }
+    ... on ValidationError { message field }
+    ... on Error { message }
+  }
+  again: results { ... on Post { id tags { id } } }
+} }"""
+
 
 class RecordingBus(events.InProcessBus):
     """The in-process bus, remembering every event it delivered."""
@@ -494,8 +506,30 @@ def _edit_cases(blog: Blog) -> list[Case]:
     return cases
 
 
+def _import(*items: dict[str, Any]) -> dict[str, Any]:
+    return {"inputs": [{"content": "Words.", **item} for item in items]}
+
+
+# Good items and bad: each in its own savepoint.
+_IMPORTS = [
+    Case(
+        "import good and bad posts",
+        IMPORT_POSTS,
+        _import(
+            {"title": "One", "published": True, "tags": ["Python", "imported"]},
+            {"title": " "},
+            {"title": "Two", "tags": ["imported", "sql"]},
+            {"title": "Three", "tags": [f"t{n}" for n in range(11)]},
+            {"title": "One"},
+        ),
+    ),
+    Case("import nothing", IMPORT_POSTS, _import()),
+    Case("import only bad posts", IMPORT_POSTS, _import({"title": ""}, {"title": "x\x00"})),
+]
+
+
 def _all_cases(blog: Blog) -> list[Case]:
-    return [*_cases(blog), *_edit_cases(blog)]
+    return [*_cases(blog), *_edit_cases(blog), *_IMPORTS]
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -565,6 +599,45 @@ async def test_the_cases_write_and_refuse(apps: Apps) -> None:
     assert len(refused.rows["posts"]) == len(apps.blog.posts)
 
 
+async def test_a_planned_import_keeps_good_posts_and_reports_bad_ones(apps: Apps) -> None:
+    case = {case.label: case for case in _IMPORTS}["import good and bad posts"]
+    answered = apps.planner.answered
+
+    answer = await apps.answer(apps.planned, apps.planned_bus, case.query, case.variables, "author")
+
+    assert apps.planner.answered == answered + 1
+    payload = orjson.loads(answer.body)["data"]["importPosts"]
+    assert [result["__typename"] for result in payload["results"]] == [
+        "Post",
+        "ValidationError",
+        "Post",
+        "ValidationError",
+        "Post",
+    ]
+    assert payload["created"] == 3
+    assert [post["slug"] for post in answer.rows["posts"][len(apps.blog.posts) :]] == [
+        "one",
+        "two",
+        "one-2",
+    ]
+    assert [kind for kind, _, _ in answer.events] == ["post_published"]
+
+
+async def test_a_planned_import_signs_in_each_item_of_an_anonymous_one(apps: Apps) -> None:
+    case = {case.label: case for case in _IMPORTS}["import good and bad posts"]
+    answered = apps.planner.answered
+
+    answer = await apps.answer(
+        apps.planned, apps.planned_bus, case.query, case.variables, "anonymous"
+    )
+
+    assert apps.planner.answered == answered + 1
+    payload = orjson.loads(answer.body)["data"]["importPosts"]
+    assert {result["__typename"] for result in payload["results"]} == {"AuthenticationError"}
+    assert (len(payload["results"]), payload["created"]) == (5, 0)
+    assert len(answer.rows["posts"]) == len(apps.blog.posts)
+
+
 # addComment: the token's user, the post (share-locked), the comment, its audit entry, the
 # post's tags; the comment's author and post, the post's author are rows the write holds.
 # createPost: the token's user, the slugs taken, the post, its audit entry, the tags named, the
@@ -579,7 +652,10 @@ async def test_the_cases_write_and_refuse(apps: Apps) -> None:
 # their DELETE, its DELETE and audit entry.
 # deactivateUsers, deletePosts: the token's user, the statement (RETURNING the rows), their audit
 # entries. A refusal: the token's user, and what the write read before it refused.
-# On MariaDB a new post's slug also takes and gives back its turn (`writes._slug_turn`), and an
+# importPosts: the token's user; for each good item what createPost writes (a bad one is
+# refused before any statement); the payload's comment counts (the rows it holds: the author,
+# the tags).
+# On MariaDB each new post's slug also takes and gives back its turn (`writes._slug_turn`), and an
 # UPDATE has no RETURNING: a locking read picks its rows (`writes._bulk_change`).
 _STATEMENTS = [
     ("comment on a published post", "author", 5),
@@ -594,8 +670,13 @@ _STATEMENTS = [
     ("delete ann's reply and its replies", "author", 6),
     ("deactivate bob", "admin", 3),
     ("delete the posts of one title", "admin", 3),
+    ("import good and bad posts", "author", 18),
 ]
-_MARIADB_EXTRA = {"published post with tags old and new": 2, "deactivate bob": 1}
+_MARIADB_EXTRA = {
+    "published post with tags old and new": 2,
+    "deactivate bob": 1,
+    "import good and bad posts": 6,
+}
 
 
 @pytest.mark.parametrize(
@@ -614,6 +695,7 @@ _MARIADB_EXTRA = {"published post with tags old and new": 2, "deactivate bob": 1
         "deleteComment",
         "deactivateUsers",
         "deletePosts",
+        "importPosts",
     ],
 )
 async def test_planned_writes_take_a_fixed_number_of_statements(
