@@ -246,7 +246,8 @@ class RootWrite:
 
     index: int
     name: str
-    target: ObjectPlan | ValuePlan
+    # None: the payload is a scalar, the write's own answer.
+    target: ObjectPlan | ValuePlan | None
     errors: dict[str, list[tuple[str, str]]]
     arguments: Arguments
     # The plans of a list payload's rows (importPosts' results), loaded as the next level.
@@ -499,13 +500,17 @@ class PlanBuilder:
         definition = mutation_type.fields[name]
         result_type = get_named_type(definition.type)
         items: list[ObjectPlan] = []
-        if isinstance(result_type, GraphQLUnionType):
+        target: ObjectPlan | ValuePlan | None
+        errors: dict[str, list[tuple[str, str]]] = {}
+        if planned.payload is None:  # a scalar (logout's Boolean)
+            target = None
+        elif isinstance(result_type, GraphQLUnionType):
             target, errors = self._write_result(result_type, nodes, planned.payload)
         else:
             # A payload listing one result per input (importPosts): its `results` are planned
             # as a single write's, and their rows start the next level.
             assert isinstance(result_type, GraphQLObjectType)
-            target, errors = self._item_results(result_type, nodes, planned.payload, items), {}
+            target = self._item_results(result_type, nodes, planned.payload, items)
         arguments = Arguments(definition, nodes[0])
         write = RootWrite(self._slot(), name, target, errors, arguments, items)
         return [(key, write)]
@@ -841,12 +846,15 @@ def _entity_type(named: GraphQLNamedType) -> GraphQLObjectType:
 
 
 def emit_write_result(
-    target: ObjectPlan | ValuePlan,
+    target: ObjectPlan | ValuePlan | None,
     errors: dict[str, list[tuple[str, str]]],
     result: Any,
     run: Any,
 ) -> Any:
-    """A write's answer: its row or value through `target`, or its refusal's output."""
+    """A write's answer: its row or value through `target`, its refusal's output, or (no
+    target) the scalar it answered."""
+    if target is None:
+        return result
     if isinstance(result, Refusal):
         return {
             key: result.type_name if name == "__typename" else result.values[name]

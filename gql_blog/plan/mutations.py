@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_blog import audit, engines, events, models, transactions, writes
+from gql_blog import audit, auth, engines, events, models, transactions, writes
 from gql_blog.errors import InvalidIdError, InvalidInputError, NotPlannedError
 from gql_blog.ids import decode_global_id
 from gql_blog.read_model import Filter
@@ -56,10 +56,12 @@ class BulkUpdated:
 
 @dataclass(frozen=True, slots=True)
 class Writer:
-    """What a planned write needs of its request: the session and the event bus."""
+    """What a planned write needs of its request: the session, the event bus, and the token
+    it was sent with (logout revokes it)."""
 
     db: SerialSession
     bus: events.EventBus
+    token: str | None = None
 
     async def run(self, actor: Viewer, body: Callable[[], Awaitable[Any]]) -> Any:
         """`body` in one transaction as `actor`; a model rule's refusal is a ValidationError."""
@@ -185,8 +187,8 @@ class Imported:
         return Written({}, known, tags)
 
 
-# What a planned write answers.
-Result = Refusal | Written | Deleted | BulkUpdated | Imported
+# What a planned write answers (a bool: logout's payload).
+Result = Refusal | Written | Deleted | BulkUpdated | Imported | bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,18 +203,18 @@ class Call:
     where: Callable[[str, Any], Filter | None]
 
 
-def _sign_in_to(args: Mapping[str, Any]) -> Result:
+def _sign_in_to(args: Mapping[str, Any], token: str | None) -> Result:
     return sign_in()
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedWrite:
-    """A planned mutation field: its payload's success type, its write, and its answer to an
-    anonymous viewer (by its arguments), given before any statement."""
+    """A planned mutation field: its payload's success type (None: a scalar), its write, and
+    its answer to an anonymous viewer (by its arguments and token), given before any write."""
 
-    payload: str
+    payload: str | None
     write: Callable[[Call], Awaitable[Result]]
-    anonymous: Callable[[Mapping[str, Any]], Result] = _sign_in_to
+    anonymous: Callable[[Mapping[str, Any], str | None], Result] = _sign_in_to
 
 
 def row_id(value: Any, type_name: str) -> int | None:
@@ -399,8 +401,24 @@ async def _import_posts(call: Call) -> Result:
     return result
 
 
-def _sign_in_each(args: Mapping[str, Any]) -> Result:
+def _sign_in_each(args: Mapping[str, Any], token: str | None) -> Result:
     return Imported([sign_in() for _ in args["inputs"]], 0)
+
+
+async def _logout(call: Call) -> Result:
+    async def body() -> bool:
+        return await auth.revoke_token(call.writer.db.session, call.writer.token)
+
+    result: Result = await call.writer.run(call.viewer, body)
+    return result
+
+
+def _logout_signed_out(args: Mapping[str, Any], token: str | None) -> Result:
+    """No token: nothing to revoke. A token that signs no one in may still be live (its user
+    deactivated): the executor revokes it, as it always has."""
+    if token is not None:
+        raise NotPlannedError("logout with a token that signs no one in")
+    return False
 
 
 # The mutation fields the planner runs.
@@ -415,4 +433,5 @@ WRITES = {
     "deactivateUsers": PlannedWrite("BulkUpdated", _deactivate_users),
     "deletePosts": PlannedWrite("BulkUpdated", _delete_posts),
     "importPosts": PlannedWrite("Post", _import_posts, _sign_in_each),
+    "logout": PlannedWrite(None, _logout, _logout_signed_out),
 }

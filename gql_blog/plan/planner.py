@@ -165,7 +165,7 @@ class Planner:
                     driver_rows=driver,
                     dialect_impl=dialect_impl,
                     filters=self._filters,
-                    writer=Writer(context.db, context.events) if writes else None,
+                    writer=Writer(context.db, context.events, context.token) if writes else None,
                 )
                 errors: list[GraphQLError] = []
                 try:

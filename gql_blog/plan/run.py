@@ -469,11 +469,11 @@ class Run:
         """Run the mutation's write; its payload rows (if it wrote) start the next level."""
         planned = mutations.WRITES[root.name]
         args = self._lookups[root.index]
-        if self.viewer is None:
-            self.results[root.index] = planned.anonymous(args)
-            return []
         if self._writer is None:
             raise NotPlannedError("no writer for this run")
+        if self.viewer is None:
+            self.results[root.index] = planned.anonymous(args, self._writer.token)
+            return []
         call = mutations.Call(self._writer, self.viewer, self.viewer.row, args, self._where)
         result = await planned.write(call)
         self.results[root.index] = result

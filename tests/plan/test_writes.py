@@ -114,6 +114,8 @@ IMPORT_POSTS = """mutation Import($inputs: [CreatePostInput!]!) { importPosts(in
   again: results { ... on Post { id tags { id } } }
 } }"""
 
+LOGOUT = "mutation LogOut { logout }"
+
 
 class RecordingBus(events.InProcessBus):
     """The in-process bus, remembering every event it delivered."""
@@ -176,7 +178,17 @@ class Apps:
             table = tables[name]
             result = await self.connection.execute(select(table).order_by(*table.primary_key))
             found[name] = [dict(row) for row in result.mappings()]
+        found["auth_tokens"] = await self._tokens()
         return found
+
+    async def _tokens(self) -> list[dict[str, Any]]:
+        """Each user's tokens: each app issued its own (at its own time), so which one is not
+        compared."""
+        table = models.Base.metadata.tables["auth_tokens"]
+        result = await self.connection.execute(
+            select(table.c.user_id, table.c.expires_at, table.c.revoked_at)
+        )
+        return sorted((dict(row) for row in result.mappings()), key=repr)
 
     def renamed(self, answer: Answer) -> Answer:
         """New ids as `new <table> <n>`, wherever they appear (global ids too)."""
@@ -525,6 +537,7 @@ _IMPORTS = [
     ),
     Case("import nothing", IMPORT_POSTS, _import()),
     Case("import only bad posts", IMPORT_POSTS, _import({"title": ""}, {"title": "x\x00"})),
+    Case("log out", LOGOUT, {}),
 ]
 
 
@@ -638,6 +651,38 @@ async def test_a_planned_import_signs_in_each_item_of_an_anonymous_one(apps: App
     assert len(answer.rows["posts"]) == len(apps.blog.posts)
 
 
+async def test_a_planned_logout_revokes_the_token_it_was_sent_with(apps: Apps) -> None:
+    answered = apps.planner.answered
+
+    answer = await apps.answer(apps.planned, apps.planned_bus, LOGOUT, {}, "author")
+
+    assert apps.planner.answered == answered + 1
+    assert answer.body.startswith(b'{"data":{"logout":true}')
+    ann = apps.blog.users["ann"].id
+    revoked = [token["user_id"] for token in answer.rows["auth_tokens"] if token["revoked_at"]]
+    assert revoked == [ann]
+
+
+async def test_a_logout_whose_token_signs_no_one_in_is_the_executors(apps: Apps) -> None:
+    """A deactivated user's token is live but signs no one in: the executor revokes it."""
+    token = await apps.planned.token_for(apps.blog.users["dee"])
+    answered = apps.planner.answered
+
+    savepoint = await apps.connection.begin_nested()
+    try:
+        response = await apps.planned.http.post(
+            "/graphql", json={"query": LOGOUT}, headers={"Authorization": f"Bearer {token}"}
+        )
+        tokens = await apps.rows()
+    finally:
+        await savepoint.rollback()
+
+    assert apps.planner.answered == answered
+    assert response.json()["data"] == {"logout": True}
+    dee = apps.blog.users["dee"].id
+    assert [t["user_id"] for t in tokens["auth_tokens"] if t["revoked_at"]] == [dee]
+
+
 # addComment: the token's user, the post (share-locked), the comment, its audit entry, the
 # post's tags; the comment's author and post, the post's author are rows the write holds.
 # createPost: the token's user, the slugs taken, the post, its audit entry, the tags named, the
@@ -654,7 +699,7 @@ async def test_a_planned_import_signs_in_each_item_of_an_anonymous_one(apps: App
 # entries. A refusal: the token's user, and what the write read before it refused.
 # importPosts: the token's user; for each good item what createPost writes (a bad one is
 # refused before any statement); the payload's comment counts (the rows it holds: the author,
-# the tags).
+# the tags). logout: the token's user, the UPDATE that revokes its token.
 # On MariaDB each new post's slug also takes and gives back its turn (`writes._slug_turn`), and an
 # UPDATE has no RETURNING: a locking read picks its rows (`writes._bulk_change`).
 _STATEMENTS = [
@@ -671,6 +716,7 @@ _STATEMENTS = [
     ("deactivate bob", "admin", 3),
     ("delete the posts of one title", "admin", 3),
     ("import good and bad posts", "author", 18),
+    ("log out", "author", 2),
 ]
 _MARIADB_EXTRA = {
     "published post with tags old and new": 2,
@@ -696,6 +742,7 @@ _MARIADB_EXTRA = {
         "deactivateUsers",
         "deletePosts",
         "importPosts",
+        "logout",
     ],
 )
 async def test_planned_writes_take_a_fixed_number_of_statements(
