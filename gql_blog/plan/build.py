@@ -216,6 +216,25 @@ class RootViewer:
 
 
 @dataclass(slots=True, eq=False)
+class RootWrite:
+    """A planned mutation field: its write, then its payload: a row of `target` (an entity), a
+    value of it (`Deleted`, `BulkUpdated`), or an error.
+
+    `errors` holds each error type's output: (response key, field name) pairs, the field name
+    one of `__typename`, `message`, `field` and `id`.
+    """
+
+    index: int
+    name: str
+    # None: the payload is a scalar, the write's own answer.
+    target: "ObjectPlan | ValuePlan | None"
+    errors: dict[str, list[tuple[str, str]]]
+    arguments: Arguments
+    # The plans of a list payload's rows (importPosts' results), loaded as the next level.
+    items: list[ObjectPlan] = field(default_factory=list)
+
+
+@dataclass(slots=True, eq=False)
 class RootTypename:
     pass
 
@@ -233,25 +252,6 @@ class ValuePlan:
 
     def emit(self, value: Any, run: Any) -> dict[str, Any]:
         return {key: getter(value, run) for key, getter in self.output}
-
-
-@dataclass(slots=True, eq=False)
-class RootWrite:
-    """A planned mutation field: its write, then its payload: a row of `target` (an entity), a
-    value of it (`Deleted`, `BulkUpdated`), or an error.
-
-    `errors` holds each error type's output: (response key, field name) pairs, the field name
-    one of `__typename`, `message`, `field` and `id`.
-    """
-
-    index: int
-    name: str
-    # None: the payload is a scalar, the write's own answer.
-    target: ObjectPlan | ValuePlan | None
-    errors: dict[str, list[tuple[str, str]]]
-    arguments: Arguments
-    # The plans of a list payload's rows (importPosts' results), loaded as the next level.
-    items: list[ObjectPlan] = field(default_factory=list)
 
 
 @dataclass(slots=True, eq=False)

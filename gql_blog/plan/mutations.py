@@ -217,7 +217,7 @@ class PlannedWrite:
     anonymous: Callable[[Mapping[str, Any], str | None], Result] = _sign_in_to
 
 
-def row_id(value: Any, type_name: str) -> int | None:
+def _row_id(value: Any, type_name: str) -> int | None:
     """The row id a mutation's global id names; None for another type or past the id range
     (not found); a malformed id declines, for the executor to refuse."""
     try:
@@ -239,13 +239,13 @@ def _payload(call: Call, row: models.Base) -> Written:
 
 async def _add_comment(call: Call) -> Result:
     given = call.args["input"]
-    parent_id = None if given.parent_id is None else row_id(given.parent_id, "Comment")
+    parent_id = None if given.parent_id is None else _row_id(given.parent_id, "Comment")
     return await add_comment(
         call.writer,
         call.viewer,
         call.viewer_row,
         post_global_id=given.post_id,
-        post_id=row_id(given.post_id, "Post"),
+        post_id=_row_id(given.post_id, "Post"),
         content=given.content,
         parent_global_id=given.parent_id,
         parent_id=parent_id,
@@ -268,7 +268,7 @@ async def _create_post(call: Call) -> Result:
 async def _on_post(call: Call, act: Callable[[models.Post], Awaitable[Result]]) -> Result:
     """`act` on the post the `id` argument names, locked, if the viewer may change it."""
     global_id = call.args["id"]
-    post_id = row_id(global_id, "Post")
+    post_id = _row_id(global_id, "Post")
 
     async def body() -> Result:
         post = await writes.editable_post(call.writer.db.session, post_id, viewer=call.viewer)
@@ -283,7 +283,7 @@ async def _on_comment(
 ) -> Result:
     """`act` on the comment the `id` argument names, locked, if the viewer may `action` it."""
     global_id = call.args["id"]
-    comment_id = row_id(global_id, "Comment")
+    comment_id = _row_id(global_id, "Comment")
 
     async def body() -> Result:
         comment = await writes.editable_comment(
