@@ -8,6 +8,7 @@ Posts that become published and comments added are noted as events (`events.note
 sends them only once the mutation commits.
 """
 
+import enum
 import hashlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -29,11 +30,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import Select
 
 from gql_blog import audit, events, models, slugs
+from gql_blog.conflicts import conflict_field
 from gql_blog.visibility import Viewer, visible_comments, visible_posts
 
 MAX_TAGS_PER_POST = 10
@@ -42,6 +45,8 @@ SIGN_IN_MESSAGE = "Sign in with an active account to do this."
 NO_SUCH_POST_MESSAGE = "No such post."
 NO_SUCH_COMMENT_MESSAGE = "No such comment."
 SLUG_TAKEN_MESSAGE = "That slug is taken already."
+FORBIDDEN_POST_MESSAGE = "Only the author or an admin may change this post."
+FORBIDDEN_BULK_MESSAGE = "Only admins may run bulk operations."
 # How many rows one DELETE of a comment's replies names (bind parameters stay few).
 _DELETE_CHUNK = 1000
 # How many of a title's slug candidates (`slug`, `slug-2`, …) one statement asks about.
@@ -50,7 +55,27 @@ _SLUG_CANDIDATES = 20
 _SLUG_TURN_SECONDS = 5
 
 
-def can_edit(user: models.User, row: models.Post | models.Comment) -> bool:
+class RefusalKind(enum.Enum):
+    """Why a write refused, named as the API's error type says it."""
+
+    NOT_FOUND = "NotFoundError"
+    FORBIDDEN = "ForbiddenError"
+    CONFLICT = "ConflictError"
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A write refused before it changed anything: why, its message, the input field at fault.
+
+    Each execution path answers it as its error type; a NotFoundError also names the id asked.
+    """
+
+    kind: RefusalKind
+    message: str
+    field: str | None = None
+
+
+def can_edit(user: Viewer, row: models.Post | models.Comment) -> bool:
     """Only the author or an admin may change or delete a post or comment."""
     return user.is_admin or row.user_id == user.id
 
@@ -71,9 +96,7 @@ async def find_post(session: AsyncSession, post_id: int, *, viewer: Viewer) -> m
     return (await session.scalars(stmt)).one_or_none()
 
 
-async def lock_post(
-    session: AsyncSession, post_id: int, *, viewer: models.User
-) -> models.Post | None:
+async def lock_post(session: AsyncSession, post_id: int, *, viewer: Viewer) -> models.Post | None:
     """`find_post`, its row locked until the transaction ends: edits of one post take turns."""
     if post_id >= models.ID_LIMIT:
         return None
@@ -88,7 +111,7 @@ async def lock_post(
 
 
 async def lock_comment(
-    session: AsyncSession, comment_id: int, *, viewer: models.User
+    session: AsyncSession, comment_id: int, *, viewer: Viewer
 ) -> models.Comment | None:
     """The comment, if it exists and its post is visible to the viewer; locked, so of two
     concurrent deletes the second finds nothing (NotFoundError) instead of deleting twice."""
@@ -101,6 +124,33 @@ async def lock_comment(
         .execution_options(populate_existing=True)
     )
     return (await session.scalars(stmt)).one_or_none()
+
+
+async def editable_post(
+    session: AsyncSession, post_id: int | None, *, viewer: Viewer
+) -> models.Post | Refused:
+    """The post `post_id` names (None: no row), locked, if the viewer may change it."""
+    post = None if post_id is None else await lock_post(session, post_id, viewer=viewer)
+    if post is None:
+        return Refused(RefusalKind.NOT_FOUND, NO_SUCH_POST_MESSAGE)
+    if not can_edit(viewer, post):
+        return Refused(RefusalKind.FORBIDDEN, FORBIDDEN_POST_MESSAGE)
+    return post
+
+
+async def editable_comment(
+    session: AsyncSession, comment_id: int | None, *, viewer: Viewer, action: str
+) -> models.Comment | Refused:
+    """The comment `comment_id` names (None: no row), locked, if the viewer may `action` it."""
+    comment = None
+    if comment_id is not None:
+        comment = await lock_comment(session, comment_id, viewer=viewer)
+    if comment is None:
+        return Refused(RefusalKind.NOT_FOUND, NO_SUCH_COMMENT_MESSAGE)
+    if not can_edit(viewer, comment):
+        message = f"Only the author or an admin may {action} this comment."
+        return Refused(RefusalKind.FORBIDDEN, message)
+    return comment
 
 
 def normalize_tag_names(names: Iterable[str]) -> list[str]:
@@ -364,31 +414,36 @@ async def _insert(
     return new_id
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PostChanges:
+    """What an edit of a post changes; None leaves a field as it is."""
+
+    title: str | None = None
+    content: str | None = None
+    published: bool | None = None
+    tag_names: Sequence[str] | None = None
+    slug: str | None = None
+
+
 async def update_post(
-    session: AsyncSession,
-    post: models.Post,
-    *,
-    title: str | None = None,
-    content: str | None = None,
-    published: bool | None = None,
-    tag_names: Iterable[str] | None = None,
-    slug: str | None = None,
+    session: AsyncSession, post: models.Post, changes: PostChanges
 ) -> models.Post:
-    """Change what is given (None leaves a field as it is); updated_at moves only on a change.
+    """Change what is given; updated_at moves only on a change.
 
     A post becoming published gets the time as `published_at`; back to a draft, it loses it.
     A new `slug` must be valid (see `check_slug`) and free (see `slug_taken`: the caller asks).
     """
+    tag_names = changes.tag_names
     names = None if tag_names is None else normalize_tag_names(tag_names)
-    becomes_published = published is True and not post.published
-    if title is not None:
-        post.title = title
-    if content is not None:
-        post.content = content
-    if slug is not None:
-        post.slug = check_slug(slug)
-    if published is not None:
-        _set_published(post, published)
+    becomes_published = changes.published is True and not post.published
+    if changes.title is not None:
+        post.title = changes.title
+    if changes.content is not None:
+        post.content = changes.content
+    if changes.slug is not None:
+        post.slug = check_slug(changes.slug)
+    if changes.published is not None:
+        _set_published(post, changes.published)
     # The tag statements must not flush the column changes on their own: the one flush below
     # writes them with the tags, as one audit UPDATE row for the post.
     with session.no_autoflush:
@@ -401,6 +456,26 @@ async def update_post(
     return post
 
 
+async def edit_post(
+    session: AsyncSession, post: models.Post, changes: PostChanges
+) -> models.Post | Refused:
+    """`update_post`, its new slug refused (CONFLICT) when another post has it: asked first, or
+    taken by a concurrent writer after the check (the unique index says so)."""
+    slug = changes.slug
+    if slug is not None and await slug_taken(session, check_slug(slug), by_other_than=post.id):
+        return _slug_taken()
+    try:
+        return await update_post(session, post, changes)
+    except IntegrityError as error:
+        if conflict_field(error, {"slug": "slug"}) is None:
+            raise
+        return _slug_taken()
+
+
+def _slug_taken() -> Refused:
+    return Refused(RefusalKind.CONFLICT, SLUG_TAKEN_MESSAGE, field="slug")
+
+
 def _set_published(post: models.Post, published: bool) -> None:
     """Publishing sets the publishing time; back to a draft, it is cleared; else it stays."""
     if published and not post.published:
@@ -411,7 +486,7 @@ def _set_published(post: models.Post, published: bool) -> None:
 
 
 async def publish_post(session: AsyncSession, post: models.Post) -> models.Post:
-    return await update_post(session, post, published=True)
+    return await update_post(session, post, PostChanges(published=True))
 
 
 async def delete_post(session: AsyncSession, post: models.Post) -> None:

@@ -275,7 +275,7 @@ async def test_changing_only_a_posts_tags_logs_them_as_an_update(db: AsyncSessio
     post = await make_post(db, author=author, tags=[await make_tag(db, "python")])
     start = await _last_id(db)
 
-    await writes.update_post(db, post, tag_names=["sql", "python"])
+    await writes.update_post(db, post, writes.PostChanges(tag_names=["sql", "python"]))
 
     assert await _entries(db, after=start) == [
         ("Post", post.id, "UPDATE", None, {"tags": [["python"], ["python", "sql"]]})
@@ -287,7 +287,9 @@ async def test_changing_a_posts_title_and_tags_logs_one_update(db: AsyncSession)
     post = await make_post(db, author=author, title="Old", tags=[await make_tag(db, "python")])
     start = await _last_id(db)
 
-    await writes.update_post(db, post, title="New", content="Body", tag_names=["sql"])
+    await writes.update_post(
+        db, post, writes.PostChanges(title="New", content="Body", tag_names=["sql"])
+    )
 
     assert await _entries(db, after=start) == [
         (

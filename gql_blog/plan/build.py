@@ -42,6 +42,7 @@ from gql_blog.errors import NotPlannedError as NotPlannedError  # re-exported: c
 from gql_blog.ids import encode_global_id
 from gql_blog.ordering import OrderTerm
 from gql_blog.plan.declarations import PLAN, Children, Email, GlobalId, Tags, ToOne
+from gql_blog.plan.mutations import WRITES, Refusal, Written
 from gql_blog.plan.statements import Statements
 from gql_blog.read_model import RELATIONS, Joined, Relation, joined
 from gql_blog.visibility import can_see_email
@@ -220,7 +221,8 @@ class RootViewer:
 
 @dataclass(slots=True, eq=False)
 class RootWrite:
-    """A planned mutation field: its write, then its payload, a row of `target` or an error.
+    """A planned mutation field: its write, then its payload: a row of `target` (an entity), a
+    value of it (`Deleted`, `BulkUpdated`), or an error.
 
     `errors` holds each error type's output: (response key, field name) pairs, the field name
     one of `__typename`, `message`, `field` and `id`.
@@ -228,9 +230,12 @@ class RootWrite:
 
     index: int
     name: str
-    target: ObjectPlan
+    # None: the payload is a scalar, the write's own answer.
+    target: "ObjectPlan | ValuePlan | None"
     errors: dict[str, list[tuple[str, str]]]
     arguments: Arguments
+    # The plans of a list payload's rows (importPosts' results), loaded as the next level.
+    items: list[ObjectPlan] = field(default_factory=list)
 
 
 @dataclass(slots=True, eq=False)
@@ -244,7 +249,8 @@ ValueGetter = Callable[[Any, Any], Any]
 
 @dataclass(slots=True, eq=False)
 class ValuePlan:
-    """A selection on a type whose values gql_blog.stats computes (its fields are attributes)."""
+    """A selection on a type whose values are computed, not rows (stats, a write's `Deleted`):
+    its fields are attributes."""
 
     output: list[tuple[str, ValueGetter]] = field(default_factory=list)
 
@@ -304,8 +310,6 @@ RootField = (
 )
 # The aggregate root fields the planner runs, and the entity their `where` filters.
 PLANNED_STATS = {"userStats": "User", "postStats": "Post"}
-# The mutation fields the planner runs, and the entity of their payload.
-PLANNED_WRITES = {"addComment": "Comment", "createPost": "Post"}
 _ERROR_FIELDS = frozenset({"__typename", "message", "field", "id"})
 
 
@@ -494,17 +498,40 @@ class PlanBuilder:
             raise NotPlannedError("only a single mutation field is planned")
         ((key, nodes),) = grouped.items()
         name = nodes[0].name.value
-        if name not in PLANNED_WRITES:
+        planned = WRITES.get(name)
+        if planned is None:
             raise NotPlannedError(f"Mutation.{name} is not planned")
         definition = mutation_type.fields[name]
         result_type = get_named_type(definition.type)
-        assert isinstance(result_type, GraphQLUnionType)
+        items: list[ObjectPlan] = []
+        target: ObjectPlan | ValuePlan | None
+        errors: dict[str, list[tuple[str, str]]] = {}
+        if planned.payload is None:  # a scalar (logout's Boolean)
+            target = None
+        elif isinstance(result_type, GraphQLUnionType):
+            target, errors = self._write_result(result_type, nodes, planned.payload)
+        else:
+            # A payload listing one result per input (importPosts): its `results` are planned
+            # as a single write's, and their rows start the next level.
+            assert isinstance(result_type, GraphQLObjectType)
+            target = self._item_results(result_type, nodes, planned.payload, items)
+        arguments = Arguments(definition, nodes[0])
+        write = RootWrite(self._slot(), name, target, errors, arguments, items)
+        return [(key, write)]
+
+    def _write_result(
+        self, result_type: GraphQLUnionType, nodes: list[FieldNode], payload: str
+    ) -> tuple[ObjectPlan | ValuePlan, dict[str, list[tuple[str, str]]]]:
+        """A write's result union: its success type `payload`'s plan, each error's output."""
         selections = [node.selection_set for node in nodes]
-        target: ObjectPlan | None = None
+        target: ObjectPlan | ValuePlan | None = None
         errors: dict[str, list[tuple[str, str]]] = {}
         for member in result_type.types:
-            if member.name == PLANNED_WRITES[name]:
-                target = self._object(member, nodes)
+            if member.name == payload:
+                is_entity = member.name in NODE_MODELS
+                target = (
+                    self._object(member, nodes) if is_entity else self._value(member, nodes, {})
+                )
                 continue
             output = [
                 (field_key, field_nodes[0].name.value)
@@ -514,8 +541,29 @@ class PlanBuilder:
                 raise NotPlannedError(f"{member.name}'s fields are not planned")
             errors[member.name] = output
         assert target is not None
-        write = RootWrite(self._slot(), name, target, errors, Arguments(definition, nodes[0]))
-        return [(key, write)]
+        return target, errors
+
+    def _item_results(
+        self,
+        payload_type: GraphQLObjectType,
+        nodes: list[FieldNode],
+        payload: str,
+        items: list[ObjectPlan],
+    ) -> ValuePlan:
+        """A payload whose `results` list one write result per input; `items` collects the
+        plans of their rows (one per response key of `results`)."""
+
+        def results(definition: GraphQLField, field_nodes: list[FieldNode]) -> ValueGetter:
+            union = get_named_type(definition.type)
+            assert isinstance(union, GraphQLUnionType)
+            target, errors = self._write_result(union, field_nodes, payload)
+            assert isinstance(target, ObjectPlan)
+            items.append(target)
+            return lambda value, run: [
+                emit_write_result(target, errors, result, run) for result in value.results
+            ]
+
+        return self._value(payload_type, nodes, {"results": results})
 
     def _collect(
         self, parent: GraphQLObjectType, selection_sets: list[SelectionSetNode | None]
@@ -799,6 +847,28 @@ def _entity_type(named: GraphQLNamedType) -> GraphQLObjectType:
     if not isinstance(named, GraphQLObjectType) or named.name not in NODE_MODELS:
         raise NotPlannedError(f"{named.name} is not planned")
     return named
+
+
+def emit_write_result(
+    target: ObjectPlan | ValuePlan | None,
+    errors: dict[str, list[tuple[str, str]]],
+    result: Any,
+    run: Any,
+) -> Any:
+    """A write's answer: its row or value through `target`, its refusal's output, or (no
+    target) the scalar it answered."""
+    if target is None:
+        return result
+    if isinstance(result, Refusal):
+        return {
+            key: result.type_name if name == "__typename" else result.values[name]
+            for key, name in errors[result.type_name]
+        }
+    if isinstance(result, Written):
+        assert isinstance(target, ObjectPlan)
+        return target.emit(result.row, run)
+    assert isinstance(target, ValuePlan)
+    return target.emit(result, run)
 
 
 def _isoformat(value: Any) -> Any:

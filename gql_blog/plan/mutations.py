@@ -1,17 +1,24 @@
 """The planned mutations' writes: the same statements as strawberry's mutation fields, in one
-transaction each (`transactions.run_write`), answering a row for the planned reader or a refusal.
+transaction each (`transactions.run_write`), answering a row for the planned reader, a value
+(`Deleted`, `BulkUpdated`) or a refusal.
 
 A refusal is one of the API's error types as plain values (`Refusal`); the row is keyed by model
 attribute, as the planned reader's rows are. Rows the write already holds (the viewer as author,
 the post commented on, the new post's tags) come back beside it, so the payload does not read
-them again.
+them again. `WRITES` names every planned mutation field, its payload type and its write.
 """
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gql_blog import audit, engines, events, models, transactions, writes
+from sqlalchemy import ColumnElement, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gql_blog import audit, auth, engines, events, models, transactions, writes
+from gql_blog.errors import InvalidIdError, InvalidInputError, NotPlannedError
+from gql_blog.ids import decode_global_id
+from gql_blog.read_model import Filter
 from gql_blog.serial_session import SerialSession
 from gql_blog.visibility import Viewer
 
@@ -34,11 +41,27 @@ class Written:
 
 
 @dataclass(frozen=True, slots=True)
+class Deleted:
+    """deletePost's and deleteComment's payload: the global id the row had."""
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BulkUpdated:
+    """A bulk operation's payload: how many rows it changed."""
+
+    affected: int
+
+
+@dataclass(frozen=True, slots=True)
 class Writer:
-    """What a planned write needs of its request: the session and the event bus."""
+    """What a planned write needs of its request: the session, the event bus, and the token
+    it was sent with (logout revokes it)."""
 
     db: SerialSession
     bus: events.EventBus
+    token: str | None = None
 
     async def run(self, actor: Viewer, body: Callable[[], Awaitable[Any]]) -> Any:
         """`body` in one transaction as `actor`; a model rule's refusal is a ValidationError."""
@@ -133,9 +156,282 @@ async def create_post(
             published=published,
             tag_names=tag_names,
         )
-        tags = [{"id": tag.id, "name": tag.name, "parent_key": new.row.id} for tag in new.tags]
-        known = {("User", viewer.id): viewer_row}
-        return Written(_columns(new.row), known, {new.row.id: tags})
+        return _new_post(viewer, viewer_row, new)
 
     result: Refusal | Written = await writer.run(viewer, body)
     return result
+
+
+def _new_post(viewer: Viewer, viewer_row: Mapping[str, Any], new: writes.NewPost) -> Written:
+    """A post `writes.create_post` wrote, with its author (the viewer) and its tags."""
+    tags = [{"id": tag.id, "name": tag.name, "parent_key": new.row.id} for tag in new.tags]
+    known = {("User", viewer.id): viewer_row}
+    return Written(_columns(new.row), known, {new.row.id: tags})
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    """importPosts' payload: one result per input, in order, and how many posts were created."""
+
+    results: list[Refusal | Written]
+    created: int
+
+    def held(self) -> Written:
+        """The rows the created posts' writes hold (their author, their tags), as one."""
+        known: dict[tuple[str, int], Mapping[str, Any]] = {}
+        tags: dict[int, list[dict[str, Any]]] = {}
+        for result in self.results:
+            if isinstance(result, Written):
+                known |= result.known
+                tags |= result.tags
+        return Written({}, known, tags)
+
+
+# What a planned write answers (a bool: logout's payload).
+Result = Refusal | Written | Deleted | BulkUpdated | Imported | bool
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A planned mutation field as asked: by a signed-in viewer (the run answers anonymous ones
+    itself), with its coerced arguments; `where` compiles a filter for the viewer."""
+
+    writer: Writer
+    viewer: Viewer
+    viewer_row: Mapping[str, Any]
+    args: Mapping[str, Any]
+    where: Callable[[str, Any], Filter | None]
+
+
+def _sign_in_to(args: Mapping[str, Any], token: str | None) -> Result:
+    return sign_in()
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedWrite:
+    """A planned mutation field: its payload's success type (None: a scalar), its write, and
+    its answer to an anonymous viewer (by its arguments and token), given before any write."""
+
+    payload: str | None
+    write: Callable[[Call], Awaitable[Result]]
+    anonymous: Callable[[Mapping[str, Any], str | None], Result] = _sign_in_to
+
+
+def _row_id(value: Any, type_name: str) -> int | None:
+    """The row id a mutation's global id names; None for another type or past the id range
+    (not found); a malformed id declines, for the executor to refuse."""
+    try:
+        found, decoded = decode_global_id(value)
+    except InvalidIdError as error:
+        raise NotPlannedError(str(error)) from None
+    return decoded if found == type_name and decoded < models.ID_LIMIT else None
+
+
+def _refusal(refused: writes.Refused, global_id: str) -> Refusal:
+    values = {"message": refused.message, "field": refused.field, "id": global_id}
+    return Refusal(refused.kind.value, values)
+
+
+def _payload(call: Call, row: models.Base) -> Written:
+    """The written row; the viewer's own row is known (the author of what it writes)."""
+    return Written(_columns(row), {("User", call.viewer.id): call.viewer_row})
+
+
+async def _add_comment(call: Call) -> Result:
+    given = call.args["input"]
+    parent_id = None if given.parent_id is None else _row_id(given.parent_id, "Comment")
+    return await add_comment(
+        call.writer,
+        call.viewer,
+        call.viewer_row,
+        post_global_id=given.post_id,
+        post_id=_row_id(given.post_id, "Post"),
+        content=given.content,
+        parent_global_id=given.parent_id,
+        parent_id=parent_id,
+    )
+
+
+async def _create_post(call: Call) -> Result:
+    given = call.args["input"]
+    return await create_post(
+        call.writer,
+        call.viewer,
+        call.viewer_row,
+        title=given.title,
+        content=given.content,
+        published=bool(given.published),
+        tag_names=given.tags or [],
+    )
+
+
+async def _on_post(call: Call, act: Callable[[models.Post], Awaitable[Result]]) -> Result:
+    """`act` on the post the `id` argument names, locked, if the viewer may change it."""
+    global_id = call.args["id"]
+    post_id = _row_id(global_id, "Post")
+
+    async def body() -> Result:
+        post = await writes.editable_post(call.writer.db.session, post_id, viewer=call.viewer)
+        return _refusal(post, global_id) if isinstance(post, writes.Refused) else await act(post)
+
+    result: Result = await call.writer.run(call.viewer, body)
+    return result
+
+
+async def _on_comment(
+    call: Call, action: str, act: Callable[[models.Comment], Awaitable[Result]]
+) -> Result:
+    """`act` on the comment the `id` argument names, locked, if the viewer may `action` it."""
+    global_id = call.args["id"]
+    comment_id = _row_id(global_id, "Comment")
+
+    async def body() -> Result:
+        comment = await writes.editable_comment(
+            call.writer.db.session, comment_id, viewer=call.viewer, action=action
+        )
+        if isinstance(comment, writes.Refused):
+            return _refusal(comment, global_id)
+        return await act(comment)
+
+    result: Result = await call.writer.run(call.viewer, body)
+    return result
+
+
+def _edit_post(
+    call: Call, changes: writes.PostChanges
+) -> Callable[[models.Post], Awaitable[Result]]:
+    async def edit(post: models.Post) -> Result:
+        edited = await writes.edit_post(call.writer.db.session, post, changes)
+        if isinstance(edited, writes.Refused):
+            return _refusal(edited, call.args["id"])
+        return _payload(call, edited)
+
+    return edit
+
+
+async def _update_post(call: Call) -> Result:
+    return await _on_post(call, _edit_post(call, call.args["input"].changes()))
+
+
+async def _publish_post(call: Call) -> Result:
+    return await _on_post(call, _edit_post(call, writes.PostChanges(published=True)))
+
+
+async def _delete_post(call: Call) -> Result:
+    async def delete(post: models.Post) -> Result:
+        await writes.delete_post(call.writer.db.session, post)
+        return Deleted(call.args["id"])
+
+    return await _on_post(call, delete)
+
+
+async def _update_comment(call: Call) -> Result:
+    content = call.args["input"].content
+
+    async def edit(comment: models.Comment) -> Result:
+        await writes.update_comment(call.writer.db.session, comment, content=content)
+        return _payload(call, comment)
+
+    return await _on_comment(call, "change", edit)
+
+
+async def _delete_comment(call: Call) -> Result:
+    async def delete(comment: models.Comment) -> Result:
+        await writes.delete_comment(call.writer.db.session, comment)
+        return Deleted(call.args["id"])
+
+    return await _on_comment(call, "delete", delete)
+
+
+BulkOperation = Callable[[AsyncSession, ColumnElement[bool]], Awaitable[int]]
+
+
+async def _bulk(call: Call, entity: str, operation: BulkOperation) -> Result:
+    """An admin's one-statement bulk operation on the rows `where` matches."""
+    if not call.viewer.is_admin:
+        return Refusal("ForbiddenError", {"message": writes.FORBIDDEN_BULK_MESSAGE})
+    try:
+        found = call.where(entity, call.args["where"])
+    except InvalidInputError as error:  # the executor answers it, where it belongs
+        raise NotPlannedError(str(error)) from None
+    condition = true() if found is None else found.predicate
+    session = call.writer.db.session
+
+    async def body() -> Result:
+        return BulkUpdated(await operation(session, condition))
+
+    result: Result = await call.writer.run(call.viewer, body)
+    return result
+
+
+async def _deactivate_users(call: Call) -> Result:
+    return await _bulk(call, "User", writes.deactivate_users)
+
+
+async def _delete_posts(call: Call) -> Result:
+    return await _bulk(call, "Post", writes.delete_posts)
+
+
+async def _import_posts(call: Call) -> Result:
+    """Each input in its own savepoint: a bad item is reported, the others are kept."""
+    session = call.writer.db.session
+
+    async def import_one(item: Any) -> Refusal | Written:
+        try:
+            async with session.begin_nested():
+                new = await writes.create_post(
+                    session,
+                    author=call.viewer,
+                    title=item.title,
+                    content=item.content,
+                    published=bool(item.published),
+                    tag_names=item.tags or [],
+                )
+        except models.InvalidValueError as error:
+            return Refusal(
+                "ValidationError", {"message": error.message, "field": error.input_field}
+            )
+        return _new_post(call.viewer, call.viewer_row, new)
+
+    async def body() -> Imported:
+        results = [await import_one(item) for item in call.args["inputs"]]
+        return Imported(results, sum(isinstance(result, Written) for result in results))
+
+    result: Result = await call.writer.run(call.viewer, body)
+    return result
+
+
+def _sign_in_each(args: Mapping[str, Any], token: str | None) -> Result:
+    return Imported([sign_in() for _ in args["inputs"]], 0)
+
+
+async def _logout(call: Call) -> Result:
+    async def body() -> bool:
+        return await auth.revoke_token(call.writer.db.session, call.writer.token)
+
+    result: Result = await call.writer.run(call.viewer, body)
+    return result
+
+
+def _logout_signed_out(args: Mapping[str, Any], token: str | None) -> Result:
+    """No token: nothing to revoke. A token that signs no one in may still be live (its user
+    deactivated): the executor revokes it, as it always has."""
+    if token is not None:
+        raise NotPlannedError("logout with a token that signs no one in")
+    return False
+
+
+# The mutation fields the planner runs.
+WRITES = {
+    "addComment": PlannedWrite("Comment", _add_comment),
+    "createPost": PlannedWrite("Post", _create_post),
+    "updatePost": PlannedWrite("Post", _update_post),
+    "publishPost": PlannedWrite("Post", _publish_post),
+    "deletePost": PlannedWrite("Deleted", _delete_post),
+    "updateComment": PlannedWrite("Comment", _update_comment),
+    "deleteComment": PlannedWrite("Deleted", _delete_comment),
+    "deactivateUsers": PlannedWrite("BulkUpdated", _deactivate_users),
+    "deletePosts": PlannedWrite("BulkUpdated", _delete_posts),
+    "importPosts": PlannedWrite("Post", _import_posts, _sign_in_each),
+    "logout": PlannedWrite(None, _logout, _logout_signed_out),
+}

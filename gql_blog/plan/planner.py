@@ -4,7 +4,7 @@ The app (`GraphQLApp.execute_single`, the one door) parses, validates and prices
 into its entry of the app's `DocumentCache`, and asks the planner only for a valid document within
 every limit; the planner keeps its work on each operation in that same entry (`CachedDocument.
 plans`), so a document is planned on first sight, and forgotten with its entry. Queries are
-planned, and a mutation of one planned field (`build.PLANNED_WRITES`): its write runs in one
+planned, and a mutation of one planned field (`mutations.WRITES`): its write runs in one
 transaction on the session, then its payload is read as a query's rows are. Variables are coerced
 per request with graphql-core's own `get_variable_values`. When the read model refuses the input
 of the operation's one root field (a page size, a cursor, a filter, an id), the planner answers
@@ -165,7 +165,7 @@ class Planner:
                     driver_rows=driver,
                     dialect_impl=dialect_impl,
                     filters=self._filters,
-                    writer=Writer(context.db, context.events) if writes else None,
+                    writer=Writer(context.db, context.events, context.token) if writes else None,
                 )
                 errors: list[GraphQLError] = []
                 try:

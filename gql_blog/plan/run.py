@@ -26,7 +26,7 @@ from gql_blog import audit, models, read_model, search, stats
 from gql_blog.arguments import ordering_of, page_request, plain_where
 from gql_blog.caches import LruCache
 from gql_blog.config import Settings
-from gql_blog.errors import ForbiddenReadError, InvalidIdError, InvalidInputError
+from gql_blog.errors import ForbiddenReadError, InvalidInputError
 from gql_blog.ids import decode_global_id
 from gql_blog.ordering import Ordering
 from gql_blog.plan import mutations
@@ -50,8 +50,9 @@ from gql_blog.plan.build import (
     RootWrite,
     TagsPlan,
     ToOnePlan,
+    emit_write_result,
 )
-from gql_blog.plan.mutations import Refusal, Writer, Written
+from gql_blog.plan.mutations import Imported, Writer, Written
 from gql_blog.plan.statements import Statement, Statements
 from gql_blog.read_model import MAX_BATCH, Filter, Page, PageRequest, ViewerParameter, compile_where
 from gql_blog.where import canonical_where
@@ -469,41 +470,24 @@ class Run:
         return level
 
     async def _write(self, root: RootWrite) -> list[tuple[ObjectPlan, list[Any]]]:
-        """Run the mutation's write; its payload row (if it wrote) starts the next level."""
-        if self.viewer is None:
-            self.results[root.index] = mutations.sign_in()
-            return []
+        """Run the mutation's write; its payload rows (if it wrote) start the next level."""
+        planned = mutations.WRITES[root.name]
+        args = self._lookups[root.index]
         if self._writer is None:
             raise NotPlannedError("no writer for this run")
-        args = self._lookups[root.index]
-        if root.name == "addComment":
-            given = args["input"]
-            post_id = _row_id(given.post_id, "Post")
-            parent_id = None if given.parent_id is None else _row_id(given.parent_id, "Comment")
-            result = await mutations.add_comment(
-                self._writer,
-                self.viewer,
-                self.viewer.row,
-                post_global_id=given.post_id,
-                post_id=post_id,
-                content=given.content,
-                parent_global_id=given.parent_id,
-                parent_id=parent_id,
-            )
-        else:
-            given = args["input"]
-            result = await mutations.create_post(
-                self._writer,
-                self.viewer,
-                self.viewer.row,
-                title=given.title,
-                content=given.content,
-                published=bool(given.published),
-                tag_names=given.tags or [],
-            )
-        self.results[root.index] = result
-        if isinstance(result, Refusal):
+        if self.viewer is None:
+            self.results[root.index] = planned.anonymous(args, self._writer.token)
             return []
+        call = mutations.Call(self._writer, self.viewer, self.viewer.row, args, self._where)
+        result = await planned.write(call)
+        self.results[root.index] = result
+        if isinstance(result, Imported):
+            self._written = result.held()
+            rows = [item.row for item in result.results if isinstance(item, Written)]
+            return [(target, rows) for target in root.items]
+        if not isinstance(result, Written):
+            return []
+        assert isinstance(root.target, ObjectPlan)  # a row is the payload of an entity type
         self._written = result
         return [(root.target, [result.row])]
 
@@ -843,18 +827,14 @@ class Run:
             ]
             return nodes if root.many else nodes[0]
         if isinstance(root, RootWrite):
-            result = self.results[root.index]
-            if isinstance(result, Refusal):
-                output = root.errors[result.type_name]
-                return {
-                    key: result.type_name if name == "__typename" else result.values[name]
-                    for key, name in output
-                }
-            return root.target.emit(result.row, self)
+            return self._emit_write(root)
         if isinstance(root, RootStats | RootGroups | RootSearch):
             return self._emit_computed(root)
         assert isinstance(root, RootTypename)
         return "Query"
+
+    def _emit_write(self, root: RootWrite) -> Any:
+        return emit_write_result(root.target, root.errors, self.results[root.index], self)
 
     def _emit_computed(self, root: RootStats | RootGroups | RootSearch) -> Any:
         if isinstance(root, RootSearch):
@@ -862,16 +842,6 @@ class Run:
         if isinstance(root, RootStats):
             return root.target.emit(self.results[root.index], self)
         return [root.target.emit(group, self) for group in self.results[root.index]]
-
-
-def _row_id(value: Any, type_name: str) -> int | None:
-    """The row id a mutation's global id names; None for another type or past the id range
-    (not found); a malformed id declines, for the executor to refuse."""
-    try:
-        found, row_id = decode_global_id(value)
-    except InvalidIdError as error:
-        raise NotPlannedError(str(error)) from None
-    return row_id if found == type_name and row_id < models.ID_LIMIT else None
 
 
 def _node_key(value: Any, targets: dict[str, ObjectPlan]) -> tuple[str, int]:

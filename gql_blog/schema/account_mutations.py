@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from strawberry import UNSET
 
 from gql_blog import audit, auth, metrics, models, throttle
+from gql_blog.conflicts import conflict_field
 from gql_blog.schema.context import Context
 from gql_blog.schema.results import (
     AuthenticationError,
@@ -25,7 +26,6 @@ from gql_blog.schema.results import (
     InvalidCredentialsError,
     ValidationError,
     act_as,
-    conflict_field,
     transact,
     validation_error,
 )

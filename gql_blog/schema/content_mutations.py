@@ -11,7 +11,6 @@ from typing import Annotated, TypeVar
 
 import strawberry
 from sqlalchemy import ColumnElement, true
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import UNSET
 
@@ -27,7 +26,6 @@ from gql_blog.schema.results import (
     ForbiddenError,
     NotFoundError,
     ValidationError,
-    conflict_field,
     transact,
     validation_error,
 )
@@ -90,6 +88,16 @@ class UpdatePostInput:
         default=UNSET,
         description="A new slug: 1 to 80 of [a-z0-9] in words joined by '-', not taken.",
     )
+
+    def changes(self) -> writes.PostChanges:
+        """The edit asked for: an omitted (UNSET) or null field is no change."""
+        return writes.PostChanges(
+            title=_given(self.title),
+            content=_given(self.content),
+            published=_given(self.published),
+            tag_names=_given(self.tags),
+            slug=_given(self.slug),
+        )
 
 
 @strawberry.input(description="A comment on a post the viewer may see.")
@@ -173,17 +181,28 @@ async def _run_unrefusable(context: Context, body: Callable[[], Awaitable[R]]) -
     return result
 
 
+def _refusal(
+    refused: writes.Refused, target: _Target
+) -> NotFoundError | ForbiddenError | ConflictError:
+    """A write's refusal as the API's error type; a NotFoundError names the id asked."""
+    if refused.kind is writes.RefusalKind.NOT_FOUND:
+        return NotFoundError(message=refused.message, id=target.global_id)
+    if refused.kind is writes.RefusalKind.FORBIDDEN:
+        return ForbiddenError(message=refused.message)
+    return ConflictError(message=refused.message, field=refused.field)
+
+
+def _not_editable(refused: writes.Refused, target: _Target) -> NotFoundError | ForbiddenError:
+    error = _refusal(refused, target)
+    assert not isinstance(error, ConflictError)  # finding what to edit conflicts with nothing
+    return error
+
+
 async def _editable_post(
     context: Context, viewer: models.User, target: _Target
 ) -> models.Post | NotFoundError | ForbiddenError:
-    post = None
-    if target.row_id is not None:
-        post = await writes.lock_post(context.db.session, target.row_id, viewer=viewer)
-    if post is None:
-        return _post_not_found(target.global_id)
-    if not writes.can_edit(viewer, post):
-        return ForbiddenError(message="Only the author or an admin may change this post.")
-    return post
+    post = await writes.editable_post(context.db.session, target.row_id, viewer=viewer)
+    return _not_editable(post, target) if isinstance(post, writes.Refused) else post
 
 
 async def _create_post(context: Context, viewer: models.User, item: CreatePostInput) -> Post:
@@ -205,27 +224,10 @@ async def _update_post(
     post = await _editable_post(context, viewer, target)
     if isinstance(post, Error):
         return post
-    slug = _given(changes.slug)
-    if slug is not None and await writes.slug_taken(
-        context.db.session, writes.check_slug(slug), by_other_than=post.id
-    ):
-        return ConflictError(message=writes.SLUG_TAKEN_MESSAGE, field="slug")
-    try:
-        await writes.update_post(
-            context.db.session,
-            post,
-            title=_given(changes.title),
-            content=_given(changes.content),
-            published=_given(changes.published),
-            tag_names=_given(changes.tags),
-            slug=slug,
-        )
-    except IntegrityError as error:
-        # A concurrent writer took the slug after the check: the unique index says so.
-        if conflict_field(error, {"slug": "slug"}) is None:
-            raise
-        return ConflictError(message=writes.SLUG_TAKEN_MESSAGE, field="slug")
-    return Post.from_model(post)
+    edited = await writes.edit_post(context.db.session, post, changes.changes())
+    if isinstance(edited, writes.Refused):
+        return _refusal(edited, target)
+    return Post.from_model(edited)
 
 
 async def _publish_post(context: Context, viewer: models.User, target: _Target) -> PostResult:
@@ -272,14 +274,10 @@ async def _add_comment(
 async def _editable_comment(
     context: Context, viewer: models.User, target: _Target, action: str
 ) -> models.Comment | NotFoundError | ForbiddenError:
-    comment = None
-    if target.row_id is not None:
-        comment = await writes.lock_comment(context.db.session, target.row_id, viewer=viewer)
-    if comment is None:
-        return _comment_not_found(target.global_id)
-    if not writes.can_edit(viewer, comment):
-        return ForbiddenError(message=f"Only the author or an admin may {action} this comment.")
-    return comment
+    comment = await writes.editable_comment(
+        context.db.session, target.row_id, viewer=viewer, action=action
+    )
+    return _not_editable(comment, target) if isinstance(comment, writes.Refused) else comment
 
 
 async def _update_comment(
@@ -322,7 +320,7 @@ def _admin(context: Context) -> models.User | AuthenticationError | ForbiddenErr
     if viewer is None:
         return _sign_in()
     if not viewer.is_admin:
-        return ForbiddenError(message="Only admins may run bulk operations.")
+        return ForbiddenError(message=writes.FORBIDDEN_BULK_MESSAGE)
     return viewer
 
 

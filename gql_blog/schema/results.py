@@ -4,12 +4,10 @@ Every mutation field returns a union of its success type and these error types. 
 each mutation field in one transaction: an `Error` value or an exception rolls everything back.
 """
 
-import re
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import strawberry
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_blog import audit, engines, events, models, transactions
@@ -78,7 +76,7 @@ async def run_mutation(
     """One mutation field, one transaction; an Error value or an exception rolls it back.
 
     Model validators raising `InvalidValueError` become `ValidationError` values; a unique
-    violation is mapped by `on_conflict` callers (see `conflict_field`), else re-raised. The
+    violation is mapped by its callers (see `conflicts.conflict_field`), else re-raised. The
     events the writes noted go to `bus` only once the transaction committed.
     """
     try:
@@ -117,34 +115,3 @@ async def _after_rollback(context: Context) -> None:
     if context.viewer is not None:
         await context.db.session.refresh(context.viewer)
     act_as(context, context.viewer)
-
-
-def conflict_field(error: IntegrityError, fields: dict[str, str]) -> str | None:
-    """Which GraphQL input field a unique violation is about, from the constraint or column name.
-
-    `fields` maps a substring of the database's message (constraint, index or column name, e.g.
-    "username") to the GraphQL field name; None when the violation is not one of them.
-    """
-    text = _violated_constraint(str(error.orig)).lower()
-    for needle, field in fields.items():
-        if needle in text:
-            return field
-    return None
-
-
-# Where each dialect names the violated constraint. The messages also quote the duplicate value
-# (which may well contain "username" or "email"), so only the name is searched: PostgreSQL names
-# it before the value, MariaDB after it, SQLite shows table.column and no value.
-_CONSTRAINT_NAMES = (
-    (re.compile(r'unique constraint "([^"]+)"'), 0),
-    (re.compile(r"for key '([^']+)'"), -1),
-    (re.compile(r"UNIQUE constraint failed: ([\w., ]+)"), 0),
-)
-
-
-def _violated_constraint(message: str) -> str:
-    for pattern, position in _CONSTRAINT_NAMES:
-        found = pattern.findall(message)
-        if found:
-            return str(found[position])
-    return message
