@@ -583,6 +583,12 @@ async def _planned_payloads(
     except NotPlannedError as reason:
         logger.debug("subscription.plan_declined", extra={"reason": str(reason)})
         return None
+    except Exception as error:
+        if outages.outage_of(error) is not None:
+            raise  # the batch waits for the database
+        # Never expected: the executor answers the group, its errors masked as ever.
+        logger.exception("subscription.plan_failed")
+        return None
     extensions = {"cost": cost}
     return [orjson.dumps({"data": item, "extensions": extensions}).decode() for item in data]
 

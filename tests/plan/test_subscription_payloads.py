@@ -23,6 +23,7 @@ from gql_blog import engines, events, models
 from gql_blog.app import create_app
 from gql_blog.config import Settings
 from gql_blog.plan.planner import Planner
+from gql_blog.plan.run import Run
 from tests.committed import empty_tables
 from tests.conftest import graphql_endpoint
 from tests.live import Committed, SocketClient, live_app, socket_client
@@ -297,3 +298,28 @@ async def test_tagged_post_payloads_take_statements_fixed_by_the_selection(
 
     assert (delivered.events, delivered.subscribers) == (events_in_batch, subscribers)  # type: ignore[attr-defined]
     assert delivered.statements == COUNTED_POSTS_STATEMENTS  # type: ignore[attr-defined]
+
+
+async def test_a_failing_planned_read_leaves_the_answer_to_the_executor(
+    live_twins: LiveTwins, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def failing(self: Run, row_ids: Any) -> Any:
+        raise RuntimeError("SELECT secret FROM users")
+
+    monkeypatch.setattr(Run, "execute_events", failing)
+    blog = live_twins.blog
+    caplog.set_level(logging.INFO, logger="gql_blog.schema.fanout")
+    async with socket_client(live_twins.planned.address) as client:
+        await client.subscribe_joined("1", TAGGED_POST)
+        live_twins.planned.bus.hub.deliver(
+            [events.Event(events.Kind.POST_PUBLISHED, blog.posts["hello"].id)]
+        )
+        message = await client.receive()
+
+    assert message["payload"] == {
+        "data": {
+            "postPublished": {"title": "Hello world", "tags": [{"name": "python"}, {"name": "sql"}]}
+        },
+        "extensions": {"cost": 10},  # a plain list is priced at 10 rows
+    }
+    assert [r for r in caplog.records if r.getMessage() == "subscription.plan_failed"]
