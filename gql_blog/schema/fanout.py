@@ -562,19 +562,9 @@ async def _planned_payloads(
     planner, reader = context.planner, group.reader
     assert planner is not None
     assert reader is not None
-    cached = context.documents.get(group.key.query)
-    if cached is None:  # dropped from the cache: the executor parses it again
+    cost = _price(group)
+    if cost is None:
         return None
-    cost, refused = limits.request_cost(
-        cached,
-        group.key.operation_name,
-        group.variables,
-        context.settings,
-        schema=group.schema._schema,
-        counts=context.row_counts,
-    )
-    if refused:
-        return None  # the executor answers the refusal
     row_ids = [row_id for event in wanted if (row_id := group.row_id(event)) is not None]
     try:
         data = await planner.read_events(
@@ -591,6 +581,25 @@ async def _planned_payloads(
         return None
     extensions = {"cost": cost}
     return [orjson.dumps({"data": item, "extensions": extensions}).decode() for item in data]
+
+
+def _price(group: Group) -> int | None:
+    """The price of the group's operation, as the executor reports it with each answer; None
+    when the executor should answer: the limits refuse it now, or its document left the cache
+    (the executor parses it again)."""
+    context = group.template
+    cached = context.documents.get(group.key.query)
+    if cached is None:
+        return None
+    cost, refused = limits.request_cost(
+        cached,
+        group.key.operation_name,
+        group.variables,
+        context.settings,
+        schema=group.schema._schema,
+        counts=context.row_counts,
+    )
+    return None if refused else cost
 
 
 def _next_payload(result: ExecutionResult) -> dict[str, Any]:
