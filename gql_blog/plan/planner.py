@@ -145,12 +145,17 @@ class Planner:
         viewer: models.User | None,
         settings: Settings,
         db: SerialSession,
+        tracer: "Tracer | None",
     ) -> list[dict[str, Any]]:
         """The `data` of the payloads of events about `row_ids` (in their order) that `viewer`
-        may see, read on `db` as a query's levels are. `NotPlannedError`: the executor answers."""
+        may see, read on `db` as a query's levels are (on PostgreSQL untraced, on the driver's
+        connection under the session's). `NotPlannedError`: the executor answers."""
         started = time.perf_counter()
         dialect = db.dialect
         with count_statements() as counted:
+            driver = None
+            if dialect.name == "postgresql" and tracer is None:
+                driver = _fetch_on(db, await db.driver_connection())
             run = Run(
                 reader.plan,
                 schema=self._schema,
@@ -159,6 +164,7 @@ class Planner:
                 settings=settings,
                 fetch_rows=db.core_rows,
                 dialect=dialect.name,
+                driver_rows=driver,
                 dialect_impl=dialect,
                 filters=self._filters,
             )
@@ -351,15 +357,15 @@ async def _driver_fetch(context: Context, use_driver: bool) -> AsyncIterator[Dri
         return
     if context.reads is None:
         connection = await context.db.driver_connection()
-        yield _fetch_on(context, connection)
+        yield _fetch_on(context.db, connection)
         return
     async with context.reads.connection() as connection:
-        yield _fetch_on(context, connection)
+        yield _fetch_on(context.db, connection)
 
 
-def _fetch_on(context: Context, connection: Any) -> DriverFetch:
+def _fetch_on(db: SerialSession, connection: Any) -> DriverFetch:
     async def fetch(sql: str, arguments: Sequence[Any]) -> Sequence[Any]:
-        return await context.db.driver_rows(connection, sql, arguments)
+        return await db.driver_rows(connection, sql, arguments)
 
     return fetch
 

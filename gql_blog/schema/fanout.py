@@ -568,7 +568,12 @@ async def _planned_payloads(
     row_ids = [row_id for event in wanted if (row_id := group.row_id(event)) is not None]
     try:
         data = await planner.read_events(
-            reader, row_ids, viewer=share.viewer, settings=context.settings, db=serial
+            reader,
+            row_ids,
+            viewer=share.viewer,
+            settings=context.settings,
+            db=serial,
+            tracer=context.tracer,
         )
     except NotPlannedError as reason:
         logger.debug("subscription.plan_declined", extra={"reason": str(reason)})
