@@ -106,7 +106,8 @@ class Planner:
         # The viewer's statements (identity, token state), by builder and dialect name.
         self._statements: dict[tuple[str, str, bool], Statement] = {}
         self._filters = FilterCache(1024)
-        # How many requests the planner answered (tests and metrics read it).
+        # How many requests, and groups' batches of subscription events, the planner answered
+        # (tests read it).
         self.answered = 0
 
     async def execute(
