@@ -116,6 +116,8 @@ class LiveTwins:
     planned: Server
     generic: Server
     planner: Planner
+    # The generic app's: with GQL_BLOG_PLANNER=false it never reads a payload.
+    unused_planner: Planner
 
 
 @pytest.fixture
@@ -139,6 +141,7 @@ async def live_twins(settings: Settings) -> AsyncIterator[LiveTwins]:
                 Server(planned, planned_bus),
                 Server(generic, generic_bus),
                 graphql_endpoint(planned_app).planner,
+                graphql_endpoint(generic_app).planner,
             )
     finally:
         await empty_tables(engine)
@@ -215,6 +218,7 @@ async def test_subscription_payloads_answer_alike(
     assert "page-too-large" in from_generic  # the executor answered what the planner declined
     # Every group but the declined one was read by the planner, in one read for the batch.
     assert twins.planner.answered - answered == len(subscriptions) - 1
+    assert twins.unused_planner.answered == 0  # the planner off: the executor answered all
 
 
 # --- statements per batch: fixed by the selection, whatever the events and subscribers ----------
