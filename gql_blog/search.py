@@ -424,8 +424,29 @@ class SearchQuery:
         strategy = self.strategy
         if strategy is None:
             return None
+        ranked = self._ranked(strategy, request)
+        order = _order(ranked.c.search_rank, ranked.c.id, reverse=request.backward)
+        return strategy.page(ranked, post).order_by(*order)
+
+    def hits_statement(self, request: SearchRequest, post: Sequence[Any]) -> Select[Any] | None:
+        """The statement of a page whose snippets nobody asked for: (`post`, rank) per hit, as
+        `page_statement` without the snippet parts, which cost a quarter of a page on
+        PostgreSQL (ts_headline parses each hit's text). None: no words, nothing found."""
+        strategy = self.strategy
+        if strategy is None:
+            return None
+        ranked = self._ranked(strategy, request)
+        order = _order(ranked.c.search_rank, ranked.c.id, reverse=request.backward)
+        return (
+            select(*post, ranked.c.search_rank)
+            .join_from(ranked, models.Post, models.Post.id == ranked.c.id)
+            .order_by(*order)
+        )
+
+    def _ranked(self, strategy: _Strategy, request: SearchRequest) -> Subquery:
+        """The page's hits, best first: (id, search_rank), one more than the page."""
         rank = strategy.rank()
-        ranked = (
+        return (
             select(models.Post.id.label("id"), rank.label("search_rank"))
             .select_from(strategy.source())
             .where(strategy.match(), *self._conditions, *self._cursor_conditions(rank, request))
@@ -433,8 +454,6 @@ class SearchQuery:
             .limit(request.size + 1)
             .subquery("ranked")
         )
-        order = _order(ranked.c.search_rank, ranked.c.id, reverse=request.backward)
-        return strategy.page(ranked, post).order_by(*order)
 
     def count_statement(self) -> Select[Any] | None:
         """The statement of `count`; None: no words."""

@@ -351,6 +351,20 @@ async def test_one_page_is_one_statement_and_its_total_one_more(
     assert (page_only.total, with_total.total) == (1, 2)
 
 
+async def test_a_planned_page_without_snippets_makes_none(
+    committed: CommittedApi, count_sql: StatementCounter
+) -> None:
+    await make_ranked_hits(committed.db)
+
+    with count_sql() as counted:
+        page = await committed.api.query(SEARCH_PAGE_AND_TOTAL, {"query": "python"})
+
+    assert len(found(page)["nodes"]) == 7
+    page_sql = " ".join(counted.statements).lower()
+    assert "ts_headline" not in page_sql
+    assert "snippet(" not in page_sql
+
+
 async def test_text_without_words_runs_no_statement(
     api: GraphQLClient, count_sql: StatementCounter
 ) -> None:
