@@ -308,6 +308,16 @@ class Post(Base):
     __table_args__ = (
         Index("ix_posts_user_id_created_at", "user_id", "created_at"),
         Index("ix_posts_slug", "slug", unique=True),
+        # postStats and postGroups read only these columns: counted from this index, they never
+        # read the wide rows (content, the search copies). PostgreSQL names the id (the others
+        # keep the primary key in every index).
+        Index(
+            "ix_posts_published_created_at",
+            "published",
+            "created_at",
+            "user_id",
+            postgresql_include=["id"],
+        ),
         MYSQL_TABLE_OPTIONS,
     )
 

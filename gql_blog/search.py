@@ -162,7 +162,10 @@ class _PostgreSQL:
         self._text = text
 
     def _query(self) -> ColumnElement[Any]:
-        return func.websearch_to_tsquery("english", self._text)
+        # A scalar subquery: computed once per statement (an InitPlan). A plain call is computed
+        # again for every match ranked once PostgreSQL caches a generic plan of the prepared
+        # statement (the text is a parameter): parsing and stemming it per row doubled a page.
+        return select(func.websearch_to_tsquery("english", self._text)).scalar_subquery()
 
     def source(self) -> FromClause:
         return models.Post.__table__
@@ -421,8 +424,29 @@ class SearchQuery:
         strategy = self.strategy
         if strategy is None:
             return None
+        ranked = self._ranked(strategy, request)
+        order = _order(ranked.c.search_rank, ranked.c.id, reverse=request.backward)
+        return strategy.page(ranked, post).order_by(*order)
+
+    def hits_statement(self, request: SearchRequest, post: Sequence[Any]) -> Select[Any] | None:
+        """The statement of a page whose snippets nobody asked for: (`post`, rank) per hit, as
+        `page_statement` without the snippet parts, which cost a quarter of a page on
+        PostgreSQL (ts_headline parses each hit's text). None: no words, nothing found."""
+        strategy = self.strategy
+        if strategy is None:
+            return None
+        ranked = self._ranked(strategy, request)
+        order = _order(ranked.c.search_rank, ranked.c.id, reverse=request.backward)
+        return (
+            select(*post, ranked.c.search_rank)
+            .join_from(ranked, models.Post, models.Post.id == ranked.c.id)
+            .order_by(*order)
+        )
+
+    def _ranked(self, strategy: _Strategy, request: SearchRequest) -> Subquery:
+        """The page's hits, best first: (id, search_rank), one more than the page."""
         rank = strategy.rank()
-        ranked = (
+        return (
             select(models.Post.id.label("id"), rank.label("search_rank"))
             .select_from(strategy.source())
             .where(strategy.match(), *self._conditions, *self._cursor_conditions(rank, request))
@@ -430,8 +454,6 @@ class SearchQuery:
             .limit(request.size + 1)
             .subquery("ranked")
         )
-        order = _order(ranked.c.search_rank, ranked.c.id, reverse=request.backward)
-        return strategy.page(ranked, post).order_by(*order)
 
     def count_statement(self) -> Select[Any] | None:
         """The statement of `count`; None: no words."""

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import column, insert, inspect, select, table
+from sqlalchemy import column, func, insert, inspect, select, table
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,6 +19,10 @@ from tests.databases import DIALECTS, empty_database
 pytestmark = pytest.mark.parametrize("dialect", DIALECTS)
 
 FIRST_REVISION = "0001"
+# The users table as revision 0001 made it: the model's has grown columns since.
+USERS_AT_FIRST_REVISION = table(
+    "users", column("id"), column("username"), column("email"), column("password_hash")
+)
 
 
 @asynccontextmanager
@@ -76,10 +80,7 @@ async def test_downgrade_base_leaves_only_the_version_table(dialect: str, tmp_pa
 async def test_data_written_at_first_revision_survives_upgrade_head(
     dialect: str, tmp_path: Path
 ) -> None:
-    # The users table as revision 0001 made it: the model's has grown columns since.
-    users = table(
-        "users", column("id"), column("username"), column("email"), column("password_hash")
-    )
+    users = USERS_AT_FIRST_REVISION
     posts = models.Post.__table__
     async with empty_database(dialect, tmp_path) as url:
         await upgrade(url, FIRST_REVISION)
@@ -133,9 +134,7 @@ async def test_slugs_and_publishing_times_are_filled_for_existing_posts_and_go_b
     dialect: str, tmp_path: Path
 ) -> None:
     # Posts and comments as revision 0008 knows them: no slug, publishing time or replies yet.
-    users = table(
-        "users", column("id"), column("username"), column("email"), column("password_hash")
-    )
+    users = USERS_AT_FIRST_REVISION
     posts = table(
         "posts",
         column("id"),
@@ -217,3 +216,52 @@ async def test_slugs_and_publishing_times_are_filled_for_existing_posts_and_go_b
     assert [tuple(row) for row in kept_comments] == [(1, 1)]
     assert not {"slug", "published_at"} & columns["posts"]
     assert not {"parent_id", "edited_at"} & columns["comments"]
+
+
+async def test_stats_index_is_built_over_existing_posts_and_goes_back_down(
+    dialect: str, tmp_path: Path
+) -> None:
+    # Revision 0009's posts are the model's: 0010 adds an index only.
+    users, posts = USERS_AT_FIRST_REVISION, models.Post.__table__
+    rows = [(number, f"Post {number}", number % 2 == 0) for number in range(1, 5)]
+    async with empty_database(dialect, tmp_path) as url:
+        await upgrade(url, "0009")
+        async with engine_for(url) as engine, engine.begin() as connection:
+            await connection.execute(
+                insert(users).values(id=1, username="ada", email="a@x.test", password_hash="x")
+            )
+            for number, title, published in rows:
+                await connection.execute(
+                    insert(posts).values(
+                        id=number,
+                        title=title,
+                        content="C",
+                        published=published,
+                        user_id=1,
+                        slug=f"post-{number}",
+                    )
+                )
+        await upgrade(url)
+        async with engine_for(url) as engine, engine.connect() as connection:
+            indexes_at_head = await connection.run_sync(_post_index_names)
+            differences = await connection.run_sync(migrations.schema_differences)
+            (published_count,) = (
+                await connection.execute(
+                    select(func.count()).select_from(posts).where(posts.c.published.is_(True))
+                )
+            ).one()
+        await downgrade(url, "0009")
+        async with engine_for(url) as engine, engine.connect() as connection:
+            indexes_below = await connection.run_sync(_post_index_names)
+            kept = (await connection.execute(select(posts.c.id, posts.c.title))).all()
+            revision = await connection.run_sync(migrations.current_revision)
+    assert differences == []
+    assert "ix_posts_published_created_at" in indexes_at_head
+    assert published_count == 2
+    assert revision == "0009"
+    assert "ix_posts_published_created_at" not in indexes_below
+    assert sorted(tuple(row) for row in kept) == [(number, title) for number, title, _ in rows]
+
+
+def _post_index_names(connection: Connection) -> set[str]:
+    return {index["name"] or "" for index in inspect(connection).get_indexes("posts")}

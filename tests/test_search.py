@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import column, insert, table, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_blog import migrations, models, search
@@ -350,6 +351,20 @@ async def test_one_page_is_one_statement_and_its_total_one_more(
     assert (page_only.total, with_total.total) == (1, 2)
 
 
+async def test_a_planned_page_without_snippets_makes_none(
+    committed: CommittedApi, count_sql: StatementCounter
+) -> None:
+    await make_ranked_hits(committed.db)
+
+    with count_sql() as counted:
+        page = await committed.api.query(SEARCH_PAGE_AND_TOTAL, {"query": "python"})
+
+    assert len(found(page)["nodes"]) == 7
+    page_sql = " ".join(counted.statements).lower()
+    assert "ts_headline" not in page_sql
+    assert "snippet(" not in page_sql
+
+
 async def test_text_without_words_runs_no_statement(
     api: GraphQLClient, count_sql: StatementCounter
 ) -> None:
@@ -387,6 +402,24 @@ def test_cut_snippet_marks_hits_around_the_first_one() -> None:
     snippet = search.cut_snippet(content, frozenset({"python"}))
 
     assert snippet == " ".join(["…w30", *lead[31:], "«Python», and «python».", *tail[:16], "t16…"])
+
+
+@pytest.mark.parametrize("statement", ["page", "count", "beyond"])
+def test_postgresql_reads_the_search_text_once_per_statement(statement: str) -> None:
+    # A bare websearch_to_tsquery(:text) runs again for every hit ranked once PostgreSQL caches
+    # a generic plan; a scalar subquery (an InitPlan) runs once.
+    query = search.SearchQuery("postgresql", text="keyset pagination", viewer=None, where=None)
+    built = {
+        "page": query.page_statement(search.SearchRequest(size=10)),
+        "count": query.count_statement(),
+        "beyond": query.beyond_statement((0.5, 7), forward=True),
+    }[statement]
+    assert built is not None
+
+    sql = " ".join(str(built.compile(dialect=postgresql.dialect())).split())
+
+    assert "websearch_to_tsquery(" in sql
+    assert sql.count("websearch_to_tsquery(") == sql.count("(SELECT websearch_to_tsquery(")
 
 
 # --- migration 0003 ---------------------------------------------------------------------------

@@ -154,6 +154,7 @@ class ConnectionPlan:
     needs_next: bool = False  # hasNextPage selected: may probe rows past `before`
     needs_previous: bool = False  # hasPreviousPage selected: may probe rows before `after`
     needs_cursors: bool = False
+    needs_snippets: bool = False  # a search's edges select `snippet`
     # The order without `orderBy` (empty: the entity's default), as the relation says.
     default_order: tuple[OrderTerm, ...] = ()
     # Statements built for this node, by viewer kind and page request (see run.py).
@@ -791,6 +792,7 @@ class PlanBuilder:
                 plan.needs_cursors = True
                 output.append((key, _edge_cursor))
             elif name in _SEARCH_EDGE_FIELDS:
+                plan.needs_snippets = plan.needs_snippets or name == "snippet"
                 output.append((key, _edge_value(_SEARCH_EDGE_FIELDS[name])))
             else:
                 target = self._object(
