@@ -22,10 +22,8 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     SQLColumnExpression,
-    Text,
     any_,
     bindparam,
-    cast,
     exists,
     func,
     select,
@@ -350,15 +348,17 @@ def tag_by_name(names: Names, viewer: Any, name: str | None = None) -> Select[An
 # --- per parent ----------------------------------------------------------------------------------
 
 
-# PostgreSQL: a to-many page read beside each parent row, as the text of a JSON array of its rows
+# PostgreSQL: a to-many page read beside each parent row, as a JSON array of its rows
 # (`Joined` names of the parent's statement), so the page needs no statement of its own. Each
 # subquery correlates with the parent's table only.
 
 
 def _json_rows(page: Subquery, order: Any) -> Any:
-    """The text of the JSON array of `page`'s rows in `order` (`[]` for none)."""
+    """The JSON array of `page`'s rows in `order` (`[]` for none). A page inside another's rows
+    nests in its JSON; asyncpg hands the outermost to the planner as text (SQLAlchemy's
+    connections decode it)."""
     rows = func.json_agg(aggregate_order_by(page.table_valued(), order))
-    return select(cast(func.coalesce(rows, text("'[]'::json")), Text)).scalar_subquery()
+    return select(func.coalesce(rows, text("'[]'::json"))).scalar_subquery()
 
 
 def embedded_page(

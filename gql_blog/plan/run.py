@@ -917,8 +917,9 @@ def _embedded_label(relation: TagsPlan | ChildrenPlan) -> str:
     return f"embedded_{relation.index}"
 
 
-def _json_decoder(model: type[models.Base]) -> Callable[[str, int], list[dict[str, Any]]]:
-    """Rows from a JSON array's text: the model's timestamps parsed, each row's `parent_key` set
+def _json_decoder(model: type[models.Base]) -> Callable[[Any, int], list[dict[str, Any]]]:
+    """Rows from a JSON array (its text, or decoded: a page nested in a page's rows, or one read
+    through SQLAlchemy's connection): the model's timestamps parsed, each row's `parent_key` set
     (JSON carries strings, numbers and booleans as asyncpg would; times as ISO text)."""
     times = _TIME_COLUMNS.get(model)
     if times is None:
@@ -928,14 +929,16 @@ def _json_decoder(model: type[models.Base]) -> Callable[[str, int], list[dict[st
         )
         _TIME_COLUMNS[model] = times
 
-    def decode(text: str, parent_key: int) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = orjson.loads(text)
+    def decode(value: Any, parent_key: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = orjson.loads(value) if isinstance(value, str) else value
+        if not found:
+            return found
+        selected = [name for name in times if name in found[0]]
         for row in found:
             row["parent_key"] = parent_key
-            for name in times:
-                value = row.get(name)
-                if value is not None:
-                    row[name] = datetime.fromisoformat(value).astimezone(UTC)
+            for name in selected:
+                if (time := row[name]) is not None:
+                    row[name] = datetime.fromisoformat(time).astimezone(UTC)
         return found
 
     return decode
