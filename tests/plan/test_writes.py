@@ -28,6 +28,16 @@ from tests.graphql_client import GraphQLClient, request_sessions, serve_app
 from tests.plan.conftest import ROLES, Blog, build_blog
 
 NOW = datetime(2030, 5, 1, 8, 30, 15, 123456, tzinfo=UTC)
+
+
+class _Frozen(datetime):
+    """`datetime` whose now() is NOW."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+        return NOW
+
+
 # What a write may change, read back in a fixed order.
 TABLES = ("users", "posts", "tags", "post_tags", "comments", "audit_logs")
 # The tables whose new rows are renamed, and the columns that point at them.
@@ -240,10 +250,8 @@ async def apps(
     db: AsyncSession,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Apps]:
-    monkeypatch.setattr(models, "utc_now", lambda: NOW)
-    # A column's onupdate holds the function it was given, not the name patched above.
-    updated_at: Any = models.Post.__table__.c.updated_at
-    monkeypatch.setattr(updated_at.onupdate, "arg", lambda context: NOW)
+    # Column defaults hold `models.utc_now` itself, which reads the module's `datetime`.
+    monkeypatch.setattr(models, "datetime", _Frozen)
     blog = await build_blog(db)
     before = {}
     for table in _RENAMED:
