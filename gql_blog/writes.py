@@ -316,9 +316,10 @@ async def _next_slug_number(session: AsyncSession, base: str) -> int:
     `candidate(base, N)`: one statement, a row whatever N is.
 
     Each head that precedes `-N` (one for titles under 70 characters, see
-    `slugs.numbered_head`) is one range of the unique slug index, read from its top: the longest
-    numbers first, then the highest. Numbers of more than `_SLUG_NUMBER_DIGITS` digits are not
-    looked at: no title reaches them, only a slug set by hand.
+    `slugs.numbered_head`) is one range of the unique slug index whose numbered slugs are ranked,
+    the longest numbers first, then the highest: the database reads every slug of the range
+    (about 3 µs each on PostgreSQL), but one row comes back. Numbers of more than
+    `_SLUG_NUMBER_DIGITS` digits are not looked at: no title reaches them, only a slug set by hand.
     """
     slug = models.Post.slug
     heads: dict[str, list[int]] = {}
