@@ -110,6 +110,9 @@ def run(url: str, query: str, requests: int) -> None:
         pool_size=20,
         max_overflow=0,
         read_pool_size=20,
+        # Under callgrind a request runs some fifty times slower: no limit may stop it.
+        request_timeout_seconds=3600,
+        pool_timeout_seconds=3600,
     )
     seconds, cpu = asyncio.run(_send(settings, body, headers, requests))
     click.echo(

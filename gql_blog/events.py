@@ -2,9 +2,9 @@
 
 Writes note events in the session (`note`) while the mutation's transaction runs; the mutation
 runner hands them to the bus before the commit (`EventBus.record`: a transport that travels in
-the transaction, such as an outbox row and PostgreSQL's NOTIFY, goes out with it) and after it
-(`EventBus.committed`: in-process delivery). A rolled-back transaction publishes nothing
-(`discard`).
+the transaction, such as an outbox row, goes out with it) and after it (`EventBus.committed`:
+in-process delivery, and PostgreSQL's NOTIFY that wakes the other workers). A rolled-back
+transaction publishes nothing (`discard`).
 
 Each worker delivers to its own listeners through one `Hub`: every listener has a bounded
 queue, and one that falls too far behind is cut off (`ListenerTooSlowError`) instead of holding
@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Self
 
 import asyncpg
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -355,7 +355,13 @@ class OutboxBus(EventBus):
 
 class PostgresBus(OutboxBus):
     """PostgreSQL: the outbox (a row per event, in the mutation's transaction) plus a NOTIFY
-    that wakes every worker to read it, on a dedicated LISTEN connection.
+    after the commit that wakes every worker to read it, on a dedicated LISTEN connection.
+
+    The NOTIFY is sent on the listening connection, one for every write committed since the
+    previous one was sent (`_notify_forever`), not inside the writes' transactions: PostgreSQL
+    makes transactions that notify commit one at a time (a database-wide lock held through the
+    commit's WAL flush), which halved what the database alone could commit of addComment
+    (bench/README.md, "Writes (callgrind)"), and cost each write a statement.
 
     What a worker delivers is read from the outbox, never from a notification: a NOTIFY only
     says "look now". So an event committed while a worker's LISTEN connection is down (a
@@ -382,6 +388,8 @@ class PostgresBus(OutboxBus):
         self._connection: asyncpg.Connection | None = None
         self._connected = asyncio.Condition()
         self._wake = asyncio.Event()
+        self._notify_wanted = asyncio.Event()
+        self._notifying: asyncio.Task[None] | None = None
         self.connections_made = 0
 
     @property
@@ -396,22 +404,47 @@ class PostgresBus(OutboxBus):
 
     async def start(self) -> None:
         self._listening = asyncio.create_task(self._listen_forever(), context=contextvars.Context())
+        self._notifying = asyncio.create_task(self._notify_forever(), context=contextvars.Context())
         await super().start()
 
     async def stop(self) -> None:
-        if self._listening is not None:
-            self._listening.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._listening
+        for task in (self._notifying, self._listening):
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
         await super().stop()
 
-    async def record(self, session: AsyncSession, events: Sequence[Event]) -> None:
+    def committed(self, events: Sequence[Event]) -> None:
+        """Wake this worker now, and every worker by the next NOTIFY (`_notify_forever`)."""
         if not events:
             return
-        await super().record(session, events)
-        # Sent with the commit, to every listening worker (this one too); PostgreSQL folds
-        # a transaction's identical notifications into one.
-        await session.execute(_NOTIFY, {"channel": CHANNEL})
+        self._wake.set()
+        self._notify_wanted.set()
+
+    async def _notify_forever(self) -> None:
+        """One NOTIFY for the writes committed while the previous one was on its way.
+
+        A NOTIFY that cannot be sent (the listening connection is down or breaks) is sent once
+        it listens again; meanwhile nothing is lost: the rows are in the outbox, which every
+        worker reads at least every `poll_interval` seconds and as soon as it listens again.
+        """
+        while True:
+            await self._notify_wanted.wait()
+            connection = await self._listening_connection()
+            self._notify_wanted.clear()
+            try:
+                await connection.execute(_NOTIFY, CHANNEL)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                logger.warning("events.notify_failed", extra={"reason": str(error)})
+                self._notify_wanted.set()
+                await asyncio.sleep(_RECONNECT_FIRST_DELAY)  # the broken connection is replaced
+
+    async def _listening_connection(self) -> asyncpg.Connection:
+        async with self._connected:
+            await self._connected.wait_for(lambda: self._connection is not None)
+            assert self._connection is not None  # what the wait was for
+            return self._connection
 
     async def _wait_for_next_poll(self) -> None:
         """Until a NOTIFY (or a new LISTEN connection) wakes the bus, at most `poll_interval`."""
@@ -473,7 +506,7 @@ _BACKGROUND = {engines.BACKGROUND: True}
 _POLLS_PER_PRUNE = 240
 
 CHANNEL = "gql_blog_events"
-_NOTIFY = text("SELECT pg_notify(:channel, '')")
+_NOTIFY = "SELECT pg_notify($1, '')"
 
 _RECONNECT_FIRST_DELAY = 0.1
 # At most a second between tries: after a restart, subscriptions resume within a second of the

@@ -40,8 +40,22 @@ def candidate(base: str, number: int) -> str:
     """The `number`th of `candidates(base)`, counting from 1 (`base` itself)."""
     if number == 1:
         return base
-    suffix = f"-{number}"
-    return (_cut(base, MAX_LENGTH - len(suffix)) or FALLBACK) + suffix
+    return f"{numbered_head(base, len(str(number)))}-{number}"
+
+
+def numbered_head(base: str, digits: int) -> str:
+    """What precedes `-N` in `base`'s candidates whose number N has `digits` digits."""
+    return _cut(base, MAX_LENGTH - 1 - digits) or FALLBACK
+
+
+def number_of(base: str, slug: str) -> int | None:
+    """N when `slug` is `candidate(base, N)` for an N of 2 or more; else None."""
+    head, _, number = slug.rpartition("-")
+    if not (number.isascii() and number.isdigit()) or number.startswith("0"):
+        return None
+    if head != numbered_head(base, len(number)) or int(number) < 2:
+        return None
+    return int(number)
 
 
 def first_free(base: str, taken: set[str]) -> str:

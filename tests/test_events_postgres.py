@@ -1,5 +1,5 @@
-"""The PostgreSQL bus: an outbox row and a NOTIFY with the commit, LISTEN again after its
-connection is killed, and no event lost while it was down."""
+"""The PostgreSQL bus: an outbox row with the commit and a NOTIFY after it, LISTEN again after
+its connection is killed, and no event lost while it was down."""
 
 import asyncio
 import time
@@ -42,9 +42,11 @@ async def bus(
 
 
 async def _commit(engine: AsyncEngine, bus: events.EventBus, event: events.Event) -> None:
+    """As the mutation runner does (`transactions.run_write`): record, commit, then tell."""
     async with engine.connect() as connection, AsyncSession(bind=connection) as session:
         await bus.record(session, [event])
         await session.commit()
+    bus.committed([event])
 
 
 async def test_create_bus_picks_listen_notify_on_postgresql(
@@ -62,6 +64,39 @@ async def test_a_committed_notify_reaches_the_listener(
         await _commit(engine, bus, FIRST)
 
         assert await asyncio.wait_for(listener.next(), WAIT_SECONDS) == FIRST
+
+
+async def test_writes_committed_together_wake_another_worker_with_one_notify(
+    bus: events.PostgresBus,
+    database_url: str,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Another worker that polls only when woken: the NOTIFY alone brings it the events.
+    other = events.PostgresBus(create_sessionmaker(engine), database_url, poll_interval=600)
+    notified: list[str] = []
+
+    def on_notification(connection: object, pid: int, channel: str, payload: str) -> None:
+        notified.append(channel)
+        other._wake.set()
+
+    monkeypatch.setattr(other, "_on_notification", on_notification)
+    await other.start()
+    try:
+        await asyncio.wait_for(other.wait_connected(1), WAIT_SECONDS)
+        async with other.listen() as listener:
+            for event in (FIRST, SECOND):
+                async with AsyncSession(engine) as session:
+                    await bus.record(session, [event])
+                    await session.commit()
+            bus.committed([FIRST])
+            bus.committed([SECOND])
+            received = [await asyncio.wait_for(listener.next(), WAIT_SECONDS) for _ in "12"]
+    finally:
+        await other.stop()
+
+    assert received == [FIRST, SECOND]
+    assert notified == [events.CHANNEL]  # the second commit came before the first NOTIFY left
 
 
 async def test_a_rolled_back_notify_is_never_sent(
@@ -106,8 +141,10 @@ async def test_events_committed_while_the_listener_is_down_all_arrive_once_it_li
             async with bus.listen() as listener:
                 proxy.refuse()  # the listening connection breaks, and cannot come back yet
                 await asyncio.wait_for(proxy.wait_refused(1), WAIT_SECONDS)
+                # Another worker writes them (this one would wake itself after its own commits).
+                writer = events.OutboxBus(create_sessionmaker(engine))
                 for event in (FIRST, SECOND):
-                    await _commit(engine, bus, event)
+                    await _commit(engine, writer, event)
                 await asyncio.sleep(0.2)
                 assert listener.take_waiting() == []  # nothing woke the bus meanwhile
                 proxy.accept()

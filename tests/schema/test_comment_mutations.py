@@ -104,6 +104,16 @@ async def test_add_comment_with_invalid_content_returns_validation_error(
     assert await _comment_rows(db) == []
 
 
+async def test_a_missing_post_is_reported_before_invalid_content(
+    api: GraphQLClient, db: AsyncSession
+) -> None:
+    draft = await make_post(db, author=await make_user(db), published=False)
+
+    found = await _add(api, _global(draft), await make_user(db), "   ")
+
+    assert (found["__typename"], found["message"]) == ("NotFoundError", "No such post.")
+
+
 async def test_add_comment_accepts_the_longest_content(
     api: GraphQLClient, db: AsyncSession
 ) -> None:
@@ -335,6 +345,33 @@ async def test_twenty_concurrent_comments_all_land(committed: CommittedApi) -> N
     rows = await _comment_rows(committed.db)
     assert sorted(row[3] for row in rows) == sorted(f"Reader {index}" for index in range(20))
     assert {row[1] for row in rows} == {post.id}
+
+
+async def test_comments_racing_the_deletion_of_their_post_land_before_it_or_find_nothing(
+    committed: CommittedApi,
+) -> None:
+    author = await make_user(committed.db)
+    post = await make_post(committed.db, author=author)
+    await committed.api.token_for(author)
+    await committed.db.commit()
+    delete_post = "mutation($id: ID!) { deletePost(id: $id) { __typename } }"
+
+    comments = [
+        committed.api.query(ADD_COMMENT, {"postId": _global(post), "content": "Hi."}, viewer=author)
+        for _ in range(10)
+    ]
+    deletion = committed.api.query(delete_post, {"id": _global(post)}, viewer=author)
+    results = await asyncio.gather(*comments[:5], deletion, *comments[5:])
+    added, deleted = results[:5] + results[6:], results[5]
+
+    # Never a foreign-key failure: a comment waits for the deletion and finds no post, or lands
+    # first and is deleted with it.
+    assert [result.errors for result in (*added, deleted)] == [None] * 11
+    assert {result.data["addComment"]["__typename"] for result in added} <= {
+        "Comment",
+        "NotFoundError",
+    }
+    assert await _comment_rows(committed.db) == []
 
 
 async def test_of_two_concurrent_deletes_of_a_comment_one_finds_nothing(

@@ -724,13 +724,19 @@ async def committed(settings: Settings) -> AsyncIterator[CommittedApi]:
         yield served
 
 
-async def test_concurrent_posts_creating_one_new_tag_share_one_tag_row(
-    committed: CommittedApi,
-) -> None:
-    authors = [await make_user(committed.db) for _ in range(10)]
+async def _signed_in_authors(committed: CommittedApi, count: int) -> list[models.User]:
+    """`count` users with tokens, committed for the concurrent requests to see."""
+    authors = [await make_user(committed.db) for _ in range(count)]
     for author in authors:
         await committed.api.token_for(author)
     await committed.db.commit()
+    return authors
+
+
+async def test_concurrent_posts_creating_one_new_tag_share_one_tag_row(
+    committed: CommittedApi,
+) -> None:
+    authors = await _signed_in_authors(committed, 10)
 
     results = await asyncio.gather(
         *(
@@ -746,6 +752,29 @@ async def test_concurrent_posts_creating_one_new_tag_share_one_tag_row(
     names = await committed.db.scalars(select(models.Tag.name).order_by(models.Tag.name))
     assert list(names) == ["brand new", "other"]
     assert await _count(committed.db, models.post_tags) == 20
+
+
+async def test_concurrent_posts_of_one_title_get_distinct_numbered_slugs(
+    committed: CommittedApi,
+) -> None:
+    authors = await _signed_in_authors(committed, 10)
+
+    results = await asyncio.gather(
+        *(
+            committed.api.query(CREATE_POST, {"input": _new_post(title="One Title")}, viewer=author)
+            for author in authors
+        )
+    )
+
+    assert [result.errors for result in results] == [None] * 10
+    assert {result.data["createPost"]["__typename"] for result in results} == {"Post"}
+    made = await committed.db.scalars(
+        select(models.Post.slug).where(models.Post.title == "One Title")
+    )
+    # Writers that chose the same number try the next one: each gets its own, none fails.
+    numbers = sorted(1 if slug == "one-title" else int(slug.split("-")[-1]) for slug in made)
+    assert len(set(numbers)) == 10
+    assert numbers[0] == 1
 
 
 async def test_concurrent_edits_of_one_post_take_turns(committed: CommittedApi) -> None:

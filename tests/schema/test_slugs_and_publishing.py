@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_blog import models, writes
 from gql_blog.ids import decode_global_id
+from tests.conftest import StatementCounter
 from tests.factories import make_post, make_user
 from tests.graphql_client import GraphQLClient
 
@@ -224,3 +225,67 @@ async def test_a_slug_taken_after_the_check_is_still_a_conflict(
     assert (conflict["__typename"], conflict["conflictField"]) == ("ConflictError", "slug")
     again = await api.query(POST_BY_SLUG, {"slug": "mine"}, viewer=ada)
     assert again.data["postBySlug"]["title"] == "Mine"  # rolled back
+
+
+async def test_posts_of_one_title_take_the_same_statements_each(
+    api: GraphQLClient, db: AsyncSession, count_sql: StatementCounter
+) -> None:
+    ada = await make_user(db)
+    await api.token_for(ada)
+    counts = []
+
+    for _ in range(60):
+        with count_sql() as counted:
+            post = await _create(api, ada, title="Same title")
+        counts.append((counted.total, post["slug"]))
+
+    assert [slug for _, slug in counts] == ["same-title"] + [
+        f"same-title-{n}" for n in range(2, 61)
+    ]
+    # One read finds the next slug, whatever the number of posts that have the title already.
+    assert {total for total, _ in counts[1:]} == {counts[1][0]}
+    assert counts[0][0] == counts[1][0]
+
+
+async def test_a_long_title_numbers_its_slugs_within_the_limit_past_nine(
+    api: GraphQLClient, db: AsyncSession
+) -> None:
+    ada = await make_user(db)
+
+    made = [(await _create(api, ada, title="x" * 90))["slug"] for _ in range(11)]
+
+    assert made == [
+        "x" * 80,
+        *(f"{'x' * 78}-{n}" for n in range(2, 10)),
+        f"{'x' * 77}-10",
+        f"{'x' * 77}-11",
+    ]
+
+
+async def test_a_new_slug_numbers_on_from_the_highest_taken(
+    api: GraphQLClient, db: AsyncSession
+) -> None:
+    ada = await make_user(db)
+    for slug in ("hello", "hello-7", "hello-world", "hello-12a", "hello-0042", "hello-1-99"):
+        await make_post(db, author=ada, slug=slug)
+    await db.flush()
+
+    numbered = await _create(api, ada, title="Hello")
+    again = await _create(api, ada, title="Hello!")
+
+    # A slug set by hand that looks like a number (`-0042`) or is another title's is not one.
+    assert (numbered["slug"], again["slug"]) == ("hello-8", "hello-9")
+
+
+async def test_a_number_set_by_hand_past_nine_digits_is_passed_over(
+    api: GraphQLClient, db: AsyncSession
+) -> None:
+    ada = await make_user(db)
+    for slug in ("hello", "hello-2", "hello-999999999", "hello-9999999999"):
+        await make_post(db, author=ada, slug=slug)
+    await db.flush()
+
+    post = await _create(api, ada, title="Hello")
+
+    # No title reaches the last nine-digit number: the first free slug is taken instead.
+    assert post["slug"] == "hello-3"
