@@ -56,8 +56,11 @@ _SLUG_NUMBER_DIGITS = 9
 _SLUG_NUMBER_LIMIT = 10**_SLUG_NUMBER_DIGITS
 # How many candidates one statement asks about when looking for the first free slug.
 _SLUG_CANDIDATES = 20
-# How long a MariaDB writer waits for its turn at a base slug (`_slug_turn`).
-_SLUG_TURN_SECONDS = 5
+# How long a MariaDB writer waits for its turn at a base slug (`_slug_turn`): as long as a
+# request may run by default (GQL_BLOG_REQUEST_TIMEOUT_SECONDS). Each turn lasts until the writer
+# before commits, so a queue of same-title writers on a busy server took longer than 5 s, and a
+# writer that then went ahead without its turn deadlocked (1213) beside the others.
+_SLUG_TURN_SECONDS = 15
 
 
 class RefusalKind(enum.Enum):
