@@ -182,6 +182,11 @@ def _run_in_graphiql(browser: WebDriver, server_url: str, document: str) -> None
         "document.querySelector(arguments[0] + ' .CodeMirror').CodeMirror.setValue(arguments[1])"
     )
     browser.execute_script(set_value, ".graphiql-query-editor", document)
+    # GraphiQL takes an edit in after a debounce: until then it runs the document it parsed last
+    # (a subscription clicked at once went out over HTTP as the README's query would). It stores
+    # the query in that same step.
+    stored = "return window.localStorage.getItem('graphiql:query')"
+    wait.until(lambda d: d.execute_script(stored) == document)
     browser.find_element(By.CSS_SELECTOR, ".graphiql-execute-button").click()
 
 
