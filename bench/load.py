@@ -71,6 +71,37 @@ async def drain(base_url: str, request: Request) -> None:
         await client.post("/graphql", content=request.body, headers=request.headers)
 
 
+@dataclass(frozen=True, slots=True)
+class CoreTimes:
+    """One moment of /proc/stat's busy and total jiffies per core."""
+
+    busy: dict[int, int]
+    total: dict[int, int]
+
+    @classmethod
+    def now(cls) -> "CoreTimes":
+        busy: dict[int, int] = {}
+        total: dict[int, int] = {}
+        with open("/proc/stat", encoding="ascii") as stat:
+            for line in stat:
+                name, *fields = line.split()
+                if not name.startswith("cpu") or name == "cpu":
+                    continue
+                # user nice system idle iowait irq softirq steal (guest time is in user).
+                ticks = [int(value) for value in fields[:8]]
+                core = int(name[3:])
+                total[core] = sum(ticks)
+                busy[core] = total[core] - ticks[3] - ticks[4]
+        return cls(busy, total)
+
+    def busy_since(self, earlier: "CoreTimes", core: int) -> float | None:
+        """The share of `core`'s time spent busy between `earlier` and this moment (0..1)."""
+        elapsed = self.total.get(core, 0) - earlier.total.get(core, 0)
+        if elapsed <= 0:
+            return None
+        return (self.busy[core] - earlier.busy[core]) / elapsed
+
+
 async def count_selects(
     base_url: str, request: Request, *, stats_url: str, database: str, requests: int
 ) -> float:

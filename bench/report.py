@@ -61,6 +61,10 @@ class Cell:
     p99_ms: float
     mean_ms: float
     rss_mib: float | None
+    # Shares of the timed stretch the server's core, and the core of PostgreSQL and wrk, were
+    # busy (/proc/stat): which side a cell's rate is bound by.
+    server_core_busy: float | None = None
+    load_core_busy: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,6 +128,10 @@ def _selects(value: float) -> str:
     return f"{value:.0f}" if value == round(value) else f"{value:.1f}"
 
 
+def _busy(share: float | None) -> str:
+    return "n/a" if share is None else f"{share:.0%}"
+
+
 def _rss(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.0f}"
 
@@ -136,21 +144,23 @@ def query_table(cells: list[Cell], query: str) -> str:
     lines = [
         f"**{query}**",
         "",
-        "| server | SELECTs / request | req/s | p50 ms | p99 ms | RSS MiB | x floor | requests |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | SELECTs / request | req/s | p50 ms | p99 ms | RSS MiB | x floor | requests "
+        "| server core busy | database + wrk core busy |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for cell in rows:
         if not cell.requests:
             lines.append(
                 f"| {cell.server} | {_selects(cell.selects_per_request)} | 0 "
-                "| n/a | n/a | n/a | n/a | 0 |"
+                "| n/a | n/a | n/a | n/a | 0 | n/a | n/a |"
             )
             continue
         lines.append(
             f"| {cell.server} | {_selects(cell.selects_per_request)} "
             f"| {cell.requests_per_second:,.1f} | {cell.p50_ms:,.1f} | {cell.p99_ms:,.1f} "
             f"| {_rss(cell.rss_mib)} | {_ratio(cell.requests_per_second, floor_rps)} "
-            f"| {cell.requests:,} |"
+            f"| {cell.requests:,} | {_busy(cell.server_core_busy)} "
+            f"| {_busy(cell.load_core_busy)} |"
         )
     ours = _find(rows, OURS)
     graphene = _find(rows, GRAPHENE)

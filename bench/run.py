@@ -310,11 +310,15 @@ async def _measure(
             live.base_url, request, connections=settings.connections, seconds=warmup, **common
         )
         await load.drain(live.base_url, request)
+    before = load.CoreTimes.now()
     result = await load.run_wrk(
         live.base_url, request, connections=settings.connections, seconds=seconds, **common
     )
+    after = load.CoreTimes.now()
     await load.drain(live.base_url, request)
     rss = live.rss_kib()
+    server_busy = after.busy_since(before, settings.server_core)
+    load_busy = after.busy_since(before, settings.load_core)
     cell = report.Cell(
         query=query,
         server=server,
@@ -327,13 +331,21 @@ async def _measure(
         p99_ms=round(result.p99_ms, 2),
         mean_ms=round(result.mean_ms, 2),
         rss_mib=None if rss is None else round(rss / 1024, 1),
+        server_core_busy=None if server_busy is None else round(server_busy, 3),
+        load_core_busy=None if load_busy is None else round(load_busy, 3),
     )
     _say(
         f"  {server} {query}: {_format_selects(selects)} SELECTs, "
         f"{cell.requests_per_second:,.1f} req/s, p50 {cell.p50_ms:,.1f} ms, "
-        f"p99 {cell.p99_ms:,.1f} ms, {cell.errors} errors"
+        f"p99 {cell.p99_ms:,.1f} ms, {cell.errors} errors, "
+        f"cores busy: server {_percent(cell.server_core_busy)}, "
+        f"database + wrk {_percent(cell.load_core_busy)}"
     )
     return cell
+
+
+def _percent(share: float | None) -> str:
+    return "n/a" if share is None else f"{share:.0%}"
 
 
 def _format_selects(value: float) -> str:
