@@ -196,10 +196,17 @@ async def write_created(
 ) -> None:
     """The CREATE entry of a row inserted without the flush (by a Core INSERT), as the flush
     listener writes it for the rows it inserts."""
+    await write_audit_rows(session, created_rows(model, row_id, row, actor=actor_id(session)))
+
+
+def created_rows(
+    model: type[models.Base], row_id: int, row: models.Base, *, actor: int | None
+) -> list[dict[str, Any]]:
+    """The CREATE entry of a new row (none when it holds no audited value)."""
     values = {name: getattr(row, name) for name in AUDITED[model].fields}
-    changes = {row_id: snapshot(model, values)}
-    rows = audit_rows(model, models.AuditAction.CREATE, changes, actor=actor_id(session))
-    await write_audit_rows(session, rows)
+    return audit_rows(
+        model, models.AuditAction.CREATE, {row_id: snapshot(model, values)}, actor=actor
+    )
 
 
 def _loaded(state: InstanceState[Any]) -> dict[str, Any]:

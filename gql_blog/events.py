@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Self
+from typing import Any, Self
 
 import asyncpg
 from sqlalchemy import delete, func, insert, select
@@ -76,6 +76,16 @@ class Event:
 def note(session: AsyncSession, event: Event) -> None:
     """Remember `event` until the session's transaction commits (or forget it on rollback)."""
     session.info.setdefault(PENDING_KEY, []).append(event)
+
+
+def outbox_row(event: Event, now: datetime) -> dict[str, Any]:
+    """The event's row of the outbox table, written at `now`."""
+    return {
+        "kind": event.kind.value,
+        "post_id": event.post_id,
+        "comment_id": event.comment_id,
+        "created_at": now,
+    }
 
 
 def pending(session: AsyncSession) -> list[Event]:
@@ -189,6 +199,10 @@ class EventBus(abc.ABC):
     `record` runs inside the mutation's transaction, before its commit; `committed` after it.
     """
 
+    # Whether `record` writes the events to the outbox table (`outbox_row`), in the writing
+    # transaction; a write of one statement then inserts those rows itself.
+    outbox = False
+
     def __init__(self, *, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
         self.hub = Hub(queue_size)
 
@@ -240,6 +254,8 @@ class OutboxBus(EventBus):
     the retention period are deleted by whichever worker gets there.
     """
 
+    outbox = True
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
@@ -272,15 +288,7 @@ class OutboxBus(EventBus):
         if not events:
             return
         now = models.utc_now()
-        rows = [
-            {
-                "kind": event.kind.value,
-                "post_id": event.post_id,
-                "comment_id": event.comment_id,
-                "created_at": now,
-            }
-            for event in events
-        ]
+        rows = [outbox_row(event, now) for event in events]
         # The table, not the model: an ORM bulk INSERT costs more and adds nothing here.
         await session.execute(insert(_OUTBOX_TABLE), rows)
 

@@ -19,15 +19,19 @@ from sqlalchemy import (
     ColumnElement,
     Delete,
     Insert,
+    Integer,
     Row,
     Update,
     and_,
+    bindparam,
     delete,
     exists,
     func,
     insert,
+    null,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -579,17 +583,133 @@ async def add_comment(
     """The new comment (the model's validator checks its content), a reply to `parent` when
     given, with its audit entry: two INSERTs, not the session's unit of work. The comment is
     not added to the session."""
-    comment = models.Comment(
-        content=content,
+    comment = new_comment(
         post_id=post.id,
-        user_id=author.id,
-        created_at=models.utc_now(),
+        author=author,
+        content=content,
         parent_id=None if parent is None else parent.id,
     )
     comment.id = await _insert(session, models.Comment, comment, _COMMENT_COLUMNS)
     await audit.write_created(session, models.Comment, comment.id, comment)
     events.note(session, events.Event(events.Kind.COMMENT_ADDED, post.id, comment.id))
     return comment
+
+
+def new_comment(
+    *, post_id: int, author: Viewer, content: str, parent_id: int | None = None
+) -> models.Comment:
+    """The comment `add_comment` inserts, not yet written (the model's validator has checked
+    its content: InvalidValueError)."""
+    return models.Comment(
+        content=content,
+        post_id=post_id,
+        user_id=author.id,
+        created_at=models.utc_now(),
+        parent_id=parent_id,
+    )
+
+
+def comment_statement(viewer: Any, *, reply: bool, outbox: bool) -> Select[Any]:
+    """`add_comment` as ONE statement, for PostgreSQL (its data-modifying CTEs).
+
+    The post (`:post_id`, visible to `viewer`, a `ViewerParameter`) and, for a reply, the
+    parent (`:parent_id`, a comment of that post) are share-locked as `find_post` and
+    `find_parent` lock them; the comment is inserted from them, so nothing is written when
+    either is missing; its audit entry and its outbox row are inserted from the new row. It
+    answers the new comment's row with the post's (`post.<column>`) and the parent's
+    (`parent.<column>`) beside it, or no row. One statement is one transaction: no BEGIN, no
+    COMMIT, and nothing half-written. The values are those `new_comment`, `audit.created_rows`
+    and (with `outbox`, for a bus that writes one: `EventBus.outbox`) `events.outbox_row`
+    give (`:content`, `:user_id`, `:created_at`; `:actor_id`, `:changes`, `:audited_at`;
+    `:kind`, `:outbox_at`).
+    """
+    comments: Any = models.Comment.__table__
+    posts: Any = models.Post.__table__
+    audit_log: Any = models.AuditLog.__table__
+    outbox_table: Any = models.OutboxEvent.__table__
+    post = (
+        select(posts)
+        .where(posts.c.id == bindparam("post_id", type_=Integer), visible_posts(viewer))
+        .with_for_update(read=True)
+        .cte("post")
+    )
+    source = select(post.c.id.label("post_id"))
+    parent_id: Any = null()
+    parent = None
+    if reply:
+        parent = (
+            select(comments)
+            .where(
+                comments.c.id == bindparam("parent_id", type_=Integer),
+                comments.c.post_id == bindparam("post_id", type_=Integer),
+            )
+            .with_for_update(read=True)
+            .cte("parent")
+        )
+        source = source.join_from(post, parent, true())
+        parent_id = parent.c.id
+    source = source.add_columns(
+        bindparam("content", type_=comments.c.content.type),
+        bindparam("user_id", type_=Integer),
+        bindparam("created_at", type_=comments.c.created_at.type),
+        parent_id,
+    )
+    added = (
+        insert(comments)
+        .from_select(["post_id", "content", "user_id", "created_at", "parent_id"], source)
+        .returning(*comments.c)
+        .cte("added")
+    )
+    audited = insert(audit_log).from_select(
+        ["entity_type", "entity_id", "action", "actor_id", "changes", "created_at"],
+        select(
+            bindparam("entity_type", type_=audit_log.c.entity_type.type),
+            added.c.id,
+            bindparam("action", type_=audit_log.c.action.type),
+            bindparam("actor_id", type_=Integer),
+            bindparam("changes", type_=audit_log.c.changes.type),
+            bindparam("audited_at", type_=audit_log.c.created_at.type),
+        ),
+    )
+    # The rows the payload may show beside the comment, as they were locked: read again, a post
+    # deleted since (committed after this statement) would be missing.
+    held = [column.label(f"post.{column.name}") for column in post.c]
+    joined = added.join(post, true())
+    if parent is not None:
+        held += [column.label(f"parent.{column.name}") for column in parent.c]
+        joined = joined.join(parent, true())
+    written = select(added, *held).select_from(joined).add_cte(audited.cte("audited"))
+    if not outbox:
+        return written
+    noted = insert(outbox_table).from_select(
+        ["kind", "post_id", "comment_id", "created_at"],
+        select(
+            bindparam("kind", type_=outbox_table.c.kind.type),
+            added.c.post_id,
+            added.c.id,
+            bindparam("outbox_at", type_=outbox_table.c.created_at.type),
+        ),
+    )
+    return written.add_cte(noted.cte("noted"))
+
+
+def comment_targets(viewer: Any) -> Select[Any]:
+    """Which of `comment_statement`'s targets `viewer` (a `ViewerParameter`) finds: one row of
+    `post_id` (`:post_id`, if visible) and `parent_id` (`:parent_id`, if a comment of it)."""
+    post = (
+        select(models.Post.id)
+        .where(models.Post.id == bindparam("post_id", type_=Integer), visible_posts(viewer))
+        .scalar_subquery()
+    )
+    parent = (
+        select(models.Comment.id)
+        .where(
+            models.Comment.id == bindparam("parent_id", type_=Integer),
+            models.Comment.post_id == bindparam("post_id", type_=Integer),
+        )
+        .scalar_subquery()
+    )
+    return select(post.label("post_id"), parent.label("parent_id"))
 
 
 async def update_comment(

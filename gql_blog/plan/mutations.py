@@ -8,17 +8,22 @@ the post commented on, the new post's tags) come back beside it, so the payload 
 them again. `WRITES` names every planned mutation field, its payload type and its write.
 """
 
-from collections.abc import Awaitable, Callable, Mapping
+import dataclasses
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, true
+from sqlalchemy import ColumnElement, Integer, bindparam, true
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Select
 
 from gql_blog import audit, auth, engines, events, models, transactions, writes
 from gql_blog.errors import InvalidIdError, InvalidInputError, NotPlannedError
 from gql_blog.ids import decode_global_id
-from gql_blog.read_model import Filter
+from gql_blog.plan.statements import DriverFetch, Statement
+from gql_blog.read_model import Filter, ViewerParameter
 from gql_blog.serial_session import SerialSession
 from gql_blog.visibility import Viewer
 
@@ -57,11 +62,18 @@ class BulkUpdated:
 @dataclass(frozen=True, slots=True)
 class Writer:
     """What a planned write needs of its request: the session, the event bus, and the token
-    it was sent with (logout revokes it)."""
+    it was sent with (logout revokes it).
+
+    `driver` is set (PostgreSQL) when every write of the operation is one of `AT_ONCE`: each
+    then runs as one statement on the session's own driver connection, with no transaction of
+    the session's around it (none begins, so none commits).
+    """
 
     db: SerialSession
     bus: events.EventBus
     token: str | None = None
+    driver: DriverFetch | None = None
+    dialect: Dialect | None = None
 
     async def run(self, actor: Viewer, body: Callable[[], Awaitable[Any]]) -> Any:
         """`body` in one transaction as `actor`; a model rule's refusal is a ValidationError."""
@@ -95,20 +107,30 @@ def _columns(row: models.Base) -> dict[str, Any]:
     return {column.key: getattr(row, column.key) for column in table.columns}
 
 
+@dataclass(frozen=True, slots=True)
+class NewComment:
+    """addComment's input: the post's global id and row id (None: not a post's), the content,
+    and for a reply the parent's (`parent_id` None: not a comment's)."""
+
+    post_global_id: str
+    post_id: int | None
+    content: str
+    parent_global_id: str | None = None
+    parent_id: int | None = None
+
+
 async def add_comment(
-    writer: Writer,
-    viewer: Viewer,
-    viewer_row: Mapping[str, Any],
-    *,
-    post_global_id: str,
-    post_id: int | None,
-    content: str,
-    parent_global_id: str | None = None,
-    parent_id: int | None = None,
+    writer: Writer, viewer: Viewer, viewer_row: Mapping[str, Any], new: NewComment
 ) -> Refusal | Written:
     """addComment: on a post the viewer may see (share-locked), a reply to one of its comments
     when `parent_global_id` is given, with its audit entry."""
     session = writer.db.session
+    post_global_id, post_id, parent_global_id, parent_id = (
+        new.post_global_id,
+        new.post_id,
+        new.parent_global_id,
+        new.parent_id,
+    )
 
     async def body() -> Refusal | Written:
         post = None
@@ -123,7 +145,7 @@ async def add_comment(
             if parent is None:
                 return _comment_not_found(parent_global_id)
         row = await writes.add_comment(
-            session, post=post, author=viewer, content=content, parent=parent
+            session, post=post, author=viewer, content=new.content, parent=parent
         )
         known = {("User", viewer.id): viewer_row, ("Post", post.id): _columns(post)}
         if parent is not None:
@@ -132,6 +154,128 @@ async def add_comment(
 
     result: Refusal | Written = await writer.run(viewer, body)
     return result
+
+
+# The writes that run as one statement on PostgreSQL (see `Writer`).
+AT_ONCE = frozenset({"addComment"})
+# Their statements, compiled once: by (write, viewer is an admin, variants).
+_AT_ONCE_STATEMENTS: dict[tuple[str, bool, bool, bool], Statement] = {}
+
+
+async def _at_once(
+    writer: Writer,
+    key: tuple[str, bool, bool, bool],
+    build: Callable[[], Select[Any]],
+    values: Mapping[str, Any],
+) -> Sequence[Any]:
+    """The rows of the statement `build` gives (compiled once per key), on the driver."""
+    statement = _AT_ONCE_STATEMENTS.get(key)
+    if statement is None:
+        statement = Statement(build(), compiled_for=writer.dialect)
+        _AT_ONCE_STATEMENTS[key] = statement
+    call = statement.driver_call(values)
+    assert writer.driver is not None
+    assert call is not None  # no expanding parameter
+    return await writer.driver(*call)
+
+
+async def _add_comment_at_once(
+    writer: Writer, viewer: Viewer, viewer_row: Mapping[str, Any], new: NewComment
+) -> Refusal | Written:
+    """addComment as one statement (`writes.comment_statement`), refused as the transaction
+    of `add_comment` refuses: a missing post first, then a missing parent, then the content."""
+    post_global_id, post_id, parent_global_id, parent_id = (
+        new.post_global_id,
+        new.post_id,
+        new.parent_global_id,
+        new.parent_id,
+    )
+    if post_id is None:
+        return _post_not_found(post_global_id)
+    admin = viewer.is_admin
+    reply = parent_global_id is not None
+    who = {"viewer_id": viewer.id, "post_id": post_id, "parent_id": parent_id}
+
+    def missing() -> Awaitable[Refusal | None]:
+        return _missing_target(writer, admin, who, post_global_id, parent_global_id)
+
+    if reply and parent_id is None:
+        return await missing() or _comment_not_found(parent_global_id or "")
+    try:
+        comment = writes.new_comment(
+            post_id=post_id, author=viewer, content=new.content, parent_id=parent_id
+        )
+    except models.InvalidValueError as error:
+        return await missing() or Refusal(
+            "ValidationError", {"message": error.message, "field": error.input_field}
+        )
+    event = events.Event(events.Kind.COMMENT_ADDED, post_id, 0)
+    outbox = writer.bus.outbox
+    viewer_parameter = ViewerParameter(admin, _VIEWER_ID)
+    build = lambda: writes.comment_statement(viewer_parameter, reply=reply, outbox=outbox)  # noqa: E731
+    values = who | _comment_values(comment, event, actor=viewer.id)
+    rows = await _at_once(writer, ("addComment", admin, reply, outbox), build, values)
+    if not rows:
+        return await missing() or _post_not_found(post_global_id)
+    row, held = _held_apart(rows[0])
+    writer.bus.committed([dataclasses.replace(event, comment_id=row["id"])])
+    known = {("User", viewer.id): viewer_row, ("Post", post_id): held["post"]}
+    if parent_id is not None:
+        known[("Comment", parent_id)] = held["parent"]
+    return Written(row, known)
+
+
+async def _missing_target(
+    writer: Writer,
+    admin: bool,
+    who: Mapping[str, Any],
+    post_global_id: str,
+    parent_global_id: str | None,
+) -> Refusal | None:
+    """What of addComment's targets is not there for the viewer: the post, or else the parent
+    (None: both are)."""
+    build = lambda: writes.comment_targets(ViewerParameter(admin, _VIEWER_ID))  # noqa: E731
+    found = (await _at_once(writer, ("comment_targets", admin, False, False), build, who))[0]
+    if found["post_id"] is None:
+        return _post_not_found(post_global_id)
+    if parent_global_id is not None and found["parent_id"] is None:
+        return _comment_not_found(parent_global_id)
+    return None
+
+
+def _comment_values(comment: models.Comment, event: events.Event, *, actor: int) -> dict[str, Any]:
+    """`writes.comment_statement`'s values for the new comment: its row's, its audit entry's
+    and its outbox row's, as the statements of `writes.add_comment` would write them."""
+    audit_row = audit.created_rows(models.Comment, 0, comment, actor=actor)[0]
+    outbox_row = events.outbox_row(event, models.utc_now())
+    return {
+        "content": comment.content,
+        "user_id": comment.user_id,
+        "created_at": comment.created_at,
+        "entity_type": audit_row["entity_type"],
+        "action": audit_row["action"],
+        "actor_id": audit_row["actor_id"],
+        "changes": audit_row["changes"],
+        "audited_at": audit_row["created_at"],
+        "kind": outbox_row["kind"],
+        "outbox_at": outbox_row["created_at"],
+    }
+
+
+_VIEWER_ID = bindparam("viewer_id", type_=Integer)
+
+
+def _held_apart(record: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """A written row's own columns, and those of the rows beside it (`<table>.<column>`)."""
+    row: dict[str, Any] = {}
+    held: dict[str, dict[str, Any]] = defaultdict(dict)
+    for name, value in record.items():
+        table, dot, column = name.partition(".")
+        if dot:
+            held[table][column] = value
+        else:
+            row[name] = value
+    return row, held
 
 
 async def create_post(
@@ -240,16 +384,11 @@ def _payload(call: Call, row: models.Base) -> Written:
 async def _add_comment(call: Call) -> Result:
     given = call.args["input"]
     parent_id = None if given.parent_id is None else _row_id(given.parent_id, "Comment")
-    return await add_comment(
-        call.writer,
-        call.viewer,
-        call.viewer_row,
-        post_global_id=given.post_id,
-        post_id=_row_id(given.post_id, "Post"),
-        content=given.content,
-        parent_global_id=given.parent_id,
-        parent_id=parent_id,
+    write = _add_comment_at_once if call.writer.driver is not None else add_comment
+    new = NewComment(
+        given.post_id, _row_id(given.post_id, "Post"), given.content, given.parent_id, parent_id
     )
+    return await write(call.writer, call.viewer, call.viewer_row, new)
 
 
 async def _create_post(call: Call) -> Result:

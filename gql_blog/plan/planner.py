@@ -31,6 +31,7 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_variable_values
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import ExecutionResult
 
 from gql_blog import auth, metrics, models
@@ -38,10 +39,10 @@ from gql_blog.bad_input import user_input_error
 from gql_blog.config import Settings
 from gql_blog.errors import InvalidInputError
 from gql_blog.events import EventBus
-from gql_blog.plan.build import NotPlannedError, Plan, PlanBuilder, directive_variables
-from gql_blog.plan.mutations import Writer
-from gql_blog.plan.run import DriverFetch, FilterCache, Identity, Run
-from gql_blog.plan.statements import Statement
+from gql_blog.plan.build import NotPlannedError, Plan, PlanBuilder, RootWrite, directive_variables
+from gql_blog.plan.mutations import AT_ONCE, Writer
+from gql_blog.plan.run import FilterCache, Identity, Run
+from gql_blog.plan.statements import DriverFetch, Statement
 from gql_blog.read_pool import ReadPool
 from gql_blog.serial_session import SerialSession
 from gql_blog.statement_counts import count_statements
@@ -150,9 +151,12 @@ class Planner:
         writes = document.operation.operation is OperationType.MUTATION
         # Traced statements go through SQLAlchemy, whose events open their spans. A write
         # commits on the session: its statements (and its payload's) stay there.
-        use_driver = dialect == "postgresql" and context.tracer is None and not writes
+        use_driver = dialect == "postgresql" and context.tracer is None
+        at_once = use_driver and writes and _at_once(plan)
         with count_statements() as counted, _operation_span(context, document.operation):
-            async with _driver_fetch(context, use_driver) as driver:
+            async with _driver_fetch(
+                context, use_driver and (at_once or not writes), at_once
+            ) as driver:
                 identity = await self._identity(context, dialect_impl, driver)
                 run = Run(
                     plan,
@@ -165,7 +169,15 @@ class Planner:
                     driver_rows=driver,
                     dialect_impl=dialect_impl,
                     filters=self._filters,
-                    writer=Writer(context.db, context.events, context.token) if writes else None,
+                    writer=Writer(
+                        context.db,
+                        context.events,
+                        context.token,
+                        driver=driver if at_once else None,
+                        dialect=dialect_impl,
+                    )
+                    if writes
+                    else None,
                 )
                 errors: list[GraphQLError] = []
                 try:
@@ -176,6 +188,11 @@ class Planner:
                 except InvalidInputError as refused:
                     data, error = self._refused(plan, variables, document, refused)
                     errors.append(error)
+                if at_once:
+                    # Its writes committed as they ran, each a statement of its own on the
+                    # session's connection; the session's transaction, which never began on
+                    # the database, commits too (joined to an outer one, it keeps them there).
+                    await context.db.locked(_commit)
         self.answered += 1
         elapsed = time.perf_counter() - started
         duration_ms = round(elapsed * 1000, 3)
@@ -264,15 +281,28 @@ class Planner:
         return next(iter(rows), None)
 
 
+async def _commit(session: AsyncSession) -> None:
+    await session.commit()
+
+
+def _at_once(plan: Plan) -> bool:
+    """Whether the mutation's writes all run as single statements (`mutations.AT_ONCE`): then
+    they and their payloads go on the driver, and the session's transaction never begins."""
+    return all(isinstance(root, RootWrite) and root.name in AT_ONCE for _, root in plan.roots)
+
+
 @asynccontextmanager
-async def _driver_fetch(context: Context, use_driver: bool) -> AsyncIterator[DriverFetch | None]:
+async def _driver_fetch(
+    context: Context, use_driver: bool, writes: bool = False
+) -> AsyncIterator[DriverFetch | None]:
     """How this run sends compiled statements on the driver's own connection, or None (then
     they go through the session). The connection is the read pool's, held for the run only,
-    or else the session's (no commit comes between)."""
+    or else the session's (no commit comes between): always the session's for writes, which
+    go to the primary database whatever the read pool reads."""
     if not use_driver:
         yield None
         return
-    if context.reads is None:
+    if context.reads is None or writes:
         connection = await context.db.driver_connection()
         yield _fetch_on(context, connection)
         return

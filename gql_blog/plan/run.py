@@ -53,14 +53,12 @@ from gql_blog.plan.build import (
     emit_write_result,
 )
 from gql_blog.plan.mutations import Imported, Writer, Written
-from gql_blog.plan.statements import Statement, Statements
+from gql_blog.plan.statements import DriverFetch, Statement, Statements
 from gql_blog.read_model import MAX_BATCH, Filter, Page, PageRequest, ViewerParameter, compile_where
 from gql_blog.where import canonical_where
 
 # (statement, parameters) -> rows as mappings.
 Fetch = Callable[[Select[Any], Mapping[str, Any]], Awaitable[Sequence[Mapping[str, Any]]]]
-# (compiled SQL, positional arguments) -> rows, on the driver's connection (PostgreSQL).
-DriverFetch = Callable[[str, Sequence[Any]], Awaitable[Sequence[Any]]]
 # Statement variants a plan node keeps (viewer kinds, page requests without cursor or filter).
 _MAX_STATEMENTS_PER_NODE = 8
 

@@ -1,7 +1,7 @@
 """A plan node's statements: built once per viewer kind and page shape, compiled once for the
 driver where it can be (see `Run._statement`)."""
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Dialect
@@ -10,6 +10,8 @@ from sqlalchemy.sql import Select
 # (viewer kind, the signed-in user's id a filter names, the page's shape or None).
 StatementKey = tuple[str, int | None, tuple[Any, ...] | None]
 Statements = dict[StatementKey, "Statement"]
+# (compiled SQL, positional arguments) -> rows, on the driver's connection (PostgreSQL).
+DriverFetch = Callable[[str, Sequence[Any]], Awaitable[Sequence[Any]]]
 
 
 class Statement:
