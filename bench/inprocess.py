@@ -31,7 +31,12 @@ from gql_blog.config import Settings
 CONCURRENCY: Final = 16
 WARMUP_REQUESTS: Final = 50
 PLAN: Final = datasets.SeedPlan(users=200, posts_per_user=10, comments_per_post=5)
-QUERIES: Final = {"feed": queries.FEED, "deep": queries.DEEP, "detail": queries.DETAIL}
+QUERIES: Final = {
+    "feed": queries.FEED,
+    "deep": queries.DEEP,
+    "detail": queries.DETAIL,
+    "search": queries.OWN_READS["search"],
+}
 # The writes issue 16 measures: a comment returned with its author, a post with two tags.
 WRITES: Final = {
     "add-comment": (

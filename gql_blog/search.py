@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Double,
     FromClause,
@@ -43,6 +44,7 @@ from sqlalchemy import (
     SQLColumnExpression,
     String,
     and_,
+    bindparam,
     cast,
     column,
     func,
@@ -102,6 +104,8 @@ _INNODB_STOPWORDS = frozenset(
 )
 _INNODB_MIN_TOKEN = 3
 
+# The parameter that holds the search's text in its statements (a statement serves every text).
+TEXT_PARAMETER = "search_text"
 _HEADLINE_OPTIONS = (
     f"StartSel={HIT_START}, StopSel={HIT_END}, MaxWords={SNIPPET_WORDS}, MinWords=15"
 )
@@ -144,7 +148,11 @@ class SearchPage:
 
 
 class _Strategy(Protocol):
-    """How one dialect finds, ranks and quotes; `page` adds the snippet to a ranked page."""
+    """How one dialect finds, ranks and quotes; `page` adds the snippet to a ranked page.
+    Its statements bind `text` as `:search_text` (`TEXT_PARAMETER`)."""
+
+    @property
+    def text(self) -> str: ...
 
     def source(self) -> FromClause: ...
 
@@ -161,11 +169,16 @@ class _PostgreSQL:
     def __init__(self, text: str) -> None:
         self._text = text
 
+    @property
+    def text(self) -> str:
+        return self._text
+
     def _query(self) -> ColumnElement[Any]:
         # A scalar subquery: computed once per statement (an InitPlan). A plain call is computed
         # again for every match ranked once PostgreSQL caches a generic plan of the prepared
         # statement (the text is a parameter): parsing and stemming it per row doubled a page.
-        return select(func.websearch_to_tsquery("english", self._text)).scalar_subquery()
+        text = bindparam(TEXT_PARAMETER, self._text, type_=String)
+        return select(func.websearch_to_tsquery("english", text)).scalar_subquery()
 
     def source(self) -> FromClause:
         return models.Post.__table__
@@ -197,11 +210,15 @@ class _SQLite:
     def __init__(self, query: str) -> None:
         self._query = query
 
+    @property
+    def text(self) -> str:
+        return self._query
+
     def source(self) -> FromClause:
         return models.Post.__table__.join(_FTS, _FTS.c.rowid == models.Post.id)
 
     def match(self) -> ColumnElement[bool]:
-        return _FTS_TABLE.bool_op("MATCH")(self._query)
+        return _FTS_TABLE.bool_op("MATCH")(bindparam(TEXT_PARAMETER, self._query, type_=String))
 
     def rank(self) -> ColumnElement[float]:
         return -func.bm25(_FTS_TABLE, 10.0, 1.0, type_=Double())
@@ -234,7 +251,7 @@ class _MariaDB:
         )
 
     def _relevance(self, *columns: ColumnElement[str]) -> ColumnElement[float]:
-        match = mysql.match(*columns, against=self._against).in_natural_language_mode()
+        match = mysql.match(*columns, against=self._text()).in_natural_language_mode()
         return type_coerce(match, Double())
 
     def source(self) -> FromClause:
@@ -242,8 +259,11 @@ class _MariaDB:
 
     def match(self) -> ColumnElement[bool]:
         return mysql.match(
-            _SEARCH_TITLE, _SEARCH_CONTENT, against=self._against
+            _SEARCH_TITLE, _SEARCH_CONTENT, against=self._text()
         ).in_natural_language_mode()
+
+    def _text(self) -> BindParameter[str]:
+        return bindparam(TEXT_PARAMETER, self._against, type_=String)
 
     def rank(self) -> ColumnElement[float]:
         # A title hit outranks a hit in the content only: the title counts once more, twice.
@@ -254,6 +274,10 @@ class _MariaDB:
         return select(*post, ranked.c.search_rank).join_from(
             ranked, models.Post, models.Post.id == ranked.c.id
         )
+
+    @property
+    def text(self) -> str:
+        return self._against
 
     def snippet(self, content: str, title: str, selected: Sequence[Any]) -> str:
         return marked_snippet(cut_snippet(content, self._terms), cut_snippet(title, self._terms))
@@ -364,9 +388,12 @@ def _past(
     *,
     forward: bool,
     inclusive: bool = False,
+    name: str = "probe",
 ) -> ColumnElement[bool]:
-    """Hits after (`forward`: lower rank, then lower id) or before a cursor's position."""
-    cursor_rank, cursor_id = values
+    """Hits after (`forward`: lower rank, then lower id) or before a cursor's position, which
+    binds `:<name>_rank` and `:<name>_id` (see `SearchQuery.parameters`)."""
+    cursor_rank: BindParameter[float] = bindparam(f"{name}_rank", values[0], type_=Double())
+    cursor_id = bindparam(f"{name}_id", values[1], type_=Integer)
     row_id = models.Post.id
     if forward:
         tie = row_id <= cursor_id if inclusive else row_id < cursor_id
@@ -489,10 +516,27 @@ class SearchQuery:
     ) -> Sequence[ColumnElement[bool]]:
         found = []
         if request.after is not None:
-            found.append(_past(rank, request.after, forward=True))
+            found.append(_past(rank, request.after, forward=True, name="after"))
         if request.before is not None:
-            found.append(_past(rank, request.before, forward=False))
+            found.append(_past(rank, request.before, forward=False, name="before"))
         return found
+
+    def parameters(self, request: SearchRequest) -> dict[str, Any]:
+        """The values of a page's statement built for another search of the same shape
+        (`shape`): the text and the cursors' positions."""
+        values: dict[str, Any] = {}
+        if self.strategy is not None:
+            values[TEXT_PARAMETER] = self.strategy.text
+        for name, cursor in (("after", request.after), ("before", request.before)):
+            if cursor is not None:
+                values[f"{name}_rank"], values[f"{name}_id"] = cursor
+        return values
+
+    @staticmethod
+    def shape(request: SearchRequest) -> tuple[Any, ...]:
+        """What a page's statement depends on besides its values (`parameters`), the viewer
+        and the filter."""
+        return (request.size, request.backward, request.after is None, request.before is None)
 
 
 def page_of(request: SearchRequest, hits: list[Any]) -> tuple[list[Any], bool]:

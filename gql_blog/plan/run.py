@@ -344,6 +344,27 @@ class Run:
                 statements[full_key] = statement
         return statement
 
+    def _shaped(
+        self,
+        statements: Statements,
+        shape: tuple[Any, ...],
+        where: Filter | None,
+        build: Callable[[], Select[Any]],
+    ) -> Statement:
+        """A statement built once per viewer kind, `shape` and filter text (a filter's values
+        are literals, and its relation conditions name a signed-in viewer's id), and bounded
+        per node as `_statement`'s are."""
+        owner = self._viewer_id if where is not None else None
+        key = (self._viewer_kind, owner, (shape, None if where is None else where.key))
+        statement = statements.get(key)
+        if statement is None:
+            statement = Statement(
+                build(), compiled_for=None if self._driver is None else self._dialect_impl
+            )
+            if len(statements) < _MAX_STATEMENTS_PER_NODE:
+                statements[key] = statement
+        return statement
+
     async def _computed(
         self, root: RootStats | RootGroups | RootSearch
     ) -> list[tuple[ObjectPlan, list[Any]]]:
@@ -396,14 +417,21 @@ class Run:
             after=query.decode_argument("after", args["after"]),
             before=query.decode_argument("before", args["before"]),
         )
-        hits = await self._search_hits(connection, query, request)
+        hits = await self._search_hits(connection, query, request, where)
         kept, has_more = search.page_of(request, hits)
         position = dataclasses.replace(sizes, after=request.after, before=request.before)
         page = Page(rows=kept, has_more=has_more, request=position)
         loaded = SearchLoaded(position, "", pages={None: page}, query=query)
-        count = query.count_statement() if connection.needs_count else None
-        if count is not None:
-            loaded.counts[None] = int(next(iter(await self._rows(count)))["count"])
+        if connection.needs_count and query.strategy is not None:
+
+            def count_statement() -> Select[Any]:
+                built = query.count_statement()
+                assert built is not None  # the query has words
+                return built
+
+            count = self._shaped(connection.count_statements, ("search",), where, count_statement)
+            parameters = query.parameters(search.SearchRequest(size=0))
+            loaded.counts[None] = int(next(iter(await self._rows(count, **parameters)))["count"])
         for values, forward, found in _probes(connection, position, loaded):
             probe = query.beyond_statement(values, forward=forward)
             if probe is not None and next(iter(await self._rows(probe)))["found"]:
@@ -412,23 +440,34 @@ class Run:
         return [(target, kept) for target in connection.objects]
 
     async def _search_hits(
-        self, connection: ConnectionPlan, query: search.SearchQuery, request: search.SearchRequest
+        self,
+        connection: ConnectionPlan,
+        query: search.SearchQuery,
+        request: search.SearchRequest,
+        where: Filter | None,
     ) -> list[dict[str, Any]]:
         names = self._page_columns(connection, search.PAGE_ORDERING)
         snippets = connection.needs_snippets
-        if not snippets:
-            # Nobody selected a snippet: none is made (ts_headline costs a quarter of a page).
-            stmt = query.hits_statement(request, read_model.selected(models.Post, names))
-        else:
-            if self._dialect in ("mysql", "mariadb"):
-                # MariaDB's snippet is cut here, from the title and content.
-                names += [name for name in ("title", "content") if name not in names]
-            stmt = query.page_statement(request, read_model.selected(models.Post, names))
+        if snippets and self._dialect in ("mysql", "mariadb"):
+            # MariaDB's snippet is cut here, from the title and content.
+            names += [name for name in ("title", "content") if name not in names]
         strategy = query.strategy
-        if stmt is None or strategy is None:
-            return []
+        if strategy is None:
+            return []  # no words: nothing is found
+
+        def build() -> Select[Any]:
+            columns = read_model.selected(models.Post, names)
+            # Nobody selected a snippet: none is made (ts_headline costs a quarter of a page).
+            built = (query.page_statement if snippets else query.hits_statement)(request, columns)
+            assert built is not None  # the query has words
+            return built
+
+        # Built and compiled once per shape (the text and cursors are parameters): building
+        # and compiling a search's page cost more than running it.
+        shape = ("search", query.shape(request), snippets, tuple(names))
+        stmt = self._shaped(connection.statements, shape, where, build)
         hits = []
-        for row in await self._rows(stmt):
+        for row in await self._rows(stmt, **query.parameters(request)):
             values = list(row.values())
             hit = dict(zip(names, values, strict=False))
             hit["search_rank"] = float(values[len(names)])

@@ -6,10 +6,15 @@ costs. On PostgreSQL, nested pages walk each parent's index with LATERAL ... LIM
 their arguments are the document's own, are read beside their parents as JSON.
 """
 
+from typing import Any
+
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gql_blog import search
 from gql_blog.ids import encode_global_id
 from tests.conftest import PlannedApi, StatementCounter
+from tests.factories import make_post, make_user
 from tests.schema.test_budgets import build_blog
 
 PAGES = """query($after: String, $comments: Int = 2) { posts(first: 3, after: $after) {
@@ -133,3 +138,59 @@ async def test_pages_of_the_documents_own_size_are_read_beside_their_parents_on_
     assert "JSON_AGG" in page
     assert "LIMIT" in page
     assert "ROW_NUMBER() OVER (PARTITION BY" not in page
+
+
+SEARCH = """query($text: String!, $after: String) {
+  searchPosts(query: $text, first: 2, after: $after) {
+    edges { cursor node { title } } pageInfo { endCursor } } }"""
+
+
+async def test_searches_of_any_text_and_page_send_the_same_statements(
+    planned_api: PlannedApi,
+    db: AsyncSession,
+    count_sql: StatementCounter,
+    dialect: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A search's text and cursor are parameters: its page statement is built and compiled
+    once per shape, and serves every text (it cost more to build than to run)."""
+    author = await make_user(db)
+    for word in ("alpha", "beta"):
+        for n in range(3):
+            await make_post(db, author=author, title=f"{word} {n}", content=f"{word} words")
+    client, planner = planned_api.client, planned_api.planner
+    await client.query(SEARCH, {"text": "alpha", "after": None})  # teaches the planner
+    built: list[bool] = []
+    hits_statement = search.SearchQuery.hits_statement
+
+    def counted_build(query: search.SearchQuery, request: Any, post: Any) -> Any:
+        built.append(request.after is not None)
+        return hits_statement(query, request, post)
+
+    monkeypatch.setattr(search.SearchQuery, "hits_statement", counted_build)
+
+    texts: dict[tuple[str, bool], list[str]] = {}
+    found: dict[str, set[str]] = {"alpha": set(), "beta": set()}
+    for text in ("alpha", "beta"):
+        after = None
+        for page in range(2):
+            answered = planner.answered
+            with count_sql() as counted:
+                result = await client.query(SEARCH, {"text": text, "after": after})
+            assert result.errors is None
+            assert planner.answered == answered + 1, "the planner did not answer"
+            texts.setdefault((text, page > 0), []).extend(counted.statements)
+            connection = result.data["searchPosts"]
+            found[text] |= {edge["node"]["title"] for edge in connection["edges"]}
+            after = connection["pageInfo"]["endCursor"]
+
+    # The token's user is not asked (anonymous): one statement per page.
+    assert texts[("alpha", False)] == texts[("beta", False)]
+    assert texts[("alpha", True)] == texts[("beta", True)]
+    # Built at most once more: for the pages after a cursor (the first page's was built while
+    # the planner learnt the document).
+    assert built in ([True], []) if dialect == "mariadb" else built == [True]
+    if dialect == "mariadb":
+        return  # InnoDB's full-text index sees committed rows only: nothing found, no cursor
+    assert texts[("alpha", False)] != texts[("alpha", True)]  # a cursor adds its condition
+    assert found == {word: {f"{word} {n}" for n in range(3)} for word in found}
