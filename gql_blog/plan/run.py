@@ -53,7 +53,7 @@ from gql_blog.plan.build import (
     emit_write_result,
 )
 from gql_blog.plan.mutations import Imported, Writer, Written
-from gql_blog.plan.statements import DriverFetch, Statement, Statements
+from gql_blog.plan.statements import DriverFetch, Statement, StatementKey, Statements
 from gql_blog.read_model import MAX_BATCH, Filter, Page, PageRequest, ViewerParameter, compile_where
 from gql_blog.where import canonical_where
 
@@ -278,7 +278,13 @@ class Run:
         shape = None if request is None else request.shape()
         # A filter's relation conditions name a signed-in user's id as a literal.
         owner = self._viewer_id if request is not None and request.where is not None else None
-        key = (self._viewer_kind, owner, shape)
+        return self._kept(statements, (self._viewer_kind, owner, shape), build)
+
+    def _kept(
+        self, statements: Statements, key: StatementKey, build: Callable[[], Select[Any]]
+    ) -> Statement:
+        """The node's statement under `key`, built (and compiled for the driver) on first use;
+        kept while the node holds fewer than `_MAX_STATEMENTS_PER_NODE`."""
         statement = statements.get(key)
         if statement is None:
             statement = Statement(
@@ -334,15 +340,7 @@ class Run:
         (its values are literals) it is built per request."""
         if where is not None:
             return build()
-        full_key = (self._viewer_kind, None, key)
-        statement = statements.get(full_key)
-        if statement is None:
-            statement = Statement(
-                build(), compiled_for=None if self._driver is None else self._dialect_impl
-            )
-            if len(statements) < _MAX_STATEMENTS_PER_NODE:
-                statements[full_key] = statement
-        return statement
+        return self._kept(statements, (self._viewer_kind, None, key), build)
 
     def _shaped(
         self,
@@ -355,15 +353,8 @@ class Run:
         are literals, and its relation conditions name a signed-in viewer's id), and bounded
         per node as `_statement`'s are."""
         owner = self._viewer_id if where is not None else None
-        key = (self._viewer_kind, owner, (shape, None if where is None else where.key))
-        statement = statements.get(key)
-        if statement is None:
-            statement = Statement(
-                build(), compiled_for=None if self._driver is None else self._dialect_impl
-            )
-            if len(statements) < _MAX_STATEMENTS_PER_NODE:
-                statements[key] = statement
-        return statement
+        filtered = None if where is None else where.key
+        return self._kept(statements, (self._viewer_kind, owner, (shape, filtered)), build)
 
     async def _computed(
         self, root: RootStats | RootGroups | RootSearch
