@@ -35,7 +35,8 @@ QUERIES: Final = {
     "feed": queries.FEED,
     "deep": queries.DEEP,
     "detail": queries.DETAIL,
-    "search": queries.OWN_READS["search"],
+    # gql_blog's own reads that take no variables.
+    **{name: queries.OWN_READS[name] for name in ("search", "post_stats", "post_groups")},
 }
 # The writes issue 16 measures: a comment returned with its author, a post with two tags.
 WRITES: Final = {

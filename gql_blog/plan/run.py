@@ -329,19 +329,6 @@ class Run:
             return await self._computed(root)
         return []
 
-    def _cached(
-        self,
-        statements: Statements,
-        key: Any,
-        where: Filter | None,
-        build: Callable[[], Select[Any]],
-    ) -> Statement | Select[Any]:
-        """A statement without a filter, built once per viewer kind and `key`; with a filter
-        (its values are literals) it is built per request."""
-        if where is not None:
-            return build()
-        return self._kept(statements, (self._viewer_kind, None, key), build)
-
     def _shaped(
         self,
         statements: Statements,
@@ -371,15 +358,15 @@ class Run:
         where = self._where(root.entity, args.get("where"))
         viewer = self._viewer_parameter
         if root.name == "userStats":
-            stmt = self._cached(
-                root.statements, None, where, lambda: stats.user_stats_statement(where)
+            stmt = self._shaped(
+                root.statements, (), where, lambda: stats.user_stats_statement(where)
             )
             (row,) = await self._rows(stmt)
             self.results[root.index] = stats.user_stats_of(row)
             return
-        stmt = self._cached(
+        stmt = self._shaped(
             root.statements,
-            None,
+            (),
             where,
             lambda: stats.post_stats_statement(viewer=viewer, where=where),
         )
@@ -477,7 +464,7 @@ class Run:
         settings = self._settings
         limit = stats.group_limit(settings.default_page_size, settings.max_page_size, args["first"])
         where = self._where("Post", args.get("where"))
-        stmt = self._cached(
+        stmt = self._shaped(
             root.statements,
             (tuple(group_by), limit),
             where,

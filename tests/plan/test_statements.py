@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_blog import search
+from gql_blog import search, stats
 from gql_blog.ids import encode_global_id
 from tests.conftest import PlannedApi, StatementCounter
 from tests.factories import make_post, make_user
@@ -194,3 +194,42 @@ async def test_searches_of_any_text_and_page_send_the_same_statements(
         return  # InnoDB's full-text index sees committed rows only: nothing found, no cursor
     assert texts[("alpha", False)] != texts[("alpha", True)]  # a cursor adds its condition
     assert found == {word: {f"{word} {n}" for n in range(3)} for word in found}
+
+
+FILTERED_STATS = """query($published: Boolean!) {
+  postStats(where: { published: { eq: $published } }) { count }
+  postGroups(groupBy: [TAG], first: 5, where: { published: { eq: $published } }) { count } }"""
+
+
+async def test_filtered_stats_and_groups_build_their_statements_once_per_filter(
+    planned_api: PlannedApi, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filter's values are literals of its statement: one statement per filter text, built
+    once and reused (building cost more than running them)."""
+    author = await make_user(db)
+    for published in (True, True, False):
+        await make_post(db, author=author, published=published)
+    client, planner = planned_api.client, planned_api.planner
+    await client.query(FILTERED_STATS, {"published": True})  # teaches the planner
+    built: list[str] = []
+    for name in ("post_stats_statement", "groups_statement"):
+        monkeypatch.setattr(stats, name, _counting(getattr(stats, name), name, built))
+
+    counts = []
+    for published in (True, False, True, False):
+        answered = planner.answered
+        result = await client.query(FILTERED_STATS, {"published": published})
+        assert result.errors is None
+        assert planner.answered == answered + 1, "the planner did not answer"
+        counts.append(result.data["postStats"]["count"])
+
+    assert counts == [2, 0, 2, 0]  # an anonymous viewer sees no draft
+    assert built == ["post_stats_statement", "groups_statement"]  # for the second filter only
+
+
+def _counting(build: Any, name: str, built: list[str]) -> Any:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        built.append(name)
+        return build(*args, **kwargs)
+
+    return counted
