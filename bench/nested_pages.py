@@ -17,6 +17,7 @@ Cases (anonymous viewer):
 - `tag_posts`: `tags(first: 50) { nodes { posts(first: 2) { nodes { title } } } }`: the posts page
   of every tag (40 tags, about 4,300 published posts each).
 - `user_posts`, `post_comments`: the same for 50 users' posts and 50 posts' comments.
+- `post_comments_5`: `posts(first: 20) { nodes { comments(first: 5) { nodes { content } } } }`.
 - `search_*`, `count_*`: `searchPosts(query: ..., first: 10)`'s page and its `totalCount`.
 - `groups_*`: `postGroups(groupBy: [...], first: 10)`.
 - `own_*` (`--case own`): the bench's own search, postStats and postGroups as an admin asks them
@@ -68,26 +69,30 @@ class Case:
 Cases = Callable[[AsyncConnection, str], Awaitable[list[Case]]]
 
 
-async def _first_ids(connection: AsyncConnection, stmt: Select[Any]) -> list[int]:
-    return [row_id for (row_id,) in await connection.execute(stmt.limit(PARENTS))]
+async def _first_ids(
+    connection: AsyncConnection, stmt: Select[Any], parents: int = PARENTS
+) -> list[int]:
+    return [row_id for (row_id,) in await connection.execute(stmt.limit(parents))]
 
 
 async def page_cases(connection: AsyncConnection, dialect: str) -> list[Case]:
     """The per-parent pages (item 5 of issue #16)."""
     request = PageRequest(Ordering.of("Post"), size=PAGE)
     comments = PageRequest(Ordering.of("Comment"), size=PAGE)
+    five_comments = PageRequest(Ordering.of("Comment"), size=5)
     tags = await _first_ids(connection, select(models.Tag.id).order_by(models.Tag.name))
     users = await _first_ids(connection, select(models.User.id).order_by(models.User.username))
-    posts = await _first_ids(
-        connection,
+    newest = (
         select(models.Post.id)
         .where(models.Post.published.is_(True))
-        .order_by(models.Post.created_at.desc(), models.Post.id.desc()),
+        .order_by(models.Post.created_at.desc(), models.Post.id.desc())
     )
+    posts = await _first_ids(connection, newest)
     pages = [
         ("tag_posts", "Tag.posts", request, ["id", "title"], tags),
         ("user_posts", "User.posts", request, ["id", "title"], users),
         ("post_comments", "Post.comments", comments, ["id", "content"], posts),
+        ("post_comments_5", "Post.comments", five_comments, ["id", "content"], posts[:20]),
     ]
     return [
         Case(
@@ -196,6 +201,9 @@ async def _explain(connection: AsyncConnection, dialect: str, case: Case) -> lis
         "sqlite": "EXPLAIN QUERY PLAN ",
         "mariadb": "EXPLAIN ",
     }[dialect]
+    if sql.startswith("SET STATEMENT "):  # MariaDB's per-statement settings come first
+        settings, _, sql = sql.partition(" FOR ")
+        prefix = f"{settings} FOR {prefix}"
     raw = await connection.exec_driver_sql(prefix + sql.replace("%", "%%"))
     return ["  " + " | ".join(str(value) for value in row) for row in raw]
 
