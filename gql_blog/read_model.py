@@ -583,9 +583,11 @@ def _bounded_pages(
 
     The statement runs with `exists_to_in=off`: MariaDB would otherwise turn an `EXISTS` of the
     conditions (a comment's visibility is its post's) into a semi-join that puts the post first
-    and sorts all its comments; kept a subquery, it is checked per row (and cached per post)
-    while the index is walked. (Tag.posts ranks: no index orders a tag's posts, and MariaDB
-    reads every linked post's row per tag to find the bound; bench/README.md's nested pages.)
+    and sorts all its comments; kept a subquery, it is checked per row while the index is
+    walked. And with `derived_merge=off`: merged into the statement, `parents` had its bound
+    found three times per parent (ANALYZE: 150 runs for 50 posts); materialized, once.
+    (Tag.posts ranks: no index orders a tag's posts, and MariaDB read every linked post's row
+    per tag to find the bound; bench/README.md's nested pages.)
     """
     parent: Any = aliased(relation.parent, name="parent")
     model: Any = relation.model
@@ -607,7 +609,7 @@ def _bounded_pages(
     )
     bound = model.__table__.alias("bound")
     return (
-        _WithoutExistsToIn(parents.c.parent_key, *selected(relation.model, names))
+        _BoundedSelect(parents.c.parent_key, *selected(relation.model, names))
         .select_from(parents)
         .join(relation.model, relation.parent_key() == parents.c.parent_key)
         .outerjoin(bound, bound.c.id == parents.c.bound_id)
@@ -616,20 +618,20 @@ def _bounded_pages(
     )
 
 
-class _WithoutExistsToIn(Select[Any]):
-    """A SELECT run as `SET STATEMENT optimizer_switch='exists_to_in=off' FOR SELECT ...` on
-    MariaDB (see `_bounded_pages`)."""
+class _BoundedSelect(Select[Any]):
+    """A SELECT run as `SET STATEMENT optimizer_switch='exists_to_in=off,derived_merge=off' FOR
+    SELECT ...` on MariaDB (see `_bounded_pages`)."""
 
     inherit_cache = True
 
 
-@compiles(_WithoutExistsToIn, "mysql")
-def _compile_without_exists_to_in(element: Select[Any], compiler: Any, **options: Any) -> str:
+@compiles(_BoundedSelect, "mysql")
+def _compile_bounded_select(element: Select[Any], compiler: Any, **options: Any) -> str:
     is_statement = not compiler.stack  # not a subquery of another statement
     rendered: str = compiler.visit_select(element, **options)
     if not is_statement:
         return rendered
-    return "SET STATEMENT optimizer_switch='exists_to_in=off' FOR " + rendered
+    return "SET STATEMENT optimizer_switch='exists_to_in=off,derived_merge=off' FOR " + rendered
 
 
 def _not_after(clauses: Sequence[Any], bound: ClauseAdapter) -> ColumnElement[bool]:
