@@ -18,6 +18,7 @@ Cases (anonymous viewer):
   of every tag (40 tags, about 4,300 published posts each).
 - `user_posts`, `post_comments`: the same for 50 users' posts and 50 posts' comments.
 - `post_comments_5`: `posts(first: 20) { nodes { comments(first: 5) { nodes { content } } } }`.
+- `user_comments`: 50 users' `comments(first: 2)` (about 50 each, no index in their order).
 - `search_*`, `count_*`: `searchPosts(query: ..., first: 10)`'s page and its `totalCount`.
 - `groups_*`: `postGroups(groupBy: [...], first: 10)`.
 - `own_*` (`--case own`): the bench's own search, postStats and postGroups as an admin asks them
@@ -93,6 +94,7 @@ async def page_cases(connection: AsyncConnection, dialect: str) -> list[Case]:
         ("user_posts", "User.posts", request, ["id", "title"], users),
         ("post_comments", "Post.comments", comments, ["id", "content"], posts),
         ("post_comments_5", "Post.comments", five_comments, ["id", "content"], posts[:20]),
+        ("user_comments", "User.comments", comments, ["id", "content"], users),
     ]
     return [
         Case(

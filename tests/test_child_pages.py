@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy.dialects import mysql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_blog import models
@@ -193,3 +194,27 @@ def _subquery_reads(plan: Any, table: str, *, nested: bool = False) -> list[floa
     if nested and plan.get("table_name") == table and plan.get("r_loops"):
         found.append(plan["r_rows"])
     return found
+
+
+@pytest.mark.parametrize(
+    ("relation", "terms", "is_bounded"),
+    [
+        ("Post.comments", (), True),  # ix_comments_post_id_created_at, walked backwards
+        ("Comment.replies", (), True),  # CREATED_AT ascending
+        ("User.posts", (OrderTerm("CREATED_AT"),), True),
+        ("User.comments", (OrderTerm("ID"),), True),  # ix_comments_user_id
+        ("User.comments", (), False),  # no index orders a user's comments by time
+        ("User.posts", (OrderTerm("TITLE"),), False),
+        ("User.posts", (OrderTerm("CREATED_AT"), OrderTerm("TITLE")), False),
+        ("Tag.posts", (), False),  # no index orders a tag's posts
+    ],
+)
+def test_mariadb_bounds_the_pages_an_index_walks_and_ranks_the_others(
+    relation: str, terms: tuple[OrderTerm, ...], is_bounded: bool
+) -> None:
+    model = RELATIONS[relation].model.__name__
+    request = PageRequest(Ordering.of(model, terms), 2)
+    stmt = child_pages(RELATIONS[relation], ["id"], request, None, "mariadb", [1, 2])
+    sql = str(stmt.compile(dialect=mysql.dialect()))
+    assert ("AS bound_id" in sql) == is_bounded
+    assert ("row_number() OVER" in sql) != is_bounded
