@@ -600,8 +600,8 @@ def _walked_pages(
 def _bounded_pages(
     relation: Relation, names: Names, request: PageRequest, viewer: Any, keys: Keys
 ) -> Select[Any]:
-    """MariaDB: each parent's first `size + 1` children, `(parent_key, *columns)` per row, read
-    up to a bound found by walking that parent's index only as far as its page.
+    """MariaDB: each parent's first `size + 1` children, `(parent_key, *selected)` per row,
+    read up to a bound found by walking that parent's index only as far as its page.
 
     MariaDB has no LATERAL and refuses LIMIT inside IN, but runs a correlated scalar subquery
     once per parent row: `(SELECT id ... WHERE parent = it ORDER BY ... LIMIT 1 OFFSET size)` is
@@ -617,6 +617,7 @@ def _bounded_pages(
     and sorts all its comments; kept a subquery, it is checked per row while the index is
     walked. And with `derived_merge=off`: merged into the statement, `parents` had its bound
     found three times per parent (ANALYZE: 150 runs for 50 posts); materialized, once.
+
     Only for a page in an order an index walks (`Relation.indexed`): otherwise each bound sorts
     all the parent's children, as ranking does, and the join reads them again (50 users'
     comments: twice the CPU of ranking). Tag.posts ranks: no index orders a tag's posts, and
@@ -692,7 +693,8 @@ def _ranked_pages(
     parent_in: Callable[[Any], ColumnElement[bool]],
 ) -> Select[Any]:
     """Each parent's first `size + 1` children by ROW_NUMBER() over all its matching children,
-    `(parent_key, *columns)` per row (PostgreSQL's filtered pages, MariaDB's Tag.posts)."""
+    `(parent_key, *columns)` per row (PostgreSQL's filtered pages; MariaDB's in an order no
+    index walks, and Tag.posts)."""
     parent = relation.parent_key()
     model: Any = relation.model
     position = func.row_number().over(
