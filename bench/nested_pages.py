@@ -17,8 +17,12 @@ Cases (anonymous viewer):
 - `tag_posts`: `tags(first: 50) { nodes { posts(first: 2) { nodes { title } } } }`: the posts page
   of every tag (40 tags, about 4,300 published posts each).
 - `user_posts`, `post_comments`: the same for 50 users' posts and 50 posts' comments.
+- `post_comments_5`: `posts(first: 20) { nodes { comments(first: 5) { nodes { content } } } }`.
+- `user_comments`: 50 users' `comments(first: 2)` (about 50 each, no index in their order).
 - `search_*`, `count_*`: `searchPosts(query: ..., first: 10)`'s page and its `totalCount`.
 - `groups_*`: `postGroups(groupBy: [...], first: 10)`.
+- `wide_post_comments` (`--case wide`): `posts(first: 20) { nodes { comments(first: 5) {...}
+  } }` where each of the 20 posts has 2,000 comments (inserted for the run, rolled back).
 - `own_*` (`--case own`): the bench's own search, postStats and postGroups as an admin asks them
   of the published posts; run it on any seeded database, such as the bench's 1x data.
 """
@@ -35,7 +39,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import click
-from sqlalchemy import Select, func, select, text
+from sqlalchemy import Select, func, insert, literal, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
@@ -56,6 +60,8 @@ from gql_blog.read_model import (
 PLAN: Final = datasets.SeedPlan(users=10_000, posts_per_user=10, comments_per_post=5)
 PARENTS: Final = 50
 PAGE: Final = 2
+WIDE_POSTS: Final = 20
+WIDE_COMMENTS: Final = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,26 +74,34 @@ class Case:
 Cases = Callable[[AsyncConnection, str], Awaitable[list[Case]]]
 
 
-async def _first_ids(connection: AsyncConnection, stmt: Select[Any]) -> list[int]:
-    return [row_id for (row_id,) in await connection.execute(stmt.limit(PARENTS))]
+async def _first_ids(
+    connection: AsyncConnection, stmt: Select[Any], parents: int = PARENTS
+) -> list[int]:
+    return [row_id for (row_id,) in await connection.execute(stmt.limit(parents))]
+
+
+def _newest_posts() -> Select[Any]:
+    return (
+        select(models.Post.id)
+        .where(models.Post.published.is_(True))
+        .order_by(models.Post.created_at.desc(), models.Post.id.desc())
+    )
 
 
 async def page_cases(connection: AsyncConnection, dialect: str) -> list[Case]:
     """The per-parent pages (item 5 of issue #16)."""
     request = PageRequest(Ordering.of("Post"), size=PAGE)
     comments = PageRequest(Ordering.of("Comment"), size=PAGE)
+    five_comments = PageRequest(Ordering.of("Comment"), size=5)
     tags = await _first_ids(connection, select(models.Tag.id).order_by(models.Tag.name))
     users = await _first_ids(connection, select(models.User.id).order_by(models.User.username))
-    posts = await _first_ids(
-        connection,
-        select(models.Post.id)
-        .where(models.Post.published.is_(True))
-        .order_by(models.Post.created_at.desc(), models.Post.id.desc()),
-    )
+    posts = await _first_ids(connection, _newest_posts())
     pages = [
         ("tag_posts", "Tag.posts", request, ["id", "title"], tags),
         ("user_posts", "User.posts", request, ["id", "title"], users),
         ("post_comments", "Post.comments", comments, ["id", "content"], posts),
+        ("post_comments_5", "Post.comments", five_comments, ["id", "content"], posts[:20]),
+        ("user_comments", "User.comments", comments, ["id", "content"], users),
     ]
     return [
         Case(
@@ -97,6 +111,25 @@ async def page_cases(connection: AsyncConnection, dialect: str) -> list[Case]:
         )
         for name, relation, page, names, keys in pages
     ]
+
+
+async def wide_cases(connection: AsyncConnection, dialect: str) -> list[Case]:
+    """`posts(first: 20) { nodes { comments(first: 5) {...} } }` over posts of 2,000 comments
+    each: copies of the first 2,000 comments given to the 20 newest posts, inserted in the
+    connection's transaction (never committed: the database is left as it was)."""
+    posts = await _first_ids(connection, _newest_posts(), WIDE_POSTS)
+    comment = models.Comment.__table__
+    copied = ["content", "created_at", "user_id"]
+    for post_id in posts:
+        copies = select(*(comment.c[name] for name in copied), literal(post_id))
+        await connection.execute(
+            insert(comment).from_select(
+                [*copied, "post_id"], copies.where(comment.c.id <= WIDE_COMMENTS)
+            )
+        )
+    request = PageRequest(Ordering.of("Comment"), size=5)
+    stmt = child_pages(RELATIONS["Post.comments"], ["id", "content"], request, None, dialect)
+    return [Case("wide_post_comments", stmt, {"keys": posts})]
 
 
 async def search_cases(connection: AsyncConnection, dialect: str) -> list[Case]:
@@ -172,6 +205,7 @@ CASES: Final[dict[str, Cases]] = {
     "search": search_cases,
     "groups": group_cases,
     "own": own_cases,
+    "wide": wide_cases,
 }
 
 
@@ -196,6 +230,9 @@ async def _explain(connection: AsyncConnection, dialect: str, case: Case) -> lis
         "sqlite": "EXPLAIN QUERY PLAN ",
         "mariadb": "EXPLAIN ",
     }[dialect]
+    if sql.startswith("SET STATEMENT "):  # MariaDB's per-statement settings come first
+        settings, _, sql = sql.partition(" FOR ")
+        prefix = f"{settings} FOR {prefix}"
     raw = await connection.exec_driver_sql(prefix + sql.replace("%", "%%"))
     return ["  " + " | ".join(str(value) for value in row) for row in raw]
 
@@ -256,6 +293,7 @@ async def _run(url: str, which: Sequence[str], runs: int, explain: bool) -> None
                     )
                     if explain:
                         click.echo("\n".join(await _explain(connection, dialect, case)))
+                await connection.rollback()  # what a group inserted (`wide`) is its own
     finally:
         await engine.dispose()
 

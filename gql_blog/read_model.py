@@ -22,18 +22,22 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     SQLColumnExpression,
+    and_,
     any_,
     bindparam,
     exists,
     func,
+    or_,
     select,
     text,
     true,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql import FromClause, Select, Subquery
+from sqlalchemy.sql import FromClause, Select, Subquery, operators
 from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.util import ClauseAdapter
 
 from gql_blog import models
 from gql_blog.entities import CONTENT_MODELS
@@ -151,6 +155,16 @@ class Relation:
     through_tags: bool = False
     # The order of a page without `orderBy` (empty: the child entity's default order).
     default_order: tuple[OrderTerm, ...] = ()
+    # The sort keys an index orders each parent's children by (then by id): a page in one of
+    # them is walked on MariaDB (`_bounded_pages`), other pages rank.
+    indexed: tuple[str, ...] = ()
+
+    def is_indexed(self, ordering: Ordering) -> bool:
+        """Whether an index walks each parent's children in `ordering` (either way)."""
+        first, *rest = ordering.terms
+        return first.key in self.indexed and all(
+            term.key == "ID" and term.descending == first.descending for term in rest
+        )
 
     def select_from(self, *columns: Any) -> Select[Any]:
         stmt = select(*columns).select_from(self.model)
@@ -162,15 +176,36 @@ class Relation:
 RELATIONS = {
     relation.name: relation
     for relation in (
-        Relation("User.posts", models.Post, lambda: models.Post.user_id, models.User),
-        Relation("User.comments", models.Comment, lambda: models.Comment.user_id, models.User),
-        Relation("Post.comments", models.Comment, lambda: models.Comment.post_id, models.Post),
+        # ix_posts_user_id_created_at, ix_comments_user_id, ix_comments_post_id_created_at,
+        # ix_comments_parent_id_created_at (InnoDB ends each with the primary key)
+        Relation(
+            "User.posts",
+            models.Post,
+            lambda: models.Post.user_id,
+            models.User,
+            indexed=("CREATED_AT",),
+        ),
+        Relation(
+            "User.comments",
+            models.Comment,
+            lambda: models.Comment.user_id,
+            models.User,
+            indexed=("ID",),
+        ),
+        Relation(
+            "Post.comments",
+            models.Comment,
+            lambda: models.Comment.post_id,
+            models.Post,
+            indexed=("CREATED_AT",),
+        ),
         Relation(
             "Comment.replies",
             models.Comment,
             lambda: models.Comment.parent_id,
             models.Comment,
             default_order=(OrderTerm("CREATED_AT"),),
+            indexed=("CREATED_AT",),
         ),
         Relation(
             "Tag.posts",
@@ -474,6 +509,8 @@ def child_pages(
     `(parent_key, *selected)` rows ordered by parent, then by the page's order."""
     if dialect == "postgresql" and request.where is None:
         return _lateral_pages(relation, names, request, viewer, keys)
+    if dialect not in ("sqlite", "postgresql") and relation.is_indexed(request.ordering):
+        return _bounded_pages(relation, names, request, viewer, keys)
     pages = _walked_pages if dialect == "sqlite" else _ranked_pages
     return pages(
         relation,
@@ -535,8 +572,7 @@ def _walked_pages(
     after `size + 1` rows): no window ranks every child of every parent. The subquery's own
     children table shadows the outer one (it correlates with `parents` only), so the
     visibility, filter and cursor conditions are those of every other page statement.
-    (MariaDB refuses LIMIT inside IN and re-runs dependent subqueries per joined row, so it
-    ranks, see `_ranked_pages`.)
+    (MariaDB refuses LIMIT inside IN: see `_bounded_pages`.)
     """
     parent: Any = relation.parent
     parents = select(parent.id.label("parent_key")).where(parent_in(parent.id)).subquery("parents")
@@ -561,6 +597,94 @@ def _walked_pages(
     )
 
 
+def _bounded_pages(
+    relation: Relation, names: Names, request: PageRequest, viewer: Any, keys: Keys
+) -> Select[Any]:
+    """MariaDB: each parent's first `size + 1` children, `(parent_key, *selected)` per row,
+    read up to a bound found by walking that parent's index only as far as its page.
+
+    MariaDB has no LATERAL and refuses LIMIT inside IN, but runs a correlated scalar subquery
+    once per parent row: `(SELECT id ... WHERE parent = it ORDER BY ... LIMIT 1 OFFSET size)` is
+    the id of the parent's first child past its page (NULL if the page holds them all). The
+    children are then joined to their parent and kept while they sort at or before that bound
+    row, compared atom by atom in the page's order (`<=>` on the atoms before: a nullable key's
+    NULLs tie, its is-NULL flag orders them), so the same visibility, filter and cursor
+    conditions give the rows ROW_NUMBER() would rank first, and nothing sorts every child.
+    Its own alias of the parent's table, so a comment's replies do not correlate with comments.
+
+    The statement runs with `exists_to_in=off`: MariaDB would otherwise turn an `EXISTS` of the
+    conditions (a comment's visibility is its post's) into a semi-join that puts the post first
+    and sorts all its comments; kept a subquery, it is checked per row while the index is
+    walked. And with `derived_merge=off`: merged into the statement, `parents` had its bound
+    found three times per parent (ANALYZE: 150 runs for 50 posts); materialized, once.
+
+    Only for a page in an order an index walks (`Relation.indexed`): otherwise each bound sorts
+    all the parent's children, as ranking does, and the join reads them again (50 users'
+    comments: twice the CPU of ranking). Tag.posts ranks: no index orders a tag's posts, and
+    MariaDB read every linked post's row per tag to find the bound (bench/README.md).
+    """
+    parent: Any = aliased(relation.parent, name="parent")
+    model: Any = relation.model
+    clauses = request.ordering.clauses(reverse=request.backward)
+    conditions = [visible(relation.model, viewer), *request.conditions()]
+    beyond_page = (
+        relation.select_from(model.id)
+        .where(relation.parent_key() == parent.id, *conditions)
+        .order_by(*clauses)
+        .limit(1)
+        .offset(request.size)
+        .correlate(parent)
+        .scalar_subquery()
+    )
+    parents = (
+        select(parent.id.label("parent_key"), beyond_page.label("bound_id"))
+        .where(key_in(parent.id, "mariadb", keys))
+        .subquery("parents")
+    )
+    bound = model.__table__.alias("bound")
+    return (
+        _BoundedSelect(parents.c.parent_key, *selected(relation.model, names))
+        .select_from(parents)
+        .join(relation.model, relation.parent_key() == parents.c.parent_key)
+        .outerjoin(bound, bound.c.id == parents.c.bound_id)
+        .where(*conditions, bound.c.id.is_(None) | _not_after(clauses, ClauseAdapter(bound)))
+        .order_by(parents.c.parent_key, *clauses)
+    )
+
+
+class _BoundedSelect(Select[Any]):
+    """A SELECT run as `SET STATEMENT optimizer_switch='exists_to_in=off,derived_merge=off' FOR
+    SELECT ...` on MariaDB (see `_bounded_pages`)."""
+
+    inherit_cache = True
+
+
+@compiles(_BoundedSelect, "mysql")
+def _compile_bounded_select(element: Select[Any], compiler: Any, **options: Any) -> str:
+    is_statement = not compiler.stack  # not a subquery of another statement
+    rendered: str = compiler.visit_select(element, **options)
+    if not is_statement:
+        return rendered
+    return "SET STATEMENT optimizer_switch='exists_to_in=off,derived_merge=off' FOR " + rendered
+
+
+def _not_after(clauses: Sequence[Any], bound: ClauseAdapter) -> ColumnElement[bool]:
+    """A row sorts at or before the bound row (`bound` adapts a column to that row's) in the
+    order of `clauses`, whose last expression (the id) is unique."""
+    expressions = [clause.element for clause in clauses]
+    alternatives = []
+    for index, clause in enumerate(clauses):
+        ours, theirs = expressions[index], bound.traverse(expressions[index])
+        is_before = ours > theirs if clause.modifier is operators.desc_op else ours < theirs
+        last = index == len(clauses) - 1
+        ties = [
+            expression.is_not_distinct_from(bound.traverse(expression))
+            for expression in expressions[:index]
+        ]
+        alternatives.append(and_(*ties, is_before | (ours == theirs) if last else is_before))
+    return or_(*alternatives)
+
+
 def _ranked_pages(
     relation: Relation,
     columns: Sequence[Any],
@@ -569,7 +693,8 @@ def _ranked_pages(
     parent_in: Callable[[Any], ColumnElement[bool]],
 ) -> Select[Any]:
     """Each parent's first `size + 1` children by ROW_NUMBER() over all its matching children,
-    `(parent_key, *columns)` per row."""
+    `(parent_key, *columns)` per row (PostgreSQL's filtered pages; MariaDB's in an order no
+    index walks, and Tag.posts)."""
     parent = relation.parent_key()
     model: Any = relation.model
     position = func.row_number().over(

@@ -53,11 +53,12 @@ async def test_later_pages_send_the_same_statements(
     assert texts_by_page[0] != first_statements  # a cursor adds its keyset condition
 
 
-async def test_nested_pages_walk_each_parent_on_postgresql_and_sqlite(
+async def test_nested_pages_walk_each_parent(
     planned_api: PlannedApi, db: AsyncSession, count_sql: StatementCounter, dialect: str
 ) -> None:
-    """LATERAL on PostgreSQL, a correlated `IN (... LIMIT n + 1)` per parent on SQLite: no
-    ROW_NUMBER() over every child of every parent (MariaDB has neither, and ranks)."""
+    """LATERAL on PostgreSQL, a correlated `IN (... LIMIT n + 1)` per parent on SQLite, a
+    correlated `LIMIT n, 1` bound per parent on MariaDB: no ROW_NUMBER() over every child of
+    every parent."""
     await build_blog(db, posts=6)
     with count_sql() as first:  # strawberry's executor answers a document's first run
         await planned_api.client.query(PAGES, {"after": None})
@@ -71,14 +72,18 @@ async def test_nested_pages_walk_each_parent_on_postgresql_and_sqlite(
     elif dialect == "sqlite":
         assert "COMMENTS.ID IN (SELECT COMMENTS.ID" in nested
         assert "LIMIT" in nested
-    assert ranked == (dialect == "mariadb")
+    else:
+        assert ") AS BOUND_ID" in nested
+        assert "ORDER BY COMMENTS.CREATED_AT DESC, COMMENTS.ID DESC LIMIT" in nested
+    assert not ranked
     # The executor's loader (loaders.ChildPages) runs the same builder: the same variant.
     executor = [" ".join(s.upper().split()) for s in first.statements]
     walked = [s for s in executor if "COMMENTS.ID IN (SELECT COMMENTS.ID" in s]
     ranking = [s for s in executor if "ROW_NUMBER() OVER (PARTITION BY" in s]
     lateral = [s for s in executor if " LATERAL " in s]
-    expected = {"sqlite": (1, 0, 0), "postgresql": (0, 0, 1), "mariadb": (0, 1, 0)}[dialect]
-    assert (len(walked), len(ranking), len(lateral)) == expected
+    bounded = [s for s in executor if ") AS BOUND_ID" in s]
+    expected = {"sqlite": (1, 0, 0, 0), "postgresql": (0, 0, 1, 0), "mariadb": (0, 0, 0, 1)}
+    assert (len(walked), len(ranking), len(lateral), len(bounded)) == expected[dialect]
 
 
 NODES = """query($ids: [ID!]!) { nodes(ids: $ids) { __typename id
