@@ -8,6 +8,7 @@ Off unless `GQL_BLOG_OTEL=true`; then the `otel` extra must be installed (`pip i
 span (SQLAlchemy runs a statement in the awaiting task's context). Nothing runs per field.
 """
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
@@ -77,9 +78,19 @@ def instrument_engine(engine: AsyncEngine, tracer: "Tracer") -> None:
 
 
 def _span_name(statement: str) -> str:
-    """The statement's verb (`SELECT`, `INSERT`, ...): span names stay few."""
+    """The statement's verb (`SELECT`, `INSERT`, ...): span names stay few. MariaDB's
+    `SET STATEMENT <settings> FOR <statement>` (a nested page's, see `read_model`) is named
+    by the statement it runs."""
     words = statement.split(maxsplit=1)
-    return f"sql {words[0].upper()}" if words else "sql"
+    if not words:
+        return "sql"
+    verb = words[0].upper()
+    if verb == "SET" and (ran := _SET_STATEMENT_FOR.match(statement)) is not None:
+        verb = ran.group(1).upper()
+    return f"sql {verb}"
+
+
+_SET_STATEMENT_FOR = re.compile(r"\s*SET\s+STATEMENT\s.*?\sFOR\s+(\w+)", re.IGNORECASE | re.DOTALL)
 
 
 def _take_span(context: ExecutionContext | None) -> "Span | None":

@@ -9,6 +9,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from gql_blog import tracing
 from gql_blog.app import create_app
 from gql_blog.config import Settings
 from tests.conftest import StatementCounter
@@ -62,3 +63,22 @@ async def test_tracing_is_off_by_default(
     spans = await _spans_of_one_query(settings, exporter)
 
     assert spans == ()
+
+
+@pytest.mark.parametrize(
+    ("statement", "name"),
+    [
+        ("SELECT posts.id FROM posts", "sql SELECT"),
+        ("insert into comments (id) values (1)", "sql INSERT"),
+        # MariaDB's nested pages run under statement-scoped optimizer settings.
+        (
+            "SET STATEMENT optimizer_switch='exists_to_in=off,derived_merge=off' FOR\n"
+            "SELECT parents.parent_key FROM posts",
+            "sql SELECT",
+        ),
+        ("SET time_zone = '+00:00'", "sql SET"),
+        ("", "sql"),
+    ],
+)
+def test_a_statements_span_is_named_by_its_verb(statement: str, name: str) -> None:
+    assert tracing._span_name(statement) == name
