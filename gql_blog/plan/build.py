@@ -818,13 +818,18 @@ def _link_back_references(
 
 
 def _join(parent: ObjectPlan, to_one: ToOnePlan) -> None:
-    """Read `to_one`'s row beside `parent`'s: each of its columns (its id too, which says the row
-    is there) by a scalar subquery correlated with the parent's row."""
+    """Read `to_one`'s row beside `parent`'s: each of its columns by a scalar subquery
+    correlated with the parent's row. Its id (which says the row is there) is the foreign key
+    itself: a key that is not null names a row that is there (every key to a user is a
+    constraint, so no subquery needs to look)."""
     foreign_key = getattr(parent.model, to_one.foreign_key)
     to_one.joined = {}
     for column in sorted(to_one.target.columns):
         label = f"_{to_one.index}_{column}"
-        parent.joined[label] = joined(label, to_one.target.model, column, foreign_key)
+        if column == "id":
+            parent.joined[label] = Joined(label, foreign_key)
+        else:
+            parent.joined[label] = joined(label, to_one.target.model, column, foreign_key)
         to_one.joined[label] = column
 
 
