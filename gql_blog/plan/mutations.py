@@ -73,9 +73,11 @@ class Writer:
                 session, body, bus=self.bus, is_refusal=lambda result: isinstance(result, Refusal)
             )
         except models.InvalidValueError as error:
-            return Refusal(
-                "ValidationError", {"message": error.message, "field": error.input_field}
-            )
+            return _invalid(error)
+
+
+def _invalid(error: models.InvalidValueError) -> Refusal:
+    return Refusal("ValidationError", {"message": error.message, "field": error.input_field})
 
 
 def sign_in() -> Refusal:
@@ -388,9 +390,7 @@ async def _import_posts(call: Call) -> Result:
                     tag_names=item.tags or [],
                 )
         except models.InvalidValueError as error:
-            return Refusal(
-                "ValidationError", {"message": error.message, "field": error.input_field}
-            )
+            return _invalid(error)
         return _new_post(call.viewer, call.viewer_row, new)
 
     async def body() -> Imported:
@@ -408,6 +408,37 @@ def _sign_in_each(args: Mapping[str, Any], token: str | None) -> Result:
 async def _logout(call: Call) -> Result:
     async def body() -> bool:
         return await auth.revoke_token(call.writer.db.session, call.writer.token)
+
+    result: Result = await call.writer.run(call.viewer, body)
+    return result
+
+
+async def _update_viewer(call: Call) -> Result:
+    """updateViewer: the new password hashed first, outside any transaction (argon2 takes a
+    while), then the values checked and the changed columns written with their audit entry."""
+    changes = call.args["input"].changes()
+    password = changes.pop("password", None)
+    password_hash = None
+    if password is not None:
+        session = call.writer.db.session
+        if session.in_transaction():  # the viewer's lookup: hold no connection while hashing
+            await session.commit()
+        try:
+            password_hash = await auth.new_password_hash(password)
+        except models.InvalidValueError as error:
+            return _invalid(error)
+    try:
+        values = writes.profile_values(changes)
+    except models.InvalidValueError as error:
+        return _invalid(error)
+    if password_hash is not None:
+        values["password_hash"] = password_hash
+
+    async def body() -> Result:
+        new = await writes.update_user(call.writer.db.session, call.viewer_row, values)
+        if isinstance(new, writes.Refused):
+            return Refusal(new.kind.value, {"message": new.message, "field": new.field})
+        return Written(new, {("User", call.viewer.id): new})
 
     result: Result = await call.writer.run(call.viewer, body)
     return result
@@ -434,4 +465,5 @@ WRITES = {
     "deletePosts": PlannedWrite("BulkUpdated", _delete_posts),
     "importPosts": PlannedWrite("Post", _import_posts, _sign_in_each),
     "logout": PlannedWrite(None, _logout, _logout_signed_out),
+    "updateViewer": PlannedWrite("User", _update_viewer),
 }

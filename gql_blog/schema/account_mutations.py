@@ -11,13 +11,13 @@ payload's `user { email }` shows what the new viewer may see.
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from sqlalchemy.exc import IntegrityError
 from strawberry import UNSET
 
-from gql_blog import audit, auth, metrics, models, throttle
+from gql_blog import audit, auth, metrics, models, throttle, writes
 from gql_blog.conflicts import conflict_field
 from gql_blog.schema.context import Context
 from gql_blog.schema.results import (
@@ -32,13 +32,6 @@ from gql_blog.schema.results import (
 from gql_blog.schema.types import BlogInfo, User
 
 R = TypeVar("R")
-
-# Which unique index a violation names → the input field it is about.
-UNIQUE_FIELDS = {"username": "username", "email": "email"}
-# The profile fields updateViewer may change, besides the password.
-PROFILE_FIELDS = ("email", "first_name", "last_name", "age", "bio")
-# Columns that cannot be null: a null input leaves them as they are.
-REQUIRED_FIELDS = {"email"}
 
 
 @strawberry.type(description="A signed-in session: the bearer token to send, and its user.")
@@ -87,6 +80,11 @@ class UpdateViewerInput:
     bio: str | None = UNSET
     password: str | None = UNSET
 
+    def changes(self) -> dict[str, Any]:
+        """The fields given (null included), by column name; the password as given."""
+        given = {name: getattr(self, name) for name in (*writes.PROFILE_FIELDS, "password")}
+        return {name: value for name, value in given.items() if value is not UNSET}
+
 
 @dataclass(frozen=True, slots=True)
 class _SignedIn:
@@ -103,10 +101,10 @@ async def _flush_unique(context: Context) -> ConflictError | None:
     try:
         await context.db.flush()
     except IntegrityError as error:
-        field = conflict_field(error, UNIQUE_FIELDS)
+        field = conflict_field(error, writes.UNIQUE_USER_FIELDS)
         if field is None:
             raise
-        return ConflictError(message=f"That {field} is taken already.", field=field)
+        return ConflictError(message=writes.taken_message(field), field=field)
     return None
 
 
@@ -219,9 +217,9 @@ async def _welcome(context: Context, user: models.User, attempt: throttle.Attemp
 async def _update_viewer(
     context: Context, viewer: models.User, changes: UpdateViewerInput, password_hash: str | None
 ) -> User | ConflictError:
-    for name in PROFILE_FIELDS:
+    for name in writes.PROFILE_FIELDS:
         value = getattr(changes, name)
-        if value is UNSET or (value is None and name in REQUIRED_FIELDS):
+        if value is UNSET or (value is None and name in writes.REQUIRED_PROFILE_FIELDS):
             continue
         setattr(viewer, name, value)
     if password_hash is not None:

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from gql_blog import events, models
+from gql_blog import auth, events, models
 from gql_blog.app import create_app
 from gql_blog.config import Settings
 from gql_blog.plan.planner import Planner
@@ -125,6 +125,17 @@ IMPORT_POSTS = """mutation Import($inputs: [CreatePostInput!]!) { importPosts(in
 } }"""
 
 LOGOUT = "mutation LogOut { logout }"
+UPDATE_VIEWER = """mutation Me($input: UpdateViewerInput!) { updateViewer(input: $input) {
+  __typename
+  ... on User { id username email firstName lastName fullName bio age isActive isAdmin createdAt
+                posts(first: 3) { totalCount nodes { title published } } }
+  ... on ValidationError { message field }
+  ... on ConflictError { message field }
+  ... on Error { message }
+} }"""
+# What the factories store as every user's password hash; a new one is argon2's.
+OLD_HASH = "not-a-real-hash"
+NEW_PASSWORD = "correct horse battery"
 
 
 class RecordingBus(events.InProcessBus):
@@ -187,7 +198,7 @@ class Apps:
         for name in TABLES:
             table = tables[name]
             result = await self.connection.execute(select(table).order_by(*table.primary_key))
-            found[name] = [dict(row) for row in result.mappings()]
+            found[name] = [_hash_checked(dict(row)) for row in result.mappings()]
         found["auth_tokens"] = await self._tokens()
         return found
 
@@ -222,6 +233,14 @@ class Apps:
             for kind, post_id, comment_id in answer.events
         ]
         return Answer(body, rows, delivered)
+
+
+def _hash_checked(row: dict[str, Any]) -> dict[str, Any]:
+    """A user's new password hash (salted: each run's differs) as whether it verifies
+    NEW_PASSWORD."""
+    if row.get("password_hash", OLD_HASH) != OLD_HASH:
+        row["password_hash"] = ("argon2", auth.verify_password(row["password_hash"], NEW_PASSWORD))
+    return row
 
 
 def _rename_row(
@@ -549,8 +568,36 @@ _IMPORTS = [
 ]
 
 
+def _viewer_cases(blog: Blog) -> list[Case]:
+    """updateViewer: the author and the admin change their own account (label, input, the
+    payload's type, whether it writes)."""
+    changed, refused = ("User", "User"), ("ValidationError", "ValidationError")
+    profile = {"email": " New@Example.TEST ", "firstName": "Nan", "lastName": None, "age": 31}
+    taken = {"email": blog.users["bob"].email.upper(), "password": NEW_PASSWORD}
+    table: list[tuple[str, dict[str, Any], tuple[str, str], bool]] = [
+        ("change the profile", profile | {"bio": "New."}, changed, True),
+        ("change the password", {"password": NEW_PASSWORD}, changed, True),
+        (
+            "clear the profile",
+            dict.fromkeys(("email", "firstName", "lastName", "bio", "age")),
+            changed,
+            True,
+        ),
+        ("change nothing", {}, changed, False),
+        ("invalid e-mail", {"firstName": "X", "email": "nope"}, refused, True),
+        ("e-mail with NUL", {"email": "a\x00@b.test"}, refused, True),
+        ("age out of range", {"age": 151, "bio": "Old."}, refused, True),
+        ("short password, invalid e-mail", {"password": "short", "email": "nope"}, refused, True),
+        ("taken e-mail", taken, ("ConflictError", "ConflictError"), True),
+    ]
+    return [
+        Case(label, UPDATE_VIEWER, {"input": given}, expected=expected, writes=writes)
+        for label, given, expected, writes in table
+    ]
+
+
 def _all_cases(blog: Blog) -> list[Case]:
-    return [*_cases(blog), *_edit_cases(blog), *_IMPORTS]
+    return [*_cases(blog), *_edit_cases(blog), *_IMPORTS, *_viewer_cases(blog)]
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -708,6 +755,8 @@ async def test_a_logout_whose_token_signs_no_one_in_is_the_executors(apps: Apps)
 # importPosts: the token's user; for each good item what createPost writes (a bad one is
 # refused before any statement); the payload's comment counts (the rows it holds: the author,
 # the tags). logout: the token's user, the UPDATE that revokes its token.
+# updateViewer: the token's user, the UPDATE of the changed columns and its audit entry (the
+# payload's posts: a page and a count); when nothing changed, nothing is written.
 # On MariaDB each new post's slug also takes and gives back its turn (`writes._slug_turn`), and an
 # UPDATE has no RETURNING: a locking read picks its rows (`writes._bulk_change`).
 _STATEMENTS = [
@@ -725,6 +774,8 @@ _STATEMENTS = [
     ("delete the posts of one title", "admin", 3),
     ("import good and bad posts", "author", 18),
     ("log out", "author", 2),
+    ("change the profile", "author", 5),
+    ("change nothing", "admin", 3),
 ]
 _MARIADB_EXTRA = {
     "published post with tags old and new": 2,
@@ -751,6 +802,8 @@ _MARIADB_EXTRA = {
         "deletePosts",
         "importPosts",
         "logout",
+        "updateViewer",
+        "updateViewer-unchanged",
     ],
 )
 async def test_planned_writes_take_a_fixed_number_of_statements(
