@@ -8,14 +8,17 @@ the post commented on, the new post's tags) come back beside it, so the payload 
 them again. `WRITES` names every planned mutation field, its payload type and its write.
 """
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_blog import audit, auth, engines, events, models, transactions, writes
+from gql_blog import audit, auth, engines, events, metrics, models, throttle, transactions, writes
+from gql_blog.config import Settings
 from gql_blog.errors import InvalidIdError, InvalidInputError, NotPlannedError
 from gql_blog.ids import decode_global_id
 from gql_blog.read_model import Filter
@@ -55,18 +58,29 @@ class BulkUpdated:
 
 
 @dataclass(frozen=True, slots=True)
+class SignedIn:
+    """register's and login's payload: the token issued, and its user's row (`IDENTITY_COLUMNS`),
+    the viewer for the rest of the request."""
+
+    token: str
+    user: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Writer:
-    """What a planned write needs of its request: the session, the event bus, and the token
-    it was sent with (logout revokes it)."""
+    """What a planned write needs of its request: the session, the event bus, the token it was
+    sent with (logout revokes it), the settings and the client's address (sign-ins)."""
 
     db: SerialSession
     bus: events.EventBus
     token: str | None = None
+    settings: Settings | None = None
+    client_address: str | None = None
 
-    async def run(self, actor: Viewer, body: Callable[[], Awaitable[Any]]) -> Any:
+    async def run(self, actor: Viewer | None, body: Callable[[], Awaitable[Any]]) -> Any:
         """`body` in one transaction as `actor`; a model rule's refusal is a ValidationError."""
         session = self.db.session
-        audit.act_as(session, actor.id)
+        audit.act_as(session, None if actor is None else actor.id)
         await engines.begin_writing(session)
         try:
             return await transactions.run_write(
@@ -190,7 +204,7 @@ class Imported:
 
 
 # What a planned write answers (a bool: logout's payload).
-Result = Refusal | Written | Deleted | BulkUpdated | Imported | bool
+Result = Refusal | Written | Deleted | BulkUpdated | Imported | SignedIn | bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,8 +466,95 @@ def _logout_signed_out(args: Mapping[str, Any], token: str | None) -> Result:
     return False
 
 
+async def _release_connection(writer: Writer) -> None:
+    """End the request's read-only transaction (the viewer's lookup), so that waiting for an
+    argon2 slot holds no database connection."""
+    session = writer.db.session
+    if session.in_transaction():
+        await session.commit()
+
+
+def _token_lifetime(writer: Writer) -> timedelta:
+    assert writer.settings is not None  # the planner gives every writer its settings
+    return timedelta(seconds=writer.settings.token_lifetime_seconds)
+
+
+async def _register(writer: Writer, args: Mapping[str, Any]) -> Refusal | SignedIn:
+    """register: the values checked and the password hashed outside any transaction, then the
+    account, its audit entry (the new user signs itself up) and its token: three INSERTs."""
+    given = args["input"]
+    await _release_connection(writer)
+    try:
+        user = await writes.new_account(dataclasses.asdict(given))
+    except models.InvalidValueError as error:
+        return _invalid(error)
+    session = writer.db.session
+
+    async def body() -> Refusal | SignedIn:
+        created = await writes.create_user(session, user)
+        if isinstance(created, writes.Refused):
+            return Refusal(created.kind.value, {"message": created.message, "field": created.field})
+        token = await auth.insert_token(session, created["id"], lifetime=_token_lifetime(writer))
+        return SignedIn(token, created)
+
+    result: Refusal | SignedIn = await writer.run(None, body)
+    return result
+
+
+def _throttled(refusal: throttle.Throttled) -> Refusal:
+    metrics.count_sign_in_throttle(refusal.scope)
+    values = {"message": refusal.message(), "retryAfterSeconds": refusal.retry_after_seconds}
+    return Refusal("InvalidCredentialsError", values)
+
+
+async def _login(writer: Writer, args: Mapping[str, Any]) -> Refusal | SignedIn:
+    """login as the executor runs it: throttle, record the attempt and find the user in one
+    short transaction; verify the password outside any; then record the success and issue the
+    token in a second one."""
+    given = args["input"]
+    session = writer.db.session
+    assert writer.settings is not None
+    settings = writer.settings
+
+    async def start() -> tuple[throttle.Attempt, models.User | None] | throttle.Throttled:
+        attempt = await throttle.begin_attempt(
+            session, settings, username=given.username, address=writer.client_address
+        )
+        if isinstance(attempt, throttle.Throttled):
+            return attempt
+        return attempt, await auth.find_user(session, given.username)
+
+    started = await writer.run(None, start)
+    if isinstance(started, throttle.Throttled):
+        return _throttled(started)
+    attempt, found = started
+    user = await auth.check_credentials(found, given.password)
+    if user is None:
+        values = {"message": auth.WRONG_CREDENTIALS_MESSAGE, "retryAfterSeconds": None}
+        return Refusal("InvalidCredentialsError", values)
+    row = {name: getattr(user, name) for name in auth.IDENTITY_COLUMNS}
+
+    async def welcome() -> SignedIn:
+        await throttle.record_success(session, settings, attempt)
+        return SignedIn(
+            await auth.insert_token(session, user.id, lifetime=_token_lifetime(writer)), row
+        )
+
+    result: SignedIn = await writer.run(None, welcome)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedSignIn:
+    """A planned mutation field that signs in (register, login): anyone may ask, and its
+    payload (`payload`) holds the token and the new viewer's row."""
+
+    payload: str
+    write: Callable[[Writer, Mapping[str, Any]], Awaitable[Refusal | SignedIn]]
+
+
 # The mutation fields the planner runs.
-WRITES = {
+WRITES: dict[str, PlannedWrite | PlannedSignIn] = {
     "addComment": PlannedWrite("Comment", _add_comment),
     "createPost": PlannedWrite("Post", _create_post),
     "updatePost": PlannedWrite("Post", _update_post),
@@ -466,4 +567,6 @@ WRITES = {
     "importPosts": PlannedWrite("Post", _import_posts, _sign_in_each),
     "logout": PlannedWrite(None, _logout, _logout_signed_out),
     "updateViewer": PlannedWrite("User", _update_viewer),
+    "register": PlannedSignIn("AuthPayload", _register),
+    "login": PlannedSignIn("AuthPayload", _login),
 }

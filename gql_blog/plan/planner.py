@@ -70,6 +70,7 @@ class Context(Protocol):
     warnings: list[str]
     # Where a planned write's events go once committed.
     events: EventBus
+    client_address: str | None
 
     def report_signed_out(self, reason: auth.SignedOut) -> None: ...
 
@@ -165,7 +166,7 @@ class Planner:
                     driver_rows=driver,
                     dialect_impl=dialect_impl,
                     filters=self._filters,
-                    writer=Writer(context.db, context.events, context.token) if writes else None,
+                    writer=_writer(context) if writes else None,
                 )
                 errors: list[GraphQLError] = []
                 try:
@@ -325,3 +326,14 @@ def _document(document: DocumentNode, operation_name: str | None) -> _Document |
     }
     operation = operations[0]
     return _Document(operation, fragments, directive_variables(operation, fragments.values()))
+
+
+def _writer(context: Context) -> Writer:
+    """What the request's planned write needs of it."""
+    return Writer(
+        context.db,
+        context.events,
+        context.token,
+        settings=context.settings,
+        client_address=context.client_address,
+    )

@@ -9,6 +9,7 @@ Signing in (register, login) or out (logout) applies to the rest of the request 
 payload's `user { email }` shows what the new viewer may see.
 """
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
@@ -124,18 +125,9 @@ async def _release_connection(context: Context) -> None:
 async def _new_account(account: RegisterInput) -> models.User | ValidationError:
     """The account to add, its values checked and its password hashed outside any transaction."""
     try:
-        user = models.User(
-            username=account.username,
-            email=account.email,
-            first_name=account.first_name,
-            last_name=account.last_name,
-            age=account.age,
-            bio=account.bio,
-        )
-        user.password_hash = await auth.new_password_hash(account.password)
+        return await writes.new_account(dataclasses.asdict(account))
     except models.InvalidValueError as error:
         return validation_error(error)
-    return user
 
 
 async def _new_password_hash(
@@ -163,11 +155,8 @@ async def _register(context: Context, user: models.User) -> _SignedIn | Conflict
 
 def _throttled(refusal: throttle.Throttled) -> InvalidCredentialsError:
     metrics.count_sign_in_throttle(refusal.scope)
-    seconds = refusal.retry_after_seconds
     return InvalidCredentialsError(
-        message=f"Too many failed sign-ins for this {refusal.subject}: "
-        f"try again in {seconds} seconds.",
-        retry_after_seconds=seconds,
+        message=refusal.message(), retry_after_seconds=refusal.retry_after_seconds
     )
 
 
@@ -204,7 +193,7 @@ async def _login(context: Context, credentials: LoginInput) -> AuthResult:
         return started
     user = await auth.check_credentials(started.user, credentials.password)
     if user is None:
-        return InvalidCredentialsError(message="Wrong username or password.")
+        return InvalidCredentialsError(message=auth.WRONG_CREDENTIALS_MESSAGE)
     attempt = started.attempt
     return _signed_in(context, await transact(context, lambda: _welcome(context, user, attempt)))
 
