@@ -61,6 +61,13 @@ class Throttled:
     def subject(self) -> str:
         return SUBJECTS[self.scope]
 
+    def message(self) -> str:
+        """The InvalidCredentialsError's message, on either execution path."""
+        return (
+            f"Too many failed sign-ins for this {self.subject}: "
+            f"try again in {self.retry_after_seconds} seconds."
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Attempt:

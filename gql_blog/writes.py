@@ -10,7 +10,7 @@ sends them only once the mutation commits.
 
 import enum
 import hashlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import Select
 
-from gql_blog import audit, events, models, slugs
+from gql_blog import audit, auth, events, models, slugs
 from gql_blog.conflicts import conflict_field
 from gql_blog.visibility import Viewer, visible_comments, visible_posts
 
@@ -809,3 +809,109 @@ async def _write_audit(
     action = models.AuditAction.UPDATE if model is models.User else models.AuditAction.DELETE
     rows = audit.audit_rows(model, action, changes_by_id, actor=audit.actor_id(session))
     await audit.write_audit_rows(session, rows)
+
+
+# --- accounts (register, updateViewer) ---------------------------------------------------------
+
+# The profile fields updateViewer may change, besides the password.
+PROFILE_FIELDS = ("email", "first_name", "last_name", "age", "bio")
+# Columns that cannot be null: a null input leaves them as they are.
+REQUIRED_PROFILE_FIELDS = {"email"}
+# Which unique index a violation of `users` names → the input field it is about.
+UNIQUE_USER_FIELDS = {"username": "username", "email": "email"}
+
+
+def taken_message(field: str) -> str:
+    """A ConflictError's message for a taken username or e-mail address."""
+    return f"That {field} is taken already."
+
+
+def profile_values(changes: dict[str, Any]) -> dict[str, Any]:
+    """The values updateViewer's `changes` (omitted fields absent) set, in `PROFILE_FIELDS`
+    order, as the model's validators leave them (`InvalidValueError` at the first refused);
+    a null required field is no change."""
+    checked = models.User()
+    values = {}
+    for name in PROFILE_FIELDS:
+        if name not in changes or (changes[name] is None and name in REQUIRED_PROFILE_FIELDS):
+            continue
+        setattr(checked, name, changes[name])
+        values[name] = getattr(checked, name)
+    return values
+
+
+async def update_user(
+    session: AsyncSession, old: Mapping[str, Any], values: dict[str, Any]
+) -> dict[str, Any] | Refused:
+    """Set `values` (column → value) on the user whose columns are `old`: one UPDATE of the
+    changed columns and their audit entry, as the flush of the changed row writes them (nothing
+    when nothing changed); the new columns, or CONFLICT when the e-mail address is taken."""
+    fields = audit.AUDITED[models.User].fields
+    pairs = {
+        name: (old.get(name), values[name])
+        for name in fields
+        if name in values and old.get(name) != values[name]
+    }
+    if not pairs:
+        return dict(old)
+    stmt = update(models.User).where(models.User.id == old["id"])
+    stmt = stmt.values({name: new for name, (_, new) in pairs.items()})
+    try:
+        await session.execute(stmt.execution_options(synchronize_session=False))
+    except IntegrityError as error:
+        field = conflict_field(error, UNIQUE_USER_FIELDS)
+        if field is None:
+            raise
+        return Refused(RefusalKind.CONFLICT, taken_message(field), field=field)
+    changes = {old["id"]: audit.differences(models.User, pairs)}
+    await _write_audit(session, models.User, changes)
+    new = dict(old) | {name: new for name, (_, new) in pairs.items() if name != "password_hash"}
+    named = models.User(first_name=new["first_name"], last_name=new["last_name"])
+    return new | {"full_name": named.full_name}
+
+
+# What register's INSERT writes of a new account (the id comes back from the database).
+_USER_COLUMNS = (
+    "username",
+    "username_key",
+    "email",
+    "password_hash",
+    "first_name",
+    "last_name",
+    "bio",
+    "age",
+    "is_active",
+    "is_admin",
+    "created_at",
+)
+
+
+# What a new account is made of, but its password: in the order the validators check them.
+_ACCOUNT_FIELDS = ("username", "email", "first_name", "last_name", "age", "bio")
+
+
+async def new_account(values: Mapping[str, Any]) -> models.User:
+    """The account register adds (not yet written): its `values` checked by the model's
+    validators, then its password's rules (`InvalidValueError` at the first refused), the
+    password hashed off the event loop; outside any transaction, as argon2 takes a while."""
+    user = models.User(**{name: values[name] for name in _ACCOUNT_FIELDS})
+    user.password_hash = await auth.new_password_hash(values["password"])
+    return user
+
+
+async def create_user(session: AsyncSession, user: models.User) -> dict[str, Any] | Refused:
+    """Insert the new account `user` (its values checked by the model's validators, its
+    password hashed) and its audit entry, the new user as the actor: two INSERTs, not the
+    session's unit of work. Its columns (`auth.IDENTITY_COLUMNS`), or CONFLICT when its username
+    or e-mail address is taken (the unique indexes say so, even when two requests race)."""
+    user.is_active, user.is_admin, user.created_at = True, False, models.utc_now()
+    try:
+        user.id = await _insert(session, models.User, user, _USER_COLUMNS)
+    except IntegrityError as error:
+        field = conflict_field(error, UNIQUE_USER_FIELDS)
+        if field is None:
+            raise
+        return Refused(RefusalKind.CONFLICT, taken_message(field), field=field)
+    audit.act_as(session, user.id)  # the new user signs itself up
+    await audit.write_created(session, models.User, user.id, user)
+    return {name: getattr(user, name) for name in auth.IDENTITY_COLUMNS}

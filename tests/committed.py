@@ -13,6 +13,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from starlette.applications import Starlette
 
 from gql_blog import engines, models
 from gql_blog.app import create_app
@@ -24,6 +25,7 @@ from tests.graphql_client import GraphQLClient
 class CommittedApi:
     api: GraphQLClient
     db: AsyncSession
+    app: Starlette
 
 
 async def empty_tables(engine: AsyncEngine) -> None:
@@ -45,7 +47,7 @@ async def serve_committed_api(settings: Settings) -> AsyncIterator[CommittedApi]
             ) as http,
             engines.create_sessionmaker(engine)() as session,
         ):
-            yield CommittedApi(GraphQLClient(http, session), session)
+            yield CommittedApi(GraphQLClient(http, session), session, app)
     finally:
         await empty_tables(engine)
         await engine.dispose()

@@ -226,7 +226,7 @@ class RootWrite:
     value of it (`Deleted`, `BulkUpdated`), or an error.
 
     `errors` holds each error type's output: (response key, field name) pairs, the field name
-    one of `__typename`, `message`, `field` and `id`.
+    one of `__typename`, `message`, `field`, `id` and `retryAfterSeconds`.
     """
 
     index: int
@@ -311,7 +311,7 @@ RootField = (
 )
 # The aggregate root fields the planner runs, and the entity their `where` filters.
 PLANNED_STATS = {"userStats": "User", "postStats": "Post"}
-_ERROR_FIELDS = frozenset({"__typename", "message", "field", "id"})
+_ERROR_FIELDS = frozenset({"__typename", "message", "field", "id", "retryAfterSeconds"})
 
 
 @dataclass(slots=True, eq=False)
@@ -510,7 +510,7 @@ class PlanBuilder:
         if planned.payload is None:  # a scalar (logout's Boolean)
             target = None
         elif isinstance(result_type, GraphQLUnionType):
-            target, errors = self._write_result(result_type, nodes, planned.payload)
+            target, errors = self._write_result(result_type, nodes, planned.payload, items)
         else:
             # A payload listing one result per input (importPosts): its `results` are planned
             # as a single write's, and their rows start the next level.
@@ -521,9 +521,15 @@ class PlanBuilder:
         return [(key, write)]
 
     def _write_result(
-        self, result_type: GraphQLUnionType, nodes: list[FieldNode], payload: str
+        self,
+        result_type: GraphQLUnionType,
+        nodes: list[FieldNode],
+        payload: str,
+        items: list[ObjectPlan] | None = None,
     ) -> tuple[ObjectPlan | ValuePlan, dict[str, list[tuple[str, str]]]]:
-        """A write's result union: its success type `payload`'s plan, each error's output."""
+        """A write's result union: its success type `payload`'s plan, each error's output. A
+        value payload's entity fields (AuthPayload's `user`) hold a row; their plans go to
+        `items`, loaded as the next level."""
         selections = [node.selection_set for node in nodes]
         target: ObjectPlan | ValuePlan | None = None
         errors: dict[str, list[tuple[str, str]]] = {}
@@ -531,7 +537,9 @@ class PlanBuilder:
             if member.name == payload:
                 is_entity = member.name in NODE_MODELS
                 target = (
-                    self._object(member, nodes) if is_entity else self._value(member, nodes, {})
+                    self._object(member, nodes)
+                    if is_entity
+                    else self._value(member, nodes, self._held_rows(member, items))
                 )
                 continue
             output = [
@@ -543,6 +551,26 @@ class PlanBuilder:
             errors[member.name] = output
         assert target is not None
         return target, errors
+
+    def _held_rows(
+        self, value_type: GraphQLObjectType, items: list[ObjectPlan] | None
+    ) -> dict[str, Callable[[GraphQLField, list[FieldNode]], ValueGetter]]:
+        """Getters of a write's value payload's entity fields: each emits the row its
+        attribute holds (`mutations.SignedIn.user`)."""
+
+        def held(definition: GraphQLField, field_nodes: list[FieldNode]) -> ValueGetter:
+            if items is None:
+                raise NotPlannedError(f"{value_type.name}'s rows are not planned here")
+            target = self._object(_entity_type(get_named_type(definition.type)), field_nodes)
+            items.append(target)
+            read = operator.attrgetter(definition.extensions["strawberry-definition"].python_name)
+            return lambda value, run: target.emit(read(value), run)
+
+        return {
+            name: held
+            for name, definition in value_type.fields.items()
+            if get_named_type(definition.type).name in NODE_MODELS
+        }
 
     def _item_results(
         self,

@@ -12,6 +12,7 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, bindparam, true
@@ -19,7 +20,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
-from gql_blog import audit, auth, engines, events, models, transactions, writes
+from gql_blog import audit, auth, engines, events, metrics, models, throttle, transactions, writes
+from gql_blog.config import Settings
 from gql_blog.errors import InvalidIdError, InvalidInputError, NotPlannedError
 from gql_blog.ids import decode_global_id
 from gql_blog.plan.statements import DriverFetch, Statement
@@ -60,9 +62,18 @@ class BulkUpdated:
 
 
 @dataclass(frozen=True, slots=True)
+class SignedIn:
+    """register's and login's payload: the token issued, and its user's row (`IDENTITY_COLUMNS`),
+    the viewer for the rest of the request."""
+
+    token: str
+    user: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Writer:
-    """What a planned write needs of its request: the session, the event bus, and the token
-    it was sent with (logout revokes it).
+    """What a planned write needs of its request: the session, the event bus, the token it was
+    sent with (logout revokes it), the settings and the client's address (sign-ins).
 
     `driver` is set (PostgreSQL) when every write of the operation is one of `AT_ONCE`: each
     then runs as one statement on the session's own driver connection, with no transaction of
@@ -72,22 +83,26 @@ class Writer:
     db: SerialSession
     bus: events.EventBus
     token: str | None = None
+    settings: Settings | None = None
+    client_address: str | None = None
     driver: DriverFetch | None = None
     dialect: Dialect | None = None
 
-    async def run(self, actor: Viewer, body: Callable[[], Awaitable[Any]]) -> Any:
+    async def run(self, actor: Viewer | None, body: Callable[[], Awaitable[Any]]) -> Any:
         """`body` in one transaction as `actor`; a model rule's refusal is a ValidationError."""
         session = self.db.session
-        audit.act_as(session, actor.id)
+        audit.act_as(session, None if actor is None else actor.id)
         await engines.begin_writing(session)
         try:
             return await transactions.run_write(
                 session, body, bus=self.bus, is_refusal=lambda result: isinstance(result, Refusal)
             )
         except models.InvalidValueError as error:
-            return Refusal(
-                "ValidationError", {"message": error.message, "field": error.input_field}
-            )
+            return _invalid(error)
+
+
+def _invalid(error: models.InvalidValueError) -> Refusal:
+    return Refusal("ValidationError", {"message": error.message, "field": error.input_field})
 
 
 def sign_in() -> Refusal:
@@ -332,7 +347,7 @@ class Imported:
 
 
 # What a planned write answers (a bool: logout's payload).
-Result = Refusal | Written | Deleted | BulkUpdated | Imported | bool
+Result = Refusal | Written | Deleted | BulkUpdated | Imported | SignedIn | bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,9 +542,7 @@ async def _import_posts(call: Call) -> Result:
                     tag_names=item.tags or [],
                 )
         except models.InvalidValueError as error:
-            return Refusal(
-                "ValidationError", {"message": error.message, "field": error.input_field}
-            )
+            return _invalid(error)
         return _new_post(call.viewer, call.viewer_row, new)
 
     async def body() -> Imported:
@@ -552,6 +565,37 @@ async def _logout(call: Call) -> Result:
     return result
 
 
+async def _update_viewer(call: Call) -> Result:
+    """updateViewer: the new password hashed first, outside any transaction (argon2 takes a
+    while), then the values checked and the changed columns written with their audit entry."""
+    changes = call.args["input"].changes()
+    password = changes.pop("password", None)
+    password_hash = None
+    if password is not None:
+        session = call.writer.db.session
+        if session.in_transaction():  # the viewer's lookup: hold no connection while hashing
+            await session.commit()
+        try:
+            password_hash = await auth.new_password_hash(password)
+        except models.InvalidValueError as error:
+            return _invalid(error)
+    try:
+        values = writes.profile_values(changes)
+    except models.InvalidValueError as error:
+        return _invalid(error)
+    if password_hash is not None:
+        values["password_hash"] = password_hash
+
+    async def body() -> Result:
+        new = await writes.update_user(call.writer.db.session, call.viewer_row, values)
+        if isinstance(new, writes.Refused):
+            return Refusal(new.kind.value, {"message": new.message, "field": new.field})
+        return Written(new, {("User", call.viewer.id): new})
+
+    result: Result = await call.writer.run(call.viewer, body)
+    return result
+
+
 def _logout_signed_out(args: Mapping[str, Any], token: str | None) -> Result:
     """No token: nothing to revoke. A token that signs no one in may still be live (its user
     deactivated): the executor revokes it, as it always has."""
@@ -560,8 +604,95 @@ def _logout_signed_out(args: Mapping[str, Any], token: str | None) -> Result:
     return False
 
 
+async def _release_connection(writer: Writer) -> None:
+    """End the request's read-only transaction (the viewer's lookup), so that waiting for an
+    argon2 slot holds no database connection."""
+    session = writer.db.session
+    if session.in_transaction():
+        await session.commit()
+
+
+def _token_lifetime(writer: Writer) -> timedelta:
+    assert writer.settings is not None  # the planner gives every writer its settings
+    return timedelta(seconds=writer.settings.token_lifetime_seconds)
+
+
+async def _register(writer: Writer, args: Mapping[str, Any]) -> Refusal | SignedIn:
+    """register: the values checked and the password hashed outside any transaction, then the
+    account, its audit entry (the new user signs itself up) and its token: three INSERTs."""
+    given = args["input"]
+    await _release_connection(writer)
+    try:
+        user = await writes.new_account(dataclasses.asdict(given))
+    except models.InvalidValueError as error:
+        return _invalid(error)
+    session = writer.db.session
+
+    async def body() -> Refusal | SignedIn:
+        created = await writes.create_user(session, user)
+        if isinstance(created, writes.Refused):
+            return Refusal(created.kind.value, {"message": created.message, "field": created.field})
+        token = await auth.insert_token(session, created["id"], lifetime=_token_lifetime(writer))
+        return SignedIn(token, created)
+
+    result: Refusal | SignedIn = await writer.run(None, body)
+    return result
+
+
+def _throttled(refusal: throttle.Throttled) -> Refusal:
+    metrics.count_sign_in_throttle(refusal.scope)
+    values = {"message": refusal.message(), "retryAfterSeconds": refusal.retry_after_seconds}
+    return Refusal("InvalidCredentialsError", values)
+
+
+async def _login(writer: Writer, args: Mapping[str, Any]) -> Refusal | SignedIn:
+    """login as the executor runs it: throttle, record the attempt and find the user in one
+    short transaction; verify the password outside any; then record the success and issue the
+    token in a second one."""
+    given = args["input"]
+    session = writer.db.session
+    assert writer.settings is not None
+    settings = writer.settings
+
+    async def start() -> tuple[throttle.Attempt, models.User | None] | throttle.Throttled:
+        attempt = await throttle.begin_attempt(
+            session, settings, username=given.username, address=writer.client_address
+        )
+        if isinstance(attempt, throttle.Throttled):
+            return attempt
+        return attempt, await auth.find_user(session, given.username)
+
+    started = await writer.run(None, start)
+    if isinstance(started, throttle.Throttled):
+        return _throttled(started)
+    attempt, found = started
+    user = await auth.check_credentials(found, given.password)
+    if user is None:
+        values = {"message": auth.WRONG_CREDENTIALS_MESSAGE, "retryAfterSeconds": None}
+        return Refusal("InvalidCredentialsError", values)
+    row = {name: getattr(user, name) for name in auth.IDENTITY_COLUMNS}
+
+    async def welcome() -> SignedIn:
+        await throttle.record_success(session, settings, attempt)
+        return SignedIn(
+            await auth.insert_token(session, user.id, lifetime=_token_lifetime(writer)), row
+        )
+
+    result: SignedIn = await writer.run(None, welcome)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedSignIn:
+    """A planned mutation field that signs in (register, login): anyone may ask, and its
+    payload (`payload`) holds the token and the new viewer's row."""
+
+    payload: str
+    write: Callable[[Writer, Mapping[str, Any]], Awaitable[Refusal | SignedIn]]
+
+
 # The mutation fields the planner runs.
-WRITES = {
+WRITES: dict[str, PlannedWrite | PlannedSignIn] = {
     "addComment": PlannedWrite("Comment", _add_comment),
     "createPost": PlannedWrite("Post", _create_post),
     "updatePost": PlannedWrite("Post", _update_post),
@@ -573,4 +704,7 @@ WRITES = {
     "deletePosts": PlannedWrite("BulkUpdated", _delete_posts),
     "importPosts": PlannedWrite("Post", _import_posts, _sign_in_each),
     "logout": PlannedWrite(None, _logout, _logout_signed_out),
+    "updateViewer": PlannedWrite("User", _update_viewer),
+    "register": PlannedSignIn("AuthPayload", _register),
+    "login": PlannedSignIn("AuthPayload", _login),
 }

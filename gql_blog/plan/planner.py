@@ -71,6 +71,7 @@ class Context(Protocol):
     warnings: list[str]
     # Where a planned write's events go once committed.
     events: EventBus
+    client_address: str | None
 
     def report_signed_out(self, reason: auth.SignedOut) -> None: ...
 
@@ -169,15 +170,7 @@ class Planner:
                     driver_rows=driver,
                     dialect_impl=dialect_impl,
                     filters=self._filters,
-                    writer=Writer(
-                        context.db,
-                        context.events,
-                        context.token,
-                        driver=driver if at_once else None,
-                        dialect=dialect_impl,
-                    )
-                    if writes
-                    else None,
+                    writer=_writer(context, driver if at_once else None) if writes else None,
                 )
                 errors: list[GraphQLError] = []
                 try:
@@ -355,3 +348,16 @@ def _document(document: DocumentNode, operation_name: str | None) -> _Document |
     }
     operation = operations[0]
     return _Document(operation, fragments, directive_variables(operation, fragments.values()))
+
+
+def _writer(context: Context, driver: DriverFetch | None) -> Writer:
+    """What the request's planned write needs of it; `driver` for writes of one statement."""
+    return Writer(
+        context.db,
+        context.events,
+        context.token,
+        settings=context.settings,
+        client_address=context.client_address,
+        driver=driver,
+        dialect=context.db.dialect,
+    )

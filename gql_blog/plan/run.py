@@ -121,7 +121,6 @@ class Run:
         writer: Writer | None = None,
     ) -> None:
         self.plan = plan
-        self.viewer = viewer
         self.results: list[Any] = [None] * plan.slots
         self._schema = schema
         self._variables = variables
@@ -130,13 +129,9 @@ class Run:
         self._dialect = dialect
         self._driver = driver_rows
         self._dialect_impl = dialect_impl
-        self._viewer_kind = ViewerParameter.kind(viewer)
-        self._viewer_id = None if viewer is None or viewer.is_admin else viewer.id
         self._filters = filters
-        self._viewer_parameter = ViewerParameter.of(viewer)
         self._parameters: dict[str, Any] = {}
-        if viewer is not None and not viewer.is_admin:
-            self._parameters["viewer_id"] = viewer.id
+        self._act_as(viewer)
         # A connection's page request, or why its arguments were refused (raised only once a
         # parent row needs the page, as the generic executor evaluates them only then).
         self._requests: dict[
@@ -149,6 +144,16 @@ class Run:
         self._written: Written | None = None
         # Per child connection index: whether its pages are read beside their parents.
         self._embedding: dict[int, bool] = {}
+
+    def _act_as(self, viewer: Identity | None) -> None:
+        """Read as `viewer` from now on (register and login sign in for the rest of the request)."""
+        self.viewer = viewer
+        self._viewer_kind = ViewerParameter.kind(viewer)
+        self._viewer_id = None if viewer is None or viewer.is_admin else viewer.id
+        self._viewer_parameter = ViewerParameter.of(viewer)
+        self._parameters.pop("viewer_id", None)
+        if viewer is not None and not viewer.is_admin:
+            self._parameters["viewer_id"] = viewer.id
 
     async def execute(self) -> dict[str, Any]:
         self._prepare()
@@ -496,6 +501,8 @@ class Run:
         args = self._lookups[root.index]
         if self._writer is None:
             raise NotPlannedError("no writer for this run")
+        if isinstance(planned, mutations.PlannedSignIn):
+            return self._signed_in(root, await planned.write(self._writer, args))
         if self.viewer is None:
             self.results[root.index] = planned.anonymous(args, self._writer.token)
             return []
@@ -511,6 +518,16 @@ class Run:
         assert isinstance(root.target, ObjectPlan)  # a row is the payload of an entity type
         self._written = result
         return [(root.target, [result.row])]
+
+    def _signed_in(self, root: RootWrite, result: Any) -> list[tuple[ObjectPlan, list[Any]]]:
+        """register's or login's answer; signed in, its user is the viewer from now on."""
+        self.results[root.index] = result
+        if not isinstance(result, mutations.SignedIn):
+            return []
+        user = result.user
+        self._act_as(Identity(user["id"], user["is_admin"], user))
+        self._written = Written(user, {("User", user["id"]): user})
+        return [(target, [user]) for target in root.items]
 
     def _by_id(self, target: ObjectPlan) -> Callable[[], Select[Any]]:
         def build() -> Select[Any]:

@@ -9,15 +9,16 @@ Signing in (register, login) or out (logout) applies to the rest of the request 
 payload's `user { email }` shows what the new viewer may see.
 """
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from sqlalchemy.exc import IntegrityError
 from strawberry import UNSET
 
-from gql_blog import audit, auth, metrics, models, throttle
+from gql_blog import audit, auth, metrics, models, throttle, writes
 from gql_blog.conflicts import conflict_field
 from gql_blog.schema.context import Context
 from gql_blog.schema.results import (
@@ -32,13 +33,6 @@ from gql_blog.schema.results import (
 from gql_blog.schema.types import BlogInfo, User
 
 R = TypeVar("R")
-
-# Which unique index a violation names → the input field it is about.
-UNIQUE_FIELDS = {"username": "username", "email": "email"}
-# The profile fields updateViewer may change, besides the password.
-PROFILE_FIELDS = ("email", "first_name", "last_name", "age", "bio")
-# Columns that cannot be null: a null input leaves them as they are.
-REQUIRED_FIELDS = {"email"}
 
 
 @strawberry.type(description="A signed-in session: the bearer token to send, and its user.")
@@ -87,6 +81,11 @@ class UpdateViewerInput:
     bio: str | None = UNSET
     password: str | None = UNSET
 
+    def changes(self) -> dict[str, Any]:
+        """The fields given (null included), by column name; the password as given."""
+        given = {name: getattr(self, name) for name in (*writes.PROFILE_FIELDS, "password")}
+        return {name: value for name, value in given.items() if value is not UNSET}
+
 
 @dataclass(frozen=True, slots=True)
 class _SignedIn:
@@ -103,10 +102,10 @@ async def _flush_unique(context: Context) -> ConflictError | None:
     try:
         await context.db.flush()
     except IntegrityError as error:
-        field = conflict_field(error, UNIQUE_FIELDS)
+        field = conflict_field(error, writes.UNIQUE_USER_FIELDS)
         if field is None:
             raise
-        return ConflictError(message=f"That {field} is taken already.", field=field)
+        return ConflictError(message=writes.taken_message(field), field=field)
     return None
 
 
@@ -126,18 +125,9 @@ async def _release_connection(context: Context) -> None:
 async def _new_account(account: RegisterInput) -> models.User | ValidationError:
     """The account to add, its values checked and its password hashed outside any transaction."""
     try:
-        user = models.User(
-            username=account.username,
-            email=account.email,
-            first_name=account.first_name,
-            last_name=account.last_name,
-            age=account.age,
-            bio=account.bio,
-        )
-        user.password_hash = await auth.new_password_hash(account.password)
+        return await writes.new_account(dataclasses.asdict(account))
     except models.InvalidValueError as error:
         return validation_error(error)
-    return user
 
 
 async def _new_password_hash(
@@ -165,11 +155,8 @@ async def _register(context: Context, user: models.User) -> _SignedIn | Conflict
 
 def _throttled(refusal: throttle.Throttled) -> InvalidCredentialsError:
     metrics.count_sign_in_throttle(refusal.scope)
-    seconds = refusal.retry_after_seconds
     return InvalidCredentialsError(
-        message=f"Too many failed sign-ins for this {refusal.subject}: "
-        f"try again in {seconds} seconds.",
-        retry_after_seconds=seconds,
+        message=refusal.message(), retry_after_seconds=refusal.retry_after_seconds
     )
 
 
@@ -206,7 +193,7 @@ async def _login(context: Context, credentials: LoginInput) -> AuthResult:
         return started
     user = await auth.check_credentials(started.user, credentials.password)
     if user is None:
-        return InvalidCredentialsError(message="Wrong username or password.")
+        return InvalidCredentialsError(message=auth.WRONG_CREDENTIALS_MESSAGE)
     attempt = started.attempt
     return _signed_in(context, await transact(context, lambda: _welcome(context, user, attempt)))
 
@@ -219,9 +206,9 @@ async def _welcome(context: Context, user: models.User, attempt: throttle.Attemp
 async def _update_viewer(
     context: Context, viewer: models.User, changes: UpdateViewerInput, password_hash: str | None
 ) -> User | ConflictError:
-    for name in PROFILE_FIELDS:
+    for name in writes.PROFILE_FIELDS:
         value = getattr(changes, name)
-        if value is UNSET or (value is None and name in REQUIRED_FIELDS):
+        if value is UNSET or (value is None and name in writes.REQUIRED_PROFILE_FIELDS):
             continue
         setattr(viewer, name, value)
     if password_hash is not None:

@@ -7,7 +7,10 @@ ids do not (a rolled-back sequence stays advanced on PostgreSQL and MariaDB), so
 request created are renamed by their order of creation before the bytes are compared.
 """
 
+import asyncio
 import base64
+import functools
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -19,10 +22,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from gql_blog import events, models
+from gql_blog import auth, events, models
 from gql_blog.app import create_app
 from gql_blog.config import Settings
 from gql_blog.plan.planner import Planner
+from tests.committed import serve_committed_api
 from tests.conftest import StatementCounter, graphql_endpoint
 from tests.graphql_client import GraphQLClient, request_sessions, serve_app
 from tests.plan.conftest import ROLES, Blog, build_blog
@@ -40,13 +44,24 @@ class _Frozen(datetime):
 
 # What a write may change, read back in a fixed order.
 TABLES = ("users", "posts", "tags", "post_tags", "comments", "audit_logs")
+# Tables compared without their ids, in no order: each user's tokens (each app issued its own,
+# at its own time, so which one is not compared) and sign-in attempts.
+_UNORDERED = {
+    "auth_tokens": ("user_id", "expires_at", "revoked_at"),
+    "sign_in_attempts": ("username_digest", "address", "succeeded", "created_at"),
+}
 # The tables whose new rows are renamed, and the columns that point at them.
-_RENAMED = ("posts", "tags", "comments", "audit_logs")
+_RENAMED = ("users", "posts", "tags", "comments", "audit_logs")
 _POINTERS = {
     ("post_tags", "post_id"): "posts",
     ("post_tags", "tag_id"): "tags",
     ("comments", "post_id"): "posts",
+    ("auth_tokens", "user_id"): "users",
+    ("audit_logs", "actor_id"): "users",
 }
+_GLOBAL_TYPES = {"users": "User", "posts": "Post", "tags": "Tag", "comments": "Comment"}
+# A token issued (each run's differs); whether it signs in is tested on its own.
+_TOKEN = re.compile(rb'"token":"[A-Za-z0-9_-]{43}"')
 
 ADD_COMMENT = """mutation Add($input: AddCommentInput!) { addComment(input: $input) {
   __typename
@@ -125,6 +140,29 @@ IMPORT_POSTS = """mutation Import($inputs: [CreatePostInput!]!) { importPosts(in
 } }"""
 
 LOGOUT = "mutation LogOut { logout }"
+UPDATE_VIEWER = """mutation Me($input: UpdateViewerInput!) { updateViewer(input: $input) {
+  __typename
+  ... on User { id username email firstName lastName fullName bio age isActive isAdmin createdAt
+                posts(first: 3) { totalCount nodes { title published } } }
+  ... on ValidationError { message field }
+  ... on ConflictError { message field }
+  ... on Error { message }
+} }"""
+_AUTH_RESULT = """
+  __typename
+  ... on AuthPayload { token user { id username email fullName age bio isActive isAdmin createdAt
+                                    posts(first: 5) { totalCount nodes { title published } } } }
+  ... on ValidationError { message field }
+  ... on ConflictError { message field }
+  ... on InvalidCredentialsError { message retryAfterSeconds }
+"""
+REGISTER = (
+    "mutation Register($input: RegisterInput!) { register(input: $input) {" + _AUTH_RESULT + "} }"
+)
+LOGIN = "mutation LogIn($input: LoginInput!) { login(input: $input) {" + _AUTH_RESULT + "} }"
+# What the factories store as every user's password hash; a new one is argon2's.
+OLD_HASH = "not-a-real-hash"
+NEW_PASSWORD = "correct horse battery"
 
 
 class RecordingBus(events.InProcessBus):
@@ -187,18 +225,12 @@ class Apps:
         for name in TABLES:
             table = tables[name]
             result = await self.connection.execute(select(table).order_by(*table.primary_key))
+            found[name] = [_hash_checked(dict(row)) for row in result.mappings()]
+        for name, columns in _UNORDERED.items():
+            table = models.Base.metadata.tables[name]
+            result = await self.connection.execute(select(*(table.c[c] for c in columns)))
             found[name] = [dict(row) for row in result.mappings()]
-        found["auth_tokens"] = await self._tokens()
         return found
-
-    async def _tokens(self) -> list[dict[str, Any]]:
-        """Each user's tokens: each app issued its own (at its own time), so which one is not
-        compared."""
-        table = models.Base.metadata.tables["auth_tokens"]
-        result = await self.connection.execute(
-            select(table.c.user_id, table.c.expires_at, table.c.revoked_at)
-        )
-        return sorted((dict(row) for row in result.mappings()), key=repr)
 
     def renamed(self, answer: Answer) -> Answer:
         """New ids as `new <table> <n>`, wherever they appear (global ids too)."""
@@ -207,21 +239,38 @@ class Apps:
         for table in _RENAMED:
             new_ids = sorted(r["id"] for r in answer.rows[table] if r["id"] > self.before[table])
             names[table] = {row_id: f"new {table} {n}" for n, row_id in enumerate(new_ids)}
-            type_name = {"posts": "Post", "tags": "Tag", "comments": "Comment"}.get(table)
+            type_name = _GLOBAL_TYPES.get(table)
             for row_id, name in names[table].items():
                 if type_name is not None:
                     global_id = base64.b64encode(f"{type_name}:{row_id}".encode())
                     body = body.replace(global_id, name.encode())
+        body = _TOKEN.sub(b'"token":"(issued)"', body)
         rows = {
             table: [_rename_row(table, row, names) for row in table_rows]
             for table, table_rows in answer.rows.items()
         }
+        for table in _UNORDERED:
+            rows[table].sort(key=repr)
         posts, comments = names["posts"], names["comments"]
         delivered = [
             (kind, posts.get(post_id, post_id), comments.get(comment_id, comment_id))
             for kind, post_id, comment_id in answer.events
         ]
         return Answer(body, rows, delivered)
+
+
+def _hash_checked(row: dict[str, Any]) -> dict[str, Any]:
+    """A user's new password hash (salted: each run's differs) as whether it verifies
+    NEW_PASSWORD."""
+    if row.get("password_hash", OLD_HASH) != OLD_HASH:
+        row["password_hash"] = ("argon2", _verifies(row["password_hash"]))
+    return row
+
+
+@functools.cache
+def _verifies(password_hash: str) -> bool:
+    """Whether the hash verifies NEW_PASSWORD (argon2 takes a while: once per hash)."""
+    return auth.verify_password(password_hash, NEW_PASSWORD)
 
 
 def _rename_row(
@@ -234,7 +283,7 @@ def _rename_row(
         if pointing == table:
             renamed[column] = names[target].get(row[column], row[column])
     if table == "audit_logs":
-        target = {"Post": "posts", "Comment": "comments"}.get(row["entity_type"], "")
+        target = {"User": "users", "Post": "posts", "Comment": "comments"}[row["entity_type"]]
         renamed["entity_id"] = names.get(target, {}).get(row["entity_id"], row["entity_id"])
         changes = dict(row["changes"])
         if "post" in changes:
@@ -253,6 +302,9 @@ async def apps(
     # Column defaults hold `models.utc_now` itself, which reads the module's `datetime`.
     monkeypatch.setattr(models, "datetime", _Frozen)
     blog = await build_blog(db)
+    for name in ("ann", "dee"):  # who logs in (dee is deactivated)
+        blog.users[name].password_hash = auth.hash_password(NEW_PASSWORD)
+    await db.flush()
     before = {}
     for table in _RENAMED:
         column = models.Base.metadata.tables[table].c.id
@@ -566,8 +618,85 @@ _IMPORTS = [
 ]
 
 
+def _viewer_cases(blog: Blog) -> list[Case]:
+    """updateViewer: the author and the admin change their own account (label, input, the
+    payload's type, whether it writes)."""
+    changed, refused = ("User", "User"), ("ValidationError", "ValidationError")
+    profile = {"email": " New@Example.TEST ", "firstName": "Nan", "lastName": None, "age": 31}
+    taken = {"email": blog.users["bob"].email.upper(), "password": NEW_PASSWORD}
+    table: list[tuple[str, dict[str, Any], tuple[str, str], bool]] = [
+        ("change the profile", profile | {"bio": "New."}, changed, True),
+        ("change the password", {"password": NEW_PASSWORD}, changed, True),
+        (
+            "clear the profile",
+            dict.fromkeys(("email", "firstName", "lastName", "bio", "age")),
+            changed,
+            True,
+        ),
+        ("change nothing", {}, changed, False),
+        ("invalid e-mail", {"firstName": "X", "email": "nope"}, refused, True),
+        ("e-mail with NUL", {"email": "a\x00@b.test"}, refused, True),
+        ("age out of range", {"age": 151, "bio": "Old."}, refused, True),
+        ("short password, invalid e-mail", {"password": "short", "email": "nope"}, refused, True),
+        ("taken e-mail", taken, ("ConflictError", "ConflictError"), True),
+    ]
+    return [
+        Case(label, UPDATE_VIEWER, {"input": given}, expected=expected, writes=writes)
+        for label, given, expected, writes in table
+    ]
+
+
+def _account(**fields: Any) -> dict[str, Any]:
+    account = {"username": "newbie", "email": "Newbie@Example.test", "password": NEW_PASSWORD}
+    return {"input": account | {"firstName": "New", "age": 20} | fields}
+
+
+def _login(username: str, password: str = NEW_PASSWORD) -> dict[str, Any]:
+    return {"input": {"username": username, "password": password}}
+
+
+# Anyone may register or log in: (label, mutation, variables, the payload's type).
+_SIGN_INS: list[tuple[str, str, dict[str, Any], str]] = [
+    ("register", REGISTER, _account(), "AuthPayload"),
+    ("register a taken username", REGISTER, _account(username="ANN"), "ConflictError"),
+    ("register a short password", REGISTER, _account(password="short"), "ValidationError"),
+    ("register a bad username", REGISTER, _account(username="a b"), "ValidationError"),
+    (
+        "register a bad e-mail and password",
+        REGISTER,
+        _account(email="nope", password="short"),
+        "ValidationError",
+    ),
+    ("register an age out of range", REGISTER, _account(age=-1), "ValidationError"),
+    ("log in", LOGIN, _login("ANN"), "AuthPayload"),
+    (
+        "log in with a wrong password",
+        LOGIN,
+        _login("ann", "wrong password"),
+        "InvalidCredentialsError",
+    ),
+    ("log in as nobody", LOGIN, _login("nobody"), "InvalidCredentialsError"),
+    ("log in as a deactivated user", LOGIN, _login("dee"), "InvalidCredentialsError"),
+]
+
+
+def _sign_ins(blog: Blog) -> list[tuple[str, str, dict[str, Any], str]]:
+    taken = _account(email=blog.users["bob"].email.upper())
+    return [*_SIGN_INS, ("register a taken e-mail", REGISTER, taken, "ConflictError")]
+
+
+def _sign_in_cases(blog: Blog) -> list[Case]:
+    return [Case(label, query, variables) for label, query, variables, _ in _sign_ins(blog)]
+
+
 def _all_cases(blog: Blog) -> list[Case]:
-    return [*_cases(blog), *_edit_cases(blog), *_IMPORTS]
+    return [
+        *_cases(blog),
+        *_edit_cases(blog),
+        *_IMPORTS,
+        *_viewer_cases(blog),
+        *_sign_in_cases(blog),
+    ]
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -622,6 +751,55 @@ async def test_planned_edits_answer_their_type_and_refusals_change_nothing(
         if wrote != (case.writes and not expected[role].endswith("Error")):
             failures.append(f"{case.label}: wrote {wrote} as {expected[role]}")
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_planned_sign_ins_answer_their_type_and_refusals_change_nothing(
+    apps: Apps, role: str
+) -> None:
+    """Each register and login case's payload type for any viewer; signed in, the payload reads
+    as the new viewer (its e-mail address, its drafts). A refusal leaves every table as it was
+    but a failed login's attempt, recorded as the executor records it."""
+    unchanged = apps.renamed(Answer(b"", await apps.rows(), [])).rows
+    failures = []
+    for label, query, variables, expected in _sign_ins(apps.blog):
+        answer = await apps.answer(apps.planned, apps.planned_bus, query, variables, role)
+        (payload,) = orjson.loads(answer.body)["data"].values()
+        if payload["__typename"] != expected:
+            failures.append(f"{label}: {payload}, expected {expected}")
+        changed = {name for name, rows in answer.rows.items() if rows != unchanged[name]}
+        attempts = {"sign_in_attempts"} if query == LOGIN else set()
+        if expected != "AuthPayload":
+            if changed != attempts:
+                failures.append(f"{label}: refused, but changed {changed}")
+            continue
+        wrote = {"auth_tokens"} | (attempts or {"users", "audit_logs"})
+        if payload["user"]["email"] is None or changed != wrote:
+            failures.append(f"{label}: {payload['user']}, changed {changed}")
+    assert not failures, "\n".join(failures)
+
+
+async def test_a_planned_sign_in_shows_the_new_viewers_drafts_and_its_token_signs_in(
+    apps: Apps,
+) -> None:
+    answered = apps.planner.answered
+    savepoint = await apps.connection.begin_nested()
+    try:
+        response = await apps.post(apps.planned, LOGIN, _login("ann"), "anonymous")
+        token = response.json()["data"]["login"]["token"]
+        viewer = await apps.planned.http.post(
+            "/graphql",
+            json={"query": "{ viewer { username } }"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    finally:
+        await savepoint.rollback()
+
+    assert apps.planner.answered == answered + 2
+    user = response.json()["data"]["login"]["user"]
+    assert (user["username"], user["email"]) == ("ann", apps.blog.users["ann"].email)
+    assert {"title": "Draft by ann", "published": False} in user["posts"]["nodes"]
+    assert viewer.json()["data"] == {"viewer": {"username": "ann"}}
 
 
 async def test_the_cases_write_and_refuse(apps: Apps) -> None:
@@ -727,6 +905,11 @@ async def test_a_logout_whose_token_signs_no_one_in_is_the_executors(apps: Apps)
 # importPosts: the token's user; for each good item what createPost writes (a bad one is
 # refused before any statement); the payload's comment counts (the rows it holds: the author,
 # the tags). logout: the token's user, the UPDATE that revokes its token.
+# updateViewer: the token's user, the UPDATE of the changed columns and its audit entry (the
+# payload's posts: a page and a count); when nothing changed, nothing is written.
+# register: the account, its audit entry, its token (three INSERTs); login: the throttle's
+# three scopes, the attempt, the user; then the attempt's old rows and its success, the token.
+# Both: the payload's posts (a page and a count).
 # On MariaDB each new post's slug also takes and gives back its turn (`writes._slug_turn`), and an
 # UPDATE has no RETURNING: a locking read picks its rows (`writes._bulk_change`).
 _STATEMENTS = [
@@ -744,6 +927,10 @@ _STATEMENTS = [
     ("delete the posts of one title", "admin", 3),
     ("import good and bad posts", "author", 18),
     ("log out", "author", 2),
+    ("change the profile", "author", 5),
+    ("change nothing", "admin", 3),
+    ("register", "anonymous", 5),
+    ("log in", "anonymous", 10),
 ]
 _POSTGRESQL_FEWER = {"comment on a published post": 2}
 _MARIADB_EXTRA = {
@@ -771,6 +958,10 @@ _MARIADB_EXTRA = {
         "deletePosts",
         "importPosts",
         "logout",
+        "updateViewer",
+        "updateViewer-unchanged",
+        "register",
+        "login",
     ],
 )
 async def test_planned_writes_take_a_fixed_number_of_statements(
@@ -811,3 +1002,32 @@ async def test_a_learned_mutation_over_get_is_refused_as_before(apps: Apps) -> N
     assert apps.planner.answered == answered
     assert response.status_code == 405
     assert len(rows["comments"]) == len(apps.blog.comments)
+
+
+@pytest.mark.parametrize("planner", [True, False], ids=["planned", "executor"])
+async def test_racing_registrations_of_one_name_conflict_alike(
+    settings: Settings, planner: bool
+) -> None:
+    """Two concurrent registrations of one username (in two cases), on committed rows: one
+    account, and the other gets the ConflictError on either path, on every database."""
+    async with serve_committed_api(replace(settings, planner=planner)) as served:
+        counted = graphql_endpoint(served.app).planner
+        answered = counted.answered
+        results = await asyncio.gather(
+            served.api.query(REGISTER, _account(username="racer")),
+            served.api.query(REGISTER, _account(username="RACER", email="b@example.test")),
+        )
+        answers = sorted(
+            orjson.dumps(result.data["register"], option=orjson.OPT_SORT_KEYS) for result in results
+        )
+        usernames = list(await served.db.scalars(select(models.User.username)))
+
+    assert counted.answered - answered == (2 if planner else 0)
+    signed_in, conflict = (orjson.loads(answer) for answer in answers)
+    assert conflict == {
+        "__typename": "ConflictError",
+        "field": "username",
+        "message": "That username is taken already.",
+    }
+    assert signed_in["__typename"] == "AuthPayload"
+    assert len(usernames) == 1
