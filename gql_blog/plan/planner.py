@@ -11,6 +11,10 @@ of the operation's one root field (a page size, a cursor, a filter, an id), the 
 that error itself, as the executor would; anything else the plan or the run declines goes back to
 strawberry's executor (the door calls it with the same entry: nothing is parsed again), which
 answers exactly as it always does.
+
+A subscription (`build.PLANNED_EVENTS`) is planned in the same entry, never answered here: its
+fan-out group asks for an `EventReader` once, then `read_events` reads the payloads of each batch
+of events from their rows' ids, one statement per plan node for the whole batch.
 """
 
 import logging
@@ -54,7 +58,7 @@ logger = logging.getLogger(__name__)
 # Distinct `@skip`/`@include` outcomes planned per document; more run on the generic executor.
 _MAX_PLANS_PER_DOCUMENT = 8
 _UNPLANNED = object()
-# An operation never planned (ambiguous, or a subscription): its entry says so once.
+# An operation never planned (ambiguous): its entry says so once.
 _NEVER = object()
 
 
@@ -102,7 +106,8 @@ class Planner:
         # The viewer's statements (identity, token state), by builder and dialect name.
         self._statements: dict[tuple[str, str, bool], Statement] = {}
         self._filters = FilterCache(1024)
-        # How many requests the planner answered (tests and metrics read it).
+        # How many requests, and groups' batches of subscription events, the planner answered
+        # (tests read it).
         self.answered = 0
 
     async def execute(
@@ -112,17 +117,79 @@ class Planner:
         if not (variables is None or isinstance(variables, dict)):
             return None
         document = _operation(cached, operation_name if isinstance(operation_name, str) else None)
-        if document is None:
+        if document is None or document.operation.operation is OperationType.SUBSCRIPTION:
+            return None  # a subscription's plan reads its events' rows (`read_events`)
+        planned = self._planned(document, variables)
+        if planned is None:
             return None
+        return await self._run(*planned, document, context)
+
+    def event_reader(
+        self, cached: Entry, operation_name: str | None, variables: dict[str, Any] | None
+    ) -> "EventReader | None":
+        """The plan of a subscription operation with these variables, or None: its events'
+        payloads run on strawberry's executor."""
+        document = _operation(cached, operation_name)
+        if document is None or document.operation.operation is not OperationType.SUBSCRIPTION:
+            return None
+        planned = self._planned(document, variables)
+        if planned is None:
+            return None
+        name = document.operation.name.value if document.operation.name else None
+        return EventReader(*planned, name)
+
+    async def read_events(
+        self,
+        reader: "EventReader",
+        row_ids: Sequence[int],
+        *,
+        viewer: models.User | None,
+        settings: Settings,
+        db: SerialSession,
+        tracer: "Tracer | None",
+    ) -> list[dict[str, Any]]:
+        """The `data` of the payloads of events about `row_ids` (in their order) that `viewer`
+        may see, read on `db` as a query's levels are (on PostgreSQL untraced, on the driver's
+        connection under the session's). `NotPlannedError`: the executor answers."""
+        started = time.perf_counter()
+        dialect = db.dialect
+        with count_statements() as counted:
+            driver = None
+            if dialect.name == "postgresql" and tracer is None:
+                driver = _fetch_on(db, await db.driver_connection())
+            run = Run(
+                reader.plan,
+                schema=self._schema,
+                variables=reader.variables,
+                viewer=_identity_of(viewer),
+                settings=settings,
+                fetch_rows=db.core_rows,
+                dialect=dialect.name,
+                driver_rows=driver,
+                dialect_impl=dialect,
+                filters=self._filters,
+            )
+            data = await run.execute_events(row_ids)
+        self.answered += 1
+        metrics.observe_operation(
+            operation=reader.operation_name,
+            seconds=time.perf_counter() - started,
+            statements=counted.total,
+            error_codes=(),
+            path=metrics.PLANNED,
+        )
+        return data
+
+    def _planned(self, document: _Document, variables: Any) -> tuple[Plan, VariableValues] | None:
+        """The operation's plan for these variables (coerced by graphql-core), or None: they
+        are not valid, or the plan declined."""
         coerced = get_variable_values(
             self._graphql_schema, document.operation.variable_definitions or (), variables or {}
         )
         if isinstance(coerced, list):
             return None
         plan = self._plan(document, coerced)
-        if plan is None:
-            return None
-        return await self._run(plan, coerced, document, context)
+        return None if plan is None else (plan, coerced)
 
     def _plan(self, document: _Document, variables: VariableValues) -> Plan | None:
         outcome = tuple(variables.coerced.get(name) for name in document.directive_variables)
@@ -264,6 +331,23 @@ class Planner:
         return next(iter(rows), None)
 
 
+@dataclass(frozen=True, slots=True)
+class EventReader:
+    """A subscription operation's plan, for one set of its variables (a fan-out group's)."""
+
+    plan: Plan
+    variables: VariableValues
+    operation_name: str | None
+
+
+def _identity_of(user: models.User | None) -> Identity | None:
+    """The planned path's viewer for a user row looked up already (a subscriber's)."""
+    if user is None:
+        return None
+    row = {name: getattr(user, name) for name in auth.IDENTITY_COLUMNS}
+    return Identity(id=user.id, is_admin=user.is_admin, row=row)
+
+
 @asynccontextmanager
 async def _driver_fetch(context: Context, use_driver: bool) -> AsyncIterator[DriverFetch | None]:
     """How this run sends compiled statements on the driver's own connection, or None (then
@@ -274,15 +358,15 @@ async def _driver_fetch(context: Context, use_driver: bool) -> AsyncIterator[Dri
         return
     if context.reads is None:
         connection = await context.db.driver_connection()
-        yield _fetch_on(context, connection)
+        yield _fetch_on(context.db, connection)
         return
     async with context.reads.connection() as connection:
-        yield _fetch_on(context, connection)
+        yield _fetch_on(context.db, connection)
 
 
-def _fetch_on(context: Context, connection: Any) -> DriverFetch:
+def _fetch_on(db: SerialSession, connection: Any) -> DriverFetch:
     async def fetch(sql: str, arguments: Sequence[Any]) -> Sequence[Any]:
-        return await context.db.driver_rows(connection, sql, arguments)
+        return await db.driver_rows(connection, sql, arguments)
 
     return fetch
 
@@ -318,8 +402,8 @@ def _document(document: DocumentNode, operation_name: str | None) -> _Document |
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [d for d in operations if d.name and d.name.value == operation_name]
-    if len(operations) != 1 or operations[0].operation is OperationType.SUBSCRIPTION:
-        return None  # ambiguous, or a subscription: never planned
+    if len(operations) != 1:
+        return None  # ambiguous: never planned
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }

@@ -39,6 +39,7 @@ from gql_blog.plan.build import (
     Plan,
     RelationPlan,
     RootConnection,
+    RootEvent,
     RootField,
     RootGroups,
     RootLookup,
@@ -162,6 +163,48 @@ class Run:
             # Declining now would make the executor write a second time.
             raise RuntimeError(f"a committed write's payload was declined: {reason}") from None
 
+    async def execute_events(self, row_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """The data of each event's payload, for a subscription's plan: one per row of
+        `row_ids` (the events' in their order) that the viewer may see and the field sends.
+
+        The rows are read by id in one statement (a batch never splits), and their levels as a
+        query's; any refusal declines (`NotPlannedError`): the executor answers instead."""
+        ((key, root),) = self.plan.roots
+        if not isinstance(root, RootEvent):
+            raise NotPlannedError("not a subscription's plan")
+        self._prepare()
+        found = await self._event_rows(root, _unique(row_ids))
+        self.results[root.index] = found
+        try:
+            await self._load_levels([(root.target, list(found.values()))])
+        except InvalidInputError as error:  # a nested field's: its place is the executor's
+            raise NotPlannedError(str(error)) from None
+        emit = root.target.emit
+        return [{key: emit(found[row_id], self)} for row_id in row_ids if row_id in found]
+
+    async def _event_rows(self, root: RootEvent, row_ids: list[int]) -> dict[int, Any]:
+        """The events' rows the viewer may see, by id; `postPublished`'s only while published,
+        and with its `tag` when it names one."""
+        stmt = self._statement(root.statements, None, self._by_id(root.target))
+        found: dict[int, Any] = {}
+        for chunk in _chunks([row_id for row_id in row_ids if row_id < models.ID_LIMIT]):
+            found.update((row["id"], row) for row in await self._rows(stmt, chunk))
+        if root.name != "postPublished":
+            return found
+        found = {row_id: row for row_id, row in found.items() if row["published"]}
+        tag = self._lookups[root.index].get("tag")
+        if tag is None or not found:
+            return found
+        tag_name = tag.strip().lower()
+        stmt = self._statement(
+            root.tag_statements, None, lambda: read_model.tags_of_posts({"name"}, self._dialect)
+        )
+        tagged: set[int] = set()
+        for chunk in _chunks(list(found)):
+            rows = await self._rows(stmt, chunk)
+            tagged.update(row["parent_key"] for row in rows if row["name"] == tag_name)
+        return {row_id: row for row_id, row in found.items() if row_id in tagged}
+
     async def _load_and_emit(self) -> dict[str, Any]:
         level: list[tuple[ObjectPlan, list[Any]]] = []
         for _, root in self.plan.roots:
@@ -198,7 +241,14 @@ class Run:
                 self._requests[connection.index] = refused
         for _, root in self.plan.roots:
             if isinstance(
-                root, RootLookup | RootNodes | RootWrite | RootStats | RootGroups | RootSearch
+                root,
+                RootLookup
+                | RootNodes
+                | RootWrite
+                | RootStats
+                | RootGroups
+                | RootSearch
+                | RootEvent,
             ):
                 self._lookups[root.index] = self._arguments(root.arguments)
             if isinstance(root, RootWrite):

@@ -11,8 +11,12 @@ members of the groups the batch concerns (one statement however many: a token th
 closes its socket, 4403; a viewer whose rights changed moves to its new audience's group),
 loads each due group's rows through loaders shared by the groups of one audience (one
 statement per loader and audience, not per subscriber), and executes each group's operation
-on them. A batch whose rows cannot be loaded because the database is out of reach waits: it is
-tried again, a second apart at most, and delivered once the database answers.
+on them. With the planner on, a group whose operation it plans reads its payloads through the
+planned reader instead (`Planner.read_events`): the batch's rows by id, then each level of its
+selection, one statement per plan node whatever the number of events or members, answered with
+the price the executor would report; where the planner declines, the executor answers. A batch
+whose rows cannot be loaded because the database is out of reach waits: it is tried again, a
+second apart at most, and delivered once the database answers.
 
 Each member sends from its own operation's task, from a bounded list of waiting messages: a
 slow socket holds no one else up, and one whose messages pile up (more than
@@ -50,7 +54,10 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from gql_blog import auth, events, metrics, models, outages, serial_session, statement_counts
+from gql_blog.errors import NotPlannedError
 from gql_blog.loaders import Loaders
+from gql_blog.plan.planner import EventReader, Planner
+from gql_blog.schema import limits
 from gql_blog.schema.context import Context, SocketOperation
 
 logger = logging.getLogger(__name__)
@@ -68,6 +75,8 @@ Wanted = Callable[[events.Event], bool]
 T = TypeVar("T")
 # The root values of a batch's events that a group wants, loaded through its audience's loaders.
 Load = Callable[[Loaders, list[events.Event]], Awaitable[Sequence[T]]]
+# The id of the row an event's payload is (a comment's, a post's), for the planned reader.
+RowId = Callable[[events.Event], int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +188,9 @@ class Group:
     template: Context
     wanted: Wanted
     load: Load[Any]
+    row_id: RowId
+    # How the planner reads its payloads; None: the executor answers (planner off, declined).
+    reader: EventReader | None = None
     members: dict[Member, None] = field(default_factory=dict)  # an ordered set
 
     def regrouped(self, key: GroupKey) -> "Group":
@@ -187,12 +199,14 @@ class Group:
 
 @dataclass(slots=True)
 class _Due:
-    """A group's share of a batch: its viewer and loaders, and the rows loaded for it."""
+    """A group's share of a batch: its viewer and loaders, and the rows loaded for it (or,
+    planned, its payloads ready to send)."""
 
     group: Group
     viewer: models.User | None
     loaders: Loaders
     roots: Sequence[object] = ()
+    payloads: list[str] | None = None
 
 
 class Fanout:
@@ -209,14 +223,24 @@ class Fanout:
         return len(self._groups)
 
     def subscribe(
-        self, context: Context, schema: strawberry.Schema, wanted: Wanted, load: Load[T]
+        self,
+        context: Context,
+        schema: strawberry.Schema,
+        wanted: Wanted,
+        load: Load[T],
+        row_id: RowId,
     ) -> AsyncIterator[T]:
         """For a subscription resolver: `async for never in ...: yield never`. It yields
         nothing: the answers are sent from here, until the operation ends."""
-        return _Served(self._serve(context, schema, wanted, load))
+        return _Served(self._serve(context, schema, wanted, load, row_id))
 
     async def _serve(
-        self, context: Context, schema: strawberry.Schema, wanted: Wanted, load: Load[Any]
+        self,
+        context: Context,
+        schema: strawberry.Schema,
+        wanted: Wanted,
+        load: Load[Any],
+        row_id: RowId,
     ) -> None:
         operation = context.operation
         if operation is None or context.sessions is None:
@@ -244,7 +268,14 @@ class Fanout:
         limit = context.settings.subscriber_queue_size
         member = Member(operation, context.token, context.close_connection, limit)
         group = self._groups.get(key) or Group(
-            key, operation.variables, schema, template, wanted, load
+            key,
+            operation.variables,
+            schema,
+            template,
+            wanted,
+            load,
+            row_id,
+            _event_reader(context.planner, template, key),
         )
         self._join(member, group)
         subscribed = _Subscribed(self, member)
@@ -380,12 +411,21 @@ class Fanout:
         viewers = await self._check_tokens(serial, concerned)
         due = self._due(serial, depth, batch, viewers)
         # All at once: the loads of one audience's groups share their loaders' statements.
-        loaded = await asyncio.gather(
-            *(share.group.load(share.loaders, self._wanted(share.group, batch)) for share in due)
+        await asyncio.gather(
+            *(self._load(serial, share, self._wanted(share.group, batch)) for share in due)
         )
-        for share, roots in zip(due, loaded, strict=True):
-            share.roots = roots
         return due
+
+    async def _load(
+        self, serial: serial_session.SerialSession, share: _Due, wanted: list[events.Event]
+    ) -> None:
+        """The share's payloads from the planned reader, or else its rows for the executor."""
+        group = share.group
+        if group.reader is not None:
+            share.payloads = await _planned_payloads(serial, share, wanted)
+            if share.payloads is not None:
+                return
+        share.roots = await group.load(share.loaders, wanted)
 
     async def _check_tokens(
         self, serial: serial_session.SerialSession, groups: list[Group]
@@ -441,8 +481,15 @@ class Fanout:
         How many members were offered answers."""
         offered: set[Member] = set()
 
+        def offer(group: Group, payload: str) -> None:
+            for member in list(group.members):
+                member.offer(payload)
+                offered.add(member)
+
         async def answer(share: _Due) -> None:
             group = share.group
+            for payload in share.payloads or ():
+                offer(group, payload)
             for root in share.roots:
                 context = group.template.for_operation(
                     viewer=share.viewer, loaders=share.loaders, db=serial, warnings=[]
@@ -455,10 +502,7 @@ class Fanout:
                     operation_name=group.key.operation_name,
                     allowed_operation_types=_SUBSCRIPTION_ONLY,
                 )
-                payload = orjson.dumps(_next_payload(result)).decode()
-                for member in list(group.members):
-                    member.offer(payload)
-                    offered.add(member)
+                offer(group, orjson.dumps(_next_payload(result)).decode())
 
         await asyncio.gather(*(answer(share) for share in due))
         return len(offered)
@@ -495,6 +539,72 @@ class _Served(Generic[T]):
     async def __anext__(self) -> T:
         await self._serving
         raise StopAsyncIteration
+
+
+def _event_reader(planner: Planner | None, template: Context, key: GroupKey) -> EventReader | None:
+    """How the planner reads the group's payloads; None with the planner off, or declined."""
+    if planner is None:
+        return None
+    cached = template.documents.get(key.query)
+    if cached is None or cached.errors:
+        return None
+    variables = orjson.loads(key.variables)
+    return planner.event_reader(cached, key.operation_name, variables)
+
+
+async def _planned_payloads(
+    serial: serial_session.SerialSession, share: _Due, wanted: list[events.Event]
+) -> list[str] | None:
+    """The share's `next` payloads, read by the planner and priced as the executor prices
+    them; None where the planner declines (the executor answers instead)."""
+    group = share.group
+    context = group.template
+    planner, reader = context.planner, group.reader
+    assert planner is not None
+    assert reader is not None
+    cost = _price(group)
+    if cost is None:
+        return None
+    row_ids = [row_id for event in wanted if (row_id := group.row_id(event)) is not None]
+    try:
+        data = await planner.read_events(
+            reader,
+            row_ids,
+            viewer=share.viewer,
+            settings=context.settings,
+            db=serial,
+            tracer=context.tracer,
+        )
+    except NotPlannedError as reason:
+        logger.debug("subscription.plan_declined", extra={"reason": str(reason)})
+        return None
+    except Exception as error:
+        if outages.outage_of(error) is not None:
+            raise  # the batch waits for the database
+        # Never expected: the executor answers the group, its errors masked as ever.
+        logger.exception("subscription.plan_failed")
+        return None
+    extensions = {"cost": cost}
+    return [orjson.dumps({"data": item, "extensions": extensions}).decode() for item in data]
+
+
+def _price(group: Group) -> int | None:
+    """The price of the group's operation, as the executor reports it with each answer; None
+    when the executor should answer: the limits refuse it now, or its document left the cache
+    (the executor parses it again)."""
+    context = group.template
+    cached = context.documents.get(group.key.query)
+    if cached is None:
+        return None
+    cost, refused = limits.request_cost(
+        cached,
+        group.key.operation_name,
+        group.variables,
+        context.settings,
+        schema=group.schema._schema,
+        counts=context.row_counts,
+    )
+    return None if refused else cost
 
 
 def _next_payload(result: ExecutionResult) -> dict[str, Any]:
