@@ -226,9 +226,9 @@ async def test_subscription_payloads_answer_alike(
 COUNTED_COMMENTS = """subscription ($postId: ID!) { commentAdded(postId: $postId) {
   content author { username } post { title tags { name } }
   replies(first: 2) { totalCount nodes { content } } } }"""
-# The comments (their authors read beside them), their posts, the posts' tags, the replies'
-# pages and their counts.
-COUNTED_COMMENTS_STATEMENTS = 5
+# The comments (their authors read beside them), their posts, the posts' tags (on PostgreSQL,
+# read beside the posts), the replies' pages and their counts.
+COUNTED_COMMENTS_STATEMENTS = {"postgresql": 4, "other": 5}
 COUNTED_POSTS = 'subscription { postPublished(tag: "python") { title author { username } } }'
 # The subscribers' tokens, the posts (their authors beside them), the posts' tags for `tag`.
 COUNTED_POSTS_STATEMENTS = 3
@@ -265,7 +265,11 @@ async def _one_delivery(
     ids=["one-event", "six-events", "six-events-three-subscribers"],
 )
 async def test_comment_payloads_take_statements_fixed_by_the_selection(
-    live_twins: LiveTwins, caplog: pytest.LogCaptureFixture, events_in_batch: int, subscribers: int
+    live_twins: LiveTwins,
+    caplog: pytest.LogCaptureFixture,
+    events_in_batch: int,
+    subscribers: int,
+    dialect: str,
 ) -> None:
     blog = live_twins.blog
     subscription = Subscription(
@@ -279,7 +283,8 @@ async def test_comment_payloads_take_statements_fixed_by_the_selection(
     delivered = await _one_delivery(live_twins, caplog, subscription, None, batch, subscribers)
 
     assert (delivered.events, delivered.subscribers) == (events_in_batch, subscribers)  # type: ignore[attr-defined]
-    assert delivered.statements == COUNTED_COMMENTS_STATEMENTS  # type: ignore[attr-defined]
+    expected = COUNTED_COMMENTS_STATEMENTS.get(dialect, COUNTED_COMMENTS_STATEMENTS["other"])
+    assert delivered.statements == expected  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
