@@ -19,20 +19,27 @@ of events from their rows' ids, one statement per plan node for the whole batch.
 
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
 from graphql import (
     DocumentNode,
+    FieldNode,
     FragmentDefinitionNode,
     GraphQLError,
+    Node,
     OperationDefinitionNode,
     OperationType,
+    VariableNode,
+    Visitor,
     is_non_null_type,
+    visit,
 )
-from graphql.execution.values import VariableValues, get_variable_values
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 from strawberry.types import ExecutionResult
@@ -42,7 +49,7 @@ from gql_blog.bad_input import user_input_error
 from gql_blog.config import Settings
 from gql_blog.errors import InvalidInputError
 from gql_blog.events import EventBus
-from gql_blog.plan.build import NotPlannedError, Plan, PlanBuilder, directive_variables
+from gql_blog.plan.build import NotPlannedError, Plan, PlanBuilder, RootEvent, directive_variables
 from gql_blog.plan.mutations import Writer
 from gql_blog.plan.run import DriverFetch, FilterCache, Identity, Run
 from gql_blog.plan.statements import Statement
@@ -135,32 +142,43 @@ class Planner:
         planned = self._planned(document, variables)
         if planned is None:
             return None
+        plan, coerced = planned
+        ((_, root),) = plan.roots
+        assert isinstance(root, RootEvent)
+        try:
+            tag = get_argument_values(root.arguments.field, root.arguments.node, coerced).get("tag")
+        except GraphQLError:
+            return None
+        chosen_by_root = _root_only_variables(document, root.arguments.node)
+        payload_variables = {k: v for k, v in (variables or {}).items() if k not in chosen_by_root}
+        shape = orjson.dumps(payload_variables, option=orjson.OPT_SORT_KEYS)
         name = document.operation.name.value if document.operation.name else None
-        return EventReader(*planned, name)
+        return EventReader(plan, coerced, name, shape, tag)
 
     async def read_events(
         self,
-        reader: "EventReader",
-        row_ids: Sequence[int],
+        shares: Sequence[tuple["EventReader", Sequence[int]]],
         *,
         viewer: models.User | None,
         settings: Settings,
         db: SerialSession,
         tracer: "Tracer | None",
-    ) -> list[dict[str, Any]]:
-        """The `data` of the payloads of events about `row_ids` (in their order) that `viewer`
-        may see, read on `db` as a query's levels are (on PostgreSQL untraced, on the driver's
-        connection under the session's). `NotPlannedError`: the executor answers."""
+    ) -> list[list[dict[str, Any]]]:
+        """For each share (a fan-out group's reader and the ids of its events' rows, in their
+        order), the `data` of the payloads `viewer` may see: for readers of one plan and one
+        `shape`, all read at once, on `db` as a query's levels are (on PostgreSQL untraced, on
+        the driver's connection under the session's). `NotPlannedError`: the executor answers."""
         started = time.perf_counter()
         dialect = db.dialect
+        first = shares[0][0]
         with count_statements() as counted:
             driver = None
             if dialect.name == "postgresql" and tracer is None:
                 driver = _fetch_on(db, await db.driver_connection())
             run = Run(
-                reader.plan,
+                first.plan,
                 schema=self._schema,
-                variables=reader.variables,
+                variables=first.variables,
                 viewer=_identity_of(viewer),
                 settings=settings,
                 fetch_rows=db.core_rows,
@@ -169,10 +187,10 @@ class Planner:
                 dialect_impl=dialect,
                 filters=self._filters,
             )
-            data = await run.execute_events(row_ids)
+            data = await run.execute_events([(row_ids, reader.tag) for reader, row_ids in shares])
         self.answered += 1
         metrics.observe_operation(
-            operation=reader.operation_name,
+            operation=first.operation_name,
             seconds=time.perf_counter() - started,
             statements=counted.total,
             error_codes=(),
@@ -333,11 +351,39 @@ class Planner:
 
 @dataclass(frozen=True, slots=True)
 class EventReader:
-    """A subscription operation's plan, for one set of its variables (a fan-out group's)."""
+    """A subscription operation's plan, for one set of its variables (a fan-out group's).
+
+    Readers of one plan and one `shape` read their batch together (`Planner.read_events`):
+    `shape` is the canonical JSON of the variables the payloads read, all but those only the
+    root field's arguments read (`commentAdded`'s `postId` chooses the events, not what is sent
+    about them); `tag` is `postPublished`'s argument, applied per reader."""
 
     plan: Plan
     variables: VariableValues
     operation_name: str | None
+    shape: bytes
+    tag: str | None
+
+
+def _root_only_variables(document: _Document, root: FieldNode) -> frozenset[str]:
+    """The variables the operation reads only in `root`'s arguments."""
+    everywhere = _variable_uses(
+        document.operation.selection_set, *(document.operation.directives or ())
+    ) + _variable_uses(*document.fragments.values())
+    at_root = _variable_uses(*(root.arguments or ()))
+    return frozenset(name for name, uses in at_root.items() if everywhere[name] == uses)
+
+
+def _variable_uses(*nodes: Node) -> Counter[str]:
+    uses: Counter[str] = Counter()
+
+    class Uses(Visitor):
+        def enter_variable(self, node: VariableNode, *_: Any) -> None:
+            uses[node.name.value] += 1
+
+    for node in nodes:
+        visit(node, Uses())
+    return uses
 
 
 def _identity_of(user: models.User | None) -> Identity | None:

@@ -11,10 +11,12 @@ members of the groups the batch concerns (one statement however many: a token th
 closes its socket, 4403; a viewer whose rights changed moves to its new audience's group),
 loads each due group's rows through loaders shared by the groups of one audience (one
 statement per loader and audience, not per subscriber), and executes each group's operation
-on them. With the planner on, a group whose operation it plans reads its payloads through the
-planned reader instead (`Planner.read_events`): the batch's rows by id, then each level of its
-selection, one statement per plan node whatever the number of events or members, answered with
-the price the executor would report; where the planner declines, the executor answers. A batch
+on them. With the planner on, the groups whose operation it plans read their payloads through
+the planned reader instead (`Planner.read_events`), together for the groups of one audience with
+one plan and the same variables but those only the root field's arguments read (`commentAdded`'s
+`postId`): the batch's rows by id, then each level of the selection, one statement per plan node
+whatever the number of groups, events or members, answered with the price the executor would
+report; where the planner declines, the executor answers. A batch
 whose rows cannot be loaded because the database is out of reach waits: it is tried again, a
 second apart at most, and delivered once the database answers.
 
@@ -209,6 +211,16 @@ class _Due:
     payloads: list[str] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _PlannedShare:
+    """A due group the planner reads: its reader, its events' rows' ids, its price."""
+
+    due: _Due
+    reader: EventReader
+    row_ids: list[int]
+    cost: int
+
+
 class Fanout:
     """A worker's subscriptions on one event bus, grouped; one dispatcher while any exist."""
 
@@ -376,13 +388,17 @@ class Fanout:
             if not any(self._wanted(group, batch) for group in self._groups.values()):
                 return
             started = time.perf_counter()
+            phases: dict[str, float] = {}
             with statement_counts.count_statements() as counted:
                 async with AsyncExitStack() as attempt:
                     try:
                         session = await attempt.enter_async_context(sessions())
                         serial = serial_session.SerialSession(session)
                         attempt.push_async_callback(serial.stop)
+                        await session.connection()
+                        phases["connection"] = time.perf_counter()
                         due = await self._prepare(serial, depth, batch)
+                        phases["loaded"] = time.perf_counter()
                     except Exception as error:
                         _log_outage(error, "subscription.event_waits")
                     else:
@@ -392,7 +408,7 @@ class Fanout:
                             offered = await self._answer(serial, due)
                             # Logged once the answers are queued, before the session closes:
                             # by then members may have been sent theirs, and left.
-                            _log_delivered(batch, due, offered, counted, started)
+                            _log_delivered(batch, due, offered, counted, started, phases)
                         finally:
                             await _end_session(answered)
                         return
@@ -410,22 +426,38 @@ class Fanout:
         concerned = [group for group in self._groups.values() if self._wanted(group, batch)]
         viewers = await self._check_tokens(serial, concerned)
         due = self._due(serial, depth, batch, viewers)
+        await self._read_planned(serial, due, batch)
         # All at once: the loads of one audience's groups share their loaders' statements.
         await asyncio.gather(
-            *(self._load(serial, share, self._wanted(share.group, batch)) for share in due)
+            *(
+                self._load(share, self._wanted(share.group, batch))
+                for share in due
+                if share.payloads is None
+            )
         )
         return due
 
-    async def _load(
-        self, serial: serial_session.SerialSession, share: _Due, wanted: list[events.Event]
+    async def _read_planned(
+        self, serial: serial_session.SerialSession, due: list[_Due], batch: list[events.Event]
     ) -> None:
-        """The share's payloads from the planned reader, or else its rows for the executor."""
-        group = share.group
-        if group.reader is not None:
-            share.payloads = await _planned_payloads(serial, share, wanted)
-            if share.payloads is not None:
-                return
-        share.roots = await group.load(share.loaders, wanted)
+        """The payloads of the due groups the planner reads: the groups of one audience whose
+        readers share a plan and a shape in one read, whatever their number (`_PlannedShare`)."""
+        reads: dict[tuple[Audience, int, bytes], list[_PlannedShare]] = {}
+        for share in due:
+            reader = share.group.reader
+            if reader is None or (cost := _price(share.group)) is None:
+                continue
+            wanted = self._wanted(share.group, batch)
+            row_ids = [i for event in wanted if (i := share.group.row_id(event)) is not None]
+            key = (share.group.key.audience, id(reader.plan), reader.shape)
+            reads.setdefault(key, []).append(_PlannedShare(share, reader, row_ids, cost))
+        for shares in reads.values():
+            await _read_payloads(serial, shares)
+
+    @staticmethod
+    async def _load(share: _Due, wanted: list[events.Event]) -> None:
+        """The share's rows, for the executor."""
+        share.roots = await share.group.load(share.loaders, wanted)
 
     async def _check_tokens(
         self, serial: serial_session.SerialSession, groups: list[Group]
@@ -552,40 +584,37 @@ def _event_reader(planner: Planner | None, template: Context, key: GroupKey) -> 
     return planner.event_reader(cached, key.operation_name, variables)
 
 
-async def _planned_payloads(
-    serial: serial_session.SerialSession, share: _Due, wanted: list[events.Event]
-) -> list[str] | None:
-    """The share's `next` payloads, read by the planner and priced as the executor prices
-    them; None where the planner declines (the executor answers instead)."""
-    group = share.group
-    context = group.template
-    planner, reader = context.planner, group.reader
+async def _read_payloads(
+    serial: serial_session.SerialSession, shares: list["_PlannedShare"]
+) -> None:
+    """Set each share's `next` payloads, read by the planner in one read and priced as the
+    executor prices them; left None where the planner declines (the executor answers instead)."""
+    first = shares[0].due
+    context = first.group.template
+    planner = context.planner
     assert planner is not None
-    assert reader is not None
-    cost = _price(group)
-    if cost is None:
-        return None
-    row_ids = [row_id for event in wanted if (row_id := group.row_id(event)) is not None]
     try:
         data = await planner.read_events(
-            reader,
-            row_ids,
-            viewer=share.viewer,
+            [(share.reader, share.row_ids) for share in shares],
+            viewer=first.viewer,
             settings=context.settings,
             db=serial,
             tracer=context.tracer,
         )
     except NotPlannedError as reason:
         logger.debug("subscription.plan_declined", extra={"reason": str(reason)})
-        return None
+        return
     except Exception as error:
         if outages.outage_of(error) is not None:
             raise  # the batch waits for the database
-        # Never expected: the executor answers the group, its errors masked as ever.
+        # Never expected: the executor answers the groups, its errors masked as ever.
         logger.exception("subscription.plan_failed")
-        return None
-    extensions = {"cost": cost}
-    return [orjson.dumps({"data": item, "extensions": extensions}).decode() for item in data]
+        return
+    for share, items in zip(shares, data, strict=True):
+        extensions = {"cost": share.cost}
+        share.due.payloads = [
+            orjson.dumps({"data": item, "extensions": extensions}).decode() for item in items
+        ]
 
 
 def _price(group: Group) -> int | None:
@@ -640,6 +669,7 @@ def _log_delivered(
     subscribers: int,
     counted: statement_counts.StatementCount,
     started: float,
+    phases: dict[str, float],
 ) -> None:
     logger.info(
         "subscription.delivered",
@@ -649,6 +679,8 @@ def _log_delivered(
             "subscribers": subscribers,
             "statements": counted.total,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "connection_ms": round((phases["connection"] - started) * 1000, 3),
+            "load_ms": round((phases["loaded"] - phases["connection"]) * 1000, 3),
         },
     )
 
