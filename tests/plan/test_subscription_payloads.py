@@ -310,6 +310,58 @@ async def test_tagged_post_payloads_take_statements_fixed_by_the_selection(
     assert delivered.statements == COUNTED_POSTS_STATEMENTS  # type: ignore[attr-defined]
 
 
+TAG_ARGUMENT = (
+    "subscription ($tag: String) { postPublished(tag: $tag) { title author { username } } }"
+)
+# Each group watches a post of its own (comments) or a tag of its own (posts).
+WATCHED = (("hello", "python"), ("news", "sql"), ("same_bob", "graphql"))
+
+
+@pytest.mark.parametrize("groups_per_selection", [1, 3], ids=["one-group", "three-groups"])
+async def test_groups_of_an_audience_read_a_batch_together(
+    live_twins: LiveTwins,
+    caplog: pytest.LogCaptureFixture,
+    groups_per_selection: int,
+    dialect: str,
+) -> None:
+    """Two audiences (anonymous, the author), each with 1 or 3 groups of COUNTED_COMMENTS (a
+    post each) and 1 or 3 of TAG_ARGUMENT (a tag each): the statements are the tokens', then per
+    audience the comments' and the posts' selections', whatever the number of groups."""
+    twins, blog = live_twins, live_twins.blog
+    watched = WATCHED[:groups_per_selection]
+    batch = [
+        events.Event(events.Kind.COMMENT_ADDED, blog.posts[post].id, blog.comments[name].id)
+        for post, name in (
+            ("hello", "hello_bob"),
+            ("news", "news_dee"),
+            ("same_bob", "same_bob_ann"),
+        )
+    ] + [events.Event(events.Kind.POST_PUBLISHED, blog.posts[post].id) for post, _ in WATCHED]
+    caplog.set_level(logging.INFO, logger="gql_blog.schema.fanout")
+    async with (
+        socket_client(twins.planned.address) as anonymous,
+        socket_client(twins.planned.address, twins.tokens["author"]) as author,
+    ):
+        for client in (anonymous, author):
+            for post, tag in watched:
+                variables = {"postId": blog.global_id("post", post)}
+                await client.subscribe_joined(f"comments-{post}", COUNTED_COMMENTS, variables)
+                await client.subscribe_joined(f"posts-{tag}", TAG_ARGUMENT, {"tag": tag})
+        answered = twins.planner.answered
+        twins.planned.bus.hub.deliver(batch)
+        [delivered] = await _delivered(caplog, 1)
+        received = [await _received(client) for client in (anonymous, author)]
+
+    groups = 2 * 2 * groups_per_selection
+    assert (delivered.groups, delivered.subscribers) == (groups, groups)  # type: ignore[attr-defined]
+    # Every subscription was answered (a comment on its post; the posts of its tag).
+    assert all(len(messages) == 2 * groups_per_selection for messages in received)
+    assert twins.planner.answered - answered == 2 * 2  # one read per audience and selection
+    comments = COUNTED_COMMENTS_STATEMENTS.get(dialect, COUNTED_COMMENTS_STATEMENTS["other"])
+    posts = COUNTED_POSTS_STATEMENTS - 1  # the posts, their tags (the tokens counted once)
+    assert delivered.statements == 1 + 2 * (comments + posts)  # type: ignore[attr-defined]
+
+
 async def test_a_failing_planned_read_leaves_the_answer_to_the_executor(
     live_twins: LiveTwins, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
