@@ -1,14 +1,16 @@
 """`python -m bench.subscription_events`: what a batch of subscription events costs to deliver.
 
 One app served by uvicorn in this process, with its in-process event bus; four sockets
-(anonymous, a user, the post's author, an admin) each subscribe `--members` times to each of
-bench/fanout.py's four documents (16 fan-out groups). Each batch is seven events (five comments
-on one post, two posts published) handed to the bus at once; a batch is done when every
-subscription got its answers (70 messages a socket). Printed: the statements of each batch's
-delivery (from the `subscription.delivered` log) and the process's CPU time. Under valgrind's
-callgrind, two runs of different lengths give the instructions per batch (the difference over
-the extra batches leaves out start-up and the warm-up), which do not depend on what else the
-machine runs. `--no-planner` runs the payloads on strawberry's executor (GQL_BLOG_PLANNER=false).
+(anonymous, a user, the posts' author, an admin) each subscribe `--members` times to each of
+bench/fanout.py's four documents, its two `commentAdded` ones once for each of `--watched` posts
+(48 fan-out groups with the default 5: 4 audiences times 2 x 5 + 2). Each batch is seven events
+(a comment on each of five posts, two posts published) handed to the bus at once; a batch is
+done when every subscription got its answers (70 messages a socket with the defaults).
+Printed: the statements of each batch's delivery (from the `subscription.delivered` log) and
+the process's CPU time. Under valgrind's callgrind, two runs of different lengths give the
+instructions per batch (the difference over the extra batches leaves out start-up and the
+warm-up), which do not depend on what else the machine runs. `--no-planner` runs the payloads
+on strawberry's executor (GQL_BLOG_PLANNER=false).
 
     .venv/bin/python -m bench.subscription_events prepare sqlite+aiosqlite:///bench/results/events.sqlite
     PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
@@ -69,11 +71,11 @@ async def _seed(url: str) -> dict[str, Any]:
             user, author = await make_user(session), await make_user(session)
             admin = await make_user(session, is_admin=True)
             tags = [await make_tag(session, "python"), await make_tag(session, "sql")]
-            post = await make_post(session, author=author, published=True, tags=tags)
-            comments = [
-                await make_comment(session, post=post, author=user)
+            commented = [
+                await make_post(session, author=author, published=True, tags=tags)
                 for _ in range(COMMENTS_PER_BATCH)
             ]
+            comments = [await make_comment(session, post=post, author=user) for post in commented]
             posts = [
                 await make_post(session, author=author, published=True, tags=tags[:1])
                 for _ in range(POSTS_PER_BATCH)
@@ -84,7 +86,7 @@ async def _seed(url: str) -> dict[str, Any]:
             }
             await session.commit()
         return {
-            "post_id": post.id,
+            "commented_ids": [post.id for post in commented],
             "comment_ids": [comment.id for comment in comments],
             "published_ids": [row.id for row in posts],
             "tokens": tokens,
@@ -97,15 +99,28 @@ async def _seed(url: str) -> dict[str, Any]:
 @click.argument("url")
 @click.option("--batches", default=20, show_default=True, help="Batches after the warm-up.")
 @click.option("--members", default=5, show_default=True, help="Subscriptions per group.")
+@click.option(
+    "--watched",
+    default=COMMENTS_PER_BATCH,
+    show_default=True,
+    type=click.IntRange(1, COMMENTS_PER_BATCH),
+    help="Commented posts each `commentAdded` document is subscribed to (a group each).",
+)
 @click.option("--planner/--no-planner", default=True, help="Read payloads with the planner.")
-def run(url: str, batches: int, members: int, planner: bool) -> None:
+def run(url: str, batches: int, members: int, watched: int, planner: bool) -> None:
     """Deliver --batches batches of events to the subscriptions on URL's prepared rows."""
     saved = orjson.loads(_dataset_file(url).read_bytes())
-    settings = Settings(database_url=url, planner=planner, subscriber_queue_size=1000)
+    per_socket = members * (len(COMMENT_SELECTIONS) * watched + len(POST_SELECTIONS))
+    settings = Settings(
+        database_url=url,
+        planner=planner,
+        subscriber_queue_size=1000,
+        max_subscriptions_per_connection=per_socket,
+    )
     statements = _Statements()
     logging.getLogger("gql_blog.schema.fanout").addHandler(statements)
     logging.getLogger("gql_blog.schema.fanout").setLevel(logging.INFO)
-    cpu = asyncio.run(_deliver(settings, saved, batches, members))
+    cpu = asyncio.run(_deliver(settings, saved, batches, members, watched))
     measured = statements.per_batch[WARMUP_BATCHES:]
     click.echo(
         f"{'planner' if planner else 'executor'}: {batches} batches, statements per batch "
@@ -125,16 +140,18 @@ class _Statements(logging.Handler):
             self.per_batch.append(record.statements)  # type: ignore[attr-defined]
 
 
-async def _deliver(settings: Settings, saved: dict[str, Any], batches: int, members: int) -> float:
+async def _deliver(
+    settings: Settings, saved: dict[str, Any], batches: int, members: int, watched: int
+) -> float:
     bus = events.InProcessBus(queue_size=1000)
-    post = encode_global_id("Post", saved["post_id"])
-    documents = [(query, {"postId": post}) for query in COMMENT_SELECTIONS]
+    posts = [encode_global_id("Post", row_id) for row_id in saved["commented_ids"][:watched]]
+    documents = [(query, {"postId": post}) for query in COMMENT_SELECTIONS for post in posts]
     documents += [(query, {}) for query in POST_SELECTIONS]
     batch = [
-        events.Event(events.Kind.COMMENT_ADDED, saved["post_id"], comment_id)
-        for comment_id in saved["comment_ids"]
+        events.Event(events.Kind.COMMENT_ADDED, post_id, comment_id)
+        for post_id, comment_id in zip(saved["commented_ids"], saved["comment_ids"], strict=True)
     ] + [events.Event(events.Kind.POST_PUBLISHED, post_id) for post_id in saved["published_ids"]]
-    due = members * (len(COMMENT_SELECTIONS) * COMMENTS_PER_BATCH + len(POST_SELECTIONS) * 2)
+    due = members * (len(COMMENT_SELECTIONS) * watched + len(POST_SELECTIONS) * POSTS_PER_BATCH)
     async with (
         live_app(create_app(settings, bus=bus)) as address,
         contextlib.AsyncExitStack() as stack,

@@ -155,6 +155,14 @@ class Planner:
         name = document.operation.name.value if document.operation.name else None
         return EventReader(plan, coerced, name, shape, tag)
 
+    @staticmethod
+    async def event_fetch(db: SerialSession, tracer: "Tracer | None") -> DriverFetch | None:
+        """How a batch's `read_events` send their statements: on PostgreSQL untraced, on the
+        driver's connection under `db`'s session (taken once for the batch); else None."""
+        if db.dialect.name != "postgresql" or tracer is not None:
+            return None
+        return _fetch_on(db, await db.driver_connection())
+
     async def read_events(
         self,
         shares: Sequence[tuple["EventReader", Sequence[int]]],
@@ -162,19 +170,16 @@ class Planner:
         viewer: models.User | None,
         settings: Settings,
         db: SerialSession,
-        tracer: "Tracer | None",
+        driver: DriverFetch | None,
     ) -> list[list[dict[str, Any]]]:
         """For each share (a fan-out group's reader and the ids of its events' rows, in their
         order), the `data` of the payloads `viewer` may see: for readers of one plan and one
-        `shape`, all read at once, on `db` as a query's levels are (on PostgreSQL untraced, on
-        the driver's connection under the session's). `NotPlannedError`: the executor answers."""
+        `shape`, all read at once, on `db` as a query's levels are (on `driver`, from
+        `event_fetch`, where it is not None). `NotPlannedError`: the executor answers."""
         started = time.perf_counter()
         dialect = db.dialect
         first = shares[0][0]
         with count_statements() as counted:
-            driver = None
-            if dialect.name == "postgresql" and tracer is None:
-                driver = _fetch_on(db, await db.driver_connection())
             run = Run(
                 first.plan,
                 schema=self._schema,

@@ -59,6 +59,7 @@ from gql_blog import auth, events, metrics, models, outages, serial_session, sta
 from gql_blog.errors import NotPlannedError
 from gql_blog.loaders import Loaders
 from gql_blog.plan.planner import EventReader, Planner
+from gql_blog.plan.run import DriverFetch
 from gql_blog.schema import limits
 from gql_blog.schema.context import Context, SocketOperation
 
@@ -451,8 +452,19 @@ class Fanout:
             row_ids = [i for event in wanted if (i := share.group.row_id(event)) is not None]
             key = (share.group.key.audience, id(reader.plan), reader.shape)
             reads.setdefault(key, []).append(_PlannedShare(share, reader, row_ids, cost))
+        if not reads:
+            return
+        template = next(iter(reads.values()))[0].due.group.template
+        assert template.planner is not None
+        try:
+            driver = await template.planner.event_fetch(serial, template.tracer)
+        except Exception as error:
+            if outages.outage_of(error) is not None:
+                raise  # the batch waits for the database
+            logger.exception("subscription.plan_failed")
+            driver = None  # never expected: the reads go through the session
         for shares in reads.values():
-            await _read_payloads(serial, shares)
+            await _read_payloads(serial, driver, shares)
 
     @staticmethod
     async def _load(share: _Due, wanted: list[events.Event]) -> None:
@@ -585,7 +597,7 @@ def _event_reader(planner: Planner | None, template: Context, key: GroupKey) -> 
 
 
 async def _read_payloads(
-    serial: serial_session.SerialSession, shares: list["_PlannedShare"]
+    serial: serial_session.SerialSession, driver: DriverFetch | None, shares: list["_PlannedShare"]
 ) -> None:
     """Set each share's `next` payloads, read by the planner in one read and priced as the
     executor prices them; left None where the planner declines (the executor answers instead)."""
@@ -599,7 +611,7 @@ async def _read_payloads(
             viewer=first.viewer,
             settings=context.settings,
             db=serial,
-            tracer=context.tracer,
+            driver=driver,
         )
     except NotPlannedError as reason:
         logger.debug("subscription.plan_declined", extra={"reason": str(reason)})
