@@ -14,7 +14,8 @@ answers exactly as it always does.
 
 A subscription (`build.PLANNED_EVENTS`) is planned in the same entry, never answered here: its
 fan-out group asks for an `EventReader` once, then `read_events` reads the payloads of each batch
-of events from their rows' ids, one statement per plan node for the whole batch.
+of events from their rows' ids, one statement per plan node for the whole batch and for all the
+groups of one viewer whose readers share a plan and a shape.
 """
 
 import logging
@@ -113,8 +114,8 @@ class Planner:
         # The viewer's statements (identity, token state), by builder and dialect name.
         self._statements: dict[tuple[str, str, bool], Statement] = {}
         self._filters = FilterCache(1024)
-        # How many requests, and groups' batches of subscription events, the planner answered
-        # (tests read it).
+        # How many requests, and reads of a batch of subscription events (one per audience and
+        # shared reader), the planner answered (tests read it).
         self.answered = 0
 
     async def execute(
