@@ -355,6 +355,7 @@ class GraphQLApp(GraphQL[Context, None]):
             client_address=socket.client.host if socket.client else None,
             tracer=self.tracer,
             sessions=sessions,
+            planner=self.planner if self.planning else None,
         )
 
     async def on_ws_connect(self, context: Context) -> None:

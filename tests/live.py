@@ -17,6 +17,7 @@ import httpx
 import uvicorn
 import websockets
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
 
 from gql_blog import auth, models
 from gql_blog.app import create_app
@@ -107,11 +108,18 @@ async def serve_process(
 @asynccontextmanager
 async def live_server(settings: Settings, *, bus: EventBus | None = None) -> AsyncIterator[str]:
     """The app served by uvicorn on a free port of 127.0.0.1; yields `host:port`."""
+    async with live_app(create_app(settings, bus=bus)) as address:
+        yield address
+
+
+@asynccontextmanager
+async def live_app(app: Starlette) -> AsyncIterator[str]:
+    """`app` served by uvicorn on a free port of 127.0.0.1; yields `host:port`."""
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
     listening.listen()
     port = listening.getsockname()[1]
-    config = uvicorn.Config(create_app(settings, bus=bus), log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     # The socket listens already: clients queue in its backlog until uvicorn accepts.
     serving = asyncio.create_task(server.serve(sockets=[listening]))

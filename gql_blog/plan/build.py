@@ -240,6 +240,19 @@ class RootWrite:
 
 
 @dataclass(slots=True, eq=False)
+class RootEvent:
+    """A planned subscription field: its payload rows of `target`, read by the ids of the events
+    that concern it (`Run.execute_events`); `tag_statements` read `postPublished`'s tag filter."""
+
+    index: int
+    name: str
+    target: ObjectPlan
+    arguments: Arguments
+    statements: Statements = field(default_factory=dict)
+    tag_statements: Statements = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
 class RootTypename:
     pass
 
@@ -308,9 +321,12 @@ RootField = (
     | RootStats
     | RootGroups
     | RootSearch
+    | RootEvent
 )
 # The aggregate root fields the planner runs, and the entity their `where` filters.
 PLANNED_STATS = {"userStats": "User", "postStats": "Post"}
+# The subscription fields the planner reads the payloads of, and the entity of their payload.
+PLANNED_EVENTS = {"commentAdded": "Comment", "postPublished": "Post"}
 _ERROR_FIELDS = frozenset({"__typename", "message", "field", "id", "retryAfterSeconds"})
 
 
@@ -369,7 +385,7 @@ class PlanBuilder:
                 for key, nodes in self.root_fields(operation).items()
             ]
         else:
-            raise NotPlannedError("subscriptions are not planned")
+            roots = self._event_roots(operation)
         for object_plan in self._objects:
             object_plan.compile_emit()
         return Plan(roots=roots, slots=self._slots, connections=self._connections)
@@ -593,6 +609,22 @@ class PlanBuilder:
             ]
 
         return self._value(payload_type, nodes, {"results": results})
+
+    def _event_roots(self, operation: OperationDefinitionNode) -> list[tuple[str, RootField]]:
+        """A subscription's one field (validation allows no other): its payload, a row of the
+        entity the field names."""
+        subscription_type = self._schema.subscription_type
+        assert subscription_type is not None
+        for key, nodes in self._collect(subscription_type, [operation.selection_set]).items():
+            name = nodes[0].name.value
+            if name not in PLANNED_EVENTS:
+                raise NotPlannedError(f"Subscription.{name} is not planned")
+            definition = subscription_type.fields[name]
+            target = self._object(_entity_type(get_named_type(definition.type)), nodes)
+            if name == "postPublished":
+                target.columns.add("published")  # a post drafted again since is not sent
+            return [(key, RootEvent(self._slot(), name, target, Arguments(definition, nodes[0])))]
+        raise NotPlannedError("the subscription's field is skipped")  # the executor answers
 
     def _collect(
         self, parent: GraphQLObjectType, selection_sets: list[SelectionSetNode | None]

@@ -11,24 +11,36 @@ of the operation's one root field (a page size, a cursor, a filter, an id), the 
 that error itself, as the executor would; anything else the plan or the run declines goes back to
 strawberry's executor (the door calls it with the same entry: nothing is parsed again), which
 answers exactly as it always does.
+
+A subscription (`build.PLANNED_EVENTS`) is planned in the same entry, never answered here: its
+fan-out group asks for an `EventReader` once, then `read_events` reads the payloads of each batch
+of events from their rows' ids, one statement per plan node for the whole batch and for all the
+groups of one viewer whose readers share a plan and a shape.
 """
 
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
 from graphql import (
     DocumentNode,
+    FieldNode,
     FragmentDefinitionNode,
     GraphQLError,
+    Node,
     OperationDefinitionNode,
     OperationType,
+    VariableNode,
+    Visitor,
     is_non_null_type,
+    visit,
 )
-from graphql.execution.values import VariableValues, get_variable_values
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,7 +51,14 @@ from gql_blog.bad_input import user_input_error
 from gql_blog.config import Settings
 from gql_blog.errors import InvalidInputError
 from gql_blog.events import EventBus
-from gql_blog.plan.build import NotPlannedError, Plan, PlanBuilder, RootWrite, directive_variables
+from gql_blog.plan.build import (
+    NotPlannedError,
+    Plan,
+    PlanBuilder,
+    RootEvent,
+    RootWrite,
+    directive_variables,
+)
 from gql_blog.plan.mutations import AT_ONCE, Writer
 from gql_blog.plan.run import FilterCache, Identity, Run
 from gql_blog.plan.statements import DriverFetch, Statement
@@ -55,7 +74,7 @@ logger = logging.getLogger(__name__)
 # Distinct `@skip`/`@include` outcomes planned per document; more run on the generic executor.
 _MAX_PLANS_PER_DOCUMENT = 8
 _UNPLANNED = object()
-# An operation never planned (ambiguous, or a subscription): its entry says so once.
+# An operation never planned (ambiguous): its entry says so once.
 _NEVER = object()
 
 
@@ -104,7 +123,8 @@ class Planner:
         # The viewer's statements (identity, token state), by builder and dialect name.
         self._statements: dict[tuple[str, str, bool], Statement] = {}
         self._filters = FilterCache(1024)
-        # How many requests the planner answered (tests and metrics read it).
+        # How many requests, and reads of a batch of subscription events (one per audience and
+        # shared reader), the planner answered (tests read it).
         self.answered = 0
 
     async def execute(
@@ -114,17 +134,95 @@ class Planner:
         if not (variables is None or isinstance(variables, dict)):
             return None
         document = _operation(cached, operation_name if isinstance(operation_name, str) else None)
-        if document is None:
+        if document is None or document.operation.operation is OperationType.SUBSCRIPTION:
+            return None  # a subscription's plan reads its events' rows (`read_events`)
+        planned = self._planned(document, variables)
+        if planned is None:
             return None
+        return await self._run(*planned, document, context)
+
+    def event_reader(
+        self, cached: Entry, operation_name: str | None, variables: dict[str, Any] | None
+    ) -> "EventReader | None":
+        """The plan of a subscription operation with these variables, or None: its events'
+        payloads run on strawberry's executor."""
+        document = _operation(cached, operation_name)
+        if document is None or document.operation.operation is not OperationType.SUBSCRIPTION:
+            return None
+        planned = self._planned(document, variables)
+        if planned is None:
+            return None
+        plan, coerced = planned
+        ((_, root),) = plan.roots
+        assert isinstance(root, RootEvent)
+        try:
+            tag = get_argument_values(root.arguments.field, root.arguments.node, coerced).get("tag")
+        except GraphQLError:
+            return None
+        chosen_by_root = _root_only_variables(document, root.arguments.node)
+        payload_variables = {k: v for k, v in (variables or {}).items() if k not in chosen_by_root}
+        shape = orjson.dumps(payload_variables, option=orjson.OPT_SORT_KEYS)
+        name = document.operation.name.value if document.operation.name else None
+        return EventReader(plan, coerced, name, shape, tag)
+
+    @staticmethod
+    async def event_fetch(db: SerialSession, tracer: "Tracer | None") -> DriverFetch | None:
+        """How a batch's `read_events` send their statements: on PostgreSQL untraced, on the
+        driver's connection under `db`'s session (taken once for the batch); else None."""
+        if db.dialect.name != "postgresql" or tracer is not None:
+            return None
+        return _fetch_on(db, await db.driver_connection())
+
+    async def read_events(
+        self,
+        shares: Sequence[tuple["EventReader", Sequence[int]]],
+        *,
+        viewer: models.User | None,
+        settings: Settings,
+        db: SerialSession,
+        driver: DriverFetch | None,
+    ) -> list[list[dict[str, Any]]]:
+        """For each share (a fan-out group's reader and the ids of its events' rows, in their
+        order), the `data` of the payloads `viewer` may see: for readers of one plan and one
+        `shape`, all read at once, on `db` as a query's levels are (on `driver`, from
+        `event_fetch`, where it is not None). `NotPlannedError`: the executor answers."""
+        started = time.perf_counter()
+        dialect = db.dialect
+        first = shares[0][0]
+        with count_statements() as counted:
+            run = Run(
+                first.plan,
+                schema=self._schema,
+                variables=first.variables,
+                viewer=_identity_of(viewer),
+                settings=settings,
+                fetch_rows=db.core_rows,
+                dialect=dialect.name,
+                driver_rows=driver,
+                dialect_impl=dialect,
+                filters=self._filters,
+            )
+            data = await run.execute_events([(row_ids, reader.tag) for reader, row_ids in shares])
+        self.answered += 1
+        metrics.observe_operation(
+            operation=first.operation_name,
+            seconds=time.perf_counter() - started,
+            statements=counted.total,
+            error_codes=(),
+            path=metrics.PLANNED,
+        )
+        return data
+
+    def _planned(self, document: _Document, variables: Any) -> tuple[Plan, VariableValues] | None:
+        """The operation's plan for these variables (coerced by graphql-core), or None: they
+        are not valid, or the plan declined."""
         coerced = get_variable_values(
             self._graphql_schema, document.operation.variable_definitions or (), variables or {}
         )
         if isinstance(coerced, list):
             return None
         plan = self._plan(document, coerced)
-        if plan is None:
-            return None
-        return await self._run(plan, coerced, document, context)
+        return None if plan is None else (plan, coerced)
 
     def _plan(self, document: _Document, variables: VariableValues) -> Plan | None:
         outcome = tuple(variables.coerced.get(name) for name in document.directive_variables)
@@ -284,6 +382,51 @@ def _at_once(plan: Plan) -> bool:
     return all(isinstance(root, RootWrite) and root.name in AT_ONCE for _, root in plan.roots)
 
 
+@dataclass(frozen=True, slots=True)
+class EventReader:
+    """A subscription operation's plan, for one set of its variables (a fan-out group's).
+
+    Readers of one plan and one `shape` read their batch together (`Planner.read_events`):
+    `shape` is the canonical JSON of the variables the payloads read, all but those only the
+    root field's arguments read (`commentAdded`'s `postId` chooses the events, not what is sent
+    about them); `tag` is `postPublished`'s argument, applied per reader."""
+
+    plan: Plan
+    variables: VariableValues
+    operation_name: str | None
+    shape: bytes
+    tag: str | None
+
+
+def _root_only_variables(document: _Document, root: FieldNode) -> frozenset[str]:
+    """The variables the operation reads only in `root`'s arguments."""
+    everywhere = _variable_uses(
+        document.operation.selection_set, *(document.operation.directives or ())
+    ) + _variable_uses(*document.fragments.values())
+    at_root = _variable_uses(*(root.arguments or ()))
+    return frozenset(name for name, uses in at_root.items() if everywhere[name] == uses)
+
+
+def _variable_uses(*nodes: Node) -> Counter[str]:
+    uses: Counter[str] = Counter()
+
+    class Uses(Visitor):
+        def enter_variable(self, node: VariableNode, *_: Any) -> None:
+            uses[node.name.value] += 1
+
+    for node in nodes:
+        visit(node, Uses())
+    return uses
+
+
+def _identity_of(user: models.User | None) -> Identity | None:
+    """The planned path's viewer for a user row looked up already (a subscriber's)."""
+    if user is None:
+        return None
+    row = {name: getattr(user, name) for name in auth.IDENTITY_COLUMNS}
+    return Identity(id=user.id, is_admin=user.is_admin, row=row)
+
+
 @asynccontextmanager
 async def _driver_fetch(
     context: Context, use_driver: bool, writes: bool = False
@@ -297,15 +440,15 @@ async def _driver_fetch(
         return
     if context.reads is None or writes:
         connection = await context.db.driver_connection()
-        yield _fetch_on(context, connection)
+        yield _fetch_on(context.db, connection)
         return
     async with context.reads.connection() as connection:
-        yield _fetch_on(context, connection)
+        yield _fetch_on(context.db, connection)
 
 
-def _fetch_on(context: Context, connection: Any) -> DriverFetch:
+def _fetch_on(db: SerialSession, connection: Any) -> DriverFetch:
     async def fetch(sql: str, arguments: Sequence[Any]) -> Sequence[Any]:
-        return await context.db.driver_rows(connection, sql, arguments)
+        return await db.driver_rows(connection, sql, arguments)
 
     return fetch
 
@@ -341,8 +484,8 @@ def _document(document: DocumentNode, operation_name: str | None) -> _Document |
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [d for d in operations if d.name and d.name.value == operation_name]
-    if len(operations) != 1 or operations[0].operation is OperationType.SUBSCRIPTION:
-        return None  # ambiguous, or a subscription: never planned
+    if len(operations) != 1:
+        return None  # ambiguous: never planned
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }

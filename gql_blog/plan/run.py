@@ -39,6 +39,7 @@ from gql_blog.plan.build import (
     Plan,
     RelationPlan,
     RootConnection,
+    RootEvent,
     RootField,
     RootGroups,
     RootLookup,
@@ -165,6 +166,62 @@ class Run:
             # Declining now would make the executor write a second time.
             raise RuntimeError(f"a committed write's payload was declined: {reason}") from None
 
+    async def execute_events(
+        self, shares: Sequence[tuple[Sequence[int], str | None]]
+    ) -> list[list[dict[str, Any]]]:
+        """The data of the payloads of each share of a batch (a fan-out group's: the ids of the
+        rows of its events, in their order, and its `postPublished` tag or None), for the groups
+        of one subscription plan whose variables differ only in the root field's arguments: one
+        per row the viewer may see and the share's field sends.
+
+        The rows of all the shares are read by id in one statement (a batch never splits), the
+        tags of `postPublished`'s in one more, their levels as a query's, each row's payload
+        emitted once; any refusal declines (`NotPlannedError`): the executor answers instead."""
+        ((key, root),) = self.plan.roots
+        if not isinstance(root, RootEvent):
+            raise NotPlannedError("not a subscription's plan")
+        self._prepare()
+        found = await self._event_rows(root, _unique(i for row_ids, _ in shares for i in row_ids))
+        tagged = await self._event_tags(root, found, {tag for _, tag in shares if tag is not None})
+        self.results[root.index] = found
+        try:
+            await self._load_levels([(root.target, list(found.values()))])
+        except InvalidInputError as error:  # a nested field's: its place is the executor's
+            raise NotPlannedError(str(error)) from None
+        emit = root.target.emit
+        data = {row_id: {key: emit(row, self)} for row_id, row in found.items()}
+        return [
+            [data[i] for i in row_ids if i in (found if tag is None else tagged[tag])]
+            for row_ids, tag in shares
+        ]
+
+    async def _event_rows(self, root: RootEvent, row_ids: list[int]) -> dict[int, Any]:
+        """The events' rows the viewer may see, by id; `postPublished`'s only while published."""
+        stmt = self._statement(root.statements, None, self._by_id(root.target))
+        found: dict[int, Any] = {}
+        for chunk in _chunks([row_id for row_id in row_ids if row_id < models.ID_LIMIT]):
+            found.update((row["id"], row) for row in await self._rows(stmt, chunk))
+        if root.name != "postPublished":
+            return found
+        return {row_id: row for row_id, row in found.items() if row["published"]}
+
+    async def _event_tags(
+        self, root: RootEvent, found: dict[int, Any], tags: set[str]
+    ) -> dict[str, set[int]]:
+        """For each `tag` argument of `postPublished`, the ids of the found posts it names (one
+        statement for all of them)."""
+        names = {tag: tag.strip().lower() for tag in tags}
+        if not names or not found:
+            return {tag: set() for tag in names}
+        stmt = self._statement(
+            root.tag_statements, None, lambda: read_model.tags_of_posts({"name"}, self._dialect)
+        )
+        posts_of: dict[str, set[int]] = {}
+        for chunk in _chunks(list(found)):
+            for row in await self._rows(stmt, chunk):
+                posts_of.setdefault(row["name"], set()).add(row["parent_key"])
+        return {tag: posts_of.get(name, set()) for tag, name in names.items()}
+
     async def _load_and_emit(self) -> dict[str, Any]:
         level: list[tuple[ObjectPlan, list[Any]]] = []
         for _, root in self.plan.roots:
@@ -201,7 +258,14 @@ class Run:
                 self._requests[connection.index] = refused
         for _, root in self.plan.roots:
             if isinstance(
-                root, RootLookup | RootNodes | RootWrite | RootStats | RootGroups | RootSearch
+                root,
+                RootLookup
+                | RootNodes
+                | RootWrite
+                | RootStats
+                | RootGroups
+                | RootSearch
+                | RootEvent,
             ):
                 self._lookups[root.index] = self._arguments(root.arguments)
             if isinstance(root, RootWrite):

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gql_blog import auth, events, models
 from gql_blog.config import Settings
 from gql_blog.loaders import Loaders
+from gql_blog.plan.planner import Planner
 from gql_blog.read_pool import ReadPool
 from gql_blog.row_counts import RowCounts
 from gql_blog.schema.documents import DocumentCache
@@ -85,6 +86,8 @@ class Context:
     # close the socket (a lapsed token, a subscriber too far behind). None over HTTP.
     sessions: async_sessionmaker[AsyncSession] | None = None
     close_connection: Callable[[int, str], Awaitable[None]] | None = None
+    # A websocket's: the planner its subscriptions' events are read by; None with it off.
+    planner: Planner | None = None
     # A websocket operation's own: its id and text, and how to send it a ready message.
     operation: "SocketOperation | None" = None
     # The websocket's `connection_init` payload (strawberry sets it); None over HTTP.

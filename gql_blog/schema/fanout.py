@@ -11,8 +11,14 @@ members of the groups the batch concerns (one statement however many: a token th
 closes its socket, 4403; a viewer whose rights changed moves to its new audience's group),
 loads each due group's rows through loaders shared by the groups of one audience (one
 statement per loader and audience, not per subscriber), and executes each group's operation
-on them. A batch whose rows cannot be loaded because the database is out of reach waits: it is
-tried again, a second apart at most, and delivered once the database answers.
+on them. With the planner on, the groups whose operation it plans read their payloads through
+the planned reader instead (`Planner.read_events`), together for the groups of one audience with
+one plan and the same variables but those only the root field's arguments read (`commentAdded`'s
+`postId`): the batch's rows by id, then each level of the selection, one statement per plan node
+whatever the number of groups, events or members, answered with the price the executor would
+report; where the planner declines, the executor answers. A batch
+whose rows cannot be loaded because the database is out of reach waits: it is tried again, a
+second apart at most, and delivered once the database answers.
 
 Each member sends from its own operation's task, from a bounded list of waiting messages: a
 slow socket holds no one else up, and one whose messages pile up (more than
@@ -50,7 +56,11 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from gql_blog import auth, events, metrics, models, outages, serial_session, statement_counts
+from gql_blog.errors import NotPlannedError
 from gql_blog.loaders import Loaders
+from gql_blog.plan.planner import EventReader, Planner
+from gql_blog.plan.statements import DriverFetch
+from gql_blog.schema import limits
 from gql_blog.schema.context import Context, SocketOperation
 
 logger = logging.getLogger(__name__)
@@ -68,6 +78,8 @@ Wanted = Callable[[events.Event], bool]
 T = TypeVar("T")
 # The root values of a batch's events that a group wants, loaded through its audience's loaders.
 Load = Callable[[Loaders, list[events.Event]], Awaitable[Sequence[T]]]
+# The id of the row an event's payload is (a comment's, a post's), for the planned reader.
+RowId = Callable[[events.Event], int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +191,9 @@ class Group:
     template: Context
     wanted: Wanted
     load: Load[Any]
+    row_id: RowId
+    # How the planner reads its payloads; None: the executor answers (planner off, declined).
+    reader: EventReader | None = None
     members: dict[Member, None] = field(default_factory=dict)  # an ordered set
 
     def regrouped(self, key: GroupKey) -> "Group":
@@ -187,12 +202,24 @@ class Group:
 
 @dataclass(slots=True)
 class _Due:
-    """A group's share of a batch: its viewer and loaders, and the rows loaded for it."""
+    """A group's share of a batch: its viewer and loaders, and the rows loaded for it (or,
+    planned, its payloads ready to send)."""
 
     group: Group
     viewer: models.User | None
     loaders: Loaders
     roots: Sequence[object] = ()
+    payloads: list[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _PlannedShare:
+    """A due group the planner reads: its reader, its events' rows' ids, its price."""
+
+    due: _Due
+    reader: EventReader
+    row_ids: list[int]
+    cost: int
 
 
 class Fanout:
@@ -209,14 +236,24 @@ class Fanout:
         return len(self._groups)
 
     def subscribe(
-        self, context: Context, schema: strawberry.Schema, wanted: Wanted, load: Load[T]
+        self,
+        context: Context,
+        schema: strawberry.Schema,
+        wanted: Wanted,
+        load: Load[T],
+        row_id: RowId,
     ) -> AsyncIterator[T]:
         """For a subscription resolver: `async for never in ...: yield never`. It yields
         nothing: the answers are sent from here, until the operation ends."""
-        return _Served(self._serve(context, schema, wanted, load))
+        return _Served(self._serve(context, schema, wanted, load, row_id))
 
     async def _serve(
-        self, context: Context, schema: strawberry.Schema, wanted: Wanted, load: Load[Any]
+        self,
+        context: Context,
+        schema: strawberry.Schema,
+        wanted: Wanted,
+        load: Load[Any],
+        row_id: RowId,
     ) -> None:
         operation = context.operation
         if operation is None or context.sessions is None:
@@ -244,7 +281,14 @@ class Fanout:
         limit = context.settings.subscriber_queue_size
         member = Member(operation, context.token, context.close_connection, limit)
         group = self._groups.get(key) or Group(
-            key, operation.variables, schema, template, wanted, load
+            key,
+            operation.variables,
+            schema,
+            template,
+            wanted,
+            load,
+            row_id,
+            _event_reader(context.planner, template, key),
         )
         self._join(member, group)
         subscribed = _Subscribed(self, member)
@@ -345,13 +389,17 @@ class Fanout:
             if not any(self._wanted(group, batch) for group in self._groups.values()):
                 return
             started = time.perf_counter()
+            phases: dict[str, float] = {}
             with statement_counts.count_statements() as counted:
                 async with AsyncExitStack() as attempt:
                     try:
                         session = await attempt.enter_async_context(sessions())
                         serial = serial_session.SerialSession(session)
                         attempt.push_async_callback(serial.stop)
+                        await session.connection()
+                        phases["connection"] = time.perf_counter()
                         due = await self._prepare(serial, depth, batch)
+                        phases["loaded"] = time.perf_counter()
                     except Exception as error:
                         _log_outage(error, "subscription.event_waits")
                     else:
@@ -361,7 +409,7 @@ class Fanout:
                             offered = await self._answer(serial, due)
                             # Logged once the answers are queued, before the session closes:
                             # by then members may have been sent theirs, and left.
-                            _log_delivered(batch, due, offered, counted, started)
+                            _log_delivered(batch, due, offered, counted, started, phases)
                         finally:
                             await _end_session(answered)
                         return
@@ -379,13 +427,49 @@ class Fanout:
         concerned = [group for group in self._groups.values() if self._wanted(group, batch)]
         viewers = await self._check_tokens(serial, concerned)
         due = self._due(serial, depth, batch, viewers)
+        await self._read_planned(serial, due, batch)
         # All at once: the loads of one audience's groups share their loaders' statements.
-        loaded = await asyncio.gather(
-            *(share.group.load(share.loaders, self._wanted(share.group, batch)) for share in due)
+        await asyncio.gather(
+            *(
+                self._load(share, self._wanted(share.group, batch))
+                for share in due
+                if share.payloads is None
+            )
         )
-        for share, roots in zip(due, loaded, strict=True):
-            share.roots = roots
         return due
+
+    async def _read_planned(
+        self, serial: serial_session.SerialSession, due: list[_Due], batch: list[events.Event]
+    ) -> None:
+        """The payloads of the due groups the planner reads: the groups of one audience whose
+        readers share a plan and a shape in one read, whatever their number (`_PlannedShare`)."""
+        reads: dict[tuple[Audience, int, bytes], list[_PlannedShare]] = {}
+        for share in due:
+            reader = share.group.reader
+            if reader is None or (cost := _price(share.group)) is None:
+                continue
+            wanted = self._wanted(share.group, batch)
+            row_ids = [i for event in wanted if (i := share.group.row_id(event)) is not None]
+            key = (share.group.key.audience, id(reader.plan), reader.shape)
+            reads.setdefault(key, []).append(_PlannedShare(share, reader, row_ids, cost))
+        if not reads:
+            return
+        template = next(iter(reads.values()))[0].due.group.template
+        assert template.planner is not None
+        try:
+            driver = await template.planner.event_fetch(serial, template.tracer)
+        except Exception as error:
+            if outages.outage_of(error) is not None:
+                raise  # the batch waits for the database
+            logger.exception("subscription.plan_failed")
+            driver = None  # never expected: the reads go through the session
+        for shares in reads.values():
+            await _read_payloads(serial, driver, shares)
+
+    @staticmethod
+    async def _load(share: _Due, wanted: list[events.Event]) -> None:
+        """The share's rows, for the executor."""
+        share.roots = await share.group.load(share.loaders, wanted)
 
     async def _check_tokens(
         self, serial: serial_session.SerialSession, groups: list[Group]
@@ -441,8 +525,15 @@ class Fanout:
         How many members were offered answers."""
         offered: set[Member] = set()
 
+        def offer(group: Group, payload: str) -> None:
+            for member in list(group.members):
+                member.offer(payload)
+                offered.add(member)
+
         async def answer(share: _Due) -> None:
             group = share.group
+            for payload in share.payloads or ():
+                offer(group, payload)
             for root in share.roots:
                 context = group.template.for_operation(
                     viewer=share.viewer, loaders=share.loaders, db=serial, warnings=[]
@@ -455,10 +546,7 @@ class Fanout:
                     operation_name=group.key.operation_name,
                     allowed_operation_types=_SUBSCRIPTION_ONLY,
                 )
-                payload = orjson.dumps(_next_payload(result)).decode()
-                for member in list(group.members):
-                    member.offer(payload)
-                    offered.add(member)
+                offer(group, orjson.dumps(_next_payload(result)).decode())
 
         await asyncio.gather(*(answer(share) for share in due))
         return len(offered)
@@ -497,6 +585,69 @@ class _Served(Generic[T]):
         raise StopAsyncIteration
 
 
+def _event_reader(planner: Planner | None, template: Context, key: GroupKey) -> EventReader | None:
+    """How the planner reads the group's payloads; None with the planner off, or declined."""
+    if planner is None:
+        return None
+    cached = template.documents.get(key.query)
+    if cached is None or cached.errors:
+        return None
+    variables = orjson.loads(key.variables)
+    return planner.event_reader(cached, key.operation_name, variables)
+
+
+async def _read_payloads(
+    serial: serial_session.SerialSession, driver: DriverFetch | None, shares: list["_PlannedShare"]
+) -> None:
+    """Set each share's `next` payloads, read by the planner in one read and priced as the
+    executor prices them; left None where the planner declines (the executor answers instead)."""
+    first = shares[0].due
+    context = first.group.template
+    planner = context.planner
+    assert planner is not None
+    try:
+        data = await planner.read_events(
+            [(share.reader, share.row_ids) for share in shares],
+            viewer=first.viewer,
+            settings=context.settings,
+            db=serial,
+            driver=driver,
+        )
+    except NotPlannedError as reason:
+        logger.debug("subscription.plan_declined", extra={"reason": str(reason)})
+        return
+    except Exception as error:
+        if outages.outage_of(error) is not None:
+            raise  # the batch waits for the database
+        # Never expected: the executor answers the groups, its errors masked as ever.
+        logger.exception("subscription.plan_failed")
+        return
+    for share, items in zip(shares, data, strict=True):
+        extensions = {"cost": share.cost}
+        share.due.payloads = [
+            orjson.dumps({"data": item, "extensions": extensions}).decode() for item in items
+        ]
+
+
+def _price(group: Group) -> int | None:
+    """The price of the group's operation, as the executor reports it with each answer; None
+    when the executor should answer: the limits refuse it now, or its document left the cache
+    (the executor parses it again)."""
+    context = group.template
+    cached = context.documents.get(group.key.query)
+    if cached is None:
+        return None
+    cost, refused = limits.request_cost(
+        cached,
+        group.key.operation_name,
+        group.variables,
+        context.settings,
+        schema=group.schema._schema,
+        counts=context.row_counts,
+    )
+    return None if refused else cost
+
+
 def _next_payload(result: ExecutionResult) -> dict[str, Any]:
     """A `next` message's payload, as strawberry's handler sends it."""
     payload: dict[str, Any] = {"data": result.data}
@@ -530,6 +681,7 @@ def _log_delivered(
     subscribers: int,
     counted: statement_counts.StatementCount,
     started: float,
+    phases: dict[str, float],
 ) -> None:
     logger.info(
         "subscription.delivered",
@@ -539,6 +691,8 @@ def _log_delivered(
             "subscribers": subscribers,
             "statements": counted.total,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "connection_ms": round((phases["connection"] - started) * 1000, 3),
+            "load_ms": round((phases["loaded"] - phases["connection"]) * 1000, 3),
         },
     )
 

@@ -30,6 +30,16 @@ def _post_row_id(post_id: strawberry.ID) -> int | None:
     return row_id if found == "Post" else None
 
 
+def _comment_id(event: events.Event) -> int | None:
+    """The row of a `commentAdded` payload: the comment the event is about."""
+    return event.comment_id
+
+
+def _post_id(event: events.Event) -> int | None:
+    """The row of a `postPublished` payload: the post the event is about."""
+    return event.post_id
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
@@ -49,7 +59,8 @@ class Subscription:
             return [Comment.from_model(row) for row in rows if row is not None]
 
         fanout = fanout_of(info.context.events)
-        async for never in fanout.subscribe(info.context, info.schema, wanted, load):
+        subscribed = fanout.subscribe(info.context, info.schema, wanted, load, _comment_id)
+        async for never in subscribed:
             yield never
 
     @strawberry.subscription(
@@ -76,5 +87,6 @@ class Subscription:
             return [Post.from_model(row) for row in published]
 
         fanout = fanout_of(info.context.events)
-        async for never in fanout.subscribe(info.context, info.schema, wanted, load):
+        subscribed = fanout.subscribe(info.context, info.schema, wanted, load, _post_id)
+        async for never in subscribed:
             yield never
