@@ -36,8 +36,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import Select
 
@@ -344,16 +344,36 @@ async def _slug_turn(session: AsyncSession, base: str) -> AsyncIterator[None]:
     The lock is the connection's, not the transaction's: released as soon as the insert is done
     (the row's own lock keeps the slug until the commit). A turn not granted within the wait
     (`_SLUG_TURN_SECONDS`) goes ahead without it, as before.
+
+    When the insert failed with its connection (lost in a database restart) or its transaction,
+    the lock goes with the connection instead: the error that reaches the client is the
+    insert's (an outage answers 503), not the release's.
     """
     name = f"gql_blog.slug.{hashlib.sha256(base.encode()).hexdigest()[:40]}"
-    granted = await session.scalar(
+    connection = await session.connection()
+    granted = await connection.scalar(
         text("SELECT GET_LOCK(:name, :seconds)"), {"name": name, "seconds": _SLUG_TURN_SECONDS}
     )
     try:
         yield
-    finally:
+    except BaseException:
         if granted == 1:
-            await session.execute(text("DO RELEASE_LOCK(:name)"), {"name": name})
+            await _release_after_failure(connection, name)
+        raise
+    if granted == 1:
+        await connection.execute(_RELEASE_LOCK, {"name": name})
+
+
+_RELEASE_LOCK = text("DO RELEASE_LOCK(:name)")
+
+
+async def _release_after_failure(connection: AsyncConnection, name: str) -> None:
+    """Release the turn on a connection whose insert failed; where it cannot run any more,
+    close the connection (the server then releases its locks) rather than pool it."""
+    try:
+        await connection.execute(_RELEASE_LOCK, {"name": name})
+    except SQLAlchemyError:
+        await connection.invalidate()
 
 
 async def _insert_with_next_number(session: AsyncSession, post: models.Post, base: str) -> int:
